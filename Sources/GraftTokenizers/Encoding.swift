@@ -1,0 +1,115 @@
+/// The result of encoding one input (or one pair of inputs).
+///
+/// All arrays have one entry per token. `offsets` are half-open ranges of Unicode scalar indices
+/// into the original text of the token's sequence (see `sequenceIds`); special tokens added by
+/// the post-processor and padding have `0..<0`.
+public struct Encoding: Sendable, Equatable {
+    public var ids: [Int32] = []
+    public var tokens: [String] = []
+    public var offsets: [Range<Int>] = []
+    /// Index of the pre-tokenized word each token came from, nil for specials and padding.
+    public var wordIds: [Int?] = []
+    public var typeIds: [Int32] = []
+    /// 1 for tokens added by the post-processor (and for padding), 0 otherwise.
+    public var specialTokensMask: [Int32] = []
+    /// 1 for real tokens, 0 for padding.
+    public var attentionMask: [Int32] = []
+    /// Which input each token came from (0 or 1), nil for specials and padding.
+    public var sequenceIds: [Int?] = []
+    /// Windows cut off by truncation, each a complete encoding of its own.
+    public var overflowing: [Encoding] = []
+
+    public init() {}
+
+    public var count: Int { ids.count }
+
+    mutating func append(id: Int32, token: String, offset: Range<Int>, word: Int?, type: Int32, special: Bool, sequence: Int?) {
+        ids.append(id)
+        tokens.append(token)
+        offsets.append(offset)
+        wordIds.append(word)
+        typeIds.append(type)
+        specialTokensMask.append(special ? 1 : 0)
+        attentionMask.append(1)
+        sequenceIds.append(sequence)
+    }
+
+    mutating func append(contentsOf other: Encoding) {
+        ids += other.ids
+        tokens += other.tokens
+        offsets += other.offsets
+        wordIds += other.wordIds
+        typeIds += other.typeIds
+        specialTokensMask += other.specialTokensMask
+        attentionMask += other.attentionMask
+        sequenceIds += other.sequenceIds
+    }
+
+    func slice(_ r: Range<Int>) -> Encoding {
+        var e = Encoding()
+        e.ids = Array(ids[r]); e.tokens = Array(tokens[r]); e.offsets = Array(offsets[r])
+        e.wordIds = Array(wordIds[r]); e.typeIds = Array(typeIds[r])
+        e.specialTokensMask = Array(specialTokensMask[r]); e.attentionMask = Array(attentionMask[r])
+        e.sequenceIds = Array(sequenceIds[r])
+        return e
+    }
+
+    /// Sets every type id (used for the second sequence of a pair).
+    mutating func setTypeIds(_ t: Int32) {
+        for i in 0..<typeIds.count { typeIds[i] = t }
+    }
+
+    mutating func setSequenceId(_ s: Int) {
+        for i in 0..<sequenceIds.count { sequenceIds[i] = s }
+    }
+
+    /// Cuts to `maxLength` tokens; the rest becomes `overflowing` windows of `maxLength` tokens
+    /// that overlap the previous window by `stride` tokens (HuggingFace semantics).
+    mutating func truncate(maxLength: Int, stride: Int, fromLeft: Bool = false) throws {
+        let n = count
+        if n <= maxLength { return }
+        if maxLength == 0 {
+            let all = self
+            self = Encoding()
+            overflowing = [all]
+            return
+        }
+        guard stride < maxLength else {
+            throw TokenizerError.invalidArgument("stride (\(stride)) must be smaller than the maximum length (\(maxLength))")
+        }
+        let step = maxLength - stride
+        var parts: [Range<Int>] = []
+        var start = 0
+        while true {
+            let stop = min(start + maxLength, n)
+            parts.append(start..<stop)
+            if stop == n { break }
+            start += step
+        }
+        if fromLeft {
+            parts = parts.map { (n - $0.upperBound)..<(n - $0.lowerBound) }
+        }
+        let whole = self
+        self = whole.slice(parts[0])
+        overflowing = parts.dropFirst().map { whole.slice($0) }
+    }
+
+    /// Pads to `length` tokens on the right (or left).
+    public mutating func pad(to length: Int, id: Int32, typeId: Int32, token: String, left: Bool = false) {
+        for i in 0..<overflowing.count { overflowing[i].pad(to: length, id: id, typeId: typeId, token: token, left: left) }
+        let missing = length - count
+        if missing <= 0 { return }
+        var p = Encoding()
+        for _ in 0..<missing {
+            p.ids.append(id); p.tokens.append(token); p.offsets.append(0..<0); p.wordIds.append(nil)
+            p.typeIds.append(typeId); p.specialTokensMask.append(1); p.attentionMask.append(0); p.sequenceIds.append(nil)
+        }
+        if left {
+            p.append(contentsOf: self)
+            p.overflowing = overflowing
+            self = p
+        } else {
+            append(contentsOf: p)
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+
+/// A token produced by a model inside one word: its id and its span in the word's
+/// normalized scalars (half-open, relative to the word).
+struct ModelToken {
+    var id: Int32
+    var start: Int32
+    var end: Int32
+}
+
+/// WordPiece: greedy longest-match-first over each word, with a continuation prefix.
+public struct WordPiece: Sendable {
+    public let vocab: Vocabulary
+    public let unkToken: String
+    public let continuingSubwordPrefix: String
+    public let maxInputCharsPerWord: Int
+    let unkId: Int32
+    /// Byte trie over tokens: word-initial tokens under node 0, continuations (prefix stripped)
+    /// under node 1.
+    private var edges: PairTable
+    private var terminal: [Int32]
+
+    public init(vocab: Vocabulary, unkToken: String = "[UNK]", continuingSubwordPrefix: String = "##",
+                maxInputCharsPerWord: Int = 100) throws {
+        guard let unk = vocab.id(unkToken) else { throw TokenizerError.unknownToken(unkToken) }
+        self.vocab = vocab
+        self.unkToken = unkToken
+        self.continuingSubwordPrefix = continuingSubwordPrefix
+        self.maxInputCharsPerWord = maxInputCharsPerWord
+        self.unkId = Int32(unk)
+        edges = PairTable(capacity: vocab.count * 4)
+        terminal = [-1, -1]
+        let prefix = Array(continuingSubwordPrefix.utf8)
+        for (id, token) in vocab.tokens.enumerated() where !token.isEmpty {
+            var bytes = Array(token.utf8)
+            var node: Int32 = 0
+            if !prefix.isEmpty && bytes.count > prefix.count && bytes.starts(with: prefix) {
+                bytes.removeFirst(prefix.count)
+                node = 1
+            }
+            for b in bytes {
+                let key = (UInt64(UInt32(node)) << 8) | UInt64(b)
+                if let (child, _) = edges.find(key) {
+                    node = child
+                } else {
+                    let child = Int32(terminal.count)
+                    terminal.append(-1)
+                    edges.insert(key, child, 0)
+                    node = child
+                }
+            }
+            if terminal[Int(node)] < 0 { terminal[Int(node)] = Int32(id) }
+        }
+    }
+
+    /// Tokenizes one word given as normalized scalars.
+    func tokenize(_ word: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], scratch: inout [UInt8], charOfByte: inout [Int32]) {
+        let n = word.count
+        if n == 0 { return }
+        if n > maxInputCharsPerWord {
+            out.append(ModelToken(id: unkId, start: 0, end: Int32(n)))
+            return
+        }
+        scratch.removeAll(keepingCapacity: true)
+        charOfByte.removeAll(keepingCapacity: true)
+        for (i, c) in word.enumerated() {
+            let before = scratch.count
+            UTF8Util.append(c, to: &scratch)
+            for _ in before..<scratch.count { charOfByte.append(Int32(i)) }
+        }
+        charOfByte.append(Int32(n))
+        let mark = out.count
+        let total = scratch.count
+        var pos = 0
+        while pos < total {
+            var node: Int32 = pos == 0 ? 0 : 1
+            var bestId: Int32 = -1
+            var bestEnd = 0
+            var p = pos
+            while p < total {
+                let key = (UInt64(UInt32(node)) << 8) | UInt64(scratch[p])
+                guard let (child, _) = edges.find(key) else { break }
+                node = child
+                p += 1
+                let t = terminal[Int(node)]
+                if t >= 0 { bestId = t; bestEnd = p }
+            }
+            if bestId < 0 {
+                out.removeSubrange(mark...)
+                out.append(ModelToken(id: unkId, start: 0, end: Int32(n)))
+                return
+            }
+            out.append(ModelToken(id: bestId, start: charOfByte[pos], end: charOfByte[bestEnd]))
+            pos = bestEnd
+        }
+    }
+}
+
+/// Byte-pair encoding with ranked merges; byte-level when built for GPT-2 style input.
+public final class BPE: @unchecked Sendable {
+    public let vocab: Vocabulary
+    /// Merges in rank order, as token strings.
+    public let merges: [(String, String)]
+    public let unkToken: String?
+    public let continuingSubwordPrefix: String
+    public let endOfWordSuffix: String
+    /// Word cache size (entries); 0 disables it.
+    public let cacheCapacity: Int
+    let unkId: Int32
+    /// (left id << 32 | right id) → (rank, merged id).
+    private var mergeTable: PairTable
+    /// Vocabulary id of each byte's alphabet symbol (byte-level input), or -1.
+    let byteIds: [Int32]
+    private let lock = NSLock()
+    private var cache: [[UInt8]: [Int32]] = [:]
+
+    public init(vocab: Vocabulary, merges: [(String, String)], unkToken: String? = nil,
+                continuingSubwordPrefix: String = "", endOfWordSuffix: String = "", cacheCapacity: Int = 10_000) throws {
+        self.vocab = vocab
+        self.merges = merges
+        self.unkToken = unkToken
+        self.continuingSubwordPrefix = continuingSubwordPrefix
+        self.endOfWordSuffix = endOfWordSuffix
+        self.cacheCapacity = cacheCapacity
+        if let unkToken {
+            guard let id = vocab.id(unkToken) else { throw TokenizerError.unknownToken(unkToken) }
+            unkId = Int32(id)
+        } else {
+            unkId = -1
+        }
+        mergeTable = PairTable(capacity: merges.count)
+        for (rank, (a, b)) in merges.enumerated() {
+            guard let ia = vocab.id(a) else { throw TokenizerError.unknownToken(a) }
+            guard let ib = vocab.id(b) else { throw TokenizerError.unknownToken(b) }
+            let suffixLess = !continuingSubwordPrefix.isEmpty && b.unicodeScalars.starts(with: continuingSubwordPrefix.unicodeScalars)
+                ? String(b.unicodeScalars.dropFirst(continuingSubwordPrefix.unicodeScalars.count)) : b
+            let merged = a + suffixLess
+            guard let im = vocab.id(merged) else { throw TokenizerError.unknownToken(merged) }
+            mergeTable.insert((UInt64(UInt32(ia)) << 32) | UInt64(UInt32(ib)), Int32(rank), Int32(im))
+        }
+        byteIds = ByteLevel.alphabet.map { vocab.id($0).map(Int32.init) ?? -1 }
+    }
+
+    /// Applies the merges to a sequence of symbol ids (in place), lowest rank first, leftmost first.
+    func merge(_ symbols: inout [Int32], _ spanStart: inout [Int32], _ spanEnd: inout [Int32]) {
+        while symbols.count > 1 {
+            var bestRank = Int32.max, bestPos = -1, bestId: Int32 = 0
+            for i in 0..<(symbols.count - 1) {
+                let key = (UInt64(UInt32(symbols[i])) << 32) | UInt64(UInt32(symbols[i + 1]))
+                if let (rank, id) = mergeTable.find(key), rank < bestRank {
+                    bestRank = rank; bestPos = i; bestId = id
+                }
+            }
+            if bestPos < 0 { break }
+            // Merge every non-overlapping occurrence of the best pair, left to right.
+            let a = symbols[bestPos], b = symbols[bestPos + 1]
+            var w = 0, r = 0
+            let n = symbols.count
+            while r < n {
+                if r < n - 1 && symbols[r] == a && symbols[r + 1] == b && r >= bestPos {
+                    symbols[w] = bestId; spanStart[w] = spanStart[r]; spanEnd[w] = spanEnd[r + 1]
+                    r += 2
+                } else {
+                    symbols[w] = symbols[r]; spanStart[w] = spanStart[r]; spanEnd[w] = spanEnd[r]
+                    r += 1
+                }
+                w += 1
+            }
+            symbols.removeSubrange(w...); spanStart.removeSubrange(w...); spanEnd.removeSubrange(w...)
+        }
+    }
+
+    /// Tokenizes one byte-level word: `bytes` are its UTF-8 bytes and `charOfByte[k]` the word
+    /// scalar index of byte k (with one extra entry, the word length).
+    func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
+        if cacheCapacity > 0 {
+            lock.lock()
+            let hit = cache[bytes]
+            lock.unlock()
+            if let ids = hit {
+                emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)
+                return
+            }
+        }
+        var symbols = [Int32](), starts = [Int32](), ends = [Int32]()
+        symbols.reserveCapacity(bytes.count)
+        starts.reserveCapacity(bytes.count)
+        ends.reserveCapacity(bytes.count)
+        for (k, b) in bytes.enumerated() {
+            let id = byteIds[Int(b)]
+            if id < 0 {
+                if unkId >= 0 { symbols.append(unkId) } else { continue }
+            } else {
+                symbols.append(id)
+            }
+            starts.append(Int32(k)); ends.append(Int32(k + 1))
+        }
+        merge(&symbols, &starts, &ends)
+        if cacheCapacity > 0 {
+            lock.lock()
+            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[bytes] = symbols
+            lock.unlock()
+        }
+        emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
+    }
+
+    /// Converts merged byte-level symbols to tokens with scalar spans: a token covering only part
+    /// of a character's bytes reports the whole character.
+    private func emit(_ ids: [Int32], bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
+        var pos = 0
+        for id in ids {
+            let len = byteLength(of: id)
+            let startChar = charOfByte[pos]
+            let lastByte = pos + max(len, 1) - 1
+            let endChar = charOfByte[min(lastByte, bytes.count - 1)] + 1
+            out.append(ModelToken(id: id, start: startChar, end: endChar))
+            pos += len
+        }
+    }
+
+    private func byteLength(of id: Int32) -> Int {
+        guard let token = vocab.token(Int(id)) else { return 1 }
+        return token.unicodeScalars.count
+    }
+
+    /// Tokenizes one word of scalars, each scalar an initial symbol (char-level BPE).
+    func tokenizeScalars(_ word: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken]) {
+        var symbols = [Int32](), starts = [Int32](), ends = [Int32]()
+        for (i, c) in word.enumerated() {
+            var piece = UTF8Util.string([c])
+            if i > 0 && !continuingSubwordPrefix.isEmpty { piece = continuingSubwordPrefix + piece }
+            if i == word.count - 1 && !endOfWordSuffix.isEmpty { piece += endOfWordSuffix }
+            if let id = vocab.id(piece) {
+                symbols.append(Int32(id))
+            } else if unkId >= 0 {
+                symbols.append(unkId)
+            } else {
+                continue
+            }
+            starts.append(Int32(i)); ends.append(Int32(i + 1))
+        }
+        merge(&symbols, &starts, &ends)
+        for k in 0..<symbols.count { out.append(ModelToken(id: symbols[k], start: starts[k], end: ends[k])) }
+    }
+}

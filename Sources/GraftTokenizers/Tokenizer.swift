@@ -1,0 +1,380 @@
+import Foundation
+
+/// A token matched in the raw text before normalization (HuggingFace "added tokens").
+public struct AddedToken: Sendable, Equatable {
+    public var content: String
+    public var id: Int32
+    public var special: Bool
+    /// Whether the match happens on normalized text (Graft matches on the raw text either way).
+    public var normalized: Bool
+    public var singleWord: Bool
+    public var lstrip: Bool
+    public var rstrip: Bool
+
+    public init(content: String, id: Int32, special: Bool = true, normalized: Bool = false,
+                singleWord: Bool = false, lstrip: Bool = false, rstrip: Bool = false) {
+        self.content = content; self.id = id; self.special = special; self.normalized = normalized
+        self.singleWord = singleWord; self.lstrip = lstrip; self.rstrip = rstrip
+    }
+}
+
+/// The model at the heart of a tokenizer.
+public enum TokenizerModel: Sendable {
+    case wordPiece(WordPiece)
+    case bpe(BPE)
+
+    public var vocab: Vocabulary {
+        switch self {
+        case .wordPiece(let m): return m.vocab
+        case .bpe(let m): return m.vocab
+        }
+    }
+}
+
+/// How encodings are truncated.
+public struct Truncation: Sendable, Equatable {
+    public enum Strategy: String, Sendable, Equatable { case longestFirst, onlyFirst, onlySecond }
+    public var maxLength: Int
+    public var strategy: Strategy
+    /// Overlap, in tokens, between consecutive overflowing windows.
+    public var stride: Int
+    public var fromLeft: Bool
+    public init(maxLength: Int, strategy: Strategy = .longestFirst, stride: Int = 0, fromLeft: Bool = false) {
+        self.maxLength = maxLength; self.strategy = strategy; self.stride = stride; self.fromLeft = fromLeft
+    }
+}
+
+/// How encodings are padded.
+public struct Padding: Sendable, Equatable {
+    public enum Length: Sendable, Equatable {
+        /// Pad a batch to its longest member.
+        case longest
+        /// Pad to exactly this length.
+        case fixed(Int)
+    }
+    public var length: Length
+    public var multipleOf: Int?
+    public var padId: Int32
+    public var padTypeId: Int32
+    public var padToken: String
+    public var left: Bool
+    public init(length: Length = .longest, multipleOf: Int? = nil, padId: Int32 = 0, padTypeId: Int32 = 0,
+                padToken: String = "[PAD]", left: Bool = false) {
+        self.length = length; self.multipleOf = multipleOf; self.padId = padId; self.padTypeId = padTypeId
+        self.padToken = padToken; self.left = left
+    }
+}
+
+/// A complete tokenization pipeline: added tokens → normalizer → pre-tokenizer → model →
+/// post-processor, with truncation, padding and decoding.
+public struct Tokenizer: Sendable {
+    public var normalizer: Normalizer?
+    public var preTokenizer: PreTokenizer?
+    public var model: TokenizerModel
+    public var postProcessor: PostProcessor?
+    public var decoder: Decoder?
+    public var addedTokens: [AddedToken]
+    public var truncation: Truncation?
+    public var padding: Padding?
+
+    public init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel,
+                postProcessor: PostProcessor?, decoder: Decoder?, addedTokens: [AddedToken] = [],
+                truncation: Truncation? = nil, padding: Padding? = nil) {
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.addedTokens = addedTokens.sorted { $0.content.utf8.count > $1.content.utf8.count }
+        self.truncation = truncation
+        self.padding = padding
+    }
+
+    public var vocab: Vocabulary { model.vocab }
+    /// Vocabulary size including added tokens beyond the model's vocabulary.
+    public var vocabSize: Int { max(vocab.count, (addedTokens.map { Int($0.id) }.max() ?? -1) + 1) }
+
+    /// The id of a token (added tokens first, then the model's vocabulary).
+    public func id(_ token: String) -> Int? {
+        if let t = addedTokens.first(where: { $0.content.unicodeScalars.elementsEqual(token.unicodeScalars) }) { return Int(t.id) }
+        return vocab.id(token)
+    }
+
+    /// The string of an id.
+    public func token(_ id: Int) -> String? {
+        if let t = addedTokens.first(where: { Int($0.id) == id }) { return t.content }
+        return vocab.token(id)
+    }
+
+    // MARK: Encoding
+
+    /// Encodes `text` (and optionally a second sequence `pair`), applying truncation and
+    /// post-processing, and padding when it is set to a fixed length.
+    public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        var a = encodeSequence(text)
+        var b = pair.map { s -> Encoding in
+            var e = encodeSequence(s)
+            e.setSequenceId(1)
+            return e
+        }
+        if let t = truncation {
+            let added = addSpecialTokens ? (postProcessor?.addedTokens(pair: b != nil) ?? 0) : 0
+            try Tokenizer.truncate(&a, &b, t, added: added)
+        }
+        var out = postProcessor.map { $0.process(a, b, addSpecialTokens: addSpecialTokens) }
+            ?? PostProcessor.byteLevel(trimOffsets: false).process(a, b, addSpecialTokens: false)
+        // Each overflowing window gets its own specials.
+        var windows: [Encoding] = []
+        for o in a.overflowing {
+            var bb = b
+            bb?.overflowing = []
+            windows.append(postProcessor.map { $0.process(o, bb, addSpecialTokens: addSpecialTokens) } ?? o)
+        }
+        if let b {
+            var aa = a
+            aa.overflowing = []
+            for o in b.overflowing {
+                windows.append(postProcessor.map { $0.process(aa, o, addSpecialTokens: addSpecialTokens) } ?? o)
+            }
+        }
+        out.overflowing = windows
+        if let p = padding, case .fixed = p.length { Tokenizer.pad(&out, p, longest: out.count) }
+        return out
+    }
+
+    /// Encodes many inputs over `threads` threads (default: all cores), then pads the batch if
+    /// padding is set.
+    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true, threads: Int? = nil) throws -> [Encoding] {
+        let n = texts.count
+        var results = [Encoding?](repeating: nil, count: n)
+        let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, n))
+        let failure = ErrorBox()
+        results.withUnsafeMutableBufferPointer { buf in
+            let out = UnsafeSendableBuffer(buf)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = n * w / workers, hi = n * (w + 1) / workers
+                for i in lo..<hi {
+                    do { out.buffer[i] = try encode(texts[i], addSpecialTokens: addSpecialTokens) } catch { failure.set(error) }
+                }
+            }
+        }
+        if let e = failure.error { throw e }
+        var encodings = results.map { $0! }
+        if let p = padding {
+            let longest = encodings.map(\.count).max() ?? 0
+            for i in 0..<encodings.count { Tokenizer.pad(&encodings[i], p, longest: longest) }
+        }
+        return encodings
+    }
+
+    /// The normalized text and word ranges the model sees (for inspection and training).
+    public func preTokenize(_ text: String) -> [String] {
+        var words: [String] = []
+        let scalars = UTF8Util.scalars(text)
+        var ns = NormalizedString(scalars: scalars[...], base: 0)
+        normalizer?.normalize(&ns)
+        if preTokenizer?.addsPrefixSpace == true, ns.scalars.first != 0x20 { ns.flatMapFirst(prefix: 0x20) }
+        var ranges: [Range<Int>] = []
+        ns.scalars.withUnsafeBufferPointer { buf in
+            if let p = preTokenizer { p.split(buf, into: &ranges) } else if buf.count > 0 { ranges.append(0..<buf.count) }
+        }
+        let byteLevel = preTokenizer?.isByteLevel ?? false
+        for r in ranges {
+            let piece = ns.scalars[r]
+            if byteLevel {
+                var bytes = [UInt8]()
+                for c in piece { UTF8Util.append(c, to: &bytes) }
+                words.append(ByteLevel.encode(bytes))
+            } else {
+                words.append(UTF8Util.string(piece))
+            }
+        }
+        return words
+    }
+
+    /// Encodes one sequence: added-token split, then each segment through the pipeline.
+    func encodeSequence(_ text: String) -> Encoding {
+        let scalars = UTF8Util.scalars(text)
+        var enc = Encoding()
+        enc.ids.reserveCapacity(scalars.count / 3)
+        var wordIndex = 0
+        var segmentStart = 0
+        var i = 0
+        let n = scalars.count
+        let vocab = model.vocab
+        var state = WorkState()
+        func flush(_ end: Int) {
+            if end > segmentStart {
+                encodeSegment(scalars, segmentStart..<end, into: &enc, wordIndex: &wordIndex, vocab: vocab, state: &state)
+            }
+        }
+        if !addedTokens.isEmpty {
+            let patterns = addedTokens.map { UTF8Util.scalars($0.content) }
+            while i < n {
+                var matched: Int? = nil
+                for (k, p) in patterns.enumerated() where !p.isEmpty && p[0] == scalars[i] && i + p.count <= n {
+                    if scalars[i..<(i + p.count)].elementsEqual(p) { matched = k; break }  // longest first
+                }
+                if let k = matched {
+                    let t = addedTokens[k]
+                    var start = i, end = i + patterns[k].count
+                    if t.singleWord {
+                        let beforeOK = start == 0 || !PreTokenizer.isWordChar(scalars[start - 1])
+                        let afterOK = end == n || !PreTokenizer.isWordChar(scalars[end])
+                        if !(beforeOK && afterOK) { i += 1; continue }
+                    }
+                    if t.lstrip { while start > segmentStart && UnicodeProps.isWhitespace(scalars[start - 1]) { start -= 1 } }
+                    if t.rstrip { while end < n && UnicodeProps.isWhitespace(scalars[end]) { end += 1 } }
+                    flush(start)
+                    enc.append(id: t.id, token: t.content, offset: start..<end, word: wordIndex, type: 0, special: false, sequence: 0)
+                    wordIndex += 1
+                    i = end
+                    segmentStart = end
+                    continue
+                }
+                i += 1
+            }
+        }
+        flush(n)
+        return enc
+    }
+
+    /// Scratch buffers reused across the words of one call.
+    struct WorkState {
+        var words: [Range<Int>] = []
+        var modelTokens: [ModelToken] = []
+        var bytes: [UInt8] = []
+        var charOfByte: [Int32] = []
+    }
+
+    private func encodeSegment(_ scalars: [UInt32], _ range: Range<Int>, into enc: inout Encoding,
+                               wordIndex: inout Int, vocab: Vocabulary, state: inout WorkState) {
+        var ns = NormalizedString(scalars: scalars[range], base: range.lowerBound)
+        normalizer?.normalize(&ns)
+        if ns.count == 0 { return }
+        let byteLevel = preTokenizer?.isByteLevel ?? false
+        if preTokenizer?.addsPrefixSpace == true, range.lowerBound == 0, ns.scalars.first != 0x20 {
+            ns.flatMapFirst(prefix: 0x20)
+        }
+        state.words.removeAll(keepingCapacity: true)
+        ns.scalars.withUnsafeBufferPointer { buf in
+            if let p = preTokenizer { p.split(buf, into: &state.words) } else { state.words.append(0..<buf.count) }
+        }
+        ns.scalars.withUnsafeBufferPointer { buf in
+            for w in state.words {
+                state.modelTokens.removeAll(keepingCapacity: true)
+                let word = UnsafeBufferPointer(rebasing: buf[w])
+                switch model {
+                case .wordPiece(let wp):
+                    wp.tokenize(word, into: &state.modelTokens, scratch: &state.bytes, charOfByte: &state.charOfByte)
+                case .bpe(let bpe):
+                    if byteLevel {
+                        var bytes = [UInt8]()
+                        var charOfByte = [Int32]()
+                        bytes.reserveCapacity(word.count)
+                        for (k, c) in word.enumerated() {
+                            let before = bytes.count
+                            UTF8Util.append(c, to: &bytes)
+                            for _ in before..<bytes.count { charOfByte.append(Int32(k)) }
+                        }
+                        charOfByte.append(Int32(word.count))
+                        bpe.tokenizeBytes(bytes, charOfByte: charOfByte, into: &state.modelTokens)
+                    } else {
+                        bpe.tokenizeScalars(word, into: &state.modelTokens)
+                    }
+                }
+                for t in state.modelTokens {
+                    let a = w.lowerBound + Int(t.start), b = w.lowerBound + Int(t.end)
+                    let offset = ns.originalRange(a, b) ?? 0..<0
+                    enc.append(id: t.id, token: vocab.tokens[Int(t.id)], offset: offset, word: wordIndex,
+                               type: 0, special: false, sequence: 0)
+                }
+                wordIndex += 1
+            }
+        }
+    }
+
+    static func truncate(_ a: inout Encoding, _ b: inout Encoding?, _ t: Truncation, added: Int) throws {
+        let total = a.count + (b?.count ?? 0)
+        guard total + added > t.maxLength else { return }
+        guard t.maxLength >= added else {
+            throw TokenizerError.invalidArgument("maximum length \(t.maxLength) is shorter than the \(added) special tokens")
+        }
+        let budget = t.maxLength - added
+        if var second = b {
+            switch t.strategy {
+            case .longestFirst:
+                var n1 = a.count, n2 = second.count
+                let swap = n1 > n2
+                if swap { Swift.swap(&n1, &n2) }
+                n2 = n1 > budget ? n1 : max(n1, budget - n1)
+                if n1 + n2 > budget { n1 = budget / 2; n2 = n1 + budget % 2 }
+                if swap { Swift.swap(&n1, &n2) }
+                try a.truncate(maxLength: n1, stride: t.stride, fromLeft: t.fromLeft)
+                try second.truncate(maxLength: n2, stride: t.stride, fromLeft: t.fromLeft)
+            case .onlyFirst:
+                guard budget > second.count else {
+                    throw TokenizerError.invalidArgument("the second sequence alone (\(second.count) tokens) exceeds the maximum length")
+                }
+                try a.truncate(maxLength: budget - second.count, stride: t.stride, fromLeft: t.fromLeft)
+            case .onlySecond:
+                guard budget > a.count else {
+                    throw TokenizerError.invalidArgument("the first sequence alone (\(a.count) tokens) exceeds the maximum length")
+                }
+                try second.truncate(maxLength: budget - a.count, stride: t.stride, fromLeft: t.fromLeft)
+            }
+            b = second
+        } else {
+            if t.strategy == .onlySecond {
+                throw TokenizerError.invalidArgument("only-second truncation needs a pair of sequences")
+            }
+            try a.truncate(maxLength: budget, stride: t.stride, fromLeft: t.fromLeft)
+        }
+    }
+
+    static func pad(_ e: inout Encoding, _ p: Padding, longest: Int) {
+        var target: Int
+        switch p.length {
+        case .longest: target = longest
+        case .fixed(let n): target = n
+        }
+        if let m = p.multipleOf, m > 0, target % m != 0 { target += m - target % m }
+        e.pad(to: target, id: p.padId, typeId: p.padTypeId, token: p.padToken, left: p.left)
+    }
+
+    // MARK: Decoding
+
+    /// Decodes ids to text, skipping special tokens unless asked not to.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = true) -> String {
+        let specials = Set(addedTokens.filter(\.special).map(\.id))
+        var tokens: [String] = []
+        for id in ids {
+            if skipSpecialTokens && specials.contains(id) { continue }
+            if let t = token(Int(id)) { tokens.append(t) }
+        }
+        return (decoder ?? .plain).decode(tokens)
+    }
+}
+
+extension NormalizedString {
+    /// Inserts a scalar at the front, aligned with the first scalar (byte-level prefix space).
+    mutating func flatMapFirst(prefix: UInt32) {
+        guard !scalars.isEmpty else { return }
+        scalars.insert(prefix, at: 0)
+        starts.insert(starts[0], at: 0)
+        ends.insert(starts[0], at: 0)
+    }
+}
+
+/// Lets concurrent workers write disjoint elements of one buffer.
+struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
+}
+
+/// Holds the first error raised by concurrent workers.
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+}
