@@ -6,6 +6,7 @@ struct Graft: AsyncParsableCommand {
         commandName: "graft",
         abstract: "NLP transfer learning on an ordinary machine.",
         subcommands: [
+            TokenizerCommand.self,
             BenchCommand.self,
         ]
     )
