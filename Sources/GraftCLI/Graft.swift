@@ -17,6 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run Graft's benchmarks (use a release build).",
         subcommands: [
+            TokenizerBenchCommand.self,
         ]
     )
 }

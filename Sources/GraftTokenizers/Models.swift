@@ -111,11 +111,15 @@ public final class BPE: @unchecked Sendable {
     private var mergeTable: PairTable
     /// Vocabulary id of each byte's alphabet symbol (byte-level input), or -1.
     let byteIds: [Int32]
-    private let lock = NSLock()
-    private var cache: [[UInt8]: [Int32]] = [:]
+    /// Word cache, split in shards with a lock each so that batch threads rarely meet.
+    private let shards: [CacheShard]
+    final class CacheShard: @unchecked Sendable {
+        let lock = NSLock()
+        var map: [[UInt8]: [Int32]] = [:]
+    }
 
     public init(vocab: Vocabulary, merges: [(String, String)], unkToken: String? = nil,
-                continuingSubwordPrefix: String = "", endOfWordSuffix: String = "", cacheCapacity: Int = 10_000) throws {
+                continuingSubwordPrefix: String = "", endOfWordSuffix: String = "", cacheCapacity: Int = 65_536) throws {
         self.vocab = vocab
         self.merges = merges
         self.unkToken = unkToken
@@ -139,6 +143,7 @@ public final class BPE: @unchecked Sendable {
             mergeTable.insert((UInt64(UInt32(ia)) << 32) | UInt64(UInt32(ib)), Int32(rank), Int32(im))
         }
         byteIds = ByteLevel.alphabet.map { vocab.id($0).map(Int32.init) ?? -1 }
+        shards = (0..<32).map { _ in CacheShard() }
     }
 
     /// Applies the merges to a sequence of symbol ids (in place), lowest rank first, leftmost first.
@@ -173,10 +178,13 @@ public final class BPE: @unchecked Sendable {
     /// Tokenizes one byte-level word: `bytes` are its UTF-8 bytes and `charOfByte[k]` the word
     /// scalar index of byte k (with one extra entry, the word length).
     func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
+        var h: UInt32 = 2166136261
+        for b in bytes { h = (h ^ UInt32(b)) &* 16777619 }
+        let shard = shards[Int(h & 31)]
         if cacheCapacity > 0 {
-            lock.lock()
-            let hit = cache[bytes]
-            lock.unlock()
+            shard.lock.lock()
+            let hit = shard.map[bytes]
+            shard.lock.unlock()
             if let ids = hit {
                 emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)
                 return
@@ -197,10 +205,10 @@ public final class BPE: @unchecked Sendable {
         }
         merge(&symbols, &starts, &ends)
         if cacheCapacity > 0 {
-            lock.lock()
-            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
-            cache[bytes] = symbols
-            lock.unlock()
+            shard.lock.lock()
+            if shard.map.count >= cacheCapacity / 32 + 1 { shard.map.removeAll(keepingCapacity: true) }
+            shard.map[bytes] = symbols
+            shard.lock.unlock()
         }
         emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
     }

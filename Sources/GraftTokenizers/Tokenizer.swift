@@ -121,31 +121,40 @@ public struct Tokenizer: Sendable {
             let added = addSpecialTokens ? (postProcessor?.addedTokens(pair: b != nil) ?? 0) : 0
             try Tokenizer.truncate(&a, &b, t, added: added)
         }
-        var out = postProcessor.map { $0.process(a, b, addSpecialTokens: addSpecialTokens) }
-            ?? PostProcessor.byteLevel(trimOffsets: false).process(a, b, addSpecialTokens: false)
-        // Each overflowing window gets its own specials.
-        var windows: [Encoding] = []
-        for o in a.overflowing {
-            var bb = b
-            bb?.overflowing = []
-            windows.append(postProcessor.map { $0.process(o, bb, addSpecialTokens: addSpecialTokens) } ?? o)
-        }
-        if let b {
-            var aa = a
-            aa.overflowing = []
-            for o in b.overflowing {
-                windows.append(postProcessor.map { $0.process(aa, o, addSpecialTokens: addSpecialTokens) } ?? o)
-            }
-        }
-        out.overflowing = windows
+        var out = merge(a, b, addSpecialTokens: addSpecialTokens)
         if let p = padding, case .fixed = p.length { Tokenizer.pad(&out, p, longest: out.count) }
+        return out
+    }
+
+    /// Adds the specials around `a` (and `b`) and combines their overflowing windows the way
+    /// HuggingFace's `Encoding::merge_with` does: each window of A with B (which nests B's
+    /// windows under it) and with each window of B, then A with each window of B.
+    func merge(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool) -> Encoding {
+        var x = a, y = b
+        x.overflowing = []
+        y?.overflowing = []
+        var out = postProcessor.map { $0.process(x, y, addSpecialTokens: addSpecialTokens) }
+            ?? PostProcessor.byteLevel(trimOffsets: false).process(x, y, addSpecialTokens: false)
+        var windows: [Encoding] = []
+        let bWindows = b?.overflowing ?? []
+        for ao in a.overflowing {
+            windows.append(merge(ao, b, addSpecialTokens: addSpecialTokens))
+            for bo in bWindows { windows.append(merge(ao, bo, addSpecialTokens: addSpecialTokens)) }
+        }
+        for bo in bWindows { windows.append(merge(a, bo, addSpecialTokens: addSpecialTokens)) }
+        out.overflowing = windows
         return out
     }
 
     /// Encodes many inputs over `threads` threads (default: all cores), then pads the batch if
     /// padding is set.
     public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true, threads: Int? = nil) throws -> [Encoding] {
-        let n = texts.count
+        try encodeBatch(pairs: texts.map { ($0, nil) }, addSpecialTokens: addSpecialTokens, threads: threads)
+    }
+
+    /// Encodes many single inputs or pairs over `threads` threads, then pads the batch if padding is set.
+    public func encodeBatch(pairs inputs: [(String, String?)], addSpecialTokens: Bool = true, threads: Int? = nil) throws -> [Encoding] {
+        let n = inputs.count
         var results = [Encoding?](repeating: nil, count: n)
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, n))
         let failure = ErrorBox()
@@ -154,7 +163,11 @@ public struct Tokenizer: Sendable {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = n * w / workers, hi = n * (w + 1) / workers
                 for i in lo..<hi {
-                    do { out.buffer[i] = try encode(texts[i], addSpecialTokens: addSpecialTokens) } catch { failure.set(error) }
+                    do {
+                        out.buffer[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
+                    } catch {
+                        failure.set(error)
+                    }
                 }
             }
         }

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+@testable import GraftTokenizers
+
+/// Pairs, truncation with overflowing windows and stride, and padding, against HuggingFace
+/// tokenizers 0.23.3 (`scripts/make_pipeline_fixtures.py` made the fixture).
+@Suite struct PipelineTests {
+    struct Case {
+        var name: String
+        var tokenizer: String
+        var inputs: [(String, String?)]
+        var truncation: Truncation?
+        var padding: Padding?
+        var expected: [JSONValue]
+    }
+
+    static func cases() throws -> [Case] {
+        let path = TestPaths.fixtures.appendingPathComponent("pipeline-cases.jsonl").path
+        let data = try require(FileManager.default.contents(atPath: path))
+        return try data.split(separator: 10).map { raw in
+            let j = try JSONValue.parse(Array(raw))
+            let inputs: [(String, String?)] = j["inputs"]!.array!.map { v in
+                if let s = v.string { return (s, nil) }
+                return (v.array![0].string!, v.array![1].string!)
+            }
+            var truncation: Truncation? = nil
+            if let t = j["truncation"], !t.isNull {
+                let strategy: Truncation.Strategy = ["only_second": .onlySecond, "only_first": .onlyFirst][t["strategy"]?.string ?? ""] ?? .longestFirst
+                truncation = Truncation(maxLength: t["max_length"]!.int!, strategy: strategy, stride: t["stride"]?.int ?? 0)
+            }
+            var padding: Padding? = nil
+            if let p = j["padding"], !p.isNull {
+                padding = Padding(length: p["length"]?.int.map { .fixed($0) } ?? .longest, multipleOf: p["pad_to_multiple_of"]?.int,
+                                  padId: Int32(p["pad_id"]!.int!), padTypeId: 0, padToken: p["pad_token"]!.string!,
+                                  left: p["direction"]?.string == "left")
+            }
+            return Case(name: j["name"]!.string!, tokenizer: j["tokenizer"]!.string!, inputs: inputs,
+                        truncation: truncation, padding: padding, expected: j["encodings"]!.array!)
+        }
+    }
+
+    static func mismatch(_ e: Encoding, _ want: JSONValue, path: String) -> String? {
+        func ints(_ k: String) -> [Int?] { want[k]!.array!.map { $0.int } }
+        let checks: [(String, [Int?], [Int?])] = [
+            ("ids", e.ids.map { Int($0) }, ints("ids")),
+            ("type_ids", e.typeIds.map { Int($0) }, ints("type_ids")),
+            ("attention_mask", e.attentionMask.map { Int($0) }, ints("attention_mask")),
+            ("special_tokens_mask", e.specialTokensMask.map { Int($0) }, ints("special_tokens_mask")),
+            ("word_ids", e.wordIds, ints("word_ids")),
+            ("sequence_ids", e.sequenceIds, ints("sequence_ids")),
+            ("offsets", e.offsets.flatMap { [$0.lowerBound, $0.upperBound] }, want["offsets"]!.array!.flatMap { $0.array!.map { $0.int } }),
+        ]
+        for (name, got, expected) in checks where got != expected {
+            return "\(path).\(name): got \(got.map { $0.map(String.init) ?? "nil" }) want \(expected.map { $0.map(String.init) ?? "nil" })"
+        }
+        let tokens = want["tokens"]!.array!.map { $0.string! }
+        if e.tokens != tokens { return "\(path).tokens: got \(e.tokens) want \(tokens)" }
+        let overflow = want["overflowing"]!.array!
+        if e.overflowing.count != overflow.count { return "\(path): \(e.overflowing.count) overflowing windows, want \(overflow.count)" }
+        for (k, (o, w)) in zip(e.overflowing, overflow).enumerated() {
+            if let m = mismatch(o, w, path: "\(path).overflowing[\(k)]") { return m }
+        }
+        return nil
+    }
+
+    @Test func matchesHuggingFace() throws {
+        let base: [String: Tokenizer] = [
+            "bert-uncased": try Tokenizer.load(from: TestPaths.fixtures.appendingPathComponent("tokenizers/bert-uncased").path),
+            "gpt2": try Tokenizer.load(from: TestPaths.fixtures.appendingPathComponent("tokenizers/gpt2").path),
+        ]
+        let all = try Self.cases()
+        #expect(all.count == 10)
+        for c in all {
+            var tok = try #require(base[c.tokenizer])
+            tok.truncation = c.truncation
+            tok.padding = c.padding
+            let got = try tok.encodeBatch(pairs: c.inputs)
+            #expect(got.count == c.expected.count)
+            for (i, (e, want)) in zip(got, c.expected).enumerated() {
+                let m = Self.mismatch(e, want, path: "\(c.name)[\(i)]")
+                #expect(m == nil, "\(m ?? "")")
+            }
+        }
+    }
+
+    @Test func truncationRejectsImpossibleSettings() throws {
+        var tok = try Tokenizer.load(from: TestPaths.fixtures.appendingPathComponent("tokenizers/bert-uncased").path)
+        tok.truncation = Truncation(maxLength: 8, strategy: .longestFirst, stride: 6)
+        #expect(throws: TokenizerError.self) { try tok.encode("one two three four five six seven eight nine ten eleven") }
+        tok.truncation = Truncation(maxLength: 1)
+        #expect(throws: TokenizerError.self) { try tok.encode("one two") }
+        tok.truncation = Truncation(maxLength: 10, strategy: .onlySecond)
+        #expect(throws: TokenizerError.self) { try tok.encode("one two three four five six seven eight nine ten eleven", pair: "x") }
+    }
+}
