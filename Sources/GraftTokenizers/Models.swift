@@ -148,6 +148,10 @@ public final class BPE: @unchecked Sendable {
 
     /// Applies the merges to a sequence of symbol ids (in place), lowest rank first, leftmost first.
     func merge(_ symbols: inout [Int32], _ spanStart: inout [Int32], _ spanEnd: inout [Int32]) {
+        if symbols.count > 48 {
+            mergeWithHeap(&symbols, &spanStart, &spanEnd)
+            return
+        }
         while symbols.count > 1 {
             var bestRank = Int32.max, bestPos = -1, bestId: Int32 = 0
             for i in 0..<(symbols.count - 1) {
@@ -173,6 +177,45 @@ public final class BPE: @unchecked Sendable {
             }
             symbols.removeSubrange(w...); spanStart.removeSubrange(w...); spanEnd.removeSubrange(w...)
         }
+    }
+
+    /// The same merges in O(n log n) for long words: symbols in a linked list, candidate pairs
+    /// in a min-heap keyed by (rank, position), stale entries skipped when popped.
+    func mergeWithHeap(_ symbols: inout [Int32], _ spanStart: inout [Int32], _ spanEnd: inout [Int32]) {
+        let n = symbols.count
+        var next = [Int](0..<n).map { $0 + 1 }
+        var prev = [Int](0..<n).map { $0 - 1 }
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap()
+        func push(_ i: Int) {
+            let j = next[i]
+            guard j < n else { return }
+            let key = (UInt64(UInt32(symbols[i])) << 32) | UInt64(UInt32(symbols[j]))
+            if let (rank, _) = mergeTable.find(key) { heap.push((UInt64(UInt32(rank)) << 32) | UInt64(i)) }
+        }
+        for i in 0..<(n - 1) { push(i) }
+        while let top = heap.pop() {
+            let rank = Int32(truncatingIfNeeded: top >> 32), i = Int(top & 0xFFFF_FFFF)
+            guard alive[i], next[i] < n else { continue }
+            let j = next[i]
+            let key = (UInt64(UInt32(symbols[i])) << 32) | UInt64(UInt32(symbols[j]))
+            guard let (r, merged) = mergeTable.find(key), r == rank else { continue }
+            symbols[i] = merged
+            spanEnd[i] = spanEnd[j]
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0 { push(prev[i]) }
+            push(i)
+        }
+        var w = 0
+        var i = 0
+        while i < n {
+            symbols[w] = symbols[i]; spanStart[w] = spanStart[i]; spanEnd[w] = spanEnd[i]
+            w += 1
+            i = next[i]
+        }
+        symbols.removeSubrange(w...); spanStart.removeSubrange(w...); spanEnd.removeSubrange(w...)
     }
 
     /// Tokenizes one byte-level word: `bytes` are its UTF-8 bytes and `charOfByte[k]` the word
@@ -250,5 +293,40 @@ public final class BPE: @unchecked Sendable {
         }
         merge(&symbols, &starts, &ends)
         for k in 0..<symbols.count { out.append(ModelToken(id: symbols[k], start: starts[k], end: ends[k])) }
+    }
+}
+
+/// A binary min-heap of packed `UInt64` keys.
+struct MinHeap {
+    private var items: [UInt64] = []
+    var isEmpty: Bool { items.isEmpty }
+    mutating func push(_ v: UInt64) {
+        items.append(v)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if items[p] <= items[i] { break }
+            items.swapAt(p, i)
+            i = p
+        }
+    }
+    mutating func pop() -> UInt64? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            let n = items.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && items[l] < items[m] { m = l }
+                if r < n && items[r] < items[m] { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
     }
 }
