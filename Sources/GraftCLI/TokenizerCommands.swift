@@ -6,7 +6,7 @@ struct TokenizerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer",
         abstract: "Train, inspect and run tokenizers (WordPiece and byte-level BPE).",
-        subcommands: [TokenizerEncode.self, TokenizerInfo.self]
+        subcommands: [TokenizerTrain.self, TokenizerEncode.self, TokenizerInfo.self]
     )
 }
 
@@ -17,6 +17,100 @@ func loadTokenizer(_ path: String) throws -> Tokenizer {
     } catch let e as TokenizerError {
         throw ValidationError("cannot load tokenizer: \(e)")
     }
+}
+
+struct TokenizerTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a WordPiece or byte-level BPE tokenizer on text files.",
+        discussion: """
+        Each line of a text file is a document (lines split on \\n only); a .jsonl file gives one document per line \
+        from --text-field. Writes DIR/tokenizer.json plus vocab.txt (WordPiece) or encoder.json + vocab.bpe (BPE).
+        """
+    )
+
+    @Option(help: "wordpiece or bpe.")
+    var kind: String = "wordpiece"
+
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary size, special tokens and alphabet included.")
+    var vocabSize: Int = 8000
+
+    @Option(name: .customLong("min-frequency"), help: "Merge only pairs seen at least this often.")
+    var minFrequency: Int = 2
+
+    @Option(name: .customLong("limit-alphabet"), help: "Keep at most this many initial characters (WordPiece default 1000).")
+    var limitAlphabet: Int?
+
+    @Option(name: .customLong("special-tokens"), parsing: .upToNextOption,
+            help: "Special tokens (default: [PAD] [UNK] [CLS] [SEP] [MASK] for WordPiece, <|endoftext|> for BPE).")
+    var specialTokens: [String] = []
+
+    @Flag(help: "WordPiece: keep case and accents (default: lowercase and strip accents).")
+    var cased = false
+
+    @Option(name: .customLong("text-field"), help: "The text field of .jsonl input.")
+    var textField: String = "text"
+
+    @Option(help: "Threads for counting and merging.")
+    var threads: Int = 2
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    @Argument(help: "Training files (.txt: a document per line; .jsonl: a document per line from --text-field).")
+    var files: [String]
+
+    func validate() throws {
+        guard TokenizerKind(rawValue: kind) != nil else { throw ValidationError("--kind must be wordpiece or bpe") }
+        guard vocabSize > 0 else { throw ValidationError("--vocab-size must be positive") }
+        guard !files.isEmpty else { throw ValidationError("give at least one training file") }
+    }
+
+    func run() throws {
+        let kind = TokenizerKind(rawValue: self.kind)!
+        let start = Date()
+        let trainer = TokenizerTrainer(kind: kind, vocabSize: vocabSize, minFrequency: minFrequency, limitAlphabet: limitAlphabet,
+                                       specialTokens: specialTokens.isEmpty ? nil : specialTokens, lowercase: !cased,
+                                       threads: threads)
+        var counter = trainer.makeCounter()
+        for path in files {
+            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
+            let field = textField
+            let isJSONL = path.hasSuffix(".jsonl")
+            var lineNumber = 0
+            do {
+                try counter.add(linesOfFile: URL(fileURLWithPath: path)) { line in
+                    lineNumber += 1
+                    guard isJSONL else { return line }
+                    if line.isEmpty { return nil }
+                    let value: JSONValue
+                    do { value = try JSONValue.parse(line) } catch {
+                        throw CLIError("\(path):\(lineNumber): not a JSON object: \(error)")
+                    }
+                    guard let text = value[field]?.string else {
+                        throw CLIError("\(path):\(lineNumber): no string field \"\(field)\"")
+                    }
+                    return text
+                }
+            } catch let e as TrainingError {
+                throw CLIError("\(e)")
+            }
+            progressLine("counted \(path)")
+        }
+        let counts = counter.counts()
+        progressLine("\(counts.distinctWords) distinct words, \(counts.totalWords) words; training \(kind.rawValue) to \(vocabSize) tokens")
+        let tokenizer = try trainer.finish(counts)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try tokenizer.save(to: (out as NSString).appendingPathComponent("tokenizer.json"))
+        try tokenizer.saveVocabularyFiles(in: out)
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "trained %@ tokenizer: %d tokens in %.1f s -> %@", kind.rawValue, tokenizer.vocabSize, seconds, out))
+    }
+}
+
+/// One plain progress line on standard error.
+func progressLine(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 struct TokenizerEncode: ParsableCommand {

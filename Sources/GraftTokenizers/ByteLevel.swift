@@ -27,6 +27,18 @@ public enum ByteLevel {
     /// The 256 alphabet symbols as strings, in byte order.
     public static let alphabet: [String] = scalar.map { String(Character(Unicode.Scalar($0)!)) }
 
+    /// Appends the byte-level form (as UTF-8) of one scalar's UTF-8 bytes.
+    @inline(__always)
+    static func appendMapped(_ c: UInt32, to out: inout [UInt8]) {
+        if c < 0x80 {
+            UTF8Util.append(scalar[Int(c)], to: &out)
+            return
+        }
+        var raw = [UInt8]()
+        UTF8Util.append(c, to: &raw)
+        for b in raw { UTF8Util.append(scalar[Int(b)], to: &out) }
+    }
+
     /// Maps raw bytes to their byte-level string.
     public static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var out = [UInt8]()

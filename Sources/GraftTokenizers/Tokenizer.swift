@@ -180,24 +180,31 @@ public struct Tokenizer: Sendable {
         return encodings
     }
 
-    /// The normalized text and word ranges the model sees (for inspection and training).
+    /// The words the model sees for `text`: normalized, pre-tokenized, and for byte-level
+    /// pipelines mapped to the printable byte alphabet (for inspection and training).
     public func preTokenize(_ text: String) -> [String] {
+        Tokenizer.words(text, normalizer: normalizer, preTokenizer: preTokenizer)
+    }
+
+    /// The words of `text` under a normalizer and pre-tokenizer, without a model.
+    public static func words(_ text: String, normalizer: Normalizer?, preTokenizer: PreTokenizer?) -> [String] {
         var words: [String] = []
         let scalars = UTF8Util.scalars(text)
         var ns = NormalizedString(scalars: scalars[...], base: 0)
         normalizer?.normalize(&ns)
-        if preTokenizer?.addsPrefixSpace == true, ns.scalars.first != 0x20 { ns.flatMapFirst(prefix: 0x20) }
+        if preTokenizer?.addsPrefixSpace == true, let first = ns.scalars.first, first != 0x20 { ns.flatMapFirst(prefix: 0x20) }
         var ranges: [Range<Int>] = []
         ns.scalars.withUnsafeBufferPointer { buf in
             if let p = preTokenizer { p.split(buf, into: &ranges) } else if buf.count > 0 { ranges.append(0..<buf.count) }
         }
         let byteLevel = preTokenizer?.isByteLevel ?? false
+        var bytes = [UInt8]()
         for r in ranges {
             let piece = ns.scalars[r]
             if byteLevel {
-                var bytes = [UInt8]()
-                for c in piece { UTF8Util.append(c, to: &bytes) }
-                words.append(ByteLevel.encode(bytes))
+                bytes.removeAll(keepingCapacity: true)
+                for c in piece { ByteLevel.appendMapped(c, to: &bytes) }
+                words.append(String(decoding: bytes, as: UTF8.self))
             } else {
                 words.append(UTF8Util.string(piece))
             }
