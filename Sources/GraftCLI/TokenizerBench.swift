@@ -47,6 +47,16 @@ struct TokenizerBenchCommand: ParsableCommand {
     @Option(help: "Threads for the batched run.")
     var threads: Int = 2
 
+    @Option(name: .customLong("train-corpus"), parsing: .upToNextOption,
+            help: "Files to time training on (texts loaded first, as HF's train_from_iterator gets them).")
+    var trainCorpus: [String] = []
+
+    @Option(name: .customLong("vocab-sizes"), parsing: .upToNextOption, help: "Vocabulary sizes to train.")
+    var vocabSizes: [Int] = [8000, 30000]
+
+    @Flag(name: .customLong("skip-encode"), help: "Only time training.")
+    var skipEncode = false
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -58,7 +68,7 @@ struct TokenizerBenchCommand: ParsableCommand {
             ("bpe", try Tokenizer.gpt2(encoderFile: "\(vocab)/gpt2/encoder.json", mergesFile: "\(vocab)/gpt2/vocab.bpe")),
         ]
         var results: [(String, JSONValue)] = [("corpus_mb", .number(megabytes)), ("documents", .number(Double(texts.count)))]
-        for (name, tok) in tokenizers {
+        for (name, tok) in tokenizers where !skipEncode {
             var single: [Double] = [], batched: [Double] = []
             var tokens = 0
             for _ in 0..<repeats {
@@ -74,6 +84,29 @@ struct TokenizerBenchCommand: ParsableCommand {
             results.append(("\(name)_mb_per_s_\(threads)threads", .number((b * 100).rounded() / 100)))
             if !json {
                 print(String(format: "%-10@ %8.2f MB/s 1 thread   %8.2f MB/s %d threads   (%d tokens, %.2f MB)", name as NSString, s, b, threads, tokens, megabytes))
+            }
+        }
+        if !trainCorpus.isEmpty {
+            var docs: [String] = []
+            for path in trainCorpus { docs += try readCorpusTexts(path) }
+            let trainMB = Double(docs.reduce(0) { $0 + $1.utf8.count }) / 1e6
+            results.append(("train_corpus_mb", .number((trainMB * 100).rounded() / 100)))
+            for kind in TokenizerKind.allCases {
+                for size in vocabSizes {
+                    for t in Set([1, threads]).sorted() {
+                        var times: [Double] = []
+                        for _ in 0..<repeats {
+                            times.append(try measureSeconds {
+                                _ = try TokenizerTrainer(kind: kind, vocabSize: size, threads: t).train(documents: docs)
+                            })
+                        }
+                        let median = times.sorted()[repeats / 2]
+                        results.append(("train_\(kind.rawValue)_\(size)_\(t)thread_s", .number((median * 1000).rounded() / 1000)))
+                        if !json {
+                            print(String(format: "train %-9@ %6d tokens %d thread(s): %7.2f s  (%.1f MB)", kind.rawValue as NSString, size, t, median, trainMB))
+                        }
+                    }
+                }
             }
         }
         if json { print(JSONValue.object(results).serialized()) }
