@@ -111,6 +111,8 @@ public final class BPE: @unchecked Sendable {
     private var mergeTable: PairTable
     /// Vocabulary id of each byte's alphabet symbol (byte-level input), or -1.
     let byteIds: [Int32]
+    /// Scalars per token: for byte-level tokens, the number of bytes each stands for.
+    private let symbolLengths: [Int32]
     /// Word cache, split in shards with a lock each so that batch threads rarely meet.
     private let shards: [CacheShard]
     final class CacheShard: @unchecked Sendable {
@@ -144,6 +146,7 @@ public final class BPE: @unchecked Sendable {
         }
         byteIds = ByteLevel.alphabet.map { vocab.id($0).map(Int32.init) ?? -1 }
         shards = (0..<32).map { _ in CacheShard() }
+        symbolLengths = vocab.tokens.map { Int32(max(1, $0.unicodeScalars.count)) }
     }
 
     /// Applies the merges to a sequence of symbol ids (in place), lowest rank first, leftmost first.
@@ -270,9 +273,9 @@ public final class BPE: @unchecked Sendable {
         }
     }
 
+    @inline(__always)
     private func byteLength(of id: Int32) -> Int {
-        guard let token = vocab.token(Int(id)) else { return 1 }
-        return token.unicodeScalars.count
+        id >= 0 && Int(id) < symbolLengths.count ? Int(symbolLengths[Int(id)]) : 1
     }
 
     /// Tokenizes one word of scalars, each scalar an initial symbol (char-level BPE).

@@ -289,16 +289,15 @@ public struct Tokenizer: Sendable {
                     wp.tokenize(word, into: &state.modelTokens, scratch: &state.bytes, charOfByte: &state.charOfByte)
                 case .bpe(let bpe):
                     if byteLevel {
-                        var bytes = [UInt8]()
-                        var charOfByte = [Int32]()
-                        bytes.reserveCapacity(word.count)
+                        state.bytes.removeAll(keepingCapacity: true)
+                        state.charOfByte.removeAll(keepingCapacity: true)
                         for (k, c) in word.enumerated() {
-                            let before = bytes.count
-                            UTF8Util.append(c, to: &bytes)
-                            for _ in before..<bytes.count { charOfByte.append(Int32(k)) }
+                            let before = state.bytes.count
+                            UTF8Util.append(c, to: &state.bytes)
+                            for _ in before..<state.bytes.count { state.charOfByte.append(Int32(k)) }
                         }
-                        charOfByte.append(Int32(word.count))
-                        bpe.tokenizeBytes(bytes, charOfByte: charOfByte, into: &state.modelTokens)
+                        state.charOfByte.append(Int32(word.count))
+                        bpe.tokenizeBytes(state.bytes, charOfByte: state.charOfByte, into: &state.modelTokens)
                     } else {
                         bpe.tokenizeScalars(word, into: &state.modelTokens)
                     }
