@@ -7,6 +7,7 @@ struct Graft: AsyncParsableCommand {
         abstract: "NLP transfer learning on an ordinary machine.",
         subcommands: [
             BenchCommand.self,
+            CorpusCommand.self,
         ]
     )
 }
@@ -16,6 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run Graft's benchmarks (use a release build).",
         subcommands: [
+            CorpusBench.self,
         ]
     )
 }

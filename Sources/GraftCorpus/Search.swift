@@ -27,7 +27,8 @@ extension CorpusStore {
         }
         do {
             return try run(query)
-        } catch let error as DatabaseError where error.message?.contains("fts5") == true || error.message?.contains("syntax") == true {
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
+            // An FTS5 query syntax error (e.g. an unbalanced quote): search the words literally.
             let quoted = query.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
                 .map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
                 .joined(separator: " ")
