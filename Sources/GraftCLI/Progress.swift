@@ -11,6 +11,8 @@ import Foundation
 /// for step in 1...steps { ...; progress.update(step, fields: ["loss": String(format: "%.3f", loss)]) }
 /// progress.finish()
 /// ```
+/// The environment variable `GRAFT_PROGRESS_INTERVAL` (seconds) overrides `logInterval`
+/// (e.g. `0` prints a line at every update, which tests use to follow a child process).
 /// Not thread-safe: call it from one thread.
 final class ProgressReporter {
     /// How counts are shown.
@@ -41,7 +43,7 @@ final class ProgressReporter {
         self.label = label
         self.total = total
         self.unit = unit
-        self.logInterval = logInterval
+        self.logInterval = ProcessInfo.processInfo.environment["GRAFT_PROGRESS_INTERVAL"].flatMap(Double.init) ?? logInterval
         self.isTerminal = isatty(2) != 0
         self.finished = !enabled
     }

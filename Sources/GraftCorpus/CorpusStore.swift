@@ -26,6 +26,12 @@ public final class CorpusStore: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(30)
         config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            // An import is one long transaction: a large page cache keeps it from spilling
+            // uncommitted pages to the WAL and reading them back (≈ 30% of import time).
+            try db.execute(sql: "PRAGMA cache_size = -65536")  // KiB, i.e. up to 64 MiB
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+        }
         do {
             pool = try DatabasePool(path: path, configuration: config)
             let migrator = CorpusSchema.migrator

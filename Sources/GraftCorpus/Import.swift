@@ -158,8 +158,8 @@ final class ImportSink {
         let hash = text.withUTF8 { SHA256.hash(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
         let hashData = Data(hash)
         if deduplicate {
-            let exists = try db.cachedStatement(sql: "SELECT 1 FROM document WHERE hash = ? LIMIT 1")
-            if try Int.fetchOne(exists, arguments: [hashData]) != nil {
+            let exists = try db.cachedStatement(sql: "SELECT 1 FROM document WHERE splitKey = ? AND hash = ? LIMIT 1")
+            if try Int.fetchOne(exists, arguments: [splitKey(ofHash: hash), hashData]) != nil {
                 duplicates += 1
                 report()
                 return

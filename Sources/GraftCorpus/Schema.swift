@@ -47,9 +47,10 @@ enum CorpusSchema {
                     fixedSplit TEXT,                -- train/dev/test when the input said so
                     metadata TEXT                   -- JSON object, or NULL
                 );
-                CREATE INDEX document_hash ON document(hash);
-                CREATE INDEX document_source ON document(sourceId, ordinal);
+                -- De-duplication looks texts up by splitKey (8 bytes of the hash) then compares
+                -- the full hash: a smaller index than one on the 32-byte hash.
                 CREATE INDEX document_splitKey ON document(splitKey);
+                CREATE INDEX document_source ON document(sourceId, ordinal);
 
                 -- Document labels (classification): one value per task.
                 CREATE TABLE label(

@@ -234,12 +234,12 @@ public struct PackedBlocks: Sequence {
                     let rows = try blocks.store.read { db in
                         let c = try blocks.filter.condition(db)
                         return try Row.fetchAll(db, sql: """
-                            SELECT d.id, t.ids FROM document d JOIN token_cache t ON t.documentId = d.id AND t.tokenizer = ?
-                            WHERE d.id > ? AND \(c.sql) ORDER BY d.id LIMIT ?
+                            SELECT t.documentId, t.ids FROM token_cache t JOIN document d ON d.id = t.documentId
+                            WHERE t.tokenizer = ? AND t.documentId > ? AND \(c.sql) ORDER BY t.documentId LIMIT ?
                             """, arguments: [blocks.fingerprint, after] + c.arguments + [blocks.pageSize])
                     }
                     guard let last = rows.last else { exhausted = true; return false }
-                    after = last["id"]
+                    after = last["documentId"]
                     if rows.count < blocks.pageSize { exhausted = true }
                     blobs = rows.map { $0["ids"] }
                 }

@@ -62,14 +62,24 @@ final class Box<T>: @unchecked Sendable {
 }
 
 @Suite struct DurabilityTests {
-    func runGraft(_ arguments: [String]) throws -> Process {
+    func runGraft(_ arguments: [String], stderr: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: graftExecutable!)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = stderr ?? FileHandle.nullDevice
+        var environment = ProcessInfo.processInfo.environment
+        environment["GRAFT_PROGRESS_INTERVAL"] = "0"  // a progress line at every update
+        process.environment = environment
         try process.run()
         return process
+    }
+
+    /// The largest `docs=N` count in progress output.
+    func documentsReported(_ output: String) -> Int {
+        output.components(separatedBy: "docs=").dropFirst().compactMap { part in
+            Int(String(part.prefix(while: { $0.isNumber || $0 == "," }).filter(\.isNumber)))
+        }.max() ?? 0
     }
 
     @Test(.enabled(if: graftExecutable != nil, "needs the graft executable built next to the tests (swift build)"))
@@ -84,16 +94,23 @@ final class Box<T>: @unchecked Sendable {
             text += "line \(i): " + String(repeating: "lorem ipsum dolor sit amet \(i % 97) ", count: 10) + "\n"
         }
         writeFile(big, text)
-        let arguments = ["corpus", "add", "--db", db, "--format", "lines", "--quiet", big]
+        let arguments = ["corpus", "add", "--db", db, "--format", "lines", big]
 
-        let process = try runGraft(arguments)
-        // Wait until the import transaction has spilled > 1 MB into the WAL, i.e. it is mid-import.
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning && (fileSize(db + "-wal") ?? 0) < 1_000_000 && Date() < deadline { usleep(2000) }
+        // The progress lines count documents inserted inside the import's (uncommitted)
+        // transaction: once 2,048 are reported, the process is mid-import. Kill it there.
+        let pipe = Pipe()
+        let process = try runGraft(arguments, stderr: pipe)
+        var output = ""
+        while documentsReported(output) < 2048 {
+            let data = pipe.fileHandleForReading.availableData
+            if data.isEmpty { break }  // end of output: the process ended
+            output += String(decoding: data, as: UTF8.self)
+        }
         let wasRunning = process.isRunning
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        #expect(wasRunning, "the import ended before it could be killed; make the file bigger")
+        #expect(wasRunning, "the import ended before it could be killed; output: \(output)")
+        #expect(documentsReported(output) >= 2048 && documentsReported(output) < lineCount)
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
 
         let store = try CorpusStore(path: db)
@@ -102,7 +119,7 @@ final class Box<T>: @unchecked Sendable {
         #expect(try store.stats().documents == 0)
         #expect(try count(store, "SELECT count(*) FROM document_fts") == 0)
 
-        let rerun = try runGraft(arguments)
+        let rerun = try runGraft(arguments + ["--quiet"])
         rerun.waitUntilExit()
         #expect(rerun.terminationStatus == 0)
         #expect(try store.integrityCheck() == ["ok"])
@@ -110,7 +127,7 @@ final class Box<T>: @unchecked Sendable {
         #expect(sources.count == 1 && sources.first?.documents == lineCount)
         #expect(try store.stats().documents == lineCount)
         // A third run recognises the file and adds nothing.
-        let again = try runGraft(arguments)
+        let again = try runGraft(arguments + ["--quiet"])
         again.waitUntilExit()
         #expect(again.terminationStatus == 0)
         #expect(try store.stats().documents == lineCount)
