@@ -79,7 +79,7 @@ struct CorpusAdd: ParsableCommand {
                     progress.update(p.bytesRead, fields: ["docs": ProgressReporter.grouped(p.documents)])
                 }
                 if report.alreadyImported {
-                    progress.finish()
+                    progress.cancel()
                     print("\(file): already imported as source \(report.sourceID); nothing added")
                     continue
                 }

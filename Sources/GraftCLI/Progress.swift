@@ -74,6 +74,16 @@ final class ProgressReporter {
         finished = true
     }
 
+    /// Ends without a final line (e.g. when there turned out to be nothing to do): erases the
+    /// line on a terminal, prints nothing otherwise.
+    func cancel() {
+        guard !finished else { return }
+        finished = true
+        if isTerminal && lastLength > 0 {
+            FileHandle.standardError.write(Data(("\r" + String(repeating: " ", count: lastLength) + "\r").utf8))
+        }
+    }
+
     /// The current line (no terminal control characters).
     func line(final: Bool) -> String {
         let elapsed = Date().timeIntervalSince(start)

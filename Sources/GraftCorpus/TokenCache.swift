@@ -89,15 +89,24 @@ extension CorpusStore {
             }
             try write { db in
                 let insert = try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO token_cache(tokenizer, documentId, count, ids) VALUES (?, ?, ?, ?)
+                    INSERT INTO token_cache(tokenizer, documentId, count, ids) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(tokenizer, documentId) DO NOTHING
                     """)
+                let exists = try db.cachedStatement(sql: "SELECT 1 FROM document WHERE id = ?")
+                var addedDocuments = 0, addedTokens = 0
                 for (id, ids) in encoded {
                     // The document may have been deleted meanwhile: skip it then.
-                    guard try Int.fetchOne(db, sql: "SELECT 1 FROM document WHERE id = ?", arguments: [id]) != nil else { continue }
+                    guard try Int.fetchOne(exists, arguments: [id]) != nil else { continue }
                     try insert.execute(arguments: [fingerprint, id, ids.count, encodeTokenBlob(ids)])
-                    newTokens += ids.count
+                    if db.changesCount > 0 {  // another process may have cached it first
+                        addedDocuments += 1
+                        addedTokens += ids.count
+                    }
                 }
-                try Self.refreshTokenizerTotals(db, fingerprint: fingerprint)
+                newTokens += addedTokens
+                try db.execute(sql: """
+                    UPDATE tokenizer SET updatedAt = ?, documents = documents + ?, tokens = tokens + ? WHERE fingerprint = ?
+                    """, arguments: [Date().timeIntervalSince1970, addedDocuments, addedTokens, fingerprint])
             }
             done += batch.count
             progress?(done, todo)
@@ -106,15 +115,6 @@ extension CorpusStore {
         return TokenCacheReport(
             fingerprint: fingerprint, newDocuments: done, newTokens: newTokens, documents: totals.documents,
             tokens: totals.tokens, seconds: Date().timeIntervalSince(started))
-    }
-
-    static func refreshTokenizerTotals(_ db: Database, fingerprint: String) throws {
-        try db.execute(sql: """
-            UPDATE tokenizer SET updatedAt = ?,
-              documents = (SELECT count(*) FROM token_cache WHERE tokenizer = ?),
-              tokens = (SELECT coalesce(sum(count), 0) FROM token_cache WHERE tokenizer = ?)
-            WHERE fingerprint = ?
-            """, arguments: [Date().timeIntervalSince1970, fingerprint, fingerprint, fingerprint])
     }
 
     /// Documents and tokens in the cache of `fingerprint`.
