@@ -273,6 +273,9 @@ extension CorpusStore {
             case .conll: try parser.conll()
             case .squad: try parser.squad()
             }
+            // Full-text index of the new documents, in bulk (same transaction).
+            try db.execute(sql: "INSERT INTO document_fts(rowid, text) SELECT id, text FROM document WHERE sourceId = ? ORDER BY id",
+                           arguments: [sink.sourceID])
             sink.bytesRead = size
             sink.report(force: true)
             let seconds = Date().timeIntervalSince(started)

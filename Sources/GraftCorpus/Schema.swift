@@ -146,13 +146,12 @@ enum CorpusSchema {
                 );
                 CREATE INDEX run_metric_run ON run_metric(runId, name, step);
 
-                -- Full-text search over document texts (external content, kept in sync by triggers).
+                -- Full-text search over document texts (external content). Imports index their
+                -- documents in bulk at the end of their transaction (≈ 4x faster than a per-row
+                -- insert trigger); deletes and updates are kept in sync by triggers.
                 CREATE VIRTUAL TABLE document_fts USING fts5(
                     text, content='document', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
                 );
-                CREATE TRIGGER document_fts_insert AFTER INSERT ON document BEGIN
-                    INSERT INTO document_fts(rowid, text) VALUES (new.id, new.text);
-                END;
                 CREATE TRIGGER document_fts_delete AFTER DELETE ON document BEGIN
                     INSERT INTO document_fts(document_fts, rowid, text) VALUES ('delete', old.id, old.text);
                 END;
