@@ -63,6 +63,15 @@ struct CorpusBench: ParsableCommand {
             results["import_jsonl_all", default: []].append(Double(jsonlBytes) / 1e6 / jsonlSeconds)
             units["import_jsonl_all"] = "MB/s"
 
+            // The other plain-text modes, each into a fresh store of its own.
+            for (key, format) in [("import_paragraphs_shakespeare", ImportFormat.paragraphs), ("import_text_shakespeare", .text)] {
+                let other = NSTemporaryDirectory() + "/graft-bench-corpus-\(getpid())-\(r)-\(format.rawValue).sqlite"
+                defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: other + suffix) } }
+                let report = try CorpusStore(path: other).importFile(dir + "/" + inputs[0].file, options: ImportOptions(format: format))
+                results[key, default: []].append(Double(report.bytes) / 1e6 / report.seconds)
+                units[key] = "MB/s"
+            }
+
             let cache = try store.buildTokenCache(fingerprint: "synthetic-whitespace-fnv1a", encode: syntheticWhitespaceHashEncode)
             results["token_cache_build_synthetic", default: []].append(Double(cache.tokens) / cache.seconds)
             units["token_cache_build_synthetic"] = "tokens/s"
