@@ -1,11 +1,15 @@
 /// GraftCorpus: the SQLite corpus store (documents, splits, annotations, token caches, runs).
 ///
-/// Open a store with ``CorpusStore/init(path:)``; import files with
-/// ``CorpusStore/importFile(_:options:progress:)``; stream documents, labelled examples and
-/// packed token blocks with ``CorpusStore/documentTexts(split:batchSize:)``,
-/// ``CorpusStore/labelledExamples(task:split:batchSize:)`` and
-/// ``CorpusStore/packedBlocks(fingerprint:blockLength:separator:split:shuffleSeed:dropRemainder:)``;
-/// record training runs with ``CorpusStore/startRun(kind:name:config:)``.
+/// - Open: ``CorpusStore/init(path:)`` (creates and migrates; refuses non-Graft files).
+/// - Import: ``CorpusStore/importFile(_:options:progress:)`` (one transaction per file).
+/// - Stream (bounded memory): ``CorpusStore/documentTexts(_:pageSize:)`` (for tokenizer training),
+///   ``CorpusStore/classificationExamples(task:_:pageSize:)``, ``CorpusStore/taggingExamples(_:pageSize:)``,
+///   ``CorpusStore/qaExamples(_:pageSize:)``, and, after ``CorpusStore/buildTokenCache(fingerprint:batchSize:encode:progress:)``,
+///   ``CorpusStore/packedBlocks(fingerprint:blockLength:separator:filter:shuffleSeed:dropRemainder:pageSize:)``.
+/// - Splits: ``CorpusStore/defineSplit(name:train:dev:test:)`` and ``DocumentFilter``.
+/// - Runs: ``CorpusStore/startRun(kind:name:config:)`` → ``RunRecorder``.
+/// - Export and search: ``CorpusStore/export(format:filter:textField:labelField:task:write:)``,
+///   ``CorpusStore/search(_:limit:snippetTokens:)``.
 import Foundation
 import GRDB
 import GraftTokenizers

@@ -245,17 +245,18 @@ extension CorpusStore {
         let optionsJSON = String(decoding: try JSONSerialization.data(withJSONObject: key, options: [.sortedKeys]), as: UTF8.self)
         let name = options.name ?? (path as NSString).lastPathComponent
 
-        if let existing = try read({ db in
-            try Row.fetchOne(db, sql: "SELECT * FROM source WHERE fileHash = ? AND format = ? AND options = ?",
-                             arguments: [fileHash, format.rawValue, optionsJSON])
-        }) {
-            let info = SourceInfo(row: existing)
+        func existingSource(_ db: Database) throws -> ImportReport? {
+            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM source WHERE fileHash = ? AND format = ? AND options = ?",
+                                             arguments: [fileHash, format.rawValue, optionsJSON]) else { return nil }
             return ImportReport(
-                sourceID: info.id, path: path, format: format, alreadyImported: true, records: 0, documents: 0,
+                sourceID: row["id"], path: path, format: format, alreadyImported: true, records: 0, documents: 0,
                 duplicates: 0, annotations: 0, skipped: [], bytes: size, seconds: Date().timeIntervalSince(started))
         }
+        if let existing = try read(existingSource) { return existing }
 
         return try write { db in
+            // Checked again under the write lock: another process may have imported it meanwhile.
+            if let existing = try existingSource(db) { return existing }
             try db.execute(sql: """
                 INSERT INTO source(name, path, format, options, fileHash, fileBytes, records, documents, duplicates, skipped, importedAt, seconds)
                 VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 0)

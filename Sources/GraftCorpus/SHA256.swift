@@ -102,8 +102,6 @@ public struct SHA256: Sendable {
         return out
     }
 
-    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-
     private mutating func compress(_ block: UnsafeRawPointer) {
         var w = (
             UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
@@ -120,20 +118,22 @@ public struct SHA256: Sendable {
                 var a = state.0, b = state.1, c = state.2, d = state.3
                 var e = state.4, f = state.5, g = state.6, h = state.7
                 for i in 0..<64 {
+                    // Rotations written out with masking shifts: debug builds (the tests) do not
+                    // inline helper functions, and this loop dominates hashing time there.
                     let wi: UInt32
                     if i < 16 {
                         wi = w[i]
                     } else {
-                        let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
-                        let s0 = Self.rotr(w15, 7) ^ Self.rotr(w15, 18) ^ (w15 >> 3)
-                        let s1 = Self.rotr(w2, 17) ^ Self.rotr(w2, 19) ^ (w2 >> 10)
-                        wi = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
+                        let w15 = w[(i &- 15) & 15], w2 = w[(i &- 2) & 15]
+                        let s0 = (w15 &>> 7 | w15 &<< 25) ^ (w15 &>> 18 | w15 &<< 14) ^ (w15 &>> 3)
+                        let s1 = (w2 &>> 17 | w2 &<< 15) ^ (w2 &>> 19 | w2 &<< 13) ^ (w2 &>> 10)
+                        wi = w[i & 15] &+ s0 &+ w[(i &- 7) & 15] &+ s1
                         w[i & 15] = wi
                     }
-                    let S1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
+                    let S1 = (e &>> 6 | e &<< 26) ^ (e &>> 11 | e &<< 21) ^ (e &>> 25 | e &<< 7)
                     let ch = (e & f) ^ (~e & g)
                     let t1 = h &+ S1 &+ ch &+ k[i] &+ wi
-                    let S0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
+                    let S0 = (a &>> 2 | a &<< 30) ^ (a &>> 13 | a &<< 19) ^ (a &>> 22 | a &<< 10)
                     let maj = (a & b) ^ (a & c) ^ (b & c)
                     let t2 = S0 &+ maj
                     h = g; g = f; f = e; e = d &+ t1

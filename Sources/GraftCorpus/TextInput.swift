@@ -16,6 +16,7 @@ struct LineReader {
     let path: String
     private let handle: UnsafeMutablePointer<FILE>
     private var chunk = [UInt8]()
+    private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
     private var start = 0
     private var eof = false
     private var lineNumber = 0
@@ -38,10 +39,9 @@ struct LineReader {
             chunk.removeSubrange(0..<start)
             start = 0
         }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, handle) }
+        let n = readBuffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, handle) }
         if n == 0 { eof = true; return }
-        chunk.append(contentsOf: buffer[0..<n])
+        readBuffer.withUnsafeBytes { chunk.append(contentsOf: $0[0..<n]) }
     }
 
     mutating func next() -> InputLine? {

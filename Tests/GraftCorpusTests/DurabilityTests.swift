@@ -61,6 +61,27 @@ final class Box<T>: @unchecked Sendable {
     }
 }
 
+extension ConcurrencyTests {
+    @Test func twoWritersImportingTheSameFileStoreItOnce() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/same.txt"
+        writeFile(path, (0..<2000).map { "row \($0)" }.joined(separator: "\n"))
+        let other = try CorpusStore(path: store.path)
+        let results = Box<[Bool]>([])
+        let group = DispatchGroup()
+        for s in [store, other] {
+            DispatchQueue.global().async(group: group) {
+                if let report = try? s.importFile(path, options: ImportOptions(format: .lines)) {
+                    results.value.append(report.alreadyImported)
+                }
+            }
+        }
+        group.wait()
+        #expect(results.value.sorted { !$0 && $1 } == [false, true])
+        #expect(try store.stats().documents == 2000 && store.stats().sources == 1)
+    }
+}
+
 @Suite struct DurabilityTests {
     func runGraft(_ arguments: [String], stderr: Pipe? = nil) throws -> Process {
         let process = Process()
