@@ -135,6 +135,14 @@ public struct QAExample: Sendable, Equatable {
 }
 
 extension CorpusStore {
+    /// Number of documents selected by `filter` (e.g. for progress totals).
+    public func documentCount(_ filter: DocumentFilter = .all) throws -> Int {
+        try read { db in
+            let c = try filter.condition(db)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM document d WHERE \(c.sql)", arguments: c.arguments) ?? 0
+        }
+    }
+
     /// Streams documents (bounded memory), in import order.
     public func documents(_ filter: DocumentFilter = .all, pageSize: Int = 512) -> PagedSequence<Document> {
         PagedSequence(pageSize: pageSize) { after, limit in

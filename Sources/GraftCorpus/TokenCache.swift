@@ -125,6 +125,21 @@ extension CorpusStore {
         return TokenizerStats(fingerprint: row["fingerprint"], documents: row["documents"], tokens: row["tokens"])
     }
 
+    /// Cached documents and tokens of `fingerprint` among the documents selected by `filter`:
+    /// with the separator after each document, a packed stream holds `tokens + documents` ids,
+    /// i.e. `(tokens + documents) / blockLength` full blocks per epoch.
+    public func cachedTokenCount(fingerprint: String, filter: DocumentFilter = .all) throws -> (documents: Int, tokens: Int) {
+        try read { db in
+            let c = try filter.condition(db)
+            let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS documents, coalesce(sum(t.count), 0) AS tokens
+                FROM token_cache t JOIN document d ON d.id = t.documentId
+                WHERE t.tokenizer = ? AND t.count > 0 AND \(c.sql)
+                """, arguments: [fingerprint] + c.arguments)
+            return (row?["documents"] ?? 0, row?["tokens"] ?? 0)
+        }
+    }
+
     /// The cached ids of one document, or nil when it is not cached.
     public func cachedTokens(documentID: Int64, fingerprint: String) throws -> [Int32]? {
         try read { db in

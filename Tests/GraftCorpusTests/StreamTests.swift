@@ -95,6 +95,9 @@ func testEncode(_ text: String) -> [Int32] {
         #expect(Array(blocks.joined()) == Array(stream.prefix(blocks.count * 16)))
         let withTail = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, dropRemainder: false))
         #expect(Array(withTail.joined()) == stream)
+        let counted = try store.cachedTokenCount(fingerprint: "test-tok")
+        #expect(counted.documents + counted.tokens == stream.count && counted.tokens == expectedTokens)
+        #expect(try store.documentCount() == 300)
         let flatBatches = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0).batches(of: 4))
         #expect(Array(flatBatches.joined()) == Array(blocks.joined()))
 
