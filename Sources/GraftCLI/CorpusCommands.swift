@@ -9,7 +9,7 @@ struct CorpusCommand: ParsableCommand {
         abstract: "Manage a corpus database: import, statistics, splits, search, export, runs.",
         subcommands: [
             CorpusAdd.self, CorpusStatsCommand.self, CorpusSplit.self, CorpusSearch.self, CorpusExport.self,
-            CorpusRuns.self,
+            CorpusRuns.self, CorpusRemove.self,
         ]
     )
 }
@@ -92,7 +92,7 @@ struct CorpusAdd: ParsableCommand {
                     """)
                 for issue in report.skipped { printError("skipped: \(issue)") }
             } catch {
-                progress.finish()
+                progress.cancel()
                 printError("error: \(error)")
                 printError("\(file): nothing imported (the file's transaction was rolled back)")
                 failed = true
@@ -279,6 +279,23 @@ struct CorpusRuns: ParsableCommand {
         for m in try store.metrics(run: id) {
             print("step \(m.step)  \(m.name) = \(m.value)  (\(String(format: "%.1f", m.seconds)) s)")
         }
+    }
+}
+
+struct CorpusRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Delete a source with its documents, annotations and cached tokens.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Argument(help: "Source id or name (see `graft corpus stats`).")
+    var source: String
+
+    func run() throws {
+        let store = try database.open()
+        let info = try store.source(named: source)
+        try store.removeSource(id: info.id)
+        print("removed source \(info.id) (\(info.name)): \(info.documents) documents")
     }
 }
 

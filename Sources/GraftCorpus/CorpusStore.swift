@@ -77,6 +77,11 @@ public final class CorpusStore: Sendable {
         catch { throw CorpusError.wrap(error) }
     }
 
+    /// Checks that the FTS5 full-text index matches the document texts (throws if not).
+    public func checkSearchIndex() throws {
+        try write { try $0.execute(sql: "INSERT INTO document_fts(document_fts) VALUES ('integrity-check')") }
+    }
+
     /// The SQLite journal mode in use ("wal").
     public func journalMode() throws -> String {
         do { return try pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" } }

@@ -147,6 +147,8 @@ extension ConcurrencyTests {
         let sources = try store.sources()
         #expect(sources.count == 1 && sources.first?.documents == lineCount)
         #expect(try store.stats().documents == lineCount)
+        try store.checkSearchIndex()
+        #expect(try store.search("\"line 19999\"").count == 1)
         // A third run recognises the file and adds nothing.
         let again = try runGraft(arguments + ["--quiet"])
         again.waitUntilExit()

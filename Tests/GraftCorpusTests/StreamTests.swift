@@ -191,3 +191,25 @@ func testEncode(_ text: String) -> [Int32] {
         #expect(try store.search("zzzxqqnotaword").isEmpty)
     }
 }
+
+@Suite struct RemoveSourceTests {
+    @Test func removingASourceRemovesItsDocumentsIndexAndTokens() throws {
+        let (store, dir) = try makeStore()
+        writeFile(dir + "/a.txt", "apple banana\ncherry\n")
+        writeFile(dir + "/b.txt", "banana split\n")
+        let a = try store.importFile(dir + "/a.txt", options: ImportOptions(format: .lines))
+        _ = try store.importFile(dir + "/b.txt", options: ImportOptions(format: .lines))
+        try store.buildTokenCache(fingerprint: "t", encode: testEncode)
+        #expect(try store.search("banana").count == 2)
+        try store.removeSource(id: a.sourceID)
+        #expect(try store.search("banana").map(\.source) == ["b.txt"])
+        #expect(try store.search("cherry").isEmpty)
+        #expect(try store.stats().documents == 1 && store.stats().sources == 1)
+        #expect(try store.tokenCacheStats(fingerprint: "t") == TokenizerStats(fingerprint: "t", documents: 1, tokens: 2))
+        #expect(try store.integrityCheck() == ["ok"])
+        #expect(try count(store, "SELECT count(*) FROM token_cache") == 1)
+        try store.checkSearchIndex()
+        // Removed, the file can be imported again.
+        #expect(try store.importFile(dir + "/a.txt", options: ImportOptions(format: .lines)).documents == 2)
+    }
+}
