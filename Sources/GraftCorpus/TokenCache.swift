@@ -202,7 +202,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 ///
 /// Each element is one block of `blockLength` ids. ``batches(of:)`` groups blocks into training
 /// batches. Errors end the stream early and are kept in ``status``.
-public struct PackedBlocks: Sequence {
+public struct PackedBlocks: Sequence, Sendable {
     let store: CorpusStore
     let fingerprint: String
     public let blockLength: Int
