@@ -106,6 +106,7 @@ extension ConcurrencyTests {
     @Test(.enabled(if: graftExecutable != nil, "needs the graft executable built next to the tests (swift build)"))
     func killedImportLeavesNoHalfSourceAndRerunCompletes() throws {
         let dir = makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
         let db = dir + "/corpus.sqlite"
         let big = dir + "/big.txt"
         let lineCount = 20_000

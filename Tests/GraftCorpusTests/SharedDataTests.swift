@@ -16,7 +16,8 @@ struct SharedDataImportTests {
     }
 
     @Test func corpora() throws {
-        let (store, _) = try makeStore()
+        let (store, dir) = try makeStore()
+        defer { removeTemporaryDirectory(dir) }
         let wiki = try store.importFile(data + "/corpora/wiki-vital-en.jsonl")
         #expect(wiki.records == 10_033 && wiki.documents == 10_033)
         #expect(words(store.documentTexts(DocumentFilter(sourceID: wiki.sourceID))) == 775_848)
@@ -38,7 +39,8 @@ struct SharedDataImportTests {
     }
 
     @Test func sentiment() throws {
-        let (store, _) = try makeStore()
+        let (store, dir) = try makeStore()
+        defer { removeTemporaryDirectory(dir) }
         for (set, part, pos, neg) in [
             ("rt-snippets", SplitPart.train, 4_148, 4_306), ("rt-snippets", .dev, 548, 509),
             ("pang-lee-sentences", .train, 1_599, 1_601), ("pang-lee-sentences", .dev, 205, 195),
@@ -56,7 +58,8 @@ struct SharedDataImportTests {
         ("wnut16/train.txt", 1_915, 37_316, 0, 1_237), ("wnut16/dev.txt", 239, 4_647, 0, 122),
     ] as [(String, Int, Int, Int, Int?)])
     func ner(file: String, sentences: Int, tokens: Int, documents: Int, entities: Int?) throws {
-        let (store, _) = try makeStore()
+        let (store, dir) = try makeStore()
+        defer { removeTemporaryDirectory(dir) }
         let path = data + "/ner/" + file
         let report = try store.importFile(path, options: ImportOptions(format: .conll))
         #expect(report.documents == sentences)
@@ -76,7 +79,8 @@ struct SharedDataImportTests {
 
     @Test(arguments: [("train.json", 150, 600), ("dev.json", 30, 120)])
     func qa(file: String, passages: Int, questions: Int) throws {
-        let (store, _) = try makeStore()
+        let (store, dir) = try makeStore()
+        defer { removeTemporaryDirectory(dir) }
         let path = data + "/qa/" + file
         let report = try store.importFile(path)
         #expect(report.documents == passages)

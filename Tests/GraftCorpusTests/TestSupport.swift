@@ -15,6 +15,11 @@ func makeTemporaryDirectory() -> String {
     return path
 }
 
+/// Deletes a folder made by ``makeTemporaryDirectory()`` (for tests that write large files).
+func removeTemporaryDirectory(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}
+
 /// A new store in a fresh folder.
 func makeStore() throws -> (CorpusStore, String) {
     let dir = makeTemporaryDirectory()
