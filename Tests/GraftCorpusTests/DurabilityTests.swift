@@ -157,3 +157,65 @@ extension ConcurrencyTests {
         #expect(try store.stats().documents == lineCount)
     }
 }
+
+/// The `graft corpus` commands, run as a user would.
+@Suite(.enabled(if: graftExecutable != nil, "needs the graft executable built next to the tests (swift build)"))
+struct CLITests {
+    /// Runs graft and returns (exit status, stdout, stderr).
+    func graft(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: graftExecutable!)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test func addStatsSearchExportSplit() throws {
+        let dir = makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
+        let db = dir + "/c.sqlite"
+        var (status, out, err) = try graft(["corpus", "add", "--db", db, "--quiet", fixture("wiki-vital-en.head200.jsonl"),
+                                            fixture("rt-snippets-train.head300.tsv")])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("200 documents") && out.contains("300 annotations"))
+        (status, out, err) = try graft(["corpus", "add", "--db", db, "--format", "conll", "--quiet", fixture("wnut16-train.head.txt")])
+        #expect(status == 0, "\(err)")
+        (status, out, _) = try graft(["corpus", "add", "--db", db, "--quiet", fixture("wiki-vital-en.head200.jsonl")])
+        #expect(status == 0 && out.contains("already imported"))
+
+        (status, out, _) = try graft(["corpus", "stats", "--db", db, "--json"])
+        #expect(status == 0)
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(stats["documents"] as? Int == 516 && stats["sources"] as? Int == 3 && stats["annotations"] as? Int == 316)
+
+        (status, out, _) = try graft(["corpus", "search", "--db", db, "--limit", "2", "music"])
+        #expect(status == 0)
+        #expect(out.split(separator: "\n").count == 2 && out.split(separator: "\n").allSatisfy { $0.lowercased().contains("[music]") })
+
+        let exported = dir + "/out.conll"
+        (status, _, err) = try graft(["corpus", "export", "--db", db, "--format", "conll", "--source", "3", "-o", exported])
+        #expect(status == 0 && err.contains("exported 16 documents"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: exported)) == Data(contentsOf: URL(fileURLWithPath: fixture("wnut16-train.head.txt"))))
+
+        (status, out, _) = try graft(["corpus", "split", "--db", db, "--train", "0.5", "--dev", "0.25", "--test", "0.25"])
+        #expect(status == 0 && out.contains("split default: train 0.5"))
+
+        // A bad file: non-zero exit, the error names file and line, nothing stored.
+        writeFile(dir + "/bad.tsv", "label\ttext\npos\tok\nbroken\n")
+        (status, _, err) = try graft(["corpus", "add", "--db", db, "--quiet", dir + "/bad.tsv"])
+        #expect(status != 0 && err.contains("bad.tsv:3: expected 2 columns, found 1"))
+        (status, out, _) = try graft(["corpus", "stats", "--db", db, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])?["sources"] as? Int == 3)
+
+        // Not a Graft database.
+        writeFile(dir + "/other.sqlite", "plain text")
+        (status, _, err) = try graft(["corpus", "stats", "--db", dir + "/other.sqlite"])
+        #expect(status != 0 && err.contains("not a Graft corpus database"))
+    }
+}
