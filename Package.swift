@@ -71,7 +71,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GraftCorpusTests",
-            dependencies: ["GraftCorpus", "GraftTokenizers"]
+            dependencies: ["GraftCorpus", "GraftTokenizers"],
+            resources: [.copy("Fixtures")]
         ),
     ]
 )

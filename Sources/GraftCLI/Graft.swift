@@ -7,6 +7,7 @@ struct Graft: AsyncParsableCommand {
         abstract: "NLP transfer learning on an ordinary machine.",
         subcommands: [
             TokenizerCommand.self,
+            CorpusCommand.self,
             BenchCommand.self,
         ]
     )
@@ -18,6 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Run Graft's benchmarks (use a release build).",
         subcommands: [
             TokenizerBenchCommand.self,
+            CorpusBench.self,
         ]
     )
 }

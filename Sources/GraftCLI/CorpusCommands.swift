@@ -1,0 +1,318 @@
+import ArgumentParser
+import Foundation
+import GraftCorpus
+
+/// `graft corpus ...`: the corpus store.
+struct CorpusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
+        abstract: "Manage a corpus database: import, statistics, splits, search, export, runs.",
+        subcommands: [
+            CorpusAdd.self, CorpusStatsCommand.self, CorpusSplit.self, CorpusSearch.self, CorpusExport.self,
+            CorpusRuns.self, CorpusRemove.self,
+        ]
+    )
+}
+
+/// The `--db` option shared by all corpus commands.
+struct CorpusDatabaseOption: ParsableArguments {
+    @Option(name: .long, help: "Corpus database file.")
+    var db: String = "graft.sqlite"
+
+    func open() throws -> CorpusStore { try CorpusStore(path: db) }
+}
+
+extension ImportFormat: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}
+extension SplitPart: ExpressibleByArgument {}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+struct CorpusAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Import files (each file one transaction; a file already imported is skipped).")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Argument(help: "Files to import.")
+    var files: [String]
+
+    @Option(help: "Input format: text, lines, paragraphs, jsonl, tsv, csv, conll or squad (default: from the extension).")
+    var format: ImportFormat?
+
+    @Option(name: .customLong("text-field"), help: "JSONL field or CSV/TSV column with the text (default: text).")
+    var textField: String?
+
+    @Option(name: .customLong("label-field"), help: "JSONL field or CSV/TSV column with the label (CSV/TSV default: label).")
+    var labelField: String?
+
+    @Option(help: "Task name the labels are stored under.")
+    var task: String = "label"
+
+    @Option(help: "Put all documents of these files in this split part (train, dev or test).")
+    var split: SplitPart?
+
+    @Flag(name: .customLong("skip-bad"), help: "Report and skip bad records instead of rolling the file back.")
+    var skipBad = false
+
+    @Flag(inversion: .prefixedNo, help: "Skip texts already stored (default: on for unlabelled text, off for labelled sets).")
+    var dedupe: Bool?
+
+    @Flag(help: "No progress display.")
+    var quiet = false
+
+    func run() throws {
+        let store = try database.open()
+        var failed = false
+        for file in files {
+            let options = ImportOptions(
+                format: format, textField: textField, labelField: labelField, task: task, split: split,
+                deduplicate: dedupe, skipBad: skipBad)
+            let progress = ProgressReporter((file as NSString).lastPathComponent, total: nil, unit: .bytes, enabled: !quiet)
+            do {
+                let report = try store.importFile(file, options: options) { p in
+                    progress.total = p.totalBytes
+                    progress.update(p.bytesRead, fields: ["docs": ProgressReporter.grouped(p.documents)])
+                }
+                if report.alreadyImported {
+                    progress.cancel()
+                    print("\(file): already imported as source \(report.sourceID); nothing added")
+                    continue
+                }
+                progress.finish(fields: ["docs": ProgressReporter.grouped(report.documents)])
+                let mbps = report.seconds > 0 ? Double(report.bytes) / 1e6 / report.seconds : 0
+                print("""
+                    \(file): source \(report.sourceID), \(report.format.rawValue): \(report.documents) documents, \
+                    \(report.annotations) annotations, \(report.duplicates) duplicates, \(report.skipped.count) skipped \
+                    (\(String(format: "%.2f", report.seconds)) s, \(String(format: "%.1f", mbps)) MB/s)
+                    """)
+                for issue in report.skipped { printError("skipped: \(issue)") }
+            } catch {
+                progress.cancel()
+                printError("error: \(error)")
+                printError("\(file): nothing imported (the file's transaction was rolled back)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
+
+struct CorpusStatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Show corpus statistics.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let store = try database.open()
+        let stats = try store.stats()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+            return
+        }
+        let g = ProgressReporter.grouped
+        print("documents    \(g(stats.documents)) (\(String(format: "%.1f", Double(stats.textBytes) / 1e6)) MB of text)")
+        print("sources      \(g(stats.sources))")
+        print("annotations  \(g(stats.annotations)) (labels \(g(stats.labels)), spans \(g(stats.spans)), questions \(g(stats.questions)))")
+        for (task, counts) in stats.labelCounts.sorted(by: { $0.key < $1.key }) {
+            let values = counts.sorted(by: { $0.key < $1.key }).map { "\($0.key) \(g($0.value))" }.joined(separator: ", ")
+            print("  \(task): \(values)")
+        }
+        if stats.tokenizers.isEmpty {
+            print("tokens       (no token cache)")
+        }
+        for t in stats.tokenizers {
+            print("tokens       \(g(t.tokens)) in \(g(t.documents)) documents (tokenizer \(t.fingerprint))")
+        }
+        print("runs         \(g(stats.runs))")
+        for s in try store.sources() {
+            print("  source \(s.id): \(s.name) [\(s.format)] \(g(s.documents)) documents, \(g(s.duplicates)) duplicates, \(g(s.skipped)) skipped")
+        }
+    }
+}
+
+struct CorpusSplit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "split",
+        abstract: "Define a train/dev/test split by document hash (stable when documents are added), or show one.",
+        discussion: "Without ratios, shows the counts of the named scheme (default 0.8/0.1/0.1).")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Option(help: "Scheme name.")
+    var name: String = "default"
+
+    @Option(help: "Fraction of documents in train.")
+    var train: Double?
+
+    @Option(help: "Fraction in dev.")
+    var dev: Double?
+
+    @Option(help: "Fraction in test (default: the rest).")
+    var test: Double?
+
+    func run() throws {
+        let store = try database.open()
+        if train != nil || dev != nil || test != nil {
+            let tr = train ?? 0.8, dv = dev ?? 0.1
+            try store.defineSplit(name: name, train: tr, dev: dv, test: test ?? max(0, 1 - tr - dv))
+        }
+        let scheme = try store.splitScheme(named: name)
+        let counts = try store.splitCounts(name: name)
+        print("split \(name): train \(scheme.train), dev \(scheme.dev), test \(scheme.test)")
+        for part in SplitPart.allCases {
+            print("  \(part.rawValue): \(ProgressReporter.grouped(counts[part] ?? 0)) documents")
+        }
+    }
+}
+
+struct CorpusSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search", abstract: "Full-text search (SQLite FTS5 syntax) with matching snippets.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Argument(help: "Query, e.g. 'king', '\"to be or not\"', 'rome AND caesar'.")
+    var query: String
+
+    @Option(help: "Maximum number of results.")
+    var limit = 10
+
+    func run() throws {
+        let store = try database.open()
+        let hits = try store.search(query, limit: limit)
+        if hits.isEmpty { print("no match"); return }
+        for hit in hits {
+            let snippet = hit.snippet.replacingOccurrences(of: "\n", with: " ")
+            print("[\(hit.documentID)] \(hit.source): \(snippet)")
+        }
+    }
+}
+
+struct CorpusExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Export documents as JSON Lines, CoNLL or SQuAD JSON.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Option(help: "Output format: jsonl, conll or squad.")
+    var format: ExportFormat = .jsonl
+
+    @Option(name: [.short, .long], help: "Output file (default: standard output).")
+    var output: String?
+
+    @Option(help: "Only this source (id or name).")
+    var source: String?
+
+    @Option(help: "Only this split part (train, dev or test).")
+    var split: SplitPart?
+
+    @Option(help: "Split scheme for --split.")
+    var scheme: String = "default"
+
+    @Option(help: "Label task to export (jsonl).")
+    var task: String = "label"
+
+    @Option(name: .customLong("text-field"), help: "JSON field name for the text (jsonl).")
+    var textField: String = "text"
+
+    @Option(name: .customLong("label-field"), help: "JSON field name for the label (jsonl).")
+    var labelField: String = "label"
+
+    func run() throws {
+        let store = try database.open()
+        var filter = DocumentFilter(part: split, scheme: scheme)
+        if let source { filter.sourceID = try store.source(named: source).id }
+        let handle: FileHandle
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: nil) , let h = FileHandle(forWritingAtPath: output) else {
+                throw CorpusError.unreadableFile(path: output, reason: "cannot create the output file")
+            }
+            handle = h
+        } else {
+            handle = FileHandle.standardOutput
+        }
+        var buffer = Data()
+        let report = try store.export(format: format, filter: filter, textField: textField, labelField: labelField, task: task) { text in
+            buffer.append(contentsOf: text.utf8)
+            if buffer.count >= 1 << 20 { handle.write(buffer); buffer.removeAll(keepingCapacity: true) }
+        }
+        handle.write(buffer)
+        if output != nil { try handle.close() }
+        printError("exported \(report.documents) documents" + (report.skipped > 0 ? " (\(report.skipped) without \(format.rawValue) data left out)" : ""))
+    }
+}
+
+struct CorpusRuns: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runs", abstract: "List recorded training runs, or show one run's metrics.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Option(help: "Show this run's configuration and metrics.")
+    var id: Int64?
+
+    func run() throws {
+        let store = try database.open()
+        guard let id else {
+            let runs = try store.runs()
+            if runs.isEmpty { print("no runs"); return }
+            for r in runs {
+                let seconds = r.seconds.map { String(format: "%.1f s", $0) } ?? "-"
+                print("\(r.id)  \(r.kind)  \(r.name ?? "-")  \(r.status.rawValue)  \(seconds)  \(r.summary ?? "")")
+            }
+            return
+        }
+        let r = try store.run(id: id)
+        print("run \(r.id) \(r.kind) \(r.name ?? "") \(r.status.rawValue)")
+        print("config: \(r.config)")
+        if let summary = r.summary { print("summary: \(summary)") }
+        for m in try store.metrics(run: id) {
+            print("step \(m.step)  \(m.name) = \(m.value)  (\(String(format: "%.1f", m.seconds)) s)")
+        }
+    }
+}
+
+struct CorpusRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Delete a source with its documents, annotations and cached tokens.")
+
+    @OptionGroup var database: CorpusDatabaseOption
+
+    @Argument(help: "Source id or name (see `graft corpus stats`).")
+    var source: String
+
+    func run() throws {
+        let store = try database.open()
+        let info = try store.source(named: source)
+        try store.removeSource(id: info.id)
+        print("removed source \(info.id) (\(info.name)): \(info.documents) documents")
+    }
+}
+
+/// Builds the token cache of the corpus at `dbPath` with a tokenizer given as plain values.
+///
+/// This is where `graft corpus tokenize --tokenizer PATH` plugs in: load the tokenizer, then
+/// call this with its fingerprint (e.g. SHA-256 of its tokenizer.json) and a closure returning
+/// its ids *without* special tokens. Returns the cache report; shows progress on stderr.
+func tokenizeCorpus(
+    dbPath: String, fingerprint: String, showProgress: Bool = true, encode: (String) throws -> [Int32]
+) throws -> TokenCacheReport {
+    let store = try CorpusStore(path: dbPath)
+    let progress = ProgressReporter("tokenize", unit: .items("docs"), enabled: showProgress)
+    let report = try store.buildTokenCache(fingerprint: fingerprint, encode: encode) { done, total in
+        progress.total = total
+        progress.update(done)
+    }
+    progress.finish(fields: ["tokens": ProgressReporter.grouped(report.tokens)])
+    return report
+}

@@ -1,0 +1,292 @@
+import Foundation
+import GRDB
+
+/// Input formats understood by ``CorpusStore/importFile(_:options:progress:)``.
+public enum ImportFormat: String, Sendable, CaseIterable, Codable {
+    /// The whole file is one document.
+    case text
+    /// One document per non-blank line.
+    case lines
+    /// One document per blank-line-separated paragraph (lines joined by LF).
+    case paragraphs
+    /// JSON Lines: one object per line; text (and optionally label) in fields chosen by the user.
+    case jsonl
+    /// Tab-separated with a header row naming the columns; each row is split at its first
+    /// (columns − 1) tabs, no quoting.
+    case tsv
+    /// Comma-separated (RFC 4180 quoting) with a header row.
+    case csv
+    /// CoNLL token/tag columns (space- or tab-separated), `-DOCSTART-` lines, a blank line after
+    /// each sentence; the tag is the last column (IOB2).
+    case conll
+    /// SQuAD v1.1 JSON.
+    case squad
+
+    /// Guesses the format from a file extension: `.jsonl`/`.ndjson` → jsonl, `.tsv` → tsv,
+    /// `.csv` → csv, `.conll` → conll, `.json` → squad, anything else → text.
+    public static func infer(fromPath path: String) -> ImportFormat {
+        let ext = (path as NSString).pathExtension.lowercased()
+        switch ext {
+        case "jsonl", "ndjson": return .jsonl
+        case "tsv": return .tsv
+        case "csv": return .csv
+        case "conll", "conllu", "iob": return .conll
+        case "json": return .squad
+        default: return .text
+        }
+    }
+
+    /// Formats whose records are annotated examples: duplicates are kept by default, because
+    /// two equal sentences are two examples (and CoNLL export must reproduce both).
+    var keepsDuplicatesByDefault: Bool {
+        switch self {
+        case .tsv, .csv, .conll, .squad: return true
+        case .text, .lines, .paragraphs, .jsonl: return false
+        }
+    }
+}
+
+/// How a file is imported.
+public struct ImportOptions: Sendable {
+    /// The format; nil infers it from the extension (``ImportFormat/infer(fromPath:)``).
+    public var format: ImportFormat?
+    /// JSONL field / CSV-TSV column holding the text (default `text`).
+    public var textField: String?
+    /// JSONL field / CSV-TSV column holding a label. JSONL: none unless set. CSV/TSV: `label`
+    /// if the header has it.
+    public var labelField: String?
+    /// Task name under which labels are stored (default `label`).
+    public var task: String
+    /// Put every document of the file in this split part regardless of its hash.
+    public var split: SplitPart?
+    /// Skip texts already in the store. nil: yes for text/lines/paragraphs/jsonl without a
+    /// label field, no for labelled formats.
+    public var deduplicate: Bool?
+    /// Report and skip bad records instead of rolling back the whole import.
+    public var skipBad: Bool
+    /// Source name (default: the file's name).
+    public var name: String?
+
+    public init(
+        format: ImportFormat? = nil, textField: String? = nil, labelField: String? = nil, task: String = "label",
+        split: SplitPart? = nil, deduplicate: Bool? = nil, skipBad: Bool = false, name: String? = nil
+    ) {
+        self.format = format
+        self.textField = textField
+        self.labelField = labelField
+        self.task = task
+        self.split = split
+        self.deduplicate = deduplicate
+        self.skipBad = skipBad
+        self.name = name
+    }
+}
+
+/// Progress of a running import.
+public struct ImportProgress: Sendable {
+    public var bytesRead: Int
+    public var totalBytes: Int
+    public var records: Int
+    public var documents: Int
+}
+
+/// What an import did.
+public struct ImportReport: Sendable {
+    public var sourceID: Int64
+    public var path: String
+    public var format: ImportFormat
+    /// True when this file had been imported before with the same options: nothing was added.
+    public var alreadyImported: Bool
+    /// Records read (lines, rows, paragraphs, sentences, SQuAD paragraphs).
+    public var records: Int
+    public var documents: Int
+    public var duplicates: Int
+    /// Labels + spans + questions added.
+    public var annotations: Int
+    /// Bad records skipped (only with ``ImportOptions/skipBad``), with what was wrong.
+    public var skipped: [CorpusError]
+    public var bytes: Int
+    public var seconds: Double
+}
+
+/// One record parsed from an input file, before it is stored.
+struct ImportRecord {
+    var text: String
+    var line: Int
+    var label: String?
+    var metadata: [String: Any]?
+    var spans: [(start: Int, end: Int, type: String)] = []
+    var tokenRows: (separator: String, columns: Int, rows: String)?
+    var questions: [(id: String, question: String, answers: [(text: String, start: Int)])] = []
+}
+
+/// Receives parsed records and bad-record reports; stores records in the open transaction.
+final class ImportSink {
+    let db: Database
+    let sourceID: Int64
+    let options: ImportOptions
+    let deduplicate: Bool
+    let progress: ((ImportProgress) -> Void)?
+    let totalBytes: Int
+    var records = 0
+    var documents = 0
+    var duplicates = 0
+    var annotations = 0
+    var skipped: [CorpusError] = []
+    var bytesRead = 0
+
+    init(db: Database, sourceID: Int64, options: ImportOptions, deduplicate: Bool, totalBytes: Int,
+         progress: ((ImportProgress) -> Void)?) {
+        self.db = db
+        self.sourceID = sourceID
+        self.options = options
+        self.deduplicate = deduplicate
+        self.totalBytes = totalBytes
+        self.progress = progress
+    }
+
+    /// A bad record: thrown unless skipping was asked for.
+    func bad(_ error: CorpusError) throws {
+        guard options.skipBad else { throw error }
+        records += 1
+        skipped.append(error)
+    }
+
+    func emit(_ record: ImportRecord) throws {
+        records += 1
+        var text = record.text
+        let hash = text.withUTF8 { SHA256.hash(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
+        let hashData = Data(hash)
+        if deduplicate {
+            let exists = try db.cachedStatement(sql: "SELECT 1 FROM document WHERE splitKey = ? AND hash = ? LIMIT 1")
+            if try Int.fetchOne(exists, arguments: [splitKey(ofHash: hash), hashData]) != nil {
+                duplicates += 1
+                report()
+                return
+            }
+        }
+        var metadataJSON: String?
+        if let metadata = record.metadata, !metadata.isEmpty {
+            let data = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .withoutEscapingSlashes])
+            metadataJSON = String(decoding: data, as: UTF8.self)
+        }
+        try db.cachedStatement(sql: """
+            INSERT INTO document(sourceId, ordinal, text, hash, splitKey, bytes, fixedSplit, metadata)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                sourceID, documents, text, hashData, splitKey(ofHash: hash), text.utf8.count,
+                options.split?.rawValue, metadataJSON,
+            ])
+        let documentID = db.lastInsertedRowID
+        documents += 1
+        if let label = record.label {
+            try db.cachedStatement(sql: "INSERT INTO label(documentId, task, value) VALUES (?, ?, ?)")
+                .execute(arguments: [documentID, options.task, label])
+            annotations += 1
+        }
+        if !record.spans.isEmpty {
+            let statement = try db.cachedStatement(sql: "INSERT INTO span(documentId, task, start, end, type) VALUES (?, 'ner', ?, ?, ?)")
+            for span in record.spans {
+                try statement.execute(arguments: [documentID, span.start, span.end, span.type])
+            }
+            annotations += record.spans.count
+        }
+        if let rows = record.tokenRows {
+            try db.cachedStatement(sql: "INSERT INTO token_row(documentId, separator, columns, rows) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [documentID, rows.separator, rows.columns, rows.rows])
+        }
+        for (i, q) in record.questions.enumerated() {
+            try db.cachedStatement(sql: "INSERT INTO question(documentId, ordinal, externalId, question) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [documentID, i, q.id, q.question])
+            let questionID = db.lastInsertedRowID
+            for (j, a) in q.answers.enumerated() {
+                try db.cachedStatement(sql: "INSERT INTO answer(questionId, ordinal, text, start) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [questionID, j, a.text, a.start])
+            }
+            annotations += 1
+        }
+        report()
+    }
+
+    func report(force: Bool = false) {
+        guard let progress, force || records % 512 == 0 else { return }
+        progress(ImportProgress(bytesRead: bytesRead, totalBytes: totalBytes, records: records, documents: documents))
+    }
+}
+
+extension CorpusStore {
+    /// Imports one file as a new source, in a single transaction: if anything fails (or the
+    /// process dies) nothing of the file is stored, and running the import again completes it.
+    ///
+    /// Importing a file that was already imported with the same options adds nothing
+    /// (``ImportReport/alreadyImported`` is true); a file is recognised by the SHA-256 of its bytes.
+    ///
+    /// - Parameter progress: called every few hundred records from the importing thread.
+    /// - Throws: an input error (``CorpusError/malformedJSON(file:line:reason:)``,
+    ///   ``CorpusError/invalidUTF8(file:line:byteOffset:)``, …) naming the file and line, unless
+    ///   ``ImportOptions/skipBad`` is set, in which case bad records are listed in the report.
+    public func importFile(
+        _ path: String, options: ImportOptions = ImportOptions(), progress: ((ImportProgress) -> Void)? = nil
+    ) throws -> ImportReport {
+        let started = Date()
+        let format = options.format ?? ImportFormat.infer(fromPath: path)
+        guard let size = fileSize(path) else {
+            throw CorpusError.unreadableFile(path: path, reason: "no such file")
+        }
+        let fileHash = SHA256.hex(try hashFile(path))
+        let labelled = format.keepsDuplicatesByDefault || options.labelField != nil
+        let deduplicate = options.deduplicate ?? !labelled
+        var key: [String: Any] = [
+            "format": format.rawValue, "task": options.task, "dedupe": deduplicate,
+            "split": options.split?.rawValue ?? "",
+        ]
+        if let f = options.textField { key["textField"] = f }
+        if let f = options.labelField { key["labelField"] = f }
+        let optionsJSON = String(decoding: try JSONSerialization.data(withJSONObject: key, options: [.sortedKeys]), as: UTF8.self)
+        let name = options.name ?? (path as NSString).lastPathComponent
+
+        func existingSource(_ db: Database) throws -> ImportReport? {
+            guard let row = try Row.fetchOne(db, sql: "SELECT id FROM source WHERE fileHash = ? AND format = ? AND options = ?",
+                                             arguments: [fileHash, format.rawValue, optionsJSON]) else { return nil }
+            return ImportReport(
+                sourceID: row["id"], path: path, format: format, alreadyImported: true, records: 0, documents: 0,
+                duplicates: 0, annotations: 0, skipped: [], bytes: size, seconds: Date().timeIntervalSince(started))
+        }
+        if let existing = try read(existingSource) { return existing }
+
+        return try write { db in
+            // Checked again under the write lock: another process may have imported it meanwhile.
+            if let existing = try existingSource(db) { return existing }
+            try db.execute(sql: """
+                INSERT INTO source(name, path, format, options, fileHash, fileBytes, records, documents, duplicates, skipped, importedAt, seconds)
+                VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 0)
+                """, arguments: [name, path, format.rawValue, optionsJSON, fileHash, size, started.timeIntervalSince1970])
+            let sink = ImportSink(db: db, sourceID: db.lastInsertedRowID, options: options, deduplicate: deduplicate,
+                                  totalBytes: size, progress: progress)
+            let parser = Parser(path: path, sink: sink, options: options)
+            switch format {
+            case .text: try parser.text()
+            case .lines: try parser.lines(paragraphs: false)
+            case .paragraphs: try parser.lines(paragraphs: true)
+            case .jsonl: try parser.jsonl()
+            case .tsv: try parser.delimited(csv: false)
+            case .csv: try parser.delimited(csv: true)
+            case .conll: try parser.conll()
+            case .squad: try parser.squad()
+            }
+            // Full-text index of the new documents, in bulk (same transaction).
+            try db.execute(sql: "INSERT INTO document_fts(rowid, text) SELECT id, text FROM document WHERE sourceId = ? ORDER BY id",
+                           arguments: [sink.sourceID])
+            sink.bytesRead = size
+            sink.report(force: true)
+            let seconds = Date().timeIntervalSince(started)
+            try db.execute(
+                sql: "UPDATE source SET records = ?, documents = ?, duplicates = ?, skipped = ?, seconds = ? WHERE id = ?",
+                arguments: [sink.records, sink.documents, sink.duplicates, sink.skipped.count, seconds, sink.sourceID])
+            return ImportReport(
+                sourceID: sink.sourceID, path: path, format: format, alreadyImported: false, records: sink.records,
+                documents: sink.documents, duplicates: sink.duplicates, annotations: sink.annotations,
+                skipped: sink.skipped, bytes: size, seconds: seconds)
+        }
+    }
+}

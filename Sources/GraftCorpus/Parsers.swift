@@ -1,0 +1,436 @@
+import Foundation
+
+/// The importers: each reads one file and hands ``ImportRecord``s (or bad-record errors) to an
+/// ``ImportSink``. Text is handled as UTF-8 bytes and Unicode scalars, never as Characters, so
+/// offsets and comparisons are exact.
+struct Parser {
+    let path: String
+    let sink: ImportSink
+    let options: ImportOptions
+
+    private static let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+
+    /// Drops a UTF-8 byte-order mark at the start of the file.
+    private func stripBOM(_ line: inout InputLine) {
+        if line.number == 1, line.bytes.starts(with: Self.bom) {
+            line.bytes = line.bytes.dropFirst(3)
+            line.offset += 3
+        }
+    }
+
+    private func decode(_ line: InputLine) throws -> String {
+        try decodeUTF8(line.bytes, file: path, baseOffset: line.offset, lineAt: { _ in line.number })
+    }
+
+    private func decode(_ bytes: ArraySlice<UInt8>, of line: InputLine) throws -> String {
+        try decodeUTF8(bytes, file: path, baseOffset: line.offset + (bytes.startIndex - line.bytes.startIndex),
+                       lineAt: { _ in line.number })
+    }
+
+    private static func isBlank<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
+    }
+
+    private static func isBlank(_ text: String) -> Bool {
+        text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+    }
+
+    // MARK: text, lines, paragraphs
+
+    func text() throws {
+        var bytes = try readWholeFile(path)
+        var base = 0
+        if bytes.starts(with: Self.bom) { bytes.removeFirst(3); base = 3 }
+        let all = bytes
+        let text = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: { lineNumber(in: all, at: $0) })
+        sink.bytesRead = bytes.count
+        if Self.isBlank(text) { return }
+        try sink.emit(ImportRecord(text: text, line: 1))
+    }
+
+    func lines(paragraphs: Bool) throws {
+        var reader = try LineReader(path: path)
+        defer { reader.close() }
+        var paragraph: [String] = []
+        var paragraphLine = 0
+        var paragraphBad = false
+        func flush() throws {
+            defer { paragraph.removeAll(keepingCapacity: true); paragraphBad = false }
+            guard !paragraph.isEmpty, !paragraphBad else { return }
+            try sink.emit(ImportRecord(text: paragraph.joined(separator: "\n"), line: paragraphLine))
+        }
+        while var line = reader.next() {
+            stripBOM(&line)
+            sink.bytesRead = reader.bytesRead
+            let text: String
+            do {
+                text = try decode(line)
+            } catch let error as CorpusError {
+                try sink.bad(error)
+                if paragraphs { paragraphBad = true }
+                continue
+            }
+            if Self.isBlank(text) {
+                if paragraphs { try flush() }
+                continue
+            }
+            if paragraphs {
+                if paragraph.isEmpty { paragraphLine = line.number }
+                paragraph.append(text)
+            } else {
+                try sink.emit(ImportRecord(text: text, line: line.number))
+            }
+        }
+        if paragraphs { try flush() }
+    }
+
+    // MARK: JSON Lines
+
+    func jsonl() throws {
+        let textField = options.textField ?? "text"
+        let labelField = options.labelField
+        var reader = try LineReader(path: path)
+        defer { reader.close() }
+        while var line = reader.next() {
+            stripBOM(&line)
+            sink.bytesRead = reader.bytesRead
+            if Self.isBlank(line.bytes) { continue }
+            do {
+                _ = try decode(line)
+                let object: Any
+                do {
+                    object = try JSONSerialization.jsonObject(with: Data(line.bytes), options: [])
+                } catch {
+                    throw CorpusError.malformedJSON(file: path, line: line.number, reason: Self.jsonReason(error))
+                }
+                guard var dict = object as? [String: Any] else {
+                    throw CorpusError.malformedJSON(file: path, line: line.number, reason: "the line is not a JSON object")
+                }
+                guard let text = dict.removeValue(forKey: textField) as? String else {
+                    throw CorpusError.missingField(file: path, line: line.number, field: textField)
+                }
+                var label: String?
+                if let labelField {
+                    guard let value = dict.removeValue(forKey: labelField), let s = Self.scalarString(value) else {
+                        throw CorpusError.missingField(file: path, line: line.number, field: labelField)
+                    }
+                    label = s
+                }
+                try sink.emit(ImportRecord(text: text, line: line.number, label: label, metadata: dict))
+            } catch let error as CorpusError {
+                try sink.bad(error)
+            }
+        }
+    }
+
+    /// A JSON string or number as text (labels may be numbers, e.g. 0/1).
+    static func scalarString(_ value: Any) -> String? {
+        if let s = value as? String { return s }
+        if let n = value as? NSNumber { return n.stringValue }
+        return nil
+    }
+
+    /// A short reason from a Foundation JSON error.
+    static func jsonReason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let debug = ns.userInfo[NSDebugDescriptionErrorKey] as? String { return debug }
+        return ns.localizedDescription
+    }
+
+    // MARK: CSV / TSV
+
+    func delimited(csv: Bool) throws {
+        var reader = try LineReader(path: path)
+        defer { reader.close() }
+        // Reads one record (a CSV record may span lines inside quotes) as byte fields.
+        func nextRecord() throws -> (fields: [ArraySlice<UInt8>], line: InputLine)? {
+            while var line = reader.next() {
+                stripBOM(&line)
+                sink.bytesRead = reader.bytesRead
+                if line.bytes.isEmpty { continue }
+                if !csv {
+                    return (line.bytes.split(separator: 0x09, omittingEmptySubsequences: false), line)
+                }
+                return (try csvFields(first: line, reader: &reader), line)
+            }
+            return nil
+        }
+        guard let header = try nextRecord() else { return }
+        let names = try header.fields.map { try decode($0, of: header.line) }
+        let textName = options.textField ?? "text"
+        guard let textIndex = names.firstIndex(of: textName) else {
+            throw CorpusError.missingHeaderColumn(file: path, column: textName)
+        }
+        var labelIndex: Int?
+        if let labelName = options.labelField {
+            guard let i = names.firstIndex(of: labelName) else {
+                throw CorpusError.missingHeaderColumn(file: path, column: labelName)
+            }
+            labelIndex = i
+        } else {
+            labelIndex = names.firstIndex(of: "label")
+        }
+        let columns = names.count
+        while true {
+            let record: (fields: [ArraySlice<UInt8>], line: InputLine)?
+            do {
+                record = try nextRecord()
+            } catch let error as CorpusError {
+                try sink.bad(error)
+                continue
+            }
+            guard let (rawFields, line) = record else { break }
+            do {
+                var fields = rawFields
+                if !csv && fields.count > columns {
+                    // No quoting in TSV: the last column takes the rest of the line, tabs included.
+                    let firstExtra = fields[columns - 1].startIndex
+                    fields = Array(fields[0..<(columns - 1)]) + [line.bytes[firstExtra...]]
+                }
+                guard fields.count >= columns else {
+                    throw CorpusError.missingColumn(file: path, line: line.number, expected: columns, found: fields.count)
+                }
+                if csv && fields.count > columns {
+                    throw CorpusError.missingColumn(file: path, line: line.number, expected: columns, found: fields.count)
+                }
+                let text = try decode(fields[textIndex], of: line)
+                let label = try labelIndex.map { try decode(fields[$0], of: line) }
+                var metadata: [String: Any] = [:]
+                for (i, name) in names.enumerated() where i != textIndex && i != labelIndex {
+                    metadata[name] = try decode(fields[i], of: line)
+                }
+                try sink.emit(ImportRecord(text: text, line: line.number, label: label, metadata: metadata))
+            } catch let error as CorpusError {
+                try sink.bad(error)
+            }
+        }
+    }
+
+    /// Splits one CSV record (RFC 4180: `"` quotes, `""` inside quotes, quoted fields may hold
+    /// commas and line breaks) into unquoted byte fields, reading more lines when a quote is open.
+    private func csvFields(first: InputLine, reader: inout LineReader) throws -> [ArraySlice<UInt8>] {
+        var fields: [ArraySlice<UInt8>] = []
+        var field: [UInt8] = []
+        var inQuotes = false
+        var afterQuote = false
+        var line = first
+        var bytes = Array(first.bytes)
+        var i = 0
+        while true {
+            if i == bytes.count {
+                if inQuotes {
+                    guard let next = reader.next() else {
+                        throw CorpusError.malformedCSV(file: path, line: first.number, reason: "unterminated quoted field")
+                    }
+                    sink.bytesRead = reader.bytesRead
+                    line = next
+                    field.append(0x0A)
+                    bytes = Array(next.bytes)
+                    i = 0
+                    continue
+                }
+                fields.append(field[...])
+                return fields
+            }
+            let b = bytes[i]
+            if inQuotes {
+                if b == 0x22 {
+                    if i + 1 < bytes.count && bytes[i + 1] == 0x22 { field.append(0x22); i += 2; continue }
+                    inQuotes = false
+                    afterQuote = true
+                } else {
+                    field.append(b)
+                }
+            } else if b == 0x2C {
+                fields.append(field[...])
+                field = []
+                afterQuote = false
+            } else if afterQuote {
+                throw CorpusError.malformedCSV(file: path, line: line.number, reason: "text after a closing quote")
+            } else if b == 0x22 && field.isEmpty {
+                inQuotes = true
+            } else {
+                field.append(b)
+            }
+            i += 1
+        }
+    }
+
+    // MARK: CoNLL
+
+    func conll() throws {
+        var reader = try LineReader(path: path)
+        defer { reader.close() }
+        var expectedColumns: Int?
+        var separator: UInt8 = 0x20
+        var rows: [String] = []
+        var tokens: [String] = []
+        var tags: [(tag: String, line: Int)] = []
+        var firstLine = 0
+        var bad = false
+        var docstarts: [String] = []
+
+        func finishSentence() throws {
+            defer { rows.removeAll(); tokens.removeAll(); tags.removeAll(); bad = false }
+            guard !rows.isEmpty, !bad else { return }
+            // Rebuild the text: tokens joined by single spaces; offsets in Unicode scalars.
+            var text = ""
+            var starts: [Int] = [], ends: [Int] = []
+            var position = 0
+            for (i, token) in tokens.enumerated() {
+                if i > 0 { text.unicodeScalars.append(" "); position += 1 }
+                starts.append(position)
+                text.append(token)
+                position += token.unicodeScalars.count
+                ends.append(position)
+            }
+            var spans: [(start: Int, end: Int, type: String)] = []
+            var open: (type: String, first: Int)?
+            for (i, (tag, _)) in tags.enumerated() {
+                if tag == "O" {
+                    if let o = open { spans.append((starts[o.first], ends[i - 1], o.type)); open = nil }
+                    continue
+                }
+                let type = String(tag.dropFirst(2))
+                if tag.hasPrefix("I-"), let o = open, o.type == type { continue }
+                if let o = open { spans.append((starts[o.first], ends[i - 1], o.type)) }
+                open = (type, i)  // B-TYPE, or an I-TYPE that starts an entity (IOB1 style)
+            }
+            if let o = open { spans.append((starts[o.first], ends[tags.count - 1], o.type)) }
+            var metadata: [String: Any]?
+            if !docstarts.isEmpty { metadata = ["docstart": docstarts]; docstarts = [] }
+            try sink.emit(ImportRecord(
+                text: text, line: firstLine, metadata: metadata, spans: spans,
+                tokenRows: (String(UnicodeScalar(separator)), expectedColumns ?? 0, rows.joined(separator: "\n"))))
+        }
+
+        while let line = reader.next() {
+            sink.bytesRead = reader.bytesRead
+            if Self.isBlank(line.bytes) {
+                try finishSentence()
+                continue
+            }
+            if line.bytes.starts(with: Array("-DOCSTART-".utf8)) {
+                try finishSentence()
+                do { docstarts.append(try decode(line)) } catch let error as CorpusError { try sink.bad(error) }
+                continue
+            }
+            if bad { continue }
+            do {
+                let text = try decode(line)
+                if expectedColumns == nil { separator = line.bytes.contains(0x09) ? 0x09 : 0x20 }
+                let columns = text.utf8.split(separator: separator, omittingEmptySubsequences: false)
+                if expectedColumns == nil { expectedColumns = columns.count }
+                guard columns.count == expectedColumns, columns.count >= 2 else {
+                    throw CorpusError.conllColumnCount(file: path, line: line.number, expected: max(expectedColumns ?? 2, 2), found: columns.count)
+                }
+                let token = String(Substring(columns[0]))
+                let tag = String(Substring(columns[columns.count - 1]))
+                guard tag == "O" || ((tag.hasPrefix("B-") || tag.hasPrefix("I-")) && tag.utf8.count > 2) else {
+                    throw CorpusError.invalidTag(file: path, line: line.number, tag: tag)
+                }
+                if rows.isEmpty { firstLine = line.number }
+                rows.append(text)
+                tokens.append(token)
+                tags.append((tag, line.number))
+            } catch let error as CorpusError {
+                try sink.bad(error)
+                bad = true  // skip the rest of this sentence
+            }
+        }
+        try finishSentence()
+    }
+
+    // MARK: SQuAD v1.1
+
+    func squad() throws {
+        var bytes = try readWholeFile(path)
+        var base = 0
+        if bytes.starts(with: Self.bom) { bytes.removeFirst(3); base = 3 }
+        let all = bytes
+        _ = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: { lineNumber(in: all, at: $0) })
+        sink.bytesRead = bytes.count
+        let root: Any
+        do {
+            root = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            let reason = Self.jsonReason(error)
+            throw CorpusError.malformedJSON(file: path, line: Self.lineFromJSONError(reason) ?? 1, reason: reason)
+        }
+        // Line of the first occurrence of a JSON string (for errors about one question).
+        func lineOf(_ string: String) -> Int {
+            guard let data = try? JSONSerialization.data(withJSONObject: [string], options: [.withoutEscapingSlashes]) else { return 1 }
+            let needle = Array(data.dropFirst().dropLast())
+            guard !needle.isEmpty, needle.count <= all.count else { return 1 }
+            var i = 0
+            let first = needle[0]
+            while i + needle.count <= all.count {
+                if all[i] == first && all[i..<(i + needle.count)].elementsEqual(needle) { return lineNumber(in: all, at: i) }
+                i += 1
+            }
+            return 1
+        }
+        guard let top = root as? [String: Any], let data = top["data"] as? [Any] else {
+            throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "no \"data\" array")
+        }
+        for (articleIndex, articleAny) in data.enumerated() {
+            guard let article = articleAny as? [String: Any], let paragraphs = article["paragraphs"] as? [Any] else {
+                throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "data[\(articleIndex)] has no \"paragraphs\" array")
+            }
+            let title = article["title"] as? String
+            for (paragraphIndex, paragraphAny) in paragraphs.enumerated() {
+                guard let paragraph = paragraphAny as? [String: Any], let context = paragraph["context"] as? String else {
+                    throw CorpusError.malformedSQuAD(
+                        file: path, line: title.map(lineOf) ?? 1,
+                        reason: "data[\(articleIndex)].paragraphs[\(paragraphIndex)] has no \"context\" string")
+                }
+                let contextScalars = Array(context.unicodeScalars)
+                var questions: [(id: String, question: String, answers: [(text: String, start: Int)])] = []
+                for qaAny in (paragraph["qas"] as? [Any]) ?? [] {
+                    do {
+                        guard let qa = qaAny as? [String: Any], let id = (qa["id"]).flatMap(Self.scalarString),
+                              let question = qa["question"] as? String
+                        else {
+                            throw CorpusError.malformedSQuAD(file: path, line: lineOf(String(context.prefix(40))),
+                                                             reason: "a question without \"id\" or \"question\"")
+                        }
+                        var answers: [(text: String, start: Int)] = []
+                        for answerAny in (qa["answers"] as? [Any]) ?? [] {
+                            guard let answer = answerAny as? [String: Any], let text = answer["text"] as? String,
+                                  let start = (answer["answer_start"] as? NSNumber)?.intValue
+                            else {
+                                throw CorpusError.malformedSQuAD(file: path, line: lineOf(id),
+                                                                 reason: "question \(id): an answer without \"text\" or \"answer_start\"")
+                            }
+                            let answerScalars = Array(text.unicodeScalars)
+                            let end = start + answerScalars.count
+                            if start < 0 || end > contextScalars.count
+                                || !contextScalars[start..<end].elementsEqual(answerScalars) {
+                                let lo = min(max(start, 0), contextScalars.count)
+                                let hi = min(max(end, lo), contextScalars.count)
+                                var found = String.UnicodeScalarView()
+                                found.append(contentsOf: contextScalars[lo..<hi])
+                                throw CorpusError.answerMismatch(
+                                    file: path, line: lineOf(id), questionID: id, expected: text, found: String(found))
+                            }
+                            answers.append((text, start))
+                        }
+                        questions.append((id, question, answers))
+                    } catch let error as CorpusError {
+                        try sink.bad(error)
+                    }
+                }
+                var metadata: [String: Any] = [:]
+                if let title { metadata["title"] = title }
+                try sink.emit(ImportRecord(text: context, line: 1, metadata: metadata, questions: questions))
+            }
+        }
+    }
+
+    /// Extracts "line N" from a Foundation JSON error message, when it has one.
+    static func lineFromJSONError(_ message: String) -> Int? {
+        guard let range = message.range(of: "line ") else { return nil }
+        let digits = message[range.upperBound...].prefix(while: { $0.isASCII && $0.isNumber })
+        return Int(digits)
+    }
+}

@@ -1,0 +1,299 @@
+import Foundation
+import GRDB
+import Testing
+@testable import GraftCorpus
+
+@Suite struct FixtureImportTests {
+    @Test func jsonlCorpusAndReimport() throws {
+        let (store, _) = try makeStore()
+        let report = try store.importFile(fixture("wiki-vital-en.head200.jsonl"))
+        #expect(report.format == .jsonl)
+        #expect(report.documents == 200 && report.records == 200 && report.duplicates == 0)
+        let again = try store.importFile(fixture("wiki-vital-en.head200.jsonl"))
+        #expect(again.alreadyImported && again.documents == 0 && again.sourceID == report.sourceID)
+        #expect(try store.stats().documents == 200)
+        #expect(try store.stats().sources == 1)
+        // Other fields are kept as metadata.
+        let first = try #require(store.documents().first(where: { _ in true }))
+        #expect(first.text.hasPrefix("20th-century classical music is"))
+        #expect(first.metadata == #"{"title":"20th-century classical music"}"#)
+    }
+
+    @Test func jsonlDuplicatesAreDropped() throws {
+        let (store, _) = try makeStore()
+        let report = try store.importFile(fixture("news-2017-en.slice20.jsonl"))
+        #expect(report.records == 20 && report.documents == 18 && report.duplicates == 2)
+        // With de-duplication off, every line is a document.
+        let (store2, _) = try makeStore()
+        let all = try store2.importFile(fixture("news-2017-en.slice20.jsonl"), options: ImportOptions(deduplicate: false))
+        #expect(all.documents == 20)
+    }
+
+    @Test func plainTextLinesParagraphsAndWholeFile() throws {
+        let (store, _) = try makeStore()
+        let lines = try store.importFile(fixture("shakespeare-gutenberg.head400.txt"), options: ImportOptions(format: .lines))
+        #expect(lines.documents == 252 && lines.duplicates == 309 - 252)
+        let paragraphs = try store.importFile(fixture("shakespeare-gutenberg.head400.txt"), options: ImportOptions(format: .paragraphs, deduplicate: false))
+        #expect(paragraphs.documents == 82)
+        let whole = try store.importFile(fixture("shakespeare-gutenberg.head400.txt"), options: ImportOptions(format: .text))
+        #expect(whole.documents == 1)
+        let text = try #require(store.documents(DocumentFilter(sourceID: whole.sourceID)).first(where: { _ in true })).text
+        let original = try String(contentsOfFile: fixture("shakespeare-gutenberg.head400.txt"), encoding: .utf8)
+        #expect(Array(text.utf8) == Array(original.utf8))
+        #expect(try store.stats().sources == 3)
+    }
+
+    @Test func sentimentTSV() throws {
+        let (store, _) = try makeStore()
+        let report = try store.importFile(fixture("rt-snippets-train.head300.tsv"), options: ImportOptions(split: .train))
+        #expect(report.documents == 300 && report.annotations == 300)
+        let dev = try store.importFile(fixture("pang-lee-sentences-dev.head200.tsv"), options: ImportOptions(task: "sentiment", split: .dev))
+        #expect(dev.documents == 200)
+        let stats = try store.stats()
+        #expect(stats.labelCounts["label"] == ["pos": 134, "neg": 166])
+        #expect(stats.labelCounts["sentiment"] == ["pos": 104, "neg": 96])
+        let train = Array(store.classificationExamples(task: "label", DocumentFilter(part: .train)))
+        #expect(train.count == 300)
+        #expect(Array(store.classificationExamples(task: "label", DocumentFilter(part: .dev))).isEmpty)
+        #expect(Array(store.classificationExamples(task: "sentiment", DocumentFilter(part: .dev))).count == 200)
+        // Texts that begin with or contain quotes are kept verbatim (no quoting in these TSVs).
+        let firstRow = try String(contentsOfFile: fixture("rt-snippets-train.head300.tsv"), encoding: .utf8)
+            .split(separator: "\n")[1].split(separator: "\t", maxSplits: 1)
+        #expect(train[0].label == String(firstRow[0]) && train[0].text == String(firstRow[1]))
+    }
+
+    @Test func csvWithQuotes() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/reviews.csv"
+        writeFile(path, "\u{FEFF}id,label,text\n1,pos,\"Great, really \"\"great\"\" film\"\n2,neg,\"two\nlines\"\n3,pos,plain\n")
+        let report = try store.importFile(path)
+        #expect(report.format == .csv && report.documents == 3)
+        let examples = Array(store.classificationExamples())
+        #expect(examples.map(\.text) == ["Great, really \"great\" film", "two\nlines", "plain"])
+        #expect(examples.map(\.label) == ["pos", "neg", "pos"])
+        #expect(Array(store.documents()).map(\.metadata) == [#"{"id":"1"}"#, #"{"id":"2"}"#, #"{"id":"3"}"#])
+    }
+
+    @Test func jsonlWithUserFields() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/reviews.jsonl"
+        writeFile(path, """
+            {"review": "Loved it\\u2028really", "stars": 5, "user": "a"}
+            {"review": "Meh", "stars": 2, "user": "b"}
+
+            """)
+        let report = try store.importFile(path, options: ImportOptions(textField: "review", labelField: "stars", task: "stars"))
+        #expect(report.documents == 2 && report.annotations == 2)
+        let examples = Array(store.classificationExamples(task: "stars"))
+        #expect(examples.map(\.label) == ["5", "2"])
+        #expect(examples[0].text.unicodeScalars.map(\.value).contains(0x2028))
+    }
+
+    @Test func conllRoundTripAndOffsets() throws {
+        for (name, sentences, tokens, entities) in [
+            ("conll2003-train.head.txt", 25, 583, 58), ("wnut16-train.head.txt", 16, 392, 16),
+        ] {
+            let (store, _) = try makeStore()
+            let report = try store.importFile(fixture(name), options: ImportOptions(format: .conll))
+            #expect(report.documents == sentences)
+            #expect(report.annotations == entities)
+            let examples = Array(store.taggingExamples())
+            #expect(examples.count == sentences)
+            #expect(examples.reduce(0) { $0 + $1.tokens.count } == tokens)
+            for example in examples {
+                let scalars = Array(example.text.unicodeScalars)
+                // Text is the tokens joined by single spaces.
+                #expect(example.text == example.tokens.joined(separator: " "))
+                // Each span covers exactly the tokens of one entity.
+                var entityTexts: [String] = []
+                var current: [String] = []
+                for (token, tag) in zip(example.tokens, example.tags) {
+                    if tag.hasPrefix("B-") || (tag.hasPrefix("I-") && current.isEmpty) {
+                        if !current.isEmpty { entityTexts.append(current.joined(separator: " ")) }
+                        current = [token]
+                    } else if tag.hasPrefix("I-") {
+                        current.append(token)
+                    } else if !current.isEmpty {
+                        entityTexts.append(current.joined(separator: " "))
+                        current = []
+                    }
+                }
+                if !current.isEmpty { entityTexts.append(current.joined(separator: " ")) }
+                let spanTexts = example.spans.map { span in
+                    var view = String.UnicodeScalarView()
+                    view.append(contentsOf: scalars[span.start..<span.end])
+                    return String(view)
+                }
+                #expect(spanTexts == entityTexts)
+            }
+            var out = ""
+            let exported = try store.export(format: .conll) { out += $0 }
+            #expect(exported.documents == sentences)
+            let original = try Data(contentsOf: URL(fileURLWithPath: fixture(name)))
+            #expect(Data(out.utf8) == original, "CoNLL export of \(name) differs from the input")
+        }
+    }
+
+    @Test func conllEntityOffsetsAreInScalars() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/multi.conll"
+        writeFile(path, "Zoë\tB-PER\nmet\tO\n😀\tO\nSão\tB-LOC\nPaulo\tI-LOC\n\n")
+        _ = try store.importFile(path)
+        let example = try #require(Array(store.taggingExamples()).first)
+        #expect(example.text == "Zoë met 😀 São Paulo")
+        #expect(example.spans == [EntitySpan(start: 0, end: 3, type: "PER"), EntitySpan(start: 10, end: 19, type: "LOC")])
+    }
+
+    @Test func squadImportVerifyAndRoundTrip() throws {
+        let (store, _) = try makeStore()
+        let report = try store.importFile(fixture("qa-dev.head9.json"))
+        #expect(report.format == .squad && report.documents == 9 && report.annotations == 36)
+        let examples = Array(store.qaExamples())
+        #expect(examples.count == 36)
+        for example in examples {
+            let scalars = Array(example.context.unicodeScalars)
+            for answer in example.answers {
+                let end = answer.start + answer.text.unicodeScalars.count
+                #expect(scalars[answer.start..<end].elementsEqual(answer.text.unicodeScalars))
+            }
+        }
+        var out = ""
+        _ = try store.export(format: .squad) { out += $0 }
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture("qa-dev.head9.json")))) as! NSDictionary
+        let exported = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! NSDictionary
+        #expect(exported == original)
+        // Re-importing the export gives the same examples.
+        let (store2, dir2) = try makeStore()
+        writeFile(dir2 + "/export.json", out)
+        _ = try store2.importFile(dir2 + "/export.json")
+        #expect(Array(store2.qaExamples()).map { [$0.questionID, $0.question, $0.context] } == examples.map { [$0.questionID, $0.question, $0.context] })
+        #expect(Array(store2.qaExamples()).map(\.answers) == examples.map(\.answers))
+    }
+
+    @Test func jsonlExportRoundTrip() throws {
+        let (store, dir) = try makeStore()
+        _ = try store.importFile(fixture("wiki-vital-en.head200.jsonl"))
+        var out = ""
+        let report = try store.export(format: .jsonl) { out += $0 }
+        #expect(report.documents == 200)
+        let originalLines = try String(contentsOfFile: fixture("wiki-vital-en.head200.jsonl"), encoding: .utf8).split(separator: "\n")
+        let exportedLines = out.split(separator: "\n")
+        #expect(exportedLines.count == originalLines.count)
+        for (a, b) in zip(originalLines, exportedLines) {
+            let x = try JSONSerialization.jsonObject(with: Data(a.utf8)) as! NSDictionary
+            let y = try JSONSerialization.jsonObject(with: Data(b.utf8)) as! NSDictionary
+            #expect(x == y)
+        }
+        // An exported file imports into another store as the same texts.
+        let (store2, _) = try makeStore()
+        writeFile(dir + "/out.jsonl", out)
+        _ = try store2.importFile(dir + "/out.jsonl")
+        #expect(Array(store2.documentTexts()) == Array(store.documentTexts()))
+    }
+}
+
+@Suite struct BadInputTests {
+    /// Imports `content` written to a file and returns the error, checking nothing was stored.
+    func failure(_ content: [UInt8], name: String, options: ImportOptions = ImportOptions()) throws -> CorpusError? {
+        let (store, dir) = try makeStore()
+        let path = dir + "/" + name
+        writeFile(path, bytes: content)
+        do {
+            _ = try store.importFile(path, options: options)
+            return nil
+        } catch let error as CorpusError {
+            #expect(try store.stats().documents == 0)
+            #expect(try store.stats().sources == 0)
+            #expect(try store.stats().annotations == 0)
+            return error
+        }
+    }
+
+    func failure(_ content: String, name: String, options: ImportOptions = ImportOptions()) throws -> CorpusError? {
+        try failure(Array(content.utf8), name: name, options: options)
+    }
+
+    @Test func malformedJSONLine() throws {
+        let error = try failure("{\"text\": \"ok\"}\n{\"text\": \"broken\n{\"text\": \"fine\"}\n", name: "a.jsonl")
+        guard case .malformedJSON(let file, let line, _) = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(file.hasSuffix("a.jsonl") && line == 2)
+        #expect(error!.description.contains("a.jsonl:2: malformed JSON"))
+    }
+
+    @Test func missingJSONField() throws {
+        let error = try failure("{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n", name: "b.jsonl")
+        guard case .missingField(_, 2, "text") = error else { Issue.record("got \(String(describing: error))"); return }
+    }
+
+    @Test func tsvRowMissingAColumn() throws {
+        let error = try failure("label\ttext\npos\tgood\nneg-without-text\n", name: "c.tsv")
+        guard case .missingColumn(let file, 3, 2, 1) = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(file.hasSuffix("c.tsv"))
+    }
+
+    @Test func csvRowMissingAColumnAndBrokenQuote() throws {
+        let error = try failure("label,text\npos,good\nneg\n", name: "d.csv")
+        guard case .missingColumn(_, 3, 2, 1) = error else { Issue.record("got \(String(describing: error))"); return }
+        let quote = try failure("label,text\npos,\"unterminated\n", name: "e.csv")
+        guard case .malformedCSV(_, 2, _) = quote else { Issue.record("got \(String(describing: quote))"); return }
+    }
+
+    @Test func conllWrongColumnCount() throws {
+        let error = try failure("EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-PER\n\n", name: "f.conll")
+        guard case .conllColumnCount(_, 4, 4, 3) = error else { Issue.record("got \(String(describing: error))"); return }
+        let tag = try failure("EU B-ORG\nrejects X-ORG\n\n", name: "g.conll")
+        guard case .invalidTag(_, 2, "X-ORG") = tag else { Issue.record("got \(String(describing: tag))"); return }
+    }
+
+    @Test func squadAnswerOffsetMismatch() throws {
+        let json = """
+            {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "Café au lait is coffee.", "qas": [
+              {"id": "q1", "question": "What?", "answers": [{"text": "coffee", "answer_start": 16}]},
+              {"id": "q2", "question": "Which?", "answers": [{"text": "lait", "answer_start": 9}]}
+            ]}]}]}
+            """
+        // q1 is right in code points (16; it would be 17 in UTF-8 bytes); q2 is off by one.
+        let error = try failure(json, name: "h.json")
+        guard case .answerMismatch(_, 3, "q2", "lait", "ait ") = error else { Issue.record("got \(String(describing: error))"); return }
+        // With skipping, q2 is reported and q1 kept.
+        let (store, dir) = try makeStore()
+        writeFile(dir + "/h.json", json)
+        let report = try store.importFile(dir + "/h.json", options: ImportOptions(skipBad: true))
+        #expect(report.skipped.count == 1)
+        #expect(Array(store.qaExamples()).map(\.questionID) == ["q1"])
+    }
+
+    @Test func invalidUTF8ReportsLineAndByteOffset() throws {
+        var bytes = Array("first line\nsecond é line\n".utf8)
+        bytes += [0x74, 0x68, 0xC3, 0x28, 0x0A]  // "th", then a broken 2-byte sequence, on line 3
+        let error = try failure(bytes, name: "i.txt", options: ImportOptions(format: .lines))
+        let expectedOffset = Array("first line\nsecond é line\n".utf8).count + 2
+        guard case .invalidUTF8(_, 3, expectedOffset) = error else { Issue.record("got \(String(describing: error))"); return }
+        // Whole-file text and JSONL report the same place.
+        let whole = try failure(bytes, name: "j.txt", options: ImportOptions(format: .text))
+        guard case .invalidUTF8(_, 3, expectedOffset) = whole else { Issue.record("got \(String(describing: whole))"); return }
+        var jsonl = Array("{\"text\": \"ok\"}\n{\"text\": \"".utf8)
+        let offset = jsonl.count
+        jsonl += [0xFF] + Array("\"}\n".utf8)
+        let j = try failure(jsonl, name: "k.jsonl")
+        guard case .invalidUTF8(_, 2, offset) = j else { Issue.record("got \(String(describing: j))"); return }
+    }
+
+    @Test func skipBadReportsAndKeepsTheRest() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/mixed.jsonl"
+        writeFile(path, "{\"text\": \"one\"}\nnot json\n{\"text\": \"three\"}\n{\"other\": 1}\n")
+        let report = try store.importFile(path, options: ImportOptions(skipBad: true))
+        #expect(report.documents == 2)
+        #expect(report.skipped.count == 2)
+        guard case .malformedJSON(_, 2, _) = report.skipped[0], case .missingField(_, 4, "text") = report.skipped[1] else {
+            Issue.record("got \(report.skipped)"); return
+        }
+        #expect(try store.sources()[0].skipped == 2)
+
+        let conll = dir + "/mixed.conll"
+        writeFile(conll, "A B-X\nb O\n\nbad line here\nc O\n\nD B-Y\n\n")
+        let r2 = try store.importFile(conll, options: ImportOptions(skipBad: true))
+        #expect(r2.documents == 2 && r2.skipped.count == 1)
+    }
+}
