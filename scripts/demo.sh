@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets everything up and runs Graft's main job as far as it exists: train a WordPiece tokenizer
-# on the sample corpus, then encode a sentence showing each token with its offsets.
+# Sets everything up and runs Graft's main job as far as it exists: import the sample corpus
+# into a corpus database, train a WordPiece tokenizer on it, cache its token ids, then encode a
+# sentence showing each token with its offsets. Re-running it reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -9,11 +10,19 @@ graft="$(swift build -c release --show-bin-path)/graft"
 out="${GRAFT_DEMO_DIR:-graft-demo}"
 mkdir -p "$out"
 
-echo "== 1. Train a WordPiece tokenizer (8,000 tokens) on corpora/wiki-vital-sample.jsonl"
-"$graft" tokenizer train --kind wordpiece --vocab-size 8000 --out "$out/tokenizer" corpora/wiki-vital-sample.jsonl
-"$graft" tokenizer info "$out/tokenizer"
+db="$out/graft.sqlite"
 
-echo "== 2. Encode a sentence: tokens with [start, end) offsets into the original text"
+echo "== 1. Import corpora/wiki-vital-sample.jsonl into $db"
+"$graft" corpus add corpora/wiki-vital-sample.jsonl --format jsonl --db "$db"
+"$graft" corpus search --db "$db" --limit 3 "river delta"
+
+echo "== 2. Train a WordPiece tokenizer (8,000 tokens) on the corpus and cache its token ids"
+"$graft" tokenizer train --kind wordpiece --vocab-size 8000 --db "$db" --out "$out/tokenizer"
+"$graft" tokenizer info "$out/tokenizer"
+"$graft" corpus tokenize --db "$db" --tokenizer "$out/tokenizer"
+"$graft" corpus stats --db "$db"
+
+echo "== 3. Encode a sentence: tokens with [start, end) offsets into the original text"
 sentence='Graft keeps offsets exact: naïve café, 東京, and "quotes" all map back.'
 echo "$sentence" | "$graft" tokenizer encode --tokenizer "$out/tokenizer" --offsets
 echo "$sentence" | "$graft" tokenizer encode --tokenizer "$out/tokenizer" --json

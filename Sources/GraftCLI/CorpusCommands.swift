@@ -8,7 +8,7 @@ struct CorpusCommand: ParsableCommand {
         commandName: "corpus",
         abstract: "Manage a corpus database: import, statistics, splits, search, export, runs.",
         subcommands: [
-            CorpusAdd.self, CorpusStatsCommand.self, CorpusSplit.self, CorpusSearch.self, CorpusExport.self,
+            CorpusAdd.self, CorpusStatsCommand.self, CorpusSplit.self, CorpusSearch.self, CorpusExport.self, CorpusTokenize.self,
             CorpusRuns.self, CorpusRemove.self,
         ]
     )

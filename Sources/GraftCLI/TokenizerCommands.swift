@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftCorpus
 import GraftTokenizers
 
 struct TokenizerCommand: AsyncParsableCommand {
@@ -57,13 +58,16 @@ struct TokenizerTrain: ParsableCommand {
     @Option(help: "Output directory.")
     var out: String
 
+    @Option(help: "Also train on the documents of this corpus database (see graft corpus add).")
+    var db: String?
+
     @Argument(help: "Training files (.txt: a document per line; .jsonl: a document per line from --text-field).")
-    var files: [String]
+    var files: [String] = []
 
     func validate() throws {
         guard TokenizerKind(rawValue: kind) != nil else { throw ValidationError("--kind must be wordpiece or bpe") }
         guard vocabSize > 0 else { throw ValidationError("--vocab-size must be positive") }
-        guard !files.isEmpty else { throw ValidationError("give at least one training file") }
+        guard !files.isEmpty || db != nil else { throw ValidationError("give training files, or --db with a corpus database") }
     }
 
     func run() throws {
@@ -96,6 +100,13 @@ struct TokenizerTrain: ParsableCommand {
                 throw CLIError("\(e)")
             }
             progressLine("counted \(path)")
+        }
+        if let db {
+            let store = try CorpusStore(path: db)
+            let texts = store.documentTexts()
+            counter.add(documents: texts)
+            if let error = texts.status.error { throw CLIError("\(db): \(error)") }
+            progressLine("counted the documents of \(db)")
         }
         let counts = counter.counts()
         progressLine("\(counts.distinctWords) distinct words, \(counts.totalWords) words; training \(kind.rawValue) to \(vocabSize) tokens")
