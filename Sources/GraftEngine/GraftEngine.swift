@@ -1,8 +1,45 @@
 /// GraftEngine: float32 tensors, forward/backward kernels, optimizers and safetensors
 /// checkpoints, with every GEMM on OpenBLAS.
+///
+/// Layout (llm.c style):
+/// - ``ParameterStore`` keeps every parameter in one contiguous `Float` buffer and every
+///   gradient in a second one, with named views (`encoder.layer.0.attention.self.query.weight`).
+/// - Layers (``Linear``, ``LayerNorm``, ``Embedding``, ``GELU``, ``Tanh``, ``Dropout``,
+///   ``MultiHeadAttention``, ``MeanPool``, ``CrossEntropyLoss``, ``TransformerBlock``) each own
+///   an explicit `forward` and `backward` and the activation buffers the backward needs.
+/// - ``AdamW`` / ``SGD`` keep their moments in flat buffers parallel to the parameters.
+/// - ``SafeTensors`` reads and writes checkpoints; ``TrainingCheckpoint`` saves the whole state.
 import COpenBLAS
 
 /// Errors thrown by the engine.
-public enum EngineError: Error, Equatable {
+public enum EngineError: Error, Equatable, CustomStringConvertible {
+    /// Two shapes that must agree do not.
     case shapeMismatch(String)
+    /// An argument is outside its allowed range (a thread count, a probability, ...).
+    case invalidArgument(String)
+    /// A parameter name was declared twice or was not found.
+    case unknownParameter(String)
+    case duplicateParameter(String)
+    /// A safetensors file is truncated, corrupt or otherwise unreadable.
+    /// `file` is the path, `problem` says what is wrong.
+    case corruptFile(file: String, problem: String)
+    /// A tensor in a file has a dtype this engine does not convert.
+    case unsupportedDType(file: String, tensor: String, dtype: String)
+    /// Reading or writing a file failed at the operating-system level.
+    case io(file: String, problem: String)
+    /// A checkpoint does not match the model or optimizer it is loaded into.
+    case checkpointMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let s): return "shape mismatch: \(s)"
+        case .invalidArgument(let s): return "invalid argument: \(s)"
+        case .unknownParameter(let s): return "unknown parameter: \(s)"
+        case .duplicateParameter(let s): return "duplicate parameter: \(s)"
+        case .corruptFile(let f, let p): return "corrupt safetensors file \(f): \(p)"
+        case .unsupportedDType(let f, let t, let d): return "\(f): tensor \(t) has unsupported dtype \(d)"
+        case .io(let f, let p): return "I/O error on \(f): \(p)"
+        case .checkpointMismatch(let s): return "checkpoint mismatch: \(s)"
+        }
+    }
 }

@@ -1,0 +1,148 @@
+import Foundation
+
+/// Softmax cross-entropy over logits `[N, V]` with integer targets `[N]`.
+///
+/// Targets equal to `ignoreIndex` (default -100, as in PyTorch) contribute nothing; the loss
+/// is the mean over the remaining rows. With label smoothing `eps` the target distribution
+/// is `(1 - eps) * onehot + eps / V` (PyTorch's definition).
+public final class CrossEntropyLoss {
+    public let ignoreIndex: Int32
+    public let labelSmoothing: Float
+    private var probs: Tensor?
+    private var targets: [Int32] = []
+    private var counted = 0
+    private var dlogits: Tensor?
+
+    public init(ignoreIndex: Int32 = -100, labelSmoothing: Float = 0) throws {
+        guard labelSmoothing >= 0 && labelSmoothing < 1 else {
+            throw EngineError.invalidArgument("label smoothing \(labelSmoothing) not in [0, 1)")
+        }
+        self.ignoreIndex = ignoreIndex
+        self.labelSmoothing = labelSmoothing
+    }
+
+    /// Number of rows that counted in the last forward.
+    public var countedRows: Int { counted }
+
+    /// `logits` `[..., V]`, `targets` one per row. Returns the mean loss (0 if every row is ignored).
+    public func forward(_ logits: Tensor, targets: [Int32]) throws -> Float {
+        guard let vocab = logits.shape.last, vocab > 0, logits.count == targets.count * vocab else {
+            throw EngineError.shapeMismatch("cross-entropy logits \(logits.shape) for \(targets.count) targets")
+        }
+        for tg in targets where tg != ignoreIndex && (tg < 0 || Int(tg) >= vocab) {
+            throw EngineError.invalidArgument("cross-entropy target \(tg) outside 0..<\(vocab)")
+        }
+        let n = targets.count
+        let P = Tensor.ensure(probs, [n, vocab]); probs = P
+        self.targets = targets
+        counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+        let chunks = max(1, min(Engine.threads, n * vocab / Kernels.minChunk))
+        let per = (n + chunks - 1) / chunks
+        var partial = [Double](repeating: 0, count: chunks)
+        let px = SendablePtr(logits.data), pp = SendablePtr(P.data)
+        let eps = Double(labelSmoothing), ignore = ignoreIndex
+        let tb = UncheckedBox(targets)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let part = UncheckedBox(pb.baseAddress!)
+            let body: (Int) -> Void = { ch in
+                var acc = 0.0
+                for r in (ch * per)..<min(n, (ch + 1) * per) {
+                    let x = px.p + r * vocab, p = pp.p + r * vocab
+                    var mx = -Float.infinity
+                    for j in 0..<vocab { mx = max(mx, x[j]) }
+                    var sum: Float = 0
+                    for j in 0..<vocab { let e = Foundation.exp(x[j] - mx); p[j] = e; sum += e }
+                    let inv = 1 / sum
+                    for j in 0..<vocab { p[j] *= inv }
+                    let tg = tb.value[r]
+                    if tg == ignore { continue }
+                    let logZ = Double(mx) + Foundation.log(Double(sum))
+                    var loss = (1 - eps) * (logZ - Double(x[Int(tg)]))
+                    if eps > 0 {
+                        var s = 0.0
+                        for j in 0..<vocab { s += logZ - Double(x[j]) }
+                        loss += eps * s / Double(vocab)
+                    }
+                    acc += loss
+                }
+                part.value[ch] = acc
+            }
+            if chunks == 1 { body(0) } else {
+                let box = UncheckedBox(body)
+                DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+            }
+        }
+        let total = partial.reduce(0, +)
+        return counted == 0 ? 0 : Float(total / Double(counted))
+    }
+
+    /// Gradient of (mean loss * `scale`) w.r.t. the logits of the last forward, `[N, V]`:
+    /// `(p - q) * scale / counted` on counted rows, 0 on ignored rows.
+    public func backward(scale: Float = 1) throws -> Tensor {
+        guard let P = probs else { throw EngineError.invalidArgument("cross-entropy backward before forward") }
+        let n = P.shape[0], vocab = P.shape[1]
+        let d = Tensor.ensure(dlogits, [n, vocab]); dlogits = d
+        let f = counted == 0 ? 0 : scale / Float(counted)
+        let eps = labelSmoothing, ignore = ignoreIndex
+        let pp = SendablePtr(P.data), pd = SendablePtr(d.data), tb = UncheckedBox(targets)
+        Engine.parallelFor(n, minChunk: max(1, Kernels.minChunk / vocab)) { r in
+            for row in r {
+                let p = pp.p + row * vocab, g = pd.p + row * vocab
+                let tg = tb.value[row]
+                if tg == ignore { g.update(repeating: 0, count: vocab); continue }
+                let u = eps / Float(vocab)
+                for j in 0..<vocab { g[j] = (p[j] - u) * f }
+                g[Int(tg)] -= (1 - eps) * f
+            }
+        }
+        return d
+    }
+}
+
+/// Mean over the sequence axis under a mask: `x` `[B, T, C]`, `mask` `[B, T]` (1 keep, 0 skip)
+/// -> `[B, C]` = `sum_t mask * x / max(sum_t mask, 1)`. (The sentence-transformers pooling.)
+public final class MeanPool {
+    private var b = 0, t = 0, c = 0
+    private var mask: [Float] = []
+    private var out: Tensor?
+    private var dx: Tensor?
+    public init() {}
+
+    public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor {
+        guard x.rank == 3 else { throw EngineError.shapeMismatch("MeanPool expects [B, T, C], got \(x.shape)") }
+        b = x.shape[0]; t = x.shape[1]; c = x.shape[2]
+        if let mask {
+            guard mask.count == b * t else { throw EngineError.shapeMismatch("MeanPool mask \(mask.shape) for \(x.shape)") }
+            self.mask = mask.array
+        } else {
+            self.mask = [Float](repeating: 1, count: b * t)
+        }
+        let y = Tensor.ensure(out, [b, c]); out = y
+        y.zero()
+        for bi in 0..<b {
+            var cnt: Float = 0
+            for ti in 0..<t { cnt += self.mask[bi * t + ti] }
+            let inv = 1 / max(cnt, 1)
+            for ti in 0..<t where self.mask[bi * t + ti] != 0 {
+                Kernels.axpy(self.mask[bi * t + ti] * inv, x.data + (bi * t + ti) * c, y.data + bi * c, c)
+            }
+        }
+        return y
+    }
+
+    /// `dy` `[B, C]` -> `dx` `[B, T, C]`.
+    public func backward(_ dy: Tensor) throws -> Tensor {
+        guard dy.count == b * c else { throw EngineError.shapeMismatch("MeanPool backward dy \(dy.shape)") }
+        let d = Tensor.ensure(dx, [b, t, c]); dx = d
+        d.zero()
+        for bi in 0..<b {
+            var cnt: Float = 0
+            for ti in 0..<t { cnt += mask[bi * t + ti] }
+            let inv = 1 / max(cnt, 1)
+            for ti in 0..<t where mask[bi * t + ti] != 0 {
+                Kernels.axpy(mask[bi * t + ti] * inv, dy.data + bi * c, d.data + (bi * t + ti) * c, c)
+            }
+        }
+        return d
+    }
+}
