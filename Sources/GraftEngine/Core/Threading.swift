@@ -13,7 +13,7 @@ struct SendablePtr: @unchecked Sendable {
 /// Process-wide engine settings: the number of threads.
 ///
 /// The thread count is read once from the environment variable `GRAFT_THREADS` (if unset:
-/// the number of active processors) and can be changed with ``Engine/setThreads(_:)``.
+/// `OPENBLAS_NUM_THREADS`, else the number of active processors) and can be changed with ``Engine/setThreads(_:)``.
 /// It sets OpenBLAS's thread count for large GEMMs and the number of chunks element-wise
 /// kernels and per-head attention products are split into. Results are deterministic for a
 /// given seed and thread count (every chunk writes a disjoint region; reductions are summed
@@ -21,7 +21,10 @@ struct SendablePtr: @unchecked Sendable {
 public enum Engine {
     nonisolated(unsafe) private static var _threads: Int = {
         let n: Int
-        if let s = ProcessInfo.processInfo.environment["GRAFT_THREADS"], let v = Int(s), v > 0 {
+        let env = ProcessInfo.processInfo.environment
+        if let s = env["GRAFT_THREADS"], let v = Int(s), v > 0 {
+            n = v
+        } else if let s = env["OPENBLAS_NUM_THREADS"], let v = Int(s), v > 0 {
             n = v
         } else {
             n = max(1, ProcessInfo.processInfo.activeProcessorCount)
