@@ -79,7 +79,6 @@ extension EngineTests {
 
         @Test(arguments: [Float(1e-12), 1e-5])
         func layerNorm(eps: Float) throws {
-            try Engine.setThreads(1)
             let store = ParameterStore(seed: 13)
             let ln = try LayerNorm(store, name: "LayerNorm", dim: 6, eps: eps)
             try store.set(ln.weight, randomArray(6, seed: 14))
