@@ -16,6 +16,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run Graft's benchmarks (use a release build).",
         subcommands: [
+            EngineBenchCommand.self,
         ]
     )
 }
