@@ -295,3 +295,23 @@ extension EngineTests {
         }
     }
 }
+
+extension EngineTests {
+    @Suite struct FastMathAccuracy {
+        /// Vectorised exp / erf / tanh against libm over their useful ranges.
+        @Test func againstLibm() {
+            var worstExp = 0.0, worstErf = 0.0, worstTanh = 0.0
+            var x: Float = -87
+            while x < 88 {
+                let d = Double(x)
+                worstExp = max(worstExp, abs(Double(FastMath.exp(x)) - Foundation.exp(d)) / Foundation.exp(d))
+                worstErf = max(worstErf, abs(Double(FastMath.erf(x * 0.05)) - Foundation.erf(Double(x * 0.05))))
+                worstTanh = max(worstTanh, abs(Double(FastMath.tanh(x * 0.1)) - Foundation.tanh(Double(x * 0.1))))
+                x += 0.00173
+            }
+            #expect(worstExp < 2e-7, "exp max relative error \(worstExp)")
+            #expect(worstErf < 5e-7, "erf max absolute error \(worstErf)")
+            #expect(worstTanh < 3e-7, "tanh max absolute error \(worstTanh)")
+        }
+    }
+}

@@ -20,14 +20,12 @@ public final class GELU {
         let px = SendablePtr(x.data), py = SendablePtr(y.data)
         let form = form
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+            let n = r.count, src = px.p + r.lowerBound, dst = py.p + r.lowerBound
             switch form {
             case .erf:
-                for i in r { let v = px.p[i]; py.p[i] = 0.5 * v * (1 + Foundation.erf(v * 0.70710678118654752)) }
+                FastMath.map(n, src, dst) { v in 0.5 * v * (1 + FastMath.erf(v * 0.70710678118654752)) }
             case .tanh:
-                for i in r {
-                    let v = px.p[i]
-                    py.p[i] = 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
-                }
+                FastMath.map(n, src, dst) { v in 0.5 * v * (1 + FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
             }
         }
         return y
@@ -41,21 +39,19 @@ public final class GELU {
         let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
         let form = form
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+            let n = r.count, xs = px.p + r.lowerBound, gs = pg.p + r.lowerBound, ds = pd.p + r.lowerBound
             switch form {
             case .erf:
-                for i in r {
-                    let v = px.p[i]
-                    let cdf = 0.5 * (1 + Foundation.erf(v * 0.70710678118654752))
-                    let pdf = Foundation.exp(-0.5 * v * v) * 0.3989422804014327
-                    pd.p[i] = pg.p[i] * (cdf + v * pdf)
+                FastMath.map2(n, xs, gs, ds) { v, g in
+                    let cdf = 0.5 * (1 + FastMath.erf(v * 0.70710678118654752))
+                    let pdf = FastMath.exp(-0.5 * v * v) * 0.3989422804014327
+                    return g * (cdf + v * pdf)
                 }
             case .tanh:
-                for i in r {
-                    let v = px.p[i]
-                    let u = 0.7978845608028654 * (v + 0.044715 * v * v * v)
-                    let t = Foundation.tanh(u)
+                FastMath.map2(n, xs, gs, ds) { v, g in
+                    let t = FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))
                     let du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v)
-                    pd.p[i] = pg.p[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
+                    return g * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
                 }
             }
         }
@@ -94,7 +90,8 @@ public final class Tanh {
 
 /// Inverted dropout: in training, each element is zeroed with probability `p` and the rest
 /// scaled by `1 / (1 - p)`; in evaluation (or `p == 0`) it is the identity.
-/// The mask is drawn sequentially from a ``SharedRNG``, so it depends only on the seed.
+/// Each call draws one 64-bit key from a ``SharedRNG``; element `i` is kept when a counter-based
+/// hash of `(key, i)` is below `1 - p`, so the mask depends only on the seed, not on threads.
 public final class Dropout {
     public let p: Float
     public let rng: SharedRNG
@@ -117,11 +114,16 @@ public final class Dropout {
         out = y
         if mask.count < x.count { mask = [Float](repeating: 0, count: x.count) }
         let keep = 1 - p, s = 1 / (1 - p)
+        let key = rng.rng.next()   // one draw per call; element i uses hash(key, i)
+        let px = SendablePtr(x.data), py = SendablePtr(y.data)
         mask.withUnsafeMutableBufferPointer { m in
-            for i in 0..<x.count {
-                let k: Float = rng.rng.uniform() < keep ? s : 0
-                m[i] = k
-                y.data[i] = x.data[i] * k
+            let pm = SendablePtr(m.baseAddress!)
+            Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+                for i in r {
+                    let k: Float = FastMath.hashUniform(key, i) < keep ? s : 0
+                    pm.p[i] = k
+                    py.p[i] = px.p[i] * k
+                }
             }
         }
         return y
@@ -133,7 +135,7 @@ public final class Dropout {
         let d = Tensor.ensure(dx, dy.shape)
         dx = d
         mask.withUnsafeBufferPointer { m in
-            for i in 0..<dy.count { d.data[i] = dy.data[i] * m[i] }
+            FastMath.map2(dy.count, dy.data, m.baseAddress!, d.data) { g, k in g * k }
         }
         return d
     }

@@ -72,7 +72,6 @@ public final class MultiHeadAttention {
         self.b = b; self.t = t; self.c = c; self.stride = stride
         self.q = q; self.k = k; self.v = v
         hasMask = mask != nil
-        if let mask { maskCopy = mask.array }
         let h = heads, d = c / h, bh = b * h, tt = t * t
         let scale = 1 / Float(d).squareRoot()
         let P = Tensor.ensure(probs, [b, h, t, t]); probs = P
@@ -91,49 +90,53 @@ public final class MultiHeadAttention {
                 }
             }
         }
-        // Phase 2: masked softmax per row.
+        // Phase 2: masked softmax per row, then optional dropout on P. Masked keys get exactly 0.
         let causal = causal
-        let maskBox: UncheckedBox<[Float]>? = hasMask ? UncheckedBox(maskCopy) : nil
-        Engine.parallelFor(bh) { r in
-            for i in r {
-                let bi = i / h
-                for row in 0..<t {
-                    let s = pP.p + i * tt + row * t
-                    let limit = causal ? row + 1 : t
-                    var mx = -Float.infinity
-                    for j in 0..<limit where maskBox == nil || maskBox!.value[bi * t + j] != 0 { mx = max(mx, s[j]) }
-                    if mx == -Float.infinity {
-                        for j in 0..<t { s[j] = 0 }
-                        continue
-                    }
-                    var sum: Float = 0
-                    for j in 0..<t {
-                        let visible = j < limit && (maskBox == nil || maskBox!.value[bi * t + j] != 0)
-                        let e: Float = visible ? Foundation.exp(s[j] - mx) : 0
-                        s[j] = e
-                        sum += e
-                    }
-                    let inv = 1 / sum
-                    for j in 0..<t { s[j] *= inv }
-                }
-            }
-        }
-        // Optional dropout on P (mask drawn sequentially: deterministic for any thread count).
+        if maskCopy.count < b * t || !hasMask { maskCopy = [Float](repeating: 1, count: b * t) }
+        if let mask { for i in 0..<(b * t) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
         dropActive = training && dropout > 0
         var pv2 = pP
+        var key: UInt64 = 0
         if dropActive, let rng {
             let D = Tensor.ensure(dropped, [b, h, t, t]); dropped = D
-            let n = bh * tt
-            if dropMask.count < n { dropMask = [Float](repeating: 0, count: n) }
-            let keep = 1 - dropout, sc = 1 / keep
-            dropMask.withUnsafeMutableBufferPointer { m in
-                for i in 0..<n {
-                    let kk: Float = rng.rng.uniform() < keep ? sc : 0
-                    m[i] = kk
-                    D.data[i] = P.data[i] * kk
+            if dropMask.count < bh * tt { dropMask = [Float](repeating: 0, count: bh * tt) }
+            key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
+            pv2 = SendablePtr(D.data)
+        }
+        let keep = 1 - dropout, dropScale = 1 / (1 - dropout), active = dropActive
+        let pD = pv2
+        maskCopy.withUnsafeBufferPointer { km in
+            dropMask.withUnsafeMutableBufferPointer { dmb in
+                let pkm = SendablePtr(UnsafeMutablePointer(mutating: km.baseAddress!))
+                let pdm = dmb.baseAddress.map(SendablePtr.init)
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let kmRow = pkm.p + (i / h) * t
+                        for row in 0..<t {
+                            let s = pP.p + i * tt + row * t
+                            let limit = causal ? row + 1 : t
+                            var mx = -Float.infinity
+                            for j in 0..<limit where kmRow[j] != 0 { mx = Swift.max(mx, s[j]) }
+                            if mx == -Float.infinity {
+                                s.update(repeating: 0, count: t)
+                            } else {
+                                FastMath.map2(limit, s, kmRow, s) { v, k in FastMath.exp(v - mx) * k }
+                                if limit < t { (s + limit).update(repeating: 0, count: t - limit) }
+                                FastMath.scale(s, t, 1 / FastMath.sum(s, t))
+                            }
+                            if active, let pdm {
+                                let base = i * tt + row * t
+                                let m = pdm.p + base, dd = pD.p + base
+                                for j in 0..<t {
+                                    let kk: Float = FastMath.hashUniform(key, base + j) < keep ? dropScale : 0
+                                    m[j] = kk
+                                    dd[j] = s[j] * kk
+                                }
+                            }
+                        }
+                    }
                 }
             }
-            pv2 = SendablePtr(D.data)
         }
         // Phase 3: out = P V, heads merged into [B, T, C].
         let pdrop = pv2
@@ -197,18 +200,18 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 2: through dropout and softmax: dS = P * (dP - rowsum(dP * P)).
-        let dm: UncheckedBox<[Float]>? = dropActive ? UncheckedBox(dropMask) : nil
-        Engine.parallelFor(bh) { r in
-            for i in r {
-                for row in 0..<t {
-                    let g = pG.p + i * tt + row * t, p = pP.p + i * tt + row * t
-                    if let dm {
+        let active = dropActive
+        dropMask.withUnsafeBufferPointer { dmb in
+            let pdm = dmb.baseAddress.map { SendablePtr(UnsafeMutablePointer(mutating: $0)) }
+            Engine.parallelFor(bh) { r in
+                for i in r {
+                    for row in 0..<t {
                         let base = i * tt + row * t
-                        for j in 0..<t { g[j] *= dm.value[base + j] }
+                        let g = pG.p + base, p = pP.p + base
+                        if active, let pdm { FastMath.map2(t, g, pdm.p + base, g) { $0 * $1 } }
+                        let dot = FastMath.dot(g, p, t)
+                        FastMath.map2(t, g, p, g) { gv, pv in pv * (gv - dot) }
                     }
-                    var dot: Float = 0
-                    for j in 0..<t { dot += g[j] * p[j] }
-                    for j in 0..<t { g[j] = p[j] * (g[j] - dot) }
                 }
             }
         }

@@ -48,20 +48,16 @@ public final class CrossEntropyLoss {
                 var acc = 0.0
                 for r in (ch * per)..<min(n, (ch + 1) * per) {
                     let x = px.p + r * vocab, p = pp.p + r * vocab
-                    var mx = -Float.infinity
-                    for j in 0..<vocab { mx = max(mx, x[j]) }
-                    var sum: Float = 0
-                    for j in 0..<vocab { let e = Foundation.exp(x[j] - mx); p[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0..<vocab { p[j] *= inv }
+                    let mx = FastMath.max(x, vocab)
+                    FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) }
+                    let sum = FastMath.sum(p, vocab)
+                    FastMath.scale(p, vocab, 1 / sum)
                     let tg = tb.value[r]
                     if tg == ignore { continue }
                     let logZ = Double(mx) + Foundation.log(Double(sum))
                     var loss = (1 - eps) * (logZ - Double(x[Int(tg)]))
                     if eps > 0 {
-                        var s = 0.0
-                        for j in 0..<vocab { s += logZ - Double(x[j]) }
-                        loss += eps * s / Double(vocab)
+                        loss += eps * (logZ - Double(FastMath.sum(x, vocab)) / Double(vocab))
                     }
                     acc += loss
                 }
