@@ -65,6 +65,22 @@ extension EngineTests {
             }
         }
 
+        /// Weight tying: an Embedding and a Linear decoder share one table; gradients from both add up.
+        @Test func tiedEmbeddingDecoder() throws {
+            let store = ParameterStore(seed: 42)
+            let emb = try Embedding(store, name: "embeddings.word_embeddings", vocabSize: 5, dim: 3, initializer: .normal(std: 1))
+            let dec = try Linear(store, tiedWeight: emb.weight, biasName: "cls.predictions.bias")
+            #expect(dec.inFeatures == 3 && dec.outFeatures == 5)
+            #expect(store.parameters.map(\.name) == ["embeddings.word_embeddings.weight", "cls.predictions.bias"])
+            let ids: [Int32] = [0, 3, 3, 4]
+            let r = randomArray(4 * 5, seed: 43)
+            func run() throws -> Double { dot(try dec.forward(try emb.forward(ids, shape: [4])), r) }
+            store.zeroGrads()
+            _ = try run()
+            try emb.backward(try dec.backward(Tensor(shape: [4, 5], values: r)))
+            try expectGradientsMatch(paramVars(store), loss: run)
+        }
+
         @Test func embedding() throws {
             let store = ParameterStore(seed: 11)
             let emb = try Embedding(store, name: "embeddings.word_embeddings", vocabSize: 6, dim: 3)

@@ -62,6 +62,14 @@ extension EngineTests {
                     Array(UnsafeBufferPointer(start: store.values, count: store.count)))
             // No temporary files left behind by the atomic write.
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["w.safetensors"])
+            // Renaming and transposed loading (GPT-2 Conv1D layout).
+            let t = ParameterStore()
+            try t.declare("h.0.attn.c_attn.weight", shape: [5, 3], initializer: .zeros)
+            let (m2, u2) = try t.load(from: f, rename: { $0.hasPrefix("encoder") ? "h.0.attn.c_attn.weight" : nil },
+                                      transposed: { _ in true })
+            #expect(m2.isEmpty && u2 == ["weird \"name\"\n"])
+            let src = try f.floats("encoder.layer.0.attention.self.query.weight")
+            for r in 0..<3 { for c in 0..<5 { #expect(t.values[c * 3 + r] == src[r * 5 + c]) } }
             // Shape mismatch on load is an error naming the tensor.
             let wrong = ParameterStore()
             try wrong.declare("encoder.layer.0.attention.self.query.weight", shape: [5, 3], initializer: .zeros)

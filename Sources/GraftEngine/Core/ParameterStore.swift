@@ -64,6 +64,7 @@ public final class ParameterStore: @unchecked Sendable {
     public init(seed: UInt64 = 0, decayRule: @escaping @Sendable (String) -> Bool = ParameterStore.defaultDecayRule) {
         rng = RNG(seed: seed)
         self.decayRule = decayRule
+        _ = Engine.threads   // apply GRAFT_THREADS to OpenBLAS before the first GEMM
         values = Self.alloc(1)
         grads = Self.alloc(1)
     }
@@ -149,12 +150,19 @@ public final class ParameterStore: @unchecked Sendable {
     /// Global L2 norm of the gradients (summed in Double, fixed order).
     public func gradNorm() -> Double { Kernels.l2Norm(grads, count) }
 
-    /// Loads every tensor of `file` whose name matches a parameter (after stripping
-    /// `stripPrefix` if present), converting F16/BF16 to F32. Throws on a shape mismatch.
-    /// Returns the names of parameters that received no value and of file tensors that were
-    /// not used, so callers can decide what is acceptable (e.g. a fresh classifier head).
+    /// Loads every tensor of `file` whose (renamed) name matches a parameter, converting
+    /// F16/BF16 to F32. Throws on a shape mismatch.
+    ///
+    /// - `stripPrefix`: removed from file names that start with it (e.g. `bert.`).
+    /// - `rename`: maps a file name (after stripping) to a parameter name, or nil to skip it.
+    /// - `transposed`: for names it returns true, a 2-D file tensor `[a, b]` is transposed into a
+    ///   `[b, a]` parameter (GPT-2's `Conv1D` weights are stored `[in, out]`).
+    /// Returns the parameters that received no value and the file tensors that were not used,
+    /// so callers can decide what is acceptable (e.g. a fresh classifier head); `strict`
+    /// makes either non-empty list an error.
     @discardableResult
-    public func load(from file: SafeTensors, stripPrefix: String? = nil, strict: Bool = false) throws
+    public func load(from file: SafeTensors, stripPrefix: String? = nil, rename: ((String) -> String?)? = nil,
+                     transposed: ((String) -> Bool)? = nil, strict: Bool = false) throws
         -> (missing: [String], unexpected: [String])
     {
         var loaded = Set<String>()
@@ -162,17 +170,29 @@ public final class ParameterStore: @unchecked Sendable {
         for info in file.tensors {
             var name = info.name
             if let pre = stripPrefix, name.hasPrefix(pre) { name = String(name.dropFirst(pre.count)) }
+            if let rename {
+                guard let r = rename(name) else { unexpected.append(info.name); continue }
+                name = r
+            }
             guard let i = index[name] else { unexpected.append(info.name); continue }
             let p = parameters[i]
-            guard info.shape == p.shape else {
-                throw EngineError.shapeMismatch("\(file.path): \(info.name) has shape \(info.shape), parameter \(p.name) is \(p.shape)")
+            let flip = transposed?(name) ?? false
+            let fileShape = flip && info.shape.count == 2 ? [info.shape[1], info.shape[0]] : info.shape
+            guard fileShape == p.shape else {
+                throw EngineError.shapeMismatch("\(file.path): \(info.name) has shape \(info.shape)\(flip ? " (transposed)" : ""), parameter \(p.name) is \(p.shape)")
             }
-            try file.readFloats(info.name, into: value(p))
+            if flip && info.shape.count == 2 {
+                let src = try file.floats(info.name)
+                let rows = info.shape[0], cols = info.shape[1], dst = value(p)
+                for r in 0..<rows { for c in 0..<cols { dst[c * rows + r] = src[r * cols + c] } }
+            } else {
+                try file.readFloats(info.name, into: value(p))
+            }
             loaded.insert(name)
         }
         let missing = parameters.map(\.name).filter { !loaded.contains($0) }
         if strict && (!missing.isEmpty || !unexpected.isEmpty) {
-            throw EngineError.checkpointMismatch("missing \(missing), unexpected \(unexpected)")
+            throw EngineError.checkpointMismatch("\(file.path): missing \(missing), unexpected \(unexpected)")
         }
         return (missing, unexpected)
     }

@@ -24,6 +24,18 @@ public final class Linear {
         self.bias = bias ? try store.declare("\(name).bias", shape: [outFeatures], initializer: .zeros) : nil
     }
 
+    /// A layer whose weight is an existing parameter (weight tying, e.g. a language-model
+    /// decoder sharing `embeddings.word_embeddings.weight` `[vocab, dim]`): `y = x E^T + b`.
+    /// Gradients from both users accumulate into the same slice of the flat gradient buffer.
+    public init(_ store: ParameterStore, tiedWeight: Parameter, biasName: String?) throws {
+        guard tiedWeight.shape.count == 2 else { throw EngineError.shapeMismatch("tied weight \(tiedWeight.name) is \(tiedWeight.shape)") }
+        self.store = store
+        outFeatures = tiedWeight.shape[0]
+        inFeatures = tiedWeight.shape[1]
+        weight = tiedWeight
+        bias = try biasName.map { try store.declare($0, shape: [tiedWeight.shape[0]], initializer: .zeros) }
+    }
+
     /// `x` `[..., in]` -> `[..., out]` (the returned tensor belongs to the layer).
     public func forward(_ x: Tensor) throws -> Tensor {
         guard x.rank >= 1, x.shape.last == inFeatures else {
