@@ -126,4 +126,32 @@ extension FastMath {
     static func scale(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
         for i in 0..<n { p[i] *= s }
     }
+
+    /// `sum (x[i] - m)^2`.
+    @inline(__always)
+    static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n { let d = load(x + i) - m; acc += d * d; i += 8 }
+        var s = acc.sum()
+        while i < n { let d = x[i] - m; s += d * d; i += 1 }
+        return s
+    }
+
+    /// LayerNorm backward row sums: `(sum g*w, sum g*w*xhat)` with `xhat = (x - m) * rs`.
+    @inline(__always)
+    static func layerNormBackwardSums(_ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ n: Int, _ m: Float, _ rs: Float) -> (Float, Float) {
+        var a = V(repeating: 0), b = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let dn = load(g + i) * load(w + i)
+            a += dn
+            b += dn * ((load(x + i) - m) * rs)
+            i += 8
+        }
+        var sa = a.sum(), sb = b.sum()
+        while i < n { let dn = g[i] * w[i]; sa += dn; sb += dn * (x[i] - m) * rs; i += 1 }
+        return (sa, sb)
+    }
 }

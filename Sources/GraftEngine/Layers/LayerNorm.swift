@@ -43,12 +43,8 @@ public final class LayerNorm {
                 Engine.parallelFor(rows, minChunk: max(1, Kernels.minChunk / c)) { range in
                     for r in range {
                         let xr = px.p + r * c, yr = py.p + r * c
-                        var s: Float = 0
-                        for i in 0..<c { s += xr[i] }
-                        let m = s / Float(c)
-                        var v: Float = 0
-                        for i in 0..<c { let d = xr[i] - m; v += d * d }
-                        let rs = 1 / (v / Float(c) + eps).squareRoot()
+                        let m = FastMath.sum(xr, c) / Float(c)
+                        let rs = 1 / (FastMath.sumSquaredDeviations(xr, c, m) / Float(c) + eps).squareRoot()
                         for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.p[i] + pb.p[i] }
                         pm.p[r] = m
                         pr.p[r] = rs
@@ -80,15 +76,12 @@ public final class LayerNorm {
                         for r in (ch * per)..<min(rows, (ch + 1) * per) {
                             let xr = px.p + r * c, gr = pdy.p + r * c, dr = pdx.p + r * c
                             let m = pm.p[r], rs = pr.p[r]
-                            var sumD: Float = 0, sumDX: Float = 0
                             for i in 0..<c {
                                 let xh = (xr[i] - m) * rs
-                                let dn = gr[i] * pw.p[i]
-                                sumD += dn
-                                sumDX += dn * xh
                                 dwp[i] += gr[i] * xh
                                 dbp[i] += gr[i]
                             }
+                            let (sumD, sumDX) = FastMath.layerNormBackwardSums(gr, pw.p, xr, c, m, rs)
                             let mD = sumD / Float(c), mDX = sumDX / Float(c)
                             for i in 0..<c {
                                 let xh = (xr[i] - m) * rs
