@@ -11,26 +11,16 @@ extension EngineTests {
         @Test(arguments: [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)])
         func matmul(ta: Transpose, tb: Transpose) throws {
             let m = 3, n = 4, k = 5
-            let a = randomArray(m * k, seed: 1), b = randomArray(k * n, seed: 2), r = randomArray(m * n, seed: 3)
-            var av = a, bv = b
+            let a = randomTensor([m * k], seed: 1), b = randomTensor([k * n], seed: 2), r = randomArray(m * n, seed: 3)
+            let c = Tensor(shape: [m, n])
             func loss() -> Double {
-                var c = [Float](repeating: 0, count: m * n)
-                BLAS.matmul(ta, tb, m: m, n: n, k: k, a: av, b: bv, c: &c)
-                return zip(c, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                BLAS.matmul(ta, tb, m: m, n: n, k: k, a: a.data, b: b.data, c: c.data)
+                return dot(c, r)
             }
-            var da = [Float](repeating: 0, count: m * k), db = [Float](repeating: 0, count: k * n)
-            BLAS.matmulBackward(ta, tb, m: m, n: n, k: k, a: av, b: bv, dc: r, da: &da, db: &db)
-            try av.withUnsafeMutableBufferPointer { pa in
-                try bv.withUnsafeMutableBufferPointer { pb in
-                    try expectGradientsMatch([GradVar(name: "A", pointer: pa.baseAddress!, count: m * k, analytic: da),
-                                              GradVar(name: "B", pointer: pb.baseAddress!, count: k * n, analytic: db)]) {
-                        var c = [Float](repeating: 0, count: m * n)
-                        BLAS.matmul(ta, tb, m: m, n: n, k: k, a: pa.baseAddress!, b: pb.baseAddress!, c: &c)
-                        return zip(c, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-                    }
-                }
-            }
-            _ = loss()
+            let da = Tensor(shape: a.shape), db = Tensor(shape: b.shape)
+            BLAS.matmulBackward(ta, tb, m: m, n: n, k: k, a: a.data, b: b.data, dc: r, da: da.data, db: db.data)
+            expectGradientsMatch([GradVar(name: "A", pointer: a.data, count: a.count, analytic: da.array),
+                                  GradVar(name: "B", pointer: b.data, count: b.count, analytic: db.array)], loss: loss)
         }
 
         @Test(arguments: [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)])

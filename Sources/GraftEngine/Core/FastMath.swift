@@ -12,7 +12,7 @@
 public enum FastMath {
     public typealias V = SIMD8<Float>
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func exp(_ x0: Float) -> Float {
         var x = Swift.min(Swift.max(x0, -87), 88)
         // Round x * log2(e) to an integer n by adding 1.5 * 2^23; n sits in the low mantissa bits.
@@ -32,7 +32,7 @@ public enum FastMath {
         return y * Float(bitPattern: bits)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func erf(_ a: Float) -> Float {
         let x = Swift.min(Swift.max(a, -4), 4)
         let x2 = x * x
@@ -50,31 +50,31 @@ public enum FastMath {
         return p / q
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func tanh(_ x: Float) -> Float {
         1 - 2 / (exp(x + x) + 1)
     }
 
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    @inlinable @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
 
     /// `dst[i] = f(src[i])` for `i < n` (`dst` may equal `src`).
-    @inline(__always)
-    static func map(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ f: (Float) -> Float) {
+    @inlinable @inline(__always)
+    public static func map(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ f: (Float) -> Float) {
         for i in 0..<n { dst[i] = f(src[i]) }
     }
 
     /// `dst[i] = f(a[i], b[i])` for `i < n`.
-    @inline(__always)
-    static func map2(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    @inlinable @inline(__always)
+    public static func map2(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
                      _ f: (Float, Float) -> Float) {
         for i in 0..<n { dst[i] = f(a[i], b[i]) }
     }
 
     /// Counter-based uniform in [0, 1) for element `i` under `key` (SplitMix64 finaliser):
     /// any thread can draw element `i` and get the same number.
-    @inline(__always)
-    static func hashUniform(_ key: UInt64, _ i: Int) -> Float {
+    @inlinable @inline(__always)
+    public static func hashUniform(_ key: UInt64, _ i: Int) -> Float {
         var z = key &+ UInt64(truncatingIfNeeded: i) &* 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -85,8 +85,8 @@ public enum FastMath {
 
 extension FastMath {
     /// Sum of `n` floats (8 lanes, then lanes summed).
-    @inline(__always)
-    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable @inline(__always)
+    public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(repeating: 0)
         var i = 0
         while i + 8 <= n { acc += load(p + i); i += 8 }
@@ -96,8 +96,8 @@ extension FastMath {
     }
 
     /// Dot product of `n` floats.
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = V(repeating: 0)
         var i = 0
         while i + 8 <= n { acc += load(a + i) * load(b + i); i += 8 }
@@ -107,8 +107,8 @@ extension FastMath {
     }
 
     /// Maximum of `n >= 1` floats.
-    @inline(__always)
-    static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inlinable @inline(__always)
+    public static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         var i = 0
         var m = -Float.infinity
         if n >= 8 {
@@ -122,14 +122,14 @@ extension FastMath {
     }
 
     /// `p[i] *= s`.
-    @inline(__always)
-    static func scale(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
+    @inlinable @inline(__always)
+    public static func scale(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
         for i in 0..<n { p[i] *= s }
     }
 
     /// `sum (x[i] - m)^2`.
-    @inline(__always)
-    static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> Float {
+    @inlinable @inline(__always)
+    public static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> Float {
         var acc = V(repeating: 0)
         var i = 0
         while i + 8 <= n { let d = load(x + i) - m; acc += d * d; i += 8 }
@@ -139,8 +139,8 @@ extension FastMath {
     }
 
     /// LayerNorm backward row sums: `(sum g*w, sum g*w*xhat)` with `xhat = (x - m) * rs`.
-    @inline(__always)
-    static func layerNormBackwardSums(_ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+    @inlinable @inline(__always)
+    public static func layerNormBackwardSums(_ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                       _ n: Int, _ m: Float, _ rs: Float) -> (Float, Float) {
         var a = V(repeating: 0), b = V(repeating: 0)
         var i = 0

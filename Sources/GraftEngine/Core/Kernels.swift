@@ -5,7 +5,7 @@ import COpenBLAS
 /// only on the data and ``Engine/threads``.
 public enum Kernels {
     /// Elements per chunk below which element-wise kernels stay on one thread.
-    @usableFromInline static let minChunk = 32_768
+    public static let minChunk = 32_768
 
     /// `sqrt(sum x^2)` accumulated in Double.
     public static func l2Norm(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
@@ -60,7 +60,7 @@ public enum Kernels {
     }
 
     /// Column sums: `out[j] += sum_i x[i, j]` for `x` `[rows, cols]` (BLAS gemv with a ones vector).
-    static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
+    public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
                               ones: inout [Float]) {
         if ones.count < rows { ones = [Float](repeating: 1, count: rows) }
         ones.withUnsafeBufferPointer { o in

@@ -98,7 +98,8 @@ public final class Tensor: @unchecked Sendable {
 
     /// Changes the shape in place, reallocating only when the storage is too small.
     /// Returns the tensor to use (itself, or a fresh one). Contents are unspecified.
-    static func ensure(_ t: Tensor?, _ shape: [Int]) -> Tensor {
+    /// Layers use it for the output and gradient buffers they own: `out = Tensor.ensure(out, shape)`.
+    public static func ensure(_ t: Tensor?, _ shape: [Int]) -> Tensor {
         let n = shape.reduce(1, *)
         if let t, t.offset == 0, t.storage.capacity >= n {
             t.shape = shape

@@ -2,12 +2,11 @@ import COpenBLAS
 import Dispatch
 import Foundation
 
-/// A raw pointer that may cross into `concurrentPerform` work items. Each work item must
-/// touch a disjoint region (or only read).
-@usableFromInline
-struct SendablePtr: @unchecked Sendable {
-    @usableFromInline let p: UnsafeMutablePointer<Float>
-    @usableFromInline init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
+/// A raw pointer that may cross into ``Engine/parallelFor(_:minChunk:_:)`` work items. Each
+/// work item must touch a disjoint region (or only read).
+public struct SendablePtr: @unchecked Sendable {
+    public let p: UnsafeMutablePointer<Float>
+    @inlinable public init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
 }
 
 /// Process-wide engine settings: the number of threads.
@@ -47,7 +46,7 @@ public enum Engine {
     /// Runs `body` with OpenBLAS single-threaded, restoring the engine's thread count after.
     /// Used when many small GEMMs are spread over cores by the engine itself.
     @inlinable
-    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         let n = threads
         if n > 1 { openblas_set_num_threads(1) }
         defer { if n > 1 { openblas_set_num_threads(Int32(n)) } }
@@ -57,7 +56,7 @@ public enum Engine {
     /// Splits `0..<count` into at most `threads` contiguous chunks (never smaller than
     /// `minChunk` items) and runs `body(range)` for each, concurrently when more than one chunk.
     @inlinable
-    static func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let chunks = max(1, min(threads, count / max(1, minChunk)))
         if chunks == 1 { body(0..<count); return }
@@ -73,8 +72,9 @@ public enum Engine {
     }
 }
 
-@usableFromInline
-struct UncheckedBox<T>: @unchecked Sendable {
-    @usableFromInline let value: T
-    @usableFromInline init(_ v: T) { value = v }
+/// Wraps a value (a closure, an array) for use inside parallel work items; the caller
+/// guarantees the accesses are race-free.
+public struct UncheckedBox<T>: @unchecked Sendable {
+    public let value: T
+    @inlinable public init(_ v: T) { value = v }
 }
