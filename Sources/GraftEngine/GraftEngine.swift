@@ -9,6 +9,30 @@
 ///   an explicit `forward` and `backward` and the activation buffers the backward needs.
 /// - ``AdamW`` / ``SGD`` keep their moments in flat buffers parallel to the parameters.
 /// - ``SafeTensors`` reads and writes checkpoints; ``TrainingCheckpoint`` saves the whole state.
+/// - Threads: ``Engine/setThreads(_:)`` or the `GRAFT_THREADS` environment variable (default:
+///   `OPENBLAS_NUM_THREADS`, else all cores). Large GEMMs use multi-threaded OpenBLAS; per-head
+///   attention products run single-threaded BLAS with batch x heads spread over the threads.
+///
+/// A model in five steps:
+///
+/// ```swift
+/// let store = ParameterStore(seed: 42)                       // 1. declare parameters by name
+/// let fc1 = try Linear(store, name: "fc1", inFeatures: 2, outFeatures: 64)
+/// let act = GELU(.erf)
+/// let fc2 = try Linear(store, name: "fc2", inFeatures: 64, outFeatures: 3)
+/// let loss = try CrossEntropyLoss()
+/// let opt = AdamW(store, weightDecay: 0.01)                  // 2. optimizer over the flat buffers
+/// let schedule = LRSchedule(baseLR: 1e-3, warmupSteps: 10, totalSteps: 1000, decay: .cosine)
+/// for step in 0..<1000 {
+///     store.zeroGrads()                                      // 3. forward, then backward in reverse
+///     let l = try loss.forward(fc2.forward(act.forward(fc1.forward(x))), targets: y)
+///     _ = try fc1.backward(act.backward(fc2.backward(loss.backward())))
+///     clipGradNorm(store, maxNorm: 1)                        // 4. step
+///     try opt.step(store, lr: schedule.lr(at: opt.stepCount))
+/// }
+/// try store.save(to: url)                                    // 5. weights by name (safetensors)
+/// try TrainingCheckpoint.save(to: stateURL, store: store, optimizer: opt, schedule: schedule)
+/// ```
 import COpenBLAS
 
 /// Errors thrown by the engine.

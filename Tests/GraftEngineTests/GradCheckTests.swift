@@ -229,6 +229,7 @@ extension EngineTests {
             }
             #expect(abs(Double(l) - ref / n) < 1e-5)
             let g = try ce.backward().array
+            #expect(throws: EngineError.self) { try ce.backward() }   // once per forward
             for r in 0..<5 where targets[r] == -100 { #expect(g[(r * 4)..<(r * 4 + 4)].allSatisfy { $0 == 0 }) }
             try expectGradientsMatch([GradVar(name: "logits", pointer: logits.data, count: logits.count, analytic: g)],
                                      atol: 1e-3) {

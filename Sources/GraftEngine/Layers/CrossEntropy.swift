@@ -11,7 +11,7 @@ public final class CrossEntropyLoss {
     private var probs: Tensor?
     private var targets: [Int32] = []
     private var counted = 0
-    private var dlogits: Tensor?
+    private var gradientTaken = false
 
     public init(ignoreIndex: Int32 = -100, labelSmoothing: Float = 0) throws {
         guard labelSmoothing >= 0 && labelSmoothing < 1 else {
@@ -35,6 +35,7 @@ public final class CrossEntropyLoss {
         let n = targets.count
         let P = Tensor.ensure(probs, [n, vocab]); probs = P
         self.targets = targets
+        gradientTaken = false
         counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
         let chunks = max(1, min(Engine.threads, n * vocab / Kernels.minChunk))
         let per = (n + chunks - 1) / chunks
@@ -74,10 +75,15 @@ public final class CrossEntropyLoss {
 
     /// Gradient of (mean loss * `scale`) w.r.t. the logits of the last forward, `[N, V]`:
     /// `(p - q) * scale / counted` on counted rows, 0 on ignored rows.
+    /// The gradient is written over the stored probabilities (no second `[N, V]` buffer, which
+    /// matters for 30k-word vocabularies), so it can be taken once per forward.
     public func backward(scale: Float = 1) throws -> Tensor {
-        guard let P = probs else { throw EngineError.invalidArgument("cross-entropy backward before forward") }
+        guard let P = probs, !gradientTaken else {
+            throw EngineError.invalidArgument("cross-entropy backward needs a forward first (once per forward)")
+        }
+        gradientTaken = true
         let n = P.shape[0], vocab = P.shape[1]
-        let d = Tensor.ensure(dlogits, [n, vocab]); dlogits = d
+        let d = P
         let f = counted == 0 ? 0 : scale / Float(counted)
         let eps = labelSmoothing, ignore = ignoreIndex
         let pp = SendablePtr(P.data), pd = SendablePtr(d.data), tb = UncheckedBox(targets)
