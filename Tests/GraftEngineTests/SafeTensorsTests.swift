@@ -105,6 +105,8 @@ extension EngineTests {
                 ("size mismatch", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", data: 4), "span 4 bytes"),
                 ("reversed offsets", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,0]}}", data: 4), "begin 4 > end 0"),
                 ("overlap", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", data: 8), "overlap"),
+                ("byte overflow", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3000000000000000,3000],\"data_offsets\":[0,4]}}", data: 4), "overflows"),
+                ("shape overflow", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3000000000000000,3000000000000000],\"data_offsets\":[0,4]}}", data: 4), "overflows"),
                 ("bad metadata", header("{\"__metadata__\":{\"a\":1}}"), "not a string"),
                 ("float offsets", header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}", data: 4), "data_offsets"),
             ]
@@ -122,6 +124,33 @@ extension EngineTests {
             // An unsupported dtype parses but refuses conversion.
             let f = try SafeTensors(data: header("{\"a\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", data: 8), path: "f64")
             #expect(throws: EngineError.unsupportedDType(file: "f64", tensor: "a", dtype: "F64")) { try f.floats("a") }
+        }
+
+        /// Every truncation of the fixture is rejected, and random byte damage never crashes:
+        /// either a clean error or a file whose tensors all read.
+        @Test func truncationAndByteDamageNeverCrash() throws {
+            let good = try Data(contentsOf: fixturesDir.appendingPathComponent("mixed.safetensors"))
+            for n in 0..<good.count {
+                #expect(throws: EngineError.self) { try SafeTensors(data: good.prefix(n), path: "cut") }
+            }
+            var r = RNG(seed: 7)
+            var parsed = 0, rejected = 0
+            for _ in 0..<500 {
+                var d = good
+                for _ in 0..<(1 + r.int(below: 3)) { d[r.int(below: d.count)] = UInt8(r.int(below: 256)) }
+                do {
+                    let f = try SafeTensors(data: d, path: "damaged")
+                    for t in f.tensors {
+                        if ["F32", "F16", "BF16"].contains(t.dtype) { _ = try f.floats(t.name) }
+                        if t.dtype == "I64" { _ = try f.int64s(t.name) }
+                    }
+                    parsed += 1
+                } catch is EngineError {
+                    rejected += 1
+                }
+            }
+            #expect(parsed + rejected == 500)
+            #expect(rejected > 0)
         }
 
         /// Reads the real all-MiniLM-L6-v2 checkpoint: all 104 tensors, names, shapes, spot values.

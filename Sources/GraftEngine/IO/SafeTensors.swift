@@ -113,8 +113,10 @@ public final class SafeTensors: @unchecked Sendable {
                 elements = r
             }
             if let es = SafeTensors.dtypeSizes[dtype] {
-                guard elements * es == e - b else {
-                    throw bad("tensor \(key) is \(dtype) \(shape) = \(elements * es) bytes but data_offsets span \(e - b) bytes")
+                let (bytes, o) = elements.multipliedReportingOverflow(by: es)
+                guard !o else { throw bad("tensor \(key) shape \(shape) overflows") }
+                guard bytes == e - b else {
+                    throw bad("tensor \(key) is \(dtype) \(shape) = \(bytes) bytes but data_offsets span \(e - b) bytes")
                 }
             }
             infos.append(SafeTensorInfo(name: key, dtype: dtype, shape: shape, begin: b, end: e))
