@@ -28,6 +28,9 @@ struct EngineBenchCommand: ParsableCommand {
     var seq: Int = 128
 
     func run() throws {
+        #if DEBUG
+        FileHandle.standardError.write(Data("warning: debug build; engine figures are only meaningful from `swift build -c release`\n".utf8))
+        #endif
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads needs positive integers") }
         let defaultThreads = Engine.threads
