@@ -248,7 +248,7 @@ public final class SafeTensors: @unchecked Sendable {
         func writeAll(_ p: UnsafeRawPointer, _ n: Int) throws {
             var done = 0
             while done < n {
-                let r = Glibc.write(fd, p + done, n - done)
+                let r = posixWrite(fd, p + done, n - done)
                 if r < 0 {
                     if errno == EINTR { continue }
                     throw EngineError.io(file: url.path, problem: "write failed: \(String(cString: strerror(errno)))")
@@ -290,3 +290,11 @@ public final class SafeTensors: @unchecked Sendable {
 }
 
 @inline(__always) func halfToFloat(_ h: UInt16) -> Float { Float(bitPattern: SafeTensors.halfToFloatBits(h)) }
+
+@inline(__always) private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, p, n)
+    #else
+    return Darwin.write(fd, p, n)
+    #endif
+}

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Scaled dot-product multi-head attention (no parameters of its own; the Q/K/V and output
 /// projections are ``Linear`` layers around it).
 ///

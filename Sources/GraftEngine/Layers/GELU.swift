@@ -1,5 +1,3 @@
-import Foundation
-
 /// GELU activation, element-wise on any shape.
 ///
 /// - ``Form/erf``: `0.5 x (1 + erf(x / sqrt 2))`, the exact form BERT uses.

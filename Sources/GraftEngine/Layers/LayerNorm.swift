@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 
 /// Layer normalisation over the last axis: `y = (x - mean) / sqrt(var + eps) * weight + bias`.
 ///

@@ -1,5 +1,3 @@
-import Foundation
-
 /// `tanh`, element-wise (used by BERT's pooler). Keeps its output for the backward.
 public final class Tanh {
     private var out: Tensor?
@@ -11,7 +9,7 @@ public final class Tanh {
         out = y
         let px = SendablePtr(x.data), py = SendablePtr(y.data)
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            for i in r { py.p[i] = Foundation.tanh(px.p[i]) }
+            for i in r { py.p[i] = FastMath.tanh(px.p[i]) }
         }
         return y
     }
