@@ -67,7 +67,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GraftEngineTests",
-            dependencies: ["GraftEngine"]
+            dependencies: ["GraftEngine"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftCorpusTests",

@@ -20,6 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
         subcommands: [
             TokenizerBenchCommand.self,
             CorpusBench.self,
+            EngineBenchCommand.self,
         ]
     )
 }

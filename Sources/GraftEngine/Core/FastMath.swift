@@ -1,0 +1,157 @@
+/// Float math for the element-wise kernels, written as branch-free scalar polynomials so
+/// that loops over them auto-vectorise in release builds (measured: 4M `exp` in ~9 ms vs
+/// ~25 ms for libm `expf`; an explicit `SIMD8` version with `rounded`/`Int32` lane conversion
+/// was 20x slower than either) and stay cheap in debug builds.
+///
+/// - ``exp(_:)``: Cephes-style range reduction + degree-6 polynomial; relative error < 2e-7
+///   on [-87, 88] (inputs are clamped to that range, so `exp(-inf)` gives ~1e-38, not 0;
+///   callers that need exact zeros mask them).
+/// - ``erf(_:)``: rational approximation (the one Eigen uses), absolute error < 5e-7.
+/// - ``tanh(_:)``: `1 - 2 / (exp(2x) + 1)`, absolute error < 3e-7.
+/// All three are checked against libm in the tests.
+public enum FastMath {
+    public typealias V = SIMD8<Float>
+
+    @inlinable @inline(__always)
+    public static func exp(_ x0: Float) -> Float {
+        var x = Swift.min(Swift.max(x0, -87), 88)
+        // Round x * log2(e) to an integer n by adding 1.5 * 2^23; n sits in the low mantissa bits.
+        let t = x * 1.44269504088896341 + 12_582_912.0
+        let fx = t - 12_582_912.0
+        x = x - fx * 0.693359375
+        x = x + fx * 2.12194440e-4
+        let z = x * x
+        var y: Float = 1.9875691500e-4
+        y = y * x + 1.3981999507e-3
+        y = y * x + 8.3334519073e-3
+        y = y * x + 4.1665795894e-2
+        y = y * x + 1.6666665459e-1
+        y = y * x + 5.0000001201e-1
+        y = y * z + x + 1
+        let bits = (t.bitPattern &- Float(12_582_912.0).bitPattern &+ 127) &<< 23
+        return y * Float(bitPattern: bits)
+    }
+
+    @inlinable @inline(__always)
+    public static func erf(_ a: Float) -> Float {
+        let x = Swift.min(Swift.max(a, -4), 4)
+        let x2 = x * x
+        var p: Float = x2 * -2.72614225801306e-10 + 2.77068142495902e-08
+        p = x2 * p + -2.10102402082508e-06
+        p = x2 * p + -5.69250639462346e-05
+        p = x2 * p + -7.34990630326855e-04
+        p = x2 * p + -2.95459980854025e-03
+        p = x2 * p + -1.60960333262415e-02
+        p = x * p
+        var q: Float = x2 * -1.45660718464996e-05 + -2.13374055278905e-04
+        q = x2 * q + -1.68282697438203e-03
+        q = x2 * q + -7.37332916720468e-03
+        q = x2 * q + -1.42647390514189e-02
+        return p / q
+    }
+
+    @inlinable @inline(__always)
+    public static func tanh(_ x: Float) -> Float {
+        1 - 2 / (exp(x + x) + 1)
+    }
+
+    @inlinable @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inlinable @inline(__always) public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    /// `dst[i] = f(src[i])` for `i < n` (`dst` may equal `src`).
+    @inlinable @inline(__always)
+    public static func map(_ n: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ f: (Float) -> Float) {
+        for i in 0..<n { dst[i] = f(src[i]) }
+    }
+
+    /// `dst[i] = f(a[i], b[i])` for `i < n`.
+    @inlinable @inline(__always)
+    public static func map2(_ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                     _ f: (Float, Float) -> Float) {
+        for i in 0..<n { dst[i] = f(a[i], b[i]) }
+    }
+
+    /// Counter-based uniform in [0, 1) for element `i` under `key` (SplitMix64 finaliser):
+    /// any thread can draw element `i` and get the same number.
+    @inlinable @inline(__always)
+    public static func hashUniform(_ key: UInt64, _ i: Int) -> Float {
+        var z = key &+ UInt64(truncatingIfNeeded: i) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) * (1.0 / 16_777_216.0)
+    }
+}
+
+extension FastMath {
+    /// Sum of `n` floats (8 lanes, then lanes summed).
+    @inlinable @inline(__always)
+    public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n { acc += load(p + i); i += 8 }
+        var s = acc.sum()
+        while i < n { s += p[i]; i += 1 }
+        return s
+    }
+
+    /// Dot product of `n` floats.
+    @inlinable @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n { acc += load(a + i) * load(b + i); i += 8 }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// Maximum of `n >= 1` floats.
+    @inlinable @inline(__always)
+    public static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var i = 0
+        var m = -Float.infinity
+        if n >= 8 {
+            var acc = load(p)
+            i = 8
+            while i + 8 <= n { acc = pointwiseMax(acc, load(p + i)); i += 8 }
+            m = acc.max()
+        }
+        while i < n { m = Swift.max(m, p[i]); i += 1 }
+        return m
+    }
+
+    /// `p[i] *= s`.
+    @inlinable @inline(__always)
+    public static func scale(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float) {
+        for i in 0..<n { p[i] *= s }
+    }
+
+    /// `sum (x[i] - m)^2`.
+    @inlinable @inline(__always)
+    public static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, _ m: Float) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n { let d = load(x + i) - m; acc += d * d; i += 8 }
+        var s = acc.sum()
+        while i < n { let d = x[i] - m; s += d * d; i += 1 }
+        return s
+    }
+
+    /// LayerNorm backward row sums: `(sum g*w, sum g*w*xhat)` with `xhat = (x - m) * rs`.
+    @inlinable @inline(__always)
+    public static func layerNormBackwardSums(_ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ n: Int, _ m: Float, _ rs: Float) -> (Float, Float) {
+        var a = V(repeating: 0), b = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let dn = load(g + i) * load(w + i)
+            a += dn
+            b += dn * ((load(x + i) - m) * rs)
+            i += 8
+        }
+        var sa = a.sum(), sb = b.sum()
+        while i < n { let dn = g[i] * w[i]; sa += dn; sb += dn * (x[i] - m) * rs; i += 1 }
+        return (sa, sb)
+    }
+}

@@ -1,0 +1,199 @@
+/// How a newly declared parameter is filled.
+public enum Initializer: Sendable, Equatable {
+    case zeros
+    case ones
+    case constant(Float)
+    /// Normal with mean 0 and the given standard deviation (BERT and GPT-2 use 0.02).
+    case normal(std: Float)
+    /// Uniform in `[-bound, bound]`.
+    case uniform(bound: Float)
+}
+
+/// A named view into a ``ParameterStore``: `count` floats at `offset` of the flat buffers.
+public struct Parameter: Sendable, Hashable {
+    /// HuggingFace-style name, e.g. `encoder.layer.0.attention.self.query.weight`.
+    public let name: String
+    public let shape: [Int]
+    /// Offset (in floats) into ``ParameterStore/values`` and ``ParameterStore/grads``.
+    public let offset: Int
+    public let count: Int
+    /// Whether AdamW applies weight decay (see ``ParameterStore/defaultDecayRule(_:)``).
+    public let decay: Bool
+}
+
+/// All parameters of a model in ONE contiguous `Float` buffer and all gradients in ONE
+/// parallel buffer (as llm.c does), with named views.
+///
+/// A data-parallel step is therefore a single all-reduce over ``grads``, an optimizer step is
+/// one pass over flat memory, and checkpoints load and save by name.
+///
+/// Declare parameters while building layers; declaring may move the buffers, so layers keep
+/// ``Parameter`` handles and ask ``value(_:)`` / ``grad(_:)`` for pointers at each call.
+///
+/// ```swift
+/// let store = ParameterStore(seed: 42)
+/// let w = try store.declare("classifier.weight", shape: [2, 16], initializer: .normal(std: 0.02))
+/// store.value(w)[0] = 1   // raw pointer into the flat buffer
+/// ```
+public final class ParameterStore: @unchecked Sendable {
+    public private(set) var parameters: [Parameter] = []
+    private var index: [String: Int] = [:]
+    /// Total number of floats.
+    public private(set) var count: Int = 0
+    private var capacity: Int = 0
+    /// Flat parameter buffer (`count` floats).
+    public private(set) var values: UnsafeMutablePointer<Float>
+    /// Flat gradient buffer (`count` floats), parallel to ``values``.
+    public private(set) var grads: UnsafeMutablePointer<Float>
+    /// Generator used by initializers.
+    public var rng: RNG
+    /// Decides weight decay for a name; applied at declaration.
+    public let decayRule: @Sendable (String) -> Bool
+
+    /// HuggingFace's rule: no decay for biases and LayerNorm weights (names ending in `bias`,
+    /// or containing `LayerNorm`, `layer_norm`, `layernorm`, `ln_`/`.ln` or `norm.`).
+    public static func defaultDecayRule(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        if lower.hasSuffix("bias") { return false }
+        for marker in ["layernorm", "layer_norm", "ln_", ".ln", "norm."] where lower.contains(marker) {
+            return false
+        }
+        return true
+    }
+
+    public init(seed: UInt64 = 0, decayRule: @escaping @Sendable (String) -> Bool = ParameterStore.defaultDecayRule) {
+        rng = RNG(seed: seed)
+        self.decayRule = decayRule
+        _ = Engine.threads   // apply GRAFT_THREADS to OpenBLAS before the first GEMM
+        values = Self.alloc(1)
+        grads = Self.alloc(1)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(values).deallocate()
+        UnsafeMutableRawPointer(grads).deallocate()
+    }
+
+    private static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(1, n))
+        p.initialize(repeating: 0, count: max(1, n))
+        return p
+    }
+
+    private func reserve(_ n: Int) {
+        guard n > capacity else { return }
+        let newCap = max(n, capacity * 2, 1024)
+        let nv = Self.alloc(newCap), ng = Self.alloc(newCap)
+        nv.update(from: values, count: count)
+        ng.update(from: grads, count: count)
+        UnsafeMutableRawPointer(values).deallocate()
+        UnsafeMutableRawPointer(grads).deallocate()
+        values = nv; grads = ng; capacity = newCap
+    }
+
+    /// Declares a parameter, appends it to the flat buffers and fills it.
+    /// Offsets are rounded up to 16 floats (64 bytes) so every parameter is aligned.
+    @discardableResult
+    public func declare(_ name: String, shape: [Int], initializer: Initializer) throws -> Parameter {
+        guard index[name] == nil else { throw EngineError.duplicateParameter(name) }
+        guard shape.allSatisfy({ $0 > 0 }) else { throw EngineError.invalidArgument("parameter \(name) shape \(shape)") }
+        let n = shape.reduce(1, *)
+        let offset = (count + 15) / 16 * 16
+        reserve(offset + n)
+        let p = Parameter(name: name, shape: shape, offset: offset, count: n, decay: decayRule(name))
+        count = offset + n
+        index[name] = parameters.count
+        parameters.append(p)
+        let v = values + offset
+        switch initializer {
+        case .zeros: v.update(repeating: 0, count: n)
+        case .ones: v.update(repeating: 1, count: n)
+        case .constant(let c): v.update(repeating: c, count: n)
+        case .normal(let std): for i in 0..<n { v[i] = rng.normal() * std }
+        case .uniform(let b): for i in 0..<n { v[i] = (rng.uniform() * 2 - 1) * b }
+        }
+        return p
+    }
+
+    /// The parameter with this name.
+    public func parameter(named name: String) throws -> Parameter {
+        guard let i = index[name] else { throw EngineError.unknownParameter(name) }
+        return parameters[i]
+    }
+
+    public func contains(_ name: String) -> Bool { index[name] != nil }
+
+    /// Pointer to a parameter's values (valid until the next ``declare``).
+    @inlinable public func value(_ p: Parameter) -> UnsafeMutablePointer<Float> { values + p.offset }
+    /// Pointer to a parameter's gradient (valid until the next ``declare``).
+    @inlinable public func grad(_ p: Parameter) -> UnsafeMutablePointer<Float> { grads + p.offset }
+
+    /// A copy of a parameter's values.
+    public func array(_ p: Parameter) -> [Float] { Array(UnsafeBufferPointer(start: value(p), count: p.count)) }
+
+    /// Overwrites a parameter's values.
+    public func set(_ p: Parameter, _ v: [Float]) throws {
+        guard v.count == p.count else { throw EngineError.shapeMismatch("\(p.name): \(v.count) values for \(p.shape)") }
+        v.withUnsafeBufferPointer { value(p).update(from: $0.baseAddress!, count: p.count) }
+    }
+
+    /// Sets all gradients to zero (call before each accumulation cycle).
+    public func zeroGrads() { grads.update(repeating: 0, count: max(count, 1)) }
+
+    /// Copies every value from another store with the same layout (same names, shapes, order).
+    public func copyValues(from other: ParameterStore) throws {
+        guard other.parameters == parameters else { throw EngineError.checkpointMismatch("parameter layouts differ") }
+        values.update(from: other.values, count: count)
+    }
+
+    /// Global L2 norm of the gradients (summed in Double, fixed order).
+    public func gradNorm() -> Double { Kernels.l2Norm(grads, count) }
+
+    /// Loads every tensor of `file` whose (renamed) name matches a parameter, converting
+    /// F16/BF16 to F32. Throws on a shape mismatch.
+    ///
+    /// - `stripPrefix`: removed from file names that start with it (e.g. `bert.`).
+    /// - `rename`: maps a file name (after stripping) to a parameter name, or nil to skip it.
+    /// - `transposed`: for names it returns true, a 2-D file tensor `[a, b]` is transposed into a
+    ///   `[b, a]` parameter (GPT-2's `Conv1D` weights are stored `[in, out]`).
+    /// Returns the parameters that received no value and the file tensors that were not used,
+    /// so callers can decide what is acceptable (e.g. a fresh classifier head); `strict`
+    /// makes either non-empty list an error.
+    @discardableResult
+    public func load(from file: SafeTensors, stripPrefix: String? = nil, rename: ((String) -> String?)? = nil,
+                     transposed: ((String) -> Bool)? = nil, strict: Bool = false) throws
+        -> (missing: [String], unexpected: [String])
+    {
+        var loaded = Set<String>()
+        var unexpected: [String] = []
+        for info in file.tensors {
+            var name = info.name
+            if let pre = stripPrefix, name.hasPrefix(pre) { name = String(name.dropFirst(pre.count)) }
+            if let rename {
+                guard let r = rename(name) else { unexpected.append(info.name); continue }
+                name = r
+            }
+            guard let i = index[name] else { unexpected.append(info.name); continue }
+            let p = parameters[i]
+            let flip = transposed?(name) ?? false
+            let fileShape = flip && info.shape.count == 2 ? [info.shape[1], info.shape[0]] : info.shape
+            guard fileShape == p.shape else {
+                throw EngineError.shapeMismatch("\(file.path): \(info.name) has shape \(info.shape)\(flip ? " (transposed)" : ""), parameter \(p.name) is \(p.shape)")
+            }
+            if flip && info.shape.count == 2 {
+                let src = try file.floats(info.name)
+                let rows = info.shape[0], cols = info.shape[1], dst = value(p)
+                for r in 0..<rows { for c in 0..<cols { dst[c * rows + r] = src[r * cols + c] } }
+            } else {
+                try file.readFloats(info.name, into: value(p))
+            }
+            loaded.insert(name)
+        }
+        let missing = parameters.map(\.name).filter { !loaded.contains($0) }
+        if strict && (!missing.isEmpty || !unexpected.isEmpty) {
+            throw EngineError.checkpointMismatch("\(file.path): missing \(missing), unexpected \(unexpected)")
+        }
+        return (missing, unexpected)
+    }
+}

@@ -1,0 +1,235 @@
+/// Scaled dot-product multi-head attention (no parameters of its own; the Q/K/V and output
+/// projections are ``Linear`` layers around it).
+///
+/// Inputs are `Q`, `K`, `V` `[B, T, C]` with `C = heads * D` (or one fused `[B, T, 3C]` tensor),
+/// an optional key padding mask `[B, T]` (1 = real token, 0 = padding) and a causal flag.
+/// Per batch item and head: `S = Q K^T / sqrt(D)` `[T, T]`; masked keys get probability 0
+/// (a row with no visible key gives all zeros); `P = softmax(S)`; optional dropout on `P`;
+/// output `P V` written back with heads merged, `[B, T, C]`.
+///
+/// Each phase (scores GEMM, softmax, `P V` GEMM, and their backward) runs the `B * heads`
+/// small products with single-threaded BLAS, spread over ``Engine/threads`` cores.
+/// The probabilities `[B, heads, T, T]` are kept for the backward.
+public final class MultiHeadAttention {
+    public let heads: Int
+    public let causal: Bool
+    public let dropout: Float
+    public let rng: SharedRNG?
+    private var b = 0, t = 0, c = 0, stride = 0
+    private var q: UnsafeMutablePointer<Float>?
+    private var k: UnsafeMutablePointer<Float>?
+    private var v: UnsafeMutablePointer<Float>?
+    private var inputs: [Tensor] = []
+    private var probs: Tensor?        // P (after softmax, before dropout)
+    private var dropped: Tensor?      // P * dropout mask (used in P V) when dropout active
+    private var dropMask: [Float] = []
+    private var dropActive = false
+    private var maskCopy: [Float] = []
+    private var hasMask = false
+    private var out: Tensor?
+    private var dP: Tensor?
+    private var dq: Tensor?, dk: Tensor?, dv: Tensor?, dqkv: Tensor?
+
+    /// `dropout` is the attention-probability dropout (BERT: 0.1); it needs an `rng`.
+    public init(heads: Int, causal: Bool = false, dropout: Float = 0, rng: SharedRNG? = nil) throws {
+        guard heads > 0 else { throw EngineError.invalidArgument("heads must be > 0") }
+        guard dropout >= 0 && dropout < 1 else { throw EngineError.invalidArgument("attention dropout \(dropout)") }
+        guard dropout == 0 || rng != nil else { throw EngineError.invalidArgument("attention dropout needs an rng") }
+        self.heads = heads
+        self.causal = causal
+        self.dropout = dropout
+        self.rng = rng
+    }
+
+    /// Separate `Q`, `K`, `V` `[B, T, C]` -> context `[B, T, C]`.
+    public func forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
+        guard q.rank == 3, q.shape == k.shape, q.shape == v.shape, q.shape[2] % heads == 0 else {
+            throw EngineError.shapeMismatch("attention q \(q.shape) k \(k.shape) v \(v.shape), \(heads) heads")
+        }
+        inputs = [q, k, v]
+        return try run(b: q.shape[0], t: q.shape[1], c: q.shape[2], stride: q.shape[2],
+                       q: q.data, k: k.data, v: v.data, mask: mask, training: training)
+    }
+
+    /// Fused `QKV` `[B, T, 3C]` (Q, K, V concatenated on the last axis) -> `[B, T, C]`.
+    public func forward(qkv: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
+        guard qkv.rank == 3, qkv.shape[2] % (3 * heads) == 0 else {
+            throw EngineError.shapeMismatch("attention qkv \(qkv.shape), \(heads) heads")
+        }
+        inputs = [qkv]
+        let c = qkv.shape[2] / 3
+        return try run(b: qkv.shape[0], t: qkv.shape[1], c: c, stride: 3 * c,
+                       q: qkv.data, k: qkv.data + c, v: qkv.data + 2 * c, mask: mask, training: training)
+    }
+
+    private func run(b: Int, t: Int, c: Int, stride: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
+                     v: UnsafeMutablePointer<Float>, mask: Tensor?, training: Bool) throws -> Tensor {
+        if let mask, mask.count != b * t {
+            throw EngineError.shapeMismatch("attention mask \(mask.shape) for [B, T] = [\(b), \(t)]")
+        }
+        self.b = b; self.t = t; self.c = c; self.stride = stride
+        self.q = q; self.k = k; self.v = v
+        hasMask = mask != nil
+        let h = heads, d = c / h, bh = b * h, tt = t * t
+        let scale = 1 / Float(d).squareRoot()
+        let P = Tensor.ensure(probs, [b, h, t, t]); probs = P
+        let y = Tensor.ensure(out, [b, t, c]); out = y
+        let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), py = SendablePtr(y.data)
+        // Phase 1: S = scale * Q K^T per (batch, head).
+        GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+            Engine.withSingleThreadedBLAS {
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let bi = i / h, hi = i % h
+                        let off = bi * t * stride + hi * d
+                        BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.p + off, lda: stride,
+                                  b: pk.p + off, ldb: stride, c: pP.p + i * tt, ldc: t)
+                    }
+                }
+            }
+        }
+        // Phase 2: masked softmax per row, then optional dropout on P. Masked keys get exactly 0.
+        let causal = causal
+        if maskCopy.count < b * t || !hasMask { maskCopy = [Float](repeating: 1, count: b * t) }
+        if let mask { for i in 0..<(b * t) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
+        dropActive = training && dropout > 0
+        var pv2 = pP
+        var key: UInt64 = 0
+        if dropActive, let rng {
+            let D = Tensor.ensure(dropped, [b, h, t, t]); dropped = D
+            if dropMask.count < bh * tt { dropMask = [Float](repeating: 0, count: bh * tt) }
+            key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
+            pv2 = SendablePtr(D.data)
+        }
+        let keep = 1 - dropout, dropScale = 1 / (1 - dropout), active = dropActive
+        let pD = pv2
+        maskCopy.withUnsafeBufferPointer { km in
+            dropMask.withUnsafeMutableBufferPointer { dmb in
+                let pkm = SendablePtr(UnsafeMutablePointer(mutating: km.baseAddress!))
+                let pdm = dmb.baseAddress.map(SendablePtr.init)
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let kmRow = pkm.p + (i / h) * t
+                        for row in 0..<t {
+                            let s = pP.p + i * tt + row * t
+                            let limit = causal ? row + 1 : t
+                            var mx = -Float.infinity
+                            for j in 0..<limit where kmRow[j] != 0 { mx = Swift.max(mx, s[j]) }
+                            if mx == -Float.infinity {
+                                s.update(repeating: 0, count: t)
+                            } else {
+                                FastMath.map2(limit, s, kmRow, s) { v, k in FastMath.exp(v - mx) * k }
+                                if limit < t { (s + limit).update(repeating: 0, count: t - limit) }
+                                FastMath.scale(s, t, 1 / FastMath.sum(s, t))
+                            }
+                            if active, let pdm {
+                                let base = i * tt + row * t
+                                let m = pdm.p + base, dd = pD.p + base
+                                for j in 0..<t {
+                                    let kk: Float = FastMath.hashUniform(key, base + j) < keep ? dropScale : 0
+                                    m[j] = kk
+                                    dd[j] = s[j] * kk
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Phase 3: out = P V, heads merged into [B, T, C].
+        let pdrop = pv2
+        GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+            Engine.withSingleThreadedBLAS {
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let bi = i / h, hi = i % h
+                        BLAS.gemm(.none, .none, m: t, n: d, k: t, a: pdrop.p + i * tt, lda: t,
+                                  b: pv.p + bi * t * stride + hi * d, ldb: stride,
+                                  c: py.p + bi * t * c + hi * d, ldc: c)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Backward for the separate-input forward: `dy` `[B, T, C]` -> `(dQ, dK, dV)`.
+    public func backward(_ dy: Tensor) throws -> (dq: Tensor, dk: Tensor, dv: Tensor) {
+        guard inputs.count == 3 else { throw EngineError.invalidArgument("attention backward: last forward was not q/k/v") }
+        let gq = Tensor.ensure(dq, [b, t, c]); dq = gq
+        let gk = Tensor.ensure(dk, [b, t, c]); dk = gk
+        let gv = Tensor.ensure(dv, [b, t, c]); dv = gv
+        try runBackward(dy, dq: gq.data, dk: gk.data, dv: gv.data)
+        return (gq, gk, gv)
+    }
+
+    /// Backward for the fused forward: `dy` `[B, T, C]` -> `dQKV` `[B, T, 3C]`.
+    public func backwardFused(_ dy: Tensor) throws -> Tensor {
+        guard inputs.count == 1 else { throw EngineError.invalidArgument("attention backwardFused: last forward was not fused") }
+        let g = Tensor.ensure(dqkv, [b, t, 3 * c]); dqkv = g
+        try runBackward(dy, dq: g.data, dk: g.data + c, dv: g.data + 2 * c)
+        return g
+    }
+
+    private func runBackward(_ dy: Tensor, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                             dv: UnsafeMutablePointer<Float>) throws {
+        guard dy.count == b * t * c, let q, let k, let v, let P = probs else {
+            throw EngineError.shapeMismatch("attention backward: dy \(dy.shape)")
+        }
+        let h = heads, d = c / h, bh = b * h, tt = t * t, t = t, c = c, stride = stride
+        let scale = 1 / Float(d).squareRoot()
+        let G = Tensor.ensure(dP, [b, h, t, t]); dP = G
+        let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), pG = SendablePtr(G.data)
+        let pdy = SendablePtr(dy.data), pdq = SendablePtr(dq), pdk = SendablePtr(dk), pdv = SendablePtr(dv)
+        let pUsed = dropActive ? SendablePtr(dropped!.data) : pP
+        // Phase 1: dP' = dY V^T ; dV = P'^T dY.
+        GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+            Engine.withSingleThreadedBLAS {
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let bi = i / h, hi = i % h
+                        let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
+                        BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.p + yoff, lda: c,
+                                  b: pv.p + voff, ldb: stride, c: pG.p + i * tt, ldc: t)
+                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: pUsed.p + i * tt, lda: t,
+                                  b: pdy.p + yoff, ldb: c, c: pdv.p + voff, ldc: stride)
+                    }
+                }
+            }
+        }
+        // Phase 2: through dropout and softmax: dS = P * (dP - rowsum(dP * P)).
+        let active = dropActive
+        dropMask.withUnsafeBufferPointer { dmb in
+            let pdm = dmb.baseAddress.map { SendablePtr(UnsafeMutablePointer(mutating: $0)) }
+            Engine.parallelFor(bh) { r in
+                for i in r {
+                    for row in 0..<t {
+                        let base = i * tt + row * t
+                        let g = pG.p + base, p = pP.p + base
+                        if active, let pdm { FastMath.map2(t, g, pdm.p + base, g) { $0 * $1 } }
+                        let dot = FastMath.dot(g, p, t)
+                        FastMath.map2(t, g, p, g) { gv, pv in pv * (gv - dot) }
+                    }
+                }
+            }
+        }
+        // Phase 3: dQ = scale dS K ; dK = scale dS^T Q.
+        GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+            Engine.withSingleThreadedBLAS {
+                Engine.parallelFor(bh) { r in
+                    for i in r {
+                        let bi = i / h, hi = i % h
+                        let off = bi * t * stride + hi * d
+                        BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
+                                  b: pk.p + off, ldb: stride, c: pdq.p + off, ldc: stride)
+                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
+                                  b: pq.p + off, ldb: stride, c: pdk.p + off, ldc: stride)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The attention probabilities of the last forward, `[B, heads, T, T]` (before dropout).
+    public var probabilities: Tensor? { probs }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Softmax cross-entropy over logits `[N, V]` with integer targets `[N]`.
+///
+/// Targets equal to `ignoreIndex` (default -100, as in PyTorch) contribute nothing; the loss
+/// is the mean over the remaining rows. With label smoothing `eps` the target distribution
+/// is `(1 - eps) * onehot + eps / V` (PyTorch's definition).
+public final class CrossEntropyLoss {
+    public let ignoreIndex: Int32
+    public let labelSmoothing: Float
+    private var probs: Tensor?
+    private var targets: [Int32] = []
+    private var counted = 0
+    private var gradientTaken = false
+
+    public init(ignoreIndex: Int32 = -100, labelSmoothing: Float = 0) throws {
+        guard labelSmoothing >= 0 && labelSmoothing < 1 else {
+            throw EngineError.invalidArgument("label smoothing \(labelSmoothing) not in [0, 1)")
+        }
+        self.ignoreIndex = ignoreIndex
+        self.labelSmoothing = labelSmoothing
+    }
+
+    /// Number of rows that counted in the last forward.
+    public var countedRows: Int { counted }
+
+    /// `logits` `[..., V]`, `targets` one per row. Returns the mean loss (0 if every row is ignored).
+    public func forward(_ logits: Tensor, targets: [Int32]) throws -> Float {
+        guard let vocab = logits.shape.last, vocab > 0, logits.count == targets.count * vocab else {
+            throw EngineError.shapeMismatch("cross-entropy logits \(logits.shape) for \(targets.count) targets")
+        }
+        for tg in targets where tg != ignoreIndex && (tg < 0 || Int(tg) >= vocab) {
+            throw EngineError.invalidArgument("cross-entropy target \(tg) outside 0..<\(vocab)")
+        }
+        let n = targets.count
+        let P = Tensor.ensure(probs, [n, vocab]); probs = P
+        self.targets = targets
+        gradientTaken = false
+        counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+        let chunks = max(1, min(Engine.threads, n * vocab / Kernels.minChunk))
+        let per = (n + chunks - 1) / chunks
+        var partial = [Double](repeating: 0, count: chunks)
+        let px = SendablePtr(logits.data), pp = SendablePtr(P.data)
+        let eps = Double(labelSmoothing), ignore = ignoreIndex
+        let tb = UncheckedBox(targets)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let part = UncheckedBox(pb.baseAddress!)
+            let body: (Int) -> Void = { ch in
+                var acc = 0.0
+                for r in (ch * per)..<min(n, (ch + 1) * per) {
+                    let x = px.p + r * vocab, p = pp.p + r * vocab
+                    let mx = FastMath.max(x, vocab)
+                    FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) }
+                    let sum = FastMath.sum(p, vocab)
+                    FastMath.scale(p, vocab, 1 / sum)
+                    let tg = tb.value[r]
+                    if tg == ignore { continue }
+                    let logZ = Double(mx) + Foundation.log(Double(sum))
+                    var loss = (1 - eps) * (logZ - Double(x[Int(tg)]))
+                    if eps > 0 {
+                        loss += eps * (logZ - Double(FastMath.sum(x, vocab)) / Double(vocab))
+                    }
+                    acc += loss
+                }
+                part.value[ch] = acc
+            }
+            if chunks == 1 { body(0) } else {
+                let box = UncheckedBox(body)
+                DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+            }
+        }
+        let total = partial.reduce(0, +)
+        return counted == 0 ? 0 : Float(total / Double(counted))
+    }
+
+    /// Gradient of (mean loss * `scale`) w.r.t. the logits of the last forward, `[N, V]`:
+    /// `(p - q) * scale / counted` on counted rows, 0 on ignored rows.
+    /// The gradient is written over the stored probabilities (no second `[N, V]` buffer, which
+    /// matters for 30k-word vocabularies), so it can be taken once per forward.
+    public func backward(scale: Float = 1) throws -> Tensor {
+        guard let P = probs, !gradientTaken else {
+            throw EngineError.invalidArgument("cross-entropy backward needs a forward first (once per forward)")
+        }
+        gradientTaken = true
+        let n = P.shape[0], vocab = P.shape[1]
+        let d = P
+        let f = counted == 0 ? 0 : scale / Float(counted)
+        let eps = labelSmoothing, ignore = ignoreIndex
+        let pp = SendablePtr(P.data), pd = SendablePtr(d.data), tb = UncheckedBox(targets)
+        Engine.parallelFor(n, minChunk: max(1, Kernels.minChunk / vocab)) { r in
+            for row in r {
+                let p = pp.p + row * vocab, g = pd.p + row * vocab
+                let tg = tb.value[row]
+                if tg == ignore { g.update(repeating: 0, count: vocab); continue }
+                let u = eps / Float(vocab)
+                for j in 0..<vocab { g[j] = (p[j] - u) * f }
+                g[Int(tg)] -= (1 - eps) * f
+            }
+        }
+        return d
+    }
+}

@@ -1,0 +1,106 @@
+import Dispatch
+
+/// Layer normalisation over the last axis: `y = (x - mean) / sqrt(var + eps) * weight + bias`.
+///
+/// Parameters: `<name>.weight` `[C]` (ones), `<name>.bias` `[C]` (zeros); no weight decay by
+/// the default rule. BERT uses `eps = 1e-12`, GPT-2 `1e-5`. Rows are split over cores;
+/// the parameter gradients are summed per chunk and then in chunk order.
+public final class LayerNorm {
+    public let store: ParameterStore
+    public let weight: Parameter
+    public let bias: Parameter
+    public let dim: Int
+    public let eps: Float
+    private var input: Tensor?
+    private var out: Tensor?
+    private var dx: Tensor?
+    private var mean: [Float] = []
+    private var rstd: [Float] = []
+    private var partial: [Float] = []
+
+    public init(_ store: ParameterStore, name: String, dim: Int, eps: Float = 1e-12) throws {
+        self.store = store
+        self.dim = dim
+        self.eps = eps
+        weight = try store.declare("\(name).weight", shape: [dim], initializer: .ones)
+        bias = try store.declare("\(name).bias", shape: [dim], initializer: .zeros)
+    }
+
+    /// `x` `[..., C]` -> `[..., C]`.
+    public func forward(_ x: Tensor) throws -> Tensor {
+        guard x.shape.last == dim else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) expects [..., \(dim)], got \(x.shape)") }
+        let rows = x.count / dim
+        let y = Tensor.ensure(out, x.shape)
+        out = y
+        input = x
+        if mean.count < rows { mean = [Float](repeating: 0, count: rows); rstd = mean }
+        let c = dim, eps = eps
+        let px = SendablePtr(x.data), py = SendablePtr(y.data)
+        let pw = SendablePtr(store.value(weight)), pb = SendablePtr(store.value(bias))
+        mean.withUnsafeMutableBufferPointer { mb in
+            rstd.withUnsafeMutableBufferPointer { rb in
+                let pm = SendablePtr(mb.baseAddress!), pr = SendablePtr(rb.baseAddress!)
+                Engine.parallelFor(rows, minChunk: max(1, Kernels.minChunk / c)) { range in
+                    for r in range {
+                        let xr = px.p + r * c, yr = py.p + r * c
+                        let m = FastMath.sum(xr, c) / Float(c)
+                        let rs = 1 / (FastMath.sumSquaredDeviations(xr, c, m) / Float(c) + eps).squareRoot()
+                        for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.p[i] + pb.p[i] }
+                        pm.p[r] = m
+                        pr.p[r] = rs
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// `dy` -> `dx`; accumulates `dweight += sum dy * xhat`, `dbias += sum dy`.
+    public func backward(_ dy: Tensor) throws -> Tensor {
+        guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward") }
+        let rows = x.count / dim, c = dim
+        let d = Tensor.ensure(dx, x.shape)
+        dx = d
+        let chunks = max(1, min(Engine.threads, rows / max(1, Kernels.minChunk / c)))
+        let per = (rows + chunks - 1) / chunks
+        if partial.count < chunks * 2 * c { partial = [Float](repeating: 0, count: chunks * 2 * c) }
+        let px = SendablePtr(x.data), pdy = SendablePtr(dy.data), pdx = SendablePtr(d.data)
+        let pw = SendablePtr(store.value(weight))
+        mean.withUnsafeMutableBufferPointer { mb in
+            rstd.withUnsafeMutableBufferPointer { rb in
+                partial.withUnsafeMutableBufferPointer { pb in
+                    let pm = SendablePtr(mb.baseAddress!), pr = SendablePtr(rb.baseAddress!), pp = SendablePtr(pb.baseAddress!)
+                    pp.p.update(repeating: 0, count: chunks * 2 * c)
+                    let body: (Int) -> Void = { ch in
+                        let dwp = pp.p + ch * 2 * c, dbp = dwp + c
+                        for r in (ch * per)..<min(rows, (ch + 1) * per) {
+                            let xr = px.p + r * c, gr = pdy.p + r * c, dr = pdx.p + r * c
+                            let m = pm.p[r], rs = pr.p[r]
+                            for i in 0..<c {
+                                let xh = (xr[i] - m) * rs
+                                dwp[i] += gr[i] * xh
+                                dbp[i] += gr[i]
+                            }
+                            let (sumD, sumDX) = FastMath.layerNormBackwardSums(gr, pw.p, xr, c, m, rs)
+                            let mD = sumD / Float(c), mDX = sumDX / Float(c)
+                            for i in 0..<c {
+                                let xh = (xr[i] - m) * rs
+                                dr[i] = rs * (gr[i] * pw.p[i] - mD - xh * mDX)
+                            }
+                        }
+                    }
+                    if chunks == 1 { body(0) } else {
+                        let box = UncheckedBox(body)
+                        DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+                    }
+                    let gw = store.grad(weight), gb = store.grad(bias)
+                    for ch in 0..<chunks {
+                        Kernels.axpy(1, pp.p + ch * 2 * c, gw, c)
+                        Kernels.axpy(1, pp.p + ch * 2 * c + c, gb, c)
+                    }
+                }
+            }
+        }
+        return d
+    }
+}

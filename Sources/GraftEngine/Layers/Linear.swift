@@ -1,0 +1,75 @@
+/// Fully connected layer `y = x W^T + b`, with `W` stored `[out, in]` row-major as in
+/// PyTorch/HuggingFace (so checkpoints load without transposing).
+///
+/// Parameters: `<name>.weight` `[out, in]`, `<name>.bias` `[out]`.
+/// Forward: `x` `[..., in]` -> `[..., out]`. All three products (forward, `dX`, `dW`) are single
+/// `cblas_sgemm` calls; `db` is a BLAS gemv.
+public final class Linear {
+    public let store: ParameterStore
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inFeatures: Int
+    public let outFeatures: Int
+    private var input: Tensor?
+    private var out: Tensor?
+    private var dx: Tensor?
+    private var ones: [Float] = []
+
+    public init(_ store: ParameterStore, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
+                initializer: Initializer = .normal(std: 0.02)) throws {
+        self.store = store
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = try store.declare("\(name).weight", shape: [outFeatures, inFeatures], initializer: initializer)
+        self.bias = bias ? try store.declare("\(name).bias", shape: [outFeatures], initializer: .zeros) : nil
+    }
+
+    /// A layer whose weight is an existing parameter (weight tying, e.g. a language-model
+    /// decoder sharing `embeddings.word_embeddings.weight` `[vocab, dim]`): `y = x E^T + b`.
+    /// Gradients from both users accumulate into the same slice of the flat gradient buffer.
+    public init(_ store: ParameterStore, tiedWeight: Parameter, biasName: String?) throws {
+        guard tiedWeight.shape.count == 2 else { throw EngineError.shapeMismatch("tied weight \(tiedWeight.name) is \(tiedWeight.shape)") }
+        self.store = store
+        outFeatures = tiedWeight.shape[0]
+        inFeatures = tiedWeight.shape[1]
+        weight = tiedWeight
+        bias = try biasName.map { try store.declare($0, shape: [tiedWeight.shape[0]], initializer: .zeros) }
+    }
+
+    /// `x` `[..., in]` -> `[..., out]` (the returned tensor belongs to the layer).
+    public func forward(_ x: Tensor) throws -> Tensor {
+        guard x.rank >= 1, x.shape.last == inFeatures else {
+            throw EngineError.shapeMismatch("Linear(\(weight.name)) expects [..., \(inFeatures)], got \(x.shape)")
+        }
+        let rows = x.count / inFeatures
+        let y = Tensor.ensure(out, Array(x.shape.dropLast()) + [outFeatures])
+        out = y
+        input = x
+        var beta: Float = 0
+        if let bias {
+            let b = store.value(bias)
+            for r in 0..<rows { (y.data + r * outFeatures).update(from: b, count: outFeatures) }
+            beta = 1
+        }
+        // y[rows, out] (+)= x[rows, in] * W[out, in]^T
+        BLAS.matmul(.none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: x.data, b: store.value(weight), c: y.data, beta: beta)
+        return y
+    }
+
+    /// `dy` `[..., out]` -> `dx` `[..., in]`; accumulates `dW += dy^T x`, `db += sum dy`.
+    public func backward(_ dy: Tensor) throws -> Tensor {
+        guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
+        guard dy.count == x.count / inFeatures * outFeatures else {
+            throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
+        }
+        let rows = x.count / inFeatures
+        let d = Tensor.ensure(dx, x.shape)
+        dx = d
+        // dx[rows, in] = dy[rows, out] * W[out, in]
+        BLAS.matmul(.none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy.data, b: store.value(weight), c: d.data)
+        // dW[out, in] += dy^T[out, rows] * x[rows, in]
+        BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
+        if let bias { Kernels.addColumnSums(dy.data, rows: rows, cols: outFeatures, into: store.grad(bias), ones: &ones) }
+        return d
+    }
+}

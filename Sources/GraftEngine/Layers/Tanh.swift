@@ -1,0 +1,28 @@
+/// `tanh`, element-wise (used by BERT's pooler). Keeps its output for the backward.
+public final class Tanh {
+    private var out: Tensor?
+    private var dx: Tensor?
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        let y = Tensor.ensure(out, x.shape)
+        out = y
+        let px = SendablePtr(x.data), py = SendablePtr(y.data)
+        Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+            for i in r { py.p[i] = FastMath.tanh(px.p[i]) }
+        }
+        return y
+    }
+
+    /// `dx = dy * (1 - y^2)`.
+    public func backward(_ dy: Tensor) throws -> Tensor {
+        guard let y = out, dy.count == y.count else { throw EngineError.shapeMismatch("Tanh backward") }
+        let d = Tensor.ensure(dx, y.shape)
+        dx = d
+        let py = SendablePtr(y.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
+        Engine.parallelFor(y.count, minChunk: Kernels.minChunk) { r in
+            for i in r { pd.p[i] = pg.p[i] * (1 - py.p[i] * py.p[i]) }
+        }
+        return d
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+
+/// An optimizer whose state lives in flat buffers parallel to ``ParameterStore/values``.
+public protocol Optimizer: AnyObject {
+    /// Number of updates made so far.
+    var stepCount: Int { get set }
+    /// Applies one update with learning rate `lr` using the gradients in `store`.
+    func step(_ store: ParameterStore, lr: Float) throws
+    /// Named flat state buffers (e.g. `exp_avg`, `exp_avg_sq`), each `store.count` floats,
+    /// saved per parameter as `optimizer.<buffer>.<parameter name>`.
+    var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { get }
+    /// Hyper-parameters and step as strings, for checkpoint metadata.
+    var metadata: [String: String] { get }
+}
+
+func allocFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, n))
+    p.initialize(repeating: 0, count: max(1, n))
+    return p
+}
+
+/// AdamW (Loshchilov & Hutter; PyTorch `torch.optim.AdamW` semantics): decoupled weight decay
+/// `p -= lr * wd * p` for parameters whose ``Parameter/decay`` is true (not biases or LayerNorm
+/// weights under the default rule), then the bias-corrected Adam update.
+/// Moments `exp_avg`, `exp_avg_sq` are flat buffers of `store.count` floats.
+public final class AdamW: Optimizer {
+    public var beta1: Float
+    public var beta2: Float
+    public var eps: Float
+    public var weightDecay: Float
+    public var stepCount = 0
+    public let count: Int
+    let m: UnsafeMutablePointer<Float>
+    let v: UnsafeMutablePointer<Float>
+
+    /// Create after every parameter of `store` is declared.
+    public init(_ store: ParameterStore, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
+                weightDecay: Float = 0.01) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        count = store.count
+        m = allocFloats(count)
+        v = allocFloats(count)
+    }
+
+    deinit { UnsafeMutableRawPointer(m).deallocate(); UnsafeMutableRawPointer(v).deallocate() }
+
+    public var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { [("exp_avg", m), ("exp_avg_sq", v)] }
+
+    public var metadata: [String: String] {
+        ["optimizer": "adamw", "optimizer.step": String(stepCount), "optimizer.beta1": "\(beta1)",
+         "optimizer.beta2": "\(beta2)", "optimizer.eps": "\(eps)", "optimizer.weight_decay": "\(weightDecay)"]
+    }
+
+    public func step(_ store: ParameterStore, lr: Float) throws {
+        guard store.count == count else {
+            throw EngineError.shapeMismatch("AdamW built for \(count) floats, store has \(store.count)")
+        }
+        stepCount += 1
+        let b1 = beta1, b2 = beta2, eps = eps
+        let bc1 = 1 - Float(Foundation.pow(Double(b1), Double(stepCount)))
+        let bc2 = 1 - Float(Foundation.pow(Double(b2), Double(stepCount)))
+        let stepSize = lr / bc1
+        let invSqrtBc2 = 1 / bc2.squareRoot()
+        for p in store.parameters {
+            let decay: Float = p.decay ? 1 - lr * weightDecay : 1
+            let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p))
+            let mp = SendablePtr(m + p.offset), vp = SendablePtr(v + p.offset)
+            Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
+                for i in r {
+                    let gi = g.p[i]
+                    let mi = b1 * mp.p[i] + (1 - b1) * gi
+                    let vi = b2 * vp.p[i] + (1 - b2) * gi * gi
+                    mp.p[i] = mi
+                    vp.p[i] = vi
+                    w.p[i] = w.p[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                }
+            }
+        }
+    }
+}
+
+/// SGD with momentum (PyTorch semantics, no dampening): `buf = mu * buf + (g + wd * p)`,
+/// `p -= lr * buf` (`wd` only on parameters with ``Parameter/decay``).
+public final class SGD: Optimizer {
+    public var momentum: Float
+    public var weightDecay: Float
+    public var stepCount = 0
+    public let count: Int
+    let buf: UnsafeMutablePointer<Float>
+
+    public init(_ store: ParameterStore, momentum: Float = 0.9, weightDecay: Float = 0) {
+        self.momentum = momentum; self.weightDecay = weightDecay
+        count = store.count
+        buf = allocFloats(count)
+    }
+
+    deinit { UnsafeMutableRawPointer(buf).deallocate() }
+
+    public var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { [("momentum_buffer", buf)] }
+
+    public var metadata: [String: String] {
+        ["optimizer": "sgd", "optimizer.step": String(stepCount), "optimizer.momentum": "\(momentum)",
+         "optimizer.weight_decay": "\(weightDecay)"]
+    }
+
+    public func step(_ store: ParameterStore, lr: Float) throws {
+        guard store.count == count else {
+            throw EngineError.shapeMismatch("SGD built for \(count) floats, store has \(store.count)")
+        }
+        stepCount += 1
+        let mu = momentum
+        for p in store.parameters {
+            let wd: Float = p.decay ? weightDecay : 0
+            let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p)), b = SendablePtr(buf + p.offset)
+            Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
+                for i in r {
+                    let gi = g.p[i] + wd * w.p[i]
+                    let bi = mu * b.p[i] + gi
+                    b.p[i] = bi
+                    w.p[i] -= lr * bi
+                }
+            }
+        }
+    }
+}
+
+/// Scales all gradients so their global L2 norm is at most `maxNorm` (PyTorch
+/// `clip_grad_norm_`: factor `maxNorm / (norm + 1e-6)` when `norm > maxNorm`).
+/// Returns the norm before clipping.
+@discardableResult
+public func clipGradNorm(_ store: ParameterStore, maxNorm: Float) -> Double {
+    let norm = store.gradNorm()
+    if norm > Double(maxNorm) {
+        Kernels.scale(store.grads, Float(Double(maxNorm) / (norm + 1e-6)), store.count)
+    }
+    return norm
+}
+
+/// Learning-rate schedule: linear warm-up from 0 over `warmupSteps`, then linear or cosine
+/// decay to 0 at `totalSteps` (HuggingFace `get_linear_schedule_with_warmup` /
+/// `get_cosine_schedule_with_warmup`), or constant.
+public struct LRSchedule: Sendable, Equatable {
+    public enum Decay: String, Sendable { case linear, cosine, constant }
+    public var baseLR: Float
+    public var warmupSteps: Int
+    public var totalSteps: Int
+    public var decay: Decay
+
+    public init(baseLR: Float, warmupSteps: Int = 0, totalSteps: Int, decay: Decay = .linear) {
+        self.baseLR = baseLR; self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.decay = decay
+    }
+
+    /// Learning rate for update number `step` (0-based, i.e. the optimizer's `stepCount` before the update).
+    public func lr(at step: Int) -> Float {
+        if step < warmupSteps { return baseLR * Float(step) / Float(max(1, warmupSteps)) }
+        switch decay {
+        case .constant: return baseLR
+        case .linear:
+            return baseLR * max(0, Float(totalSteps - step) / Float(max(1, totalSteps - warmupSteps)))
+        case .cosine:
+            let progress = Double(step - warmupSteps) / Double(max(1, totalSteps - warmupSteps))
+            return baseLR * Float(max(0, 0.5 * (1 + Foundation.cos(Double.pi * progress))))
+        }
+    }
+
+    var metadata: [String: String] {
+        ["schedule.base_lr": "\(baseLR)", "schedule.warmup_steps": String(warmupSteps),
+         "schedule.total_steps": String(totalSteps), "schedule.decay": decay.rawValue]
+    }
+
+    init?(metadata m: [String: String]) {
+        guard let lr = m["schedule.base_lr"].flatMap(Float.init), let w = m["schedule.warmup_steps"].flatMap(Int.init),
+              let t = m["schedule.total_steps"].flatMap(Int.init), let d = m["schedule.decay"].flatMap(Decay.init)
+        else { return nil }
+        self.init(baseLR: lr, warmupSteps: w, totalSteps: t, decay: d)
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+import Testing
+@testable import GraftEngine
+
+/// A one-block transformer over token sequences: token + position embeddings, a block, a head.
+final class TinyTransformer {
+    let store: ParameterStore
+    let rng: SharedRNG
+    let tok: Embedding, pos: Embedding
+    let block: TransformerBlock
+    let head: Linear
+    let ce: CrossEntropyLoss
+    let add = Residual()
+    let t: Int
+
+    init(seed: UInt64, vocab: Int, t: Int, hidden: Int = 32, dropout: Float = 0, preLN: Bool = true) throws {
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        self.t = t
+        tok = try Embedding(store, name: "embeddings.word_embeddings", vocabSize: vocab, dim: hidden)
+        pos = try Embedding(store, name: "embeddings.position_embeddings", vocabSize: t, dim: hidden)
+        block = try TransformerBlock(store, prefix: "encoder.layer.0",
+                                     config: .init(hidden: hidden, heads: 4, ffn: 2 * hidden, layerNormEps: 1e-5,
+                                                   hiddenDropout: dropout, attentionDropout: dropout, preLayerNorm: preLN),
+                                     rng: rng)
+        head = try Linear(store, name: "cls.decoder", inFeatures: hidden, outFeatures: vocab)
+        ce = try CrossEntropyLoss()
+    }
+
+    /// Forward + backward on a batch; returns the loss and (for accuracy) the logits.
+    @discardableResult
+    func step(ids: [Int32], targets: [Int32], batch: Int, training: Bool = true, lossScale: Float = 1) throws -> (Float, Tensor) {
+        let x = try add.forward(tok.forward(ids, shape: [batch, t]),
+                                pos.forward((0..<batch * t).map { Int32($0 % t) }, shape: [batch, t]))
+        let logits = try head.forward(block.forward(x, training: training))
+        let loss = try ce.forward(logits, targets: targets)
+        let dx = try block.backward(head.backward(ce.backward(scale: lossScale)))
+        try tok.backward(dx)
+        try pos.backward(dx)
+        return (loss, logits)
+    }
+}
+
+/// Reverse-the-sequence batches, determined by `seed`.
+func reverseBatch(seed: UInt64, batch: Int, t: Int, vocab: Int) -> (ids: [Int32], targets: [Int32]) {
+    var r = RNG(seed: seed)
+    var ids = [Int32](), tg = [Int32]()
+    for _ in 0..<batch {
+        let s = (0..<t).map { _ in Int32(r.int(below: vocab)) }
+        ids += s
+        tg += s.reversed()
+    }
+    return (ids, tg)
+}
+
+extension EngineTests {
+    @Suite struct Training {
+        /// A two-layer network fits a 3-arm spiral (300 points) to near-zero loss.
+        @Test func mlpFitsSpiral() throws {
+            var r = RNG(seed: 1)
+            var xs = [Float](), ys = [Int32]()
+            for c in 0..<3 { for i in 0..<100 {
+                let rad = Float(i) / 100, ang = Float(c) * 4 + Float(i) / 100 * 4 + r.normal() * 0.2
+                xs += [rad * sin(ang), rad * cos(ang)]
+                ys.append(Int32(c))
+            } }
+            let store = ParameterStore(seed: 2)
+            let l1 = try Linear(store, name: "l1", inFeatures: 2, outFeatures: 64, initializer: .normal(std: 1))
+            let act = Tanh()
+            let l2 = try Linear(store, name: "l2", inFeatures: 64, outFeatures: 3, initializer: .normal(std: 0.1))
+            let ce = try CrossEntropyLoss()
+            let opt = AdamW(store, weightDecay: 0)
+            let x = Tensor(shape: [300, 2], values: xs)
+            var loss: Float = 0
+            for _ in 0..<1000 {
+                store.zeroGrads()
+                loss = try ce.forward(l2.forward(act.forward(l1.forward(x))), targets: ys)
+                _ = try l1.backward(act.backward(l2.backward(ce.backward())))
+                try opt.step(store, lr: 0.02)
+            }
+            let logits = try l2.forward(act.forward(l1.forward(x)))
+            var correct = 0
+            for i in 0..<300 {
+                let row = (0..<3).map { logits.data[i * 3 + $0] }
+                if row.firstIndex(of: row.max()!)! == Int(ys[i]) { correct += 1 }
+            }
+            #expect(loss < 0.05, "final loss \(loss)")
+            #expect(correct >= 297, "accuracy \(correct)/300")
+        }
+
+        /// A one-block transformer learns to reverse sequences of 5 tokens.
+        @Test func transformerLearnsToReverse() throws {
+            let vocab = 8, t = 5, batch = 16
+            let m = try TinyTransformer(seed: 3, vocab: vocab, t: t)
+            let opt = AdamW(m.store, weightDecay: 0.01)
+            let sched = LRSchedule(baseLR: 5e-3, warmupSteps: 10, totalSteps: 250, decay: .cosine)
+            var loss: Float = 0
+            for s in 0..<250 {
+                let (ids, tg) = reverseBatch(seed: UInt64(1000 + s), batch: batch, t: t, vocab: vocab)
+                m.store.zeroGrads()
+                loss = try m.step(ids: ids, targets: tg, batch: batch).0
+                clipGradNorm(m.store, maxNorm: 1)
+                try opt.step(m.store, lr: sched.lr(at: opt.stepCount))
+            }
+            let (ids, tg) = reverseBatch(seed: 7, batch: 64, t: t, vocab: vocab)
+            let (evalLoss, logits) = try m.step(ids: ids, targets: tg, batch: 64, training: false)
+            var correct = 0
+            for i in 0..<(64 * t) {
+                let row = (0..<vocab).map { logits.data[i * vocab + $0] }
+                if row.firstIndex(of: row.max()!)! == Int(tg[i]) { correct += 1 }
+            }
+            #expect(evalLoss < 0.05, "held-out loss \(evalLoss) (last train loss \(loss))")
+            #expect(correct == 64 * t, "held-out token accuracy \(correct)/\(64 * t)")
+        }
+
+        /// Save -> load -> continue gives bit-identical weights, moments and RNG to an uninterrupted
+        /// run (dropout on, cosine schedule, clipping, 2-step gradient accumulation).
+        @Test(arguments: ["adamw", "sgd"])
+        func saveLoadContinueIsBitIdentical(optimizer kind: String) throws {
+            let vocab = 7, t = 5, batch = 4
+            let sched = LRSchedule(baseLR: 1e-2, warmupSteps: 3, totalSteps: 12, decay: .cosine)
+            func makeOpt(_ s: ParameterStore) -> Optimizer {
+                kind == "adamw" ? AdamW(s, weightDecay: 0.1) : SGD(s, momentum: 0.9, weightDecay: 0.01)
+            }
+            func train(_ m: TinyTransformer, _ opt: Optimizer, steps: Range<Int>) throws {
+                for s in steps {
+                    m.store.zeroGrads()
+                    for micro in 0..<2 {
+                        let (ids, tg) = reverseBatch(seed: UInt64(s * 2 + micro), batch: batch, t: t, vocab: vocab)
+                        try m.step(ids: ids, targets: tg, batch: batch, lossScale: 0.5)
+                    }
+                    clipGradNorm(m.store, maxNorm: 0.5)
+                    try opt.step(m.store, lr: sched.lr(at: opt.stepCount))
+                }
+            }
+            let a = try TinyTransformer(seed: 11, vocab: vocab, t: t, hidden: 16, dropout: 0.1)
+            let optA = makeOpt(a.store)
+            try train(a, optA, steps: 0..<10)
+
+            let b = try TinyTransformer(seed: 11, vocab: vocab, t: t, hidden: 16, dropout: 0.1)
+            let optB = makeOpt(b.store)
+            try train(b, optB, steps: 0..<5)
+            let dir = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let url = dir.appendingPathComponent("state.safetensors")
+            try TrainingCheckpoint.save(to: url, store: b.store, optimizer: optB, schedule: sched, rng: b.rng,
+                                        metadata: ["config": "tiny"])
+
+            let c = try TinyTransformer(seed: 99, vocab: vocab, t: t, hidden: 16, dropout: 0.1)   // different init + RNG
+            let optC = makeOpt(c.store)
+            let restored = try TrainingCheckpoint.load(from: url, store: c.store, optimizer: optC, rng: c.rng)
+            #expect(restored.step == 5)
+            #expect(restored.schedule == sched)
+            #expect(restored.metadata["config"] == "tiny")
+            #expect(c.rng.rng == b.rng.rng)
+            try train(c, optC, steps: 5..<10)
+
+            let n = a.store.count
+            #expect(memcmp(a.store.values, c.store.values, n * 4) == 0, "weights differ")
+            for (ba, bc) in zip(optA.stateBuffers, optC.stateBuffers) {
+                #expect(memcmp(ba.buffer, bc.buffer, n * 4) == 0, "\(ba.name) differs")
+            }
+            #expect(optA.stepCount == optC.stepCount)
+            #expect(a.rng.rng == c.rng.rng)
+            // Loading into the wrong optimizer kind is refused.
+            let wrong: Optimizer = kind == "adamw" ? SGD(c.store) : AdamW(c.store)
+            #expect(throws: EngineError.self) { try TrainingCheckpoint.load(from: url, store: c.store, optimizer: wrong) }
+        }
+
+        /// Gradient accumulation over two half-batches (loss scale 1/2) equals the full-batch gradient.
+        @Test func gradientAccumulationMatchesFullBatch() throws {
+            let vocab = 6, t = 4
+            let m = try TinyTransformer(seed: 5, vocab: vocab, t: t, hidden: 16)
+            let (ids, tg) = reverseBatch(seed: 1, batch: 8, t: t, vocab: vocab)
+            m.store.zeroGrads()
+            try m.step(ids: ids, targets: tg, batch: 8)
+            let full = Array(UnsafeBufferPointer(start: m.store.grads, count: m.store.count))
+            m.store.zeroGrads()
+            try m.step(ids: Array(ids[0..<16]), targets: Array(tg[0..<16]), batch: 4, lossScale: 0.5)
+            try m.step(ids: Array(ids[16...]), targets: Array(tg[16...]), batch: 4, lossScale: 0.5)
+            let acc = Array(UnsafeBufferPointer(start: m.store.grads, count: m.store.count))
+            var worst: Float = 0
+            for i in 0..<full.count { worst = max(worst, abs(full[i] - acc[i]) / (1e-4 + abs(full[i]))) }
+            #expect(worst < 1e-3, "worst relative difference \(worst)")
+        }
+
+        /// Same seed and thread count -> bit-identical results; 1 vs 2 threads agree closely.
+        @Test func deterministicForSeedAndThreads() throws {
+            let saved = Engine.threads
+            defer { try? Engine.setThreads(saved) }
+            func run(threads: Int) throws -> [Float] {
+                try Engine.setThreads(threads)
+                let m = try TinyTransformer(seed: 21, vocab: 9, t: 16, hidden: 64, dropout: 0.1)
+                let opt = AdamW(m.store)
+                for s in 0..<3 {
+                    let (ids, tg) = reverseBatch(seed: UInt64(s), batch: 64, t: 16, vocab: 9)
+                    m.store.zeroGrads()
+                    try m.step(ids: ids, targets: tg, batch: 64)
+                    try opt.step(m.store, lr: 1e-3)
+                }
+                return Array(UnsafeBufferPointer(start: m.store.values, count: m.store.count))
+            }
+            let a = try run(threads: 2), b = try run(threads: 2)
+            #expect(a == b)
+            let c = try run(threads: 1)
+            var worst: Float = 0
+            for i in 0..<a.count { worst = max(worst, abs(a[i] - c[i])) }
+            #expect(worst < 1e-4, "1 vs 2 threads max difference \(worst)")
+            #expect(throws: EngineError.self) { try Engine.setThreads(0) }
+        }
+    }
+
+    @Suite struct Optimizers {
+        /// One AdamW step against the formula in Double; no decay on bias / LayerNorm by the name rule.
+        @Test func adamWMatchesReference() throws {
+            let store = ParameterStore(seed: 1)
+            let w = try store.declare("encoder.layer.0.output.dense.weight", shape: [3], initializer: .normal(std: 1))
+            let b = try store.declare("encoder.layer.0.output.dense.bias", shape: [3], initializer: .normal(std: 1))
+            let ln = try store.declare("encoder.layer.0.output.LayerNorm.weight", shape: [3], initializer: .normal(std: 1))
+            #expect(w.decay && !b.decay && !ln.decay)
+            #expect(!ParameterStore.defaultDecayRule("h.0.ln_1.weight") && ParameterStore.defaultDecayRule("wte.weight"))
+            let opt = AdamW(store, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1)
+            var m = [Double](repeating: 0, count: store.count), v = m
+            var p = (0..<store.count).map { Double(store.values[$0]) }
+            let lr = 0.01
+            for step in 1...3 {
+                let g = randomArray(store.count, seed: UInt64(step))
+                for i in 0..<store.count { store.grads[i] = g[i] }
+                try opt.step(store, lr: Float(lr))
+                for param in store.parameters {
+                    for i in param.offset..<(param.offset + param.count) {
+                        if param.decay { p[i] *= 1 - lr * 0.1 }
+                        m[i] = 0.9 * m[i] + 0.1 * Double(g[i])
+                        v[i] = 0.99 * v[i] + 0.01 * Double(g[i]) * Double(g[i])
+                        let mh = m[i] / (1 - pow(0.9, Double(step))), vh = v[i] / (1 - pow(0.99, Double(step)))
+                        p[i] -= lr * mh / (vh.squareRoot() + 1e-8)
+                    }
+                }
+            }
+            for param in store.parameters { for i in param.offset..<(param.offset + param.count) {
+                #expect(abs(Double(store.values[i]) - p[i]) < 1e-5, "\(param.name)")
+            } }
+        }
+
+        @Test func sgdMomentumMatchesReference() throws {
+            let store = ParameterStore(seed: 2)
+            try store.declare("w", shape: [4], initializer: .normal(std: 1))
+            let opt = SGD(store, momentum: 0.9, weightDecay: 0.05)
+            var p = (0..<4).map { Double(store.values[$0]) }, buf = [Double](repeating: 0, count: 4)
+            for step in 1...3 {
+                let g = randomArray(4, seed: UInt64(step))
+                for i in 0..<4 { store.grads[i] = g[i] }
+                try opt.step(store, lr: 0.1)
+                for i in 0..<4 {
+                    buf[i] = 0.9 * buf[i] + Double(g[i]) + 0.05 * p[i]
+                    p[i] -= 0.1 * buf[i]
+                }
+            }
+            for i in 0..<4 { #expect(abs(Double(store.values[i]) - p[i]) < 1e-5) }
+        }
+
+        @Test func schedules() {
+            let lin = LRSchedule(baseLR: 1, warmupSteps: 10, totalSteps: 110, decay: .linear)
+            #expect(lin.lr(at: 0) == 0)
+            #expect(lin.lr(at: 5) == 0.5)
+            #expect(lin.lr(at: 10) == 1)
+            #expect(lin.lr(at: 60) == 0.5)
+            #expect(lin.lr(at: 110) == 0 && lin.lr(at: 200) == 0)
+            let cosine = LRSchedule(baseLR: 2, warmupSteps: 0, totalSteps: 100, decay: .cosine)
+            #expect(cosine.lr(at: 0) == 2)
+            #expect(abs(cosine.lr(at: 50) - 1) < 1e-6)
+            #expect(abs(cosine.lr(at: 25) - Float(1 + cos(Double.pi / 4))) < 1e-6)
+            #expect(cosine.lr(at: 100) < 1e-6)
+            #expect(LRSchedule(baseLR: 3, warmupSteps: 2, totalSteps: 5, decay: .constant).lr(at: 4) == 3)
+        }
+
+        @Test func clipByGlobalNorm() throws {
+            let store = ParameterStore()
+            try store.declare("a", shape: [2], initializer: .zeros)
+            try store.declare("b", shape: [1], initializer: .zeros)
+            store.grads[store.parameters[0].offset] = 3
+            store.grads[store.parameters[0].offset + 1] = 0
+            store.grads[store.parameters[1].offset] = 4
+            #expect(clipGradNorm(store, maxNorm: 10) == 5)
+            #expect(store.grads[store.parameters[1].offset] == 4)
+            #expect(clipGradNorm(store, maxNorm: 1) == 5)
+            #expect(abs(store.gradNorm() - 1) < 1e-5)
+            #expect(abs(store.grads[store.parameters[0].offset] - 0.6) < 1e-5)
+        }
+
+        @Test func flatStoreLayout() throws {
+            let store = ParameterStore(seed: 4)
+            let a = try store.declare("a.weight", shape: [3, 5], initializer: .ones)
+            let b = try store.declare("b.bias", shape: [7], initializer: .constant(2))
+            #expect(a.offset == 0 && b.offset == 16 && store.count == 23)   // 64-byte aligned offsets
+            #expect(store.value(b) == store.values + 16)
+            #expect(store.array(b) == [Float](repeating: 2, count: 7))
+            #expect(try store.parameter(named: "a.weight") == a)
+            #expect(throws: EngineError.duplicateParameter("a.weight")) { try store.declare("a.weight", shape: [1], initializer: .zeros) }
+            #expect(throws: EngineError.unknownParameter("nope")) { try store.parameter(named: "nope") }
+        }
+    }
+}
