@@ -74,6 +74,18 @@ final class ProgressReporter {
         finished = true
     }
 
+    /// Prints a message on its own line (above the progress line on a terminal).
+    func note(_ message: String) {
+        var out = ""
+        if isTerminal && lastLength > 0 && !finished {
+            out = "\r" + String(repeating: " ", count: lastLength) + "\r"
+            lastLength = 0
+        }
+        out += message + "\n"
+        FileHandle.standardError.write(Data(out.utf8))
+        if isTerminal && !finished { draw(final: false) }
+    }
+
     /// Ends without a final line (e.g. when there turned out to be nothing to do): erases the
     /// line on a terminal, prints nothing otherwise.
     func cancel() {

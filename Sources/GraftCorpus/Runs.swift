@@ -3,7 +3,8 @@ import GRDB
 
 /// How a run ended.
 public enum RunStatus: String, Sendable, Codable {
-    case running, finished, failed
+    /// Stopped by the user (Ctrl-C) after writing a checkpoint; can be resumed.
+    case running, finished, failed, interrupted
 }
 
 /// A recorded run (pretraining, fine-tuning, evaluation…).
