@@ -316,7 +316,11 @@ struct TrainerBenchmark {
                         })
                     }
                     #expect(result!.vocab.count == vocab)
-                    print("\(kind) train vocab \(vocab) threads \(threads): \(String(format: "%.3f", bestTrain)) s (min of \(repeats))")
+                    var bpeOptions = options
+                    if kind == "wordpiece" { bpeOptions.continuingSubwordPrefix = "##" }
+                    let phases = BPETrainer(bpeOptions).trainTimingPhases(counts).1
+                        .map { "\($0.phase) \(String(format: "%.3f", $0.seconds))" }.joined(separator: ", ")
+                    print("\(kind) train vocab \(vocab) threads \(threads): \(String(format: "%.3f", bestTrain)) s (min of \(repeats)); one more run by phase: \(phases)")
                 }
             }
         }
