@@ -177,6 +177,25 @@ struct TrainerTests {
         #expect(throws: TrainingError.invalidUTF8(file: bad.path, byteOffset: offset)) {
             try failing.add(linesOfFile: bad)
         }
+        #expect(failing.counts().count(of: "ok line") == 1)  // lines before the bad one count
+
+        // A per-line transform (run on the counting threads) picks a JSON field or skips.
+        let jsonl = dir.appendingPathComponent("graft-trainer-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: jsonl) }
+        try Data("{\"text\": \"x y\"}\n{\"other\": 1}\n{\"text\": \"y\"}\n".utf8).write(to: jsonl)
+        var json = WordCounter(threads: 2, batchBytes: 8) { $0.split(separator: " ").map(String.init) }
+        try json.add(linesOfFile: jsonl, transform: TrainerCorpus.jsonText)
+        let jc = json.counts()
+        #expect(jc.count(of: "x") == 1 && jc.count(of: "y") == 2 && jc.distinctWords == 2)
+
+        struct Boom: Error, Equatable {}
+        var throwing = WordCounter { [$0] }
+        #expect(throws: Boom()) {
+            try throwing.add(linesOfFile: jsonl, transform: { line in
+                if line.contains("other") { throw Boom() }
+                return line
+            })
+        }
     }
 
     @Test("Training does not depend on the thread count or on counting order")
