@@ -340,6 +340,15 @@ struct TrainerBenchmark {
                     let phases = BPETrainer(bpeOptions).trainTimingPhases(counts).1
                         .map { "\($0.phase) \(String(format: "%.3f", $0.seconds))" }.joined(separator: ", ")
                     print("\(kind) train vocab \(vocab) threads \(threads): \(String(format: "%.3f", bestTrain)) s (min of \(repeats)); one more run by phase: \(phases)")
+                    if threads == 2, let list = env["GRAFT_TRAINER_BENCH_THRESHOLDS"] {
+                        for t in list.split(separator: ",").compactMap({ Int($0) }) {
+                            var o = bpeOptions
+                            o.parallelMergeThreshold = t
+                            var b = Double.infinity
+                            for _ in 0..<repeats { b = min(b, Self.seconds { _ = BPETrainer(o).train(counts) }) }
+                            print("  parallel merge threshold \(t): \(String(format: "%.3f", b)) s")
+                        }
+                    }
                 }
             }
         }

@@ -32,6 +32,8 @@ public struct BPETrainerOptions: Sendable {
     public var threads: Int
     /// Called after each merge with the current vocabulary size and ``vocabSize``.
     public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
+    /// Merges touching at least this many words are split over the threads.
+    var parallelMergeThreshold = 2048
 
     /// Creates options; every parameter defaults as in HuggingFace's `BpeTrainer`, except
     /// `minFrequency`, which defaults to 2.
@@ -456,7 +458,7 @@ struct BPETrainingRun {
         let maxLength = options.maxTokenLength ?? Int.max
         var merges: [(Int32, Int32)] = []
         let buffers = (0..<threads).map { _ in PairChangeBuffer() }
-        let parallelThreshold = 2048
+        let parallelThreshold = options.parallelMergeThreshold
 
         while tokens.count < vocabSize {
             guard var top = heap.pop() else { break }
@@ -484,8 +486,9 @@ struct BPETrainingRun {
             // in use, put back empty afterwards).
             var positions: [Int32] = []
             swap(&positions, &lists[Int(top.list)])
-            let parts = positions.count >= parallelThreshold ? threads : 1
-            symbols.withUnsafeMutableBufferPointer { symBuf in
+            let parts = positions.isEmpty ? 0 : positions.count >= parallelThreshold ? threads : 1
+            for part in 0..<threads where part >= parts { buffers[part].items.removeAll(keepingCapacity: true) }
+            if parts > 0 { symbols.withUnsafeMutableBufferPointer { symBuf in
                 wordStart.withUnsafeMutableBufferPointer { startBuf in
                     wordLen.withUnsafeMutableBufferPointer { lenBuf in
                         tokenChars.withUnsafeMutableBufferPointer { charsBuf in
@@ -515,7 +518,7 @@ struct BPETrainingRun {
                         }
                     }
                 }
-            }
+            } }
             if positions.capacity <= 4096 {
                 positions.removeAll(keepingCapacity: true)
                 swap(&positions, &lists[Int(top.list)])
