@@ -316,6 +316,29 @@ struct TrainerBenchmark {
         let repeats = Int(env["GRAFT_TRAINER_BENCH_REPEATS"] ?? "3") ?? 3
         let bytes = try files.reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: $1.path)[.size] as! Int) }
         print("corpus: \(files.map(\.lastPathComponent)) \(bytes) bytes (file size)")
+        // The counter's own cost: reading, UTF-8 checks, JSON, hashing, with a trivial splitter.
+        let whitespace: WordCounter.Splitter = { $0.split(separator: " ").map(String.init) }
+        for threads in [1, 2] {
+            var n = 0
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                best = min(best, try Self.seconds { n = try TrainerCorpus.countWords(files, threads: threads, split: whitespace).distinctWords })
+            }
+            print("count words (split on spaces only), threads \(threads): \(String(format: "%.3f", best)) s, \(n) distinct")
+        }
+        if env["GRAFT_TRAINER_BENCH_DETAIL"] == "1" {
+            for (label, transform) in [("no transform", nil), ("JSON transform", TrainerCorpus.jsonText)] as [(String, (@Sendable (String) throws -> String?)?)] {
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    best = min(best, try Self.seconds {
+                        var counter = WordCounter(threads: 2) { _ in [] }
+                        for file in files { try counter.add(linesOfFile: file, transform: transform) }
+                        _ = counter.counts()
+                    })
+                }
+                print("read lines only (empty splitter, \(label)): \(String(format: "%.3f", best)) s")
+            }
+        }
         for (kind, split) in [("wordpiece", bertUncasedWords), ("bytelevel-bpe", byteLevelWords)] {
             for threads in [1, 2] {
                 var counts = WordCounts()
