@@ -303,9 +303,38 @@ struct TrainerCorpusTests {
                                         && TrainerCorpus.dataDirectory != nil))
 struct TrainerBenchmark {
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        try measure(body).wall
+    }
+
+    /// Process CPU time (all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Wall-clock and CPU seconds of `body`.
+    static func measure(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+        let cpu = cpuSeconds()
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpuSeconds() - cpu)
+    }
+
+    /// Minimum wall and CPU seconds over `repeats` runs.
+    static func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> String {
+        var wall = Double.infinity, cpu = Double.infinity
+        for _ in 0..<repeats {
+            let m = try measure(body)
+            wall = min(wall, m.wall)
+            cpu = min(cpu, m.cpu)
+        }
+        return String(format: "%.3f s wall, %.3f s CPU", wall, cpu)
     }
 
     @Test("Time word counting and training at 8k and 30k on 1 and 2 threads")
@@ -320,11 +349,8 @@ struct TrainerBenchmark {
         let whitespace: WordCounter.Splitter = { $0.split(separator: " ").map(String.init) }
         for threads in [1, 2] {
             var n = 0
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                best = min(best, try Self.seconds { n = try TrainerCorpus.countWords(files, threads: threads, split: whitespace).distinctWords })
-            }
-            print("count words (split on spaces only), threads \(threads): \(String(format: "%.3f", best)) s, \(n) distinct")
+            let time = try Self.best(repeats) { n = try TrainerCorpus.countWords(files, threads: threads, split: whitespace).distinctWords }
+            print("count words (split on spaces only), threads \(threads): \(time), \(n) distinct")
         }
         if env["GRAFT_TRAINER_BENCH_DETAIL"] == "1" {
             for (label, transform) in [("no transform", nil), ("JSON transform", TrainerCorpus.jsonText)] as [(String, (@Sendable (String) throws -> String?)?)] {
@@ -342,27 +368,21 @@ struct TrainerBenchmark {
         for (kind, split) in [("wordpiece", bertUncasedWords), ("bytelevel-bpe", byteLevelWords)] {
             for threads in [1, 2] {
                 var counts = WordCounts()
-                var best = Double.infinity
-                for _ in 0..<repeats {
-                    best = min(best, try Self.seconds { counts = try TrainerCorpus.countWords(files, threads: threads, split: split) })
-                }
-                print("\(kind) count words (test-helper splitter, file read + JSON): threads \(threads): \(String(format: "%.3f", best)) s, \(counts.distinctWords) distinct words")
+                let time = try Self.best(repeats) { counts = try TrainerCorpus.countWords(files, threads: threads, split: split) }
+                print("\(kind) count words (test-helper splitter, file read + JSON): threads \(threads): \(time), \(counts.distinctWords) distinct words")
                 for vocab in [8000, 30000] {
                     var options: BPETrainerOptions = kind == "wordpiece" ? .wordPiece(vocabSize: vocab) : .byteLevel(vocabSize: vocab)
                     options.threads = threads
                     var result: TrainingResult?
-                    var bestTrain = Double.infinity
-                    for _ in 0..<repeats {
-                        bestTrain = min(bestTrain, Self.seconds {
-                            result = kind == "wordpiece" ? WordPieceTrainer(options).train(counts) : BPETrainer(options).train(counts)
-                        })
+                    let trainTime = Self.best(repeats) {
+                        result = kind == "wordpiece" ? WordPieceTrainer(options).train(counts) : BPETrainer(options).train(counts)
                     }
                     #expect(result!.vocab.count == vocab)
                     var bpeOptions = options
                     if kind == "wordpiece" { bpeOptions.continuingSubwordPrefix = "##" }
                     let phases = BPETrainer(bpeOptions).trainTimingPhases(counts).1
                         .map { "\($0.phase) \(String(format: "%.3f", $0.seconds))" }.joined(separator: ", ")
-                    print("\(kind) train vocab \(vocab) threads \(threads): \(String(format: "%.3f", bestTrain)) s (min of \(repeats)); one more run by phase: \(phases)")
+                    print("\(kind) train vocab \(vocab) threads \(threads): \(trainTime) (min of \(repeats)); one more run by phase: \(phases)")
                     if threads == 2, let list = env["GRAFT_TRAINER_BENCH_THRESHOLDS"] {
                         for t in list.split(separator: ",").compactMap({ Int($0) }) {
                             var o = bpeOptions
