@@ -235,6 +235,30 @@ struct TrainerTests {
         #expect(mergeStrings(result) == ["h e", "t he"])  // h < t by code point, so (h, e) wins the tie
     }
 
+    @Test("No words: the vocabulary is the specials and the initial alphabet")
+    func emptyCounts() {
+        let wp = WordPieceTrainer(.wordPiece(vocabSize: 100)).train(WordCounts())
+        #expect(wp.vocab == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        let bl = BPETrainer(.byteLevel(vocabSize: 1000, specialTokens: ["<|endoftext|>"])).train(WordCounts())
+        #expect(bl.vocab.count == 257 && bl.vocab.first == "<|endoftext|>" && bl.merges.isEmpty)
+        var counter = WordCounter { _ in [] }
+        counter.add(documents: ["", "   "])
+        #expect(counter.counts().distinctWords == 0)
+    }
+
+    @Test("A long single-line document with a very long word")
+    func longDocument() {
+        let long = String(repeating: "ab", count: 200_000)
+        var counter = WordCounter { $0.split(separator: " ").map(String.init) }
+        counter.add(String(repeating: "xy ", count: 100_000) + long)
+        let c = counter.counts()
+        #expect(c.count(of: "xy") == 100_000 && c.count(of: long) == 1)
+        let result = BPETrainer(BPETrainerOptions(vocabSize: 12, minFrequency: 2)).train(c)
+        // a b (200,000), then ab ab (199,999 adjacent pairs), then x y (100,000) ahead of
+        // abab abab (99,999 after the non-overlapping merge of ab ab).
+        #expect(Array(mergeStrings(result).prefix(4)) == ["a b", "ab ab", "x y", "abab abab"])
+    }
+
     @Test("Progress reports each merge")
     func progress() {
         final class Box: @unchecked Sendable { var calls: [(Int, Int)] = [] }

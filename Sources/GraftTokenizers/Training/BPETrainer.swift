@@ -290,7 +290,7 @@ struct BPETrainingRun {
         var ascii = [Int64](repeating: -1, count: 128)
         var other: [UInt32: Int64] = [:]
         table.storage.withUnsafeBufferPointer { s in
-            let p = s.baseAddress!
+            guard let p = s.baseAddress else { return }
             for entry in 0..<table.count {
                 let r = table.range(of: entry)
                 let c = table.counts[entry]
@@ -353,7 +353,7 @@ struct BPETrainingRun {
         var asciiCache = [Int32](repeating: -2, count: 128 * 4)
         var otherCache: [UInt32: SIMD4<Int32>] = [:]
         table.storage.withUnsafeBufferPointer { s in
-            let p = s.baseAddress!
+            guard let p = s.baseAddress else { return }
             for (w, entry) in order.enumerated() {
                 let r = table.range(of: Int(entry))
                 wordCount[w] = table.counts[Int(entry)]
