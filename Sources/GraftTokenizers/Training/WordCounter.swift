@@ -221,24 +221,30 @@ public struct WordCounter {
         let errors = ErrorSlots(count: parts)
         tables.withUnsafeMutableBufferPointer { tablesBuf in
             let shared = SharedPointer(tablesBuf.baseAddress!)
-            trainerParallelFor(parts) { part in
-                let lo = docs.count * part / parts
-                let hi = docs.count * (part + 1) / parts
-                let table = shared.pointer + part
-                for d in lo..<hi {
-                    var document = docs[d]
-                    if let transform {
-                        do {
-                            guard let transformed = try transform(document) else { continue }
-                            document = transformed
-                        } catch {
-                            errors.set(part, error)
-                            return
+            docs.withUnsafeBufferPointer { docsBuf in
+                let documents = SharedPointer(UnsafeMutablePointer(mutating: docsBuf.baseAddress!))
+                trainerParallelFor(parts) { part in
+                    let lo = docs.count * part / parts
+                    let hi = docs.count * (part + 1) / parts
+                    // Work on a thread-local table (moved out and back), so the two threads never
+                    // write to neighbouring memory.
+                    var table = (shared.pointer + part).move()
+                    defer { (shared.pointer + part).initialize(to: table) }
+                    for d in lo..<hi {
+                        var document = documents.pointer[d]
+                        if let transform {
+                            do {
+                                guard let transformed = try transform(document) else { continue }
+                                document = transformed
+                            } catch {
+                                errors.set(part, error)
+                                return
+                            }
                         }
-                    }
-                    for var word in split(document) {
-                        word.withUTF8 { bytes in
-                            if !bytes.isEmpty { table.pointee.add(bytes, amount: 1) }
+                        for var word in split(document) {
+                            word.withUTF8 { bytes in
+                                if !bytes.isEmpty { table.add(bytes, amount: 1) }
+                            }
                         }
                     }
                 }
