@@ -275,7 +275,7 @@ struct TrainerTests {
 
 @Suite("Trainers on the wiki corpus vs HuggingFace", .enabled(if: TrainerCorpus.dataDirectory != nil))
 struct TrainerCorpusTests {
-    @Test("WordPiece 8000 is within 2% of HF's token count")
+    @Test("WordPiece 8000: within 2% of HF's token count; in fact HF's vocabulary and count")
     func wordPiece8000() throws {
         let counts = try TrainerCorpus.countWords([TrainerCorpus.wikiCorpus], split: bertUncasedWords)
         let result = WordPieceTrainer(.wordPiece(vocabSize: 8000)).train(counts)
@@ -295,7 +295,7 @@ struct TrainerCorpusTests {
         #expect(abs(Double(oursTokens) - Double(hfTokens)) <= 0.02 * Double(hfTokens))
     }
 
-    @Test("Byte-level BPE 8000 is within 2% of HF's token count")
+    @Test("Byte-level BPE 8000: within 2% of HF's token count; in fact HF's merges and count")
     func byteLevel8000() throws {
         let counts = try TrainerCorpus.countWords([TrainerCorpus.wikiCorpus], split: byteLevelWords)
         let result = BPETrainer(.byteLevel(vocabSize: 8000)).train(counts)
@@ -320,7 +320,8 @@ struct TrainerCorpusTests {
 
 // MARK: - Timing harness (run on demand, release build; no timing assertions)
 
-/// Set GRAFT_TRAINER_BENCH=1 to time the trainers (see BENCHMARKS notes in the trainer report):
+/// Set GRAFT_TRAINER_BENCH=1 to time the trainers (benchmarks/trainer_bench.sh runs this and HF;
+/// results in benchmarks/TRAINER.md):
 /// `GRAFT_TRAINER_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter TrainerBenchmark`.
 /// GRAFT_TRAINER_BENCH_CORPUS may list corpus files (comma-separated; .jsonl uses `text`).
 @Suite("TrainerBenchmark", .enabled(if: ProcessInfo.processInfo.environment["GRAFT_TRAINER_BENCH"] == "1"
