@@ -177,6 +177,25 @@ struct TrainerTests {
         #expect(throws: TrainingError.invalidUTF8(file: bad.path, byteOffset: offset)) {
             try failing.add(linesOfFile: bad)
         }
+        #expect(failing.counts().count(of: "ok line") == 1)  // lines before the bad one count
+
+        // A per-line transform (run on the counting threads) picks a JSON field or skips.
+        let jsonl = dir.appendingPathComponent("graft-trainer-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: jsonl) }
+        try Data("{\"text\": \"x y\"}\n{\"other\": 1}\n{\"text\": \"y\"}\n".utf8).write(to: jsonl)
+        var json = WordCounter(threads: 2, batchBytes: 8) { $0.split(separator: " ").map(String.init) }
+        try json.add(linesOfFile: jsonl, transform: TrainerCorpus.jsonText)
+        let jc = json.counts()
+        #expect(jc.count(of: "x") == 1 && jc.count(of: "y") == 2 && jc.distinctWords == 2)
+
+        struct Boom: Error, Equatable {}
+        var throwing = WordCounter { [$0] }
+        #expect(throws: Boom()) {
+            try throwing.add(linesOfFile: jsonl, transform: { line in
+                if line.contains("other") { throw Boom() }
+                return line
+            })
+        }
     }
 
     @Test("Training does not depend on the thread count or on counting order")
@@ -216,6 +235,30 @@ struct TrainerTests {
         #expect(mergeStrings(result) == ["h e", "t he"])  // h < t by code point, so (h, e) wins the tie
     }
 
+    @Test("No words: the vocabulary is the specials and the initial alphabet")
+    func emptyCounts() {
+        let wp = WordPieceTrainer(.wordPiece(vocabSize: 100)).train(WordCounts())
+        #expect(wp.vocab == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        let bl = BPETrainer(.byteLevel(vocabSize: 1000, specialTokens: ["<|endoftext|>"])).train(WordCounts())
+        #expect(bl.vocab.count == 257 && bl.vocab.first == "<|endoftext|>" && bl.merges.isEmpty)
+        var counter = WordCounter { _ in [] }
+        counter.add(documents: ["", "   "])
+        #expect(counter.counts().distinctWords == 0)
+    }
+
+    @Test("A long single-line document with a very long word")
+    func longDocument() {
+        let long = String(repeating: "ab", count: 200_000)
+        var counter = WordCounter { $0.split(separator: " ").map(String.init) }
+        counter.add(String(repeating: "xy ", count: 100_000) + long)
+        let c = counter.counts()
+        #expect(c.count(of: "xy") == 100_000 && c.count(of: long) == 1)
+        let result = BPETrainer(BPETrainerOptions(vocabSize: 12, minFrequency: 2)).train(c)
+        // a b (200,000), then ab ab (199,999 adjacent pairs), then x y (100,000) ahead of
+        // abab abab (99,999 after the non-overlapping merge of ab ab).
+        #expect(Array(mergeStrings(result).prefix(4)) == ["a b", "ab ab", "x y", "abab abab"])
+    }
+
     @Test("Progress reports each merge")
     func progress() {
         final class Box: @unchecked Sendable { var calls: [(Int, Int)] = [] }
@@ -232,7 +275,7 @@ struct TrainerTests {
 
 @Suite("Trainers on the wiki corpus vs HuggingFace", .enabled(if: TrainerCorpus.dataDirectory != nil))
 struct TrainerCorpusTests {
-    @Test("WordPiece 8000 is within 2% of HF's token count")
+    @Test("WordPiece 8000: within 2% of HF's token count; in fact HF's vocabulary and count")
     func wordPiece8000() throws {
         let counts = try TrainerCorpus.countWords([TrainerCorpus.wikiCorpus], split: bertUncasedWords)
         let result = WordPieceTrainer(.wordPiece(vocabSize: 8000)).train(counts)
@@ -252,7 +295,7 @@ struct TrainerCorpusTests {
         #expect(abs(Double(oursTokens) - Double(hfTokens)) <= 0.02 * Double(hfTokens))
     }
 
-    @Test("Byte-level BPE 8000 is within 2% of HF's token count")
+    @Test("Byte-level BPE 8000: within 2% of HF's token count; in fact HF's merges and count")
     func byteLevel8000() throws {
         let counts = try TrainerCorpus.countWords([TrainerCorpus.wikiCorpus], split: byteLevelWords)
         let result = BPETrainer(.byteLevel(vocabSize: 8000)).train(counts)
@@ -277,16 +320,46 @@ struct TrainerCorpusTests {
 
 // MARK: - Timing harness (run on demand, release build; no timing assertions)
 
-/// Set GRAFT_TRAINER_BENCH=1 to time the trainers (see BENCHMARKS notes in the trainer report):
+/// Set GRAFT_TRAINER_BENCH=1 to time the trainers (benchmarks/trainer_bench.sh runs this and HF;
+/// results in benchmarks/TRAINER.md):
 /// `GRAFT_TRAINER_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter TrainerBenchmark`.
 /// GRAFT_TRAINER_BENCH_CORPUS may list corpus files (comma-separated; .jsonl uses `text`).
 @Suite("TrainerBenchmark", .enabled(if: ProcessInfo.processInfo.environment["GRAFT_TRAINER_BENCH"] == "1"
                                         && TrainerCorpus.dataDirectory != nil))
 struct TrainerBenchmark {
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        try measure(body).wall
+    }
+
+    /// Process CPU time (all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Wall-clock and CPU seconds of `body`.
+    static func measure(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+        let cpu = cpuSeconds()
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpuSeconds() - cpu)
+    }
+
+    /// Minimum wall and CPU seconds over `repeats` runs.
+    static func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> String {
+        var wall = Double.infinity, cpu = Double.infinity
+        for _ in 0..<repeats {
+            let m = try measure(body)
+            wall = min(wall, m.wall)
+            cpu = min(cpu, m.cpu)
+        }
+        return String(format: "%.3f s wall, %.3f s CPU", wall, cpu)
     }
 
     @Test("Time word counting and training at 8k and 30k on 1 and 2 threads")
@@ -297,26 +370,53 @@ struct TrainerBenchmark {
         let repeats = Int(env["GRAFT_TRAINER_BENCH_REPEATS"] ?? "3") ?? 3
         let bytes = try files.reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: $1.path)[.size] as! Int) }
         print("corpus: \(files.map(\.lastPathComponent)) \(bytes) bytes (file size)")
+        // The counter's own cost: reading, UTF-8 checks, JSON, hashing, with a trivial splitter.
+        let whitespace: WordCounter.Splitter = { $0.split(separator: " ").map(String.init) }
+        for threads in [1, 2] {
+            var n = 0
+            let time = try Self.best(repeats) { n = try TrainerCorpus.countWords(files, threads: threads, split: whitespace).distinctWords }
+            print("count words (split on spaces only), threads \(threads): \(time), \(n) distinct")
+        }
+        if env["GRAFT_TRAINER_BENCH_DETAIL"] == "1" {
+            for (label, transform) in [("no transform", nil), ("JSON transform", TrainerCorpus.jsonText)] as [(String, (@Sendable (String) throws -> String?)?)] {
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    best = min(best, try Self.seconds {
+                        var counter = WordCounter(threads: 2) { _ in [] }
+                        for file in files { try counter.add(linesOfFile: file, transform: transform) }
+                        _ = counter.counts()
+                    })
+                }
+                print("read lines only (empty splitter, \(label)): \(String(format: "%.3f", best)) s")
+            }
+        }
         for (kind, split) in [("wordpiece", bertUncasedWords), ("bytelevel-bpe", byteLevelWords)] {
             for threads in [1, 2] {
                 var counts = WordCounts()
-                var best = Double.infinity
-                for _ in 0..<repeats {
-                    best = min(best, try Self.seconds { counts = try TrainerCorpus.countWords(files, threads: threads, split: split) })
-                }
-                print("\(kind) count words (test-helper splitter, file read + JSON): threads \(threads): \(String(format: "%.3f", best)) s, \(counts.distinctWords) distinct words")
+                let time = try Self.best(repeats) { counts = try TrainerCorpus.countWords(files, threads: threads, split: split) }
+                print("\(kind) count words (test-helper splitter, file read + JSON): threads \(threads): \(time), \(counts.distinctWords) distinct words")
                 for vocab in [8000, 30000] {
                     var options: BPETrainerOptions = kind == "wordpiece" ? .wordPiece(vocabSize: vocab) : .byteLevel(vocabSize: vocab)
                     options.threads = threads
                     var result: TrainingResult?
-                    var bestTrain = Double.infinity
-                    for _ in 0..<repeats {
-                        bestTrain = min(bestTrain, Self.seconds {
-                            result = kind == "wordpiece" ? WordPieceTrainer(options).train(counts) : BPETrainer(options).train(counts)
-                        })
+                    let trainTime = Self.best(repeats) {
+                        result = kind == "wordpiece" ? WordPieceTrainer(options).train(counts) : BPETrainer(options).train(counts)
                     }
                     #expect(result!.vocab.count == vocab)
-                    print("\(kind) train vocab \(vocab) threads \(threads): \(String(format: "%.3f", bestTrain)) s (min of \(repeats))")
+                    var bpeOptions = options
+                    if kind == "wordpiece" { bpeOptions.continuingSubwordPrefix = "##" }
+                    let phases = BPETrainer(bpeOptions).trainTimingPhases(counts).1
+                        .map { "\($0.phase) \(String(format: "%.3f", $0.seconds))" }.joined(separator: ", ")
+                    print("\(kind) train vocab \(vocab) threads \(threads): \(trainTime) (min of \(repeats)); one more run by phase: \(phases)")
+                    if threads == 2, let list = env["GRAFT_TRAINER_BENCH_THRESHOLDS"] {
+                        for t in list.split(separator: ",").compactMap({ Int($0) }) {
+                            var o = bpeOptions
+                            o.parallelMergeThreshold = t
+                            var b = Double.infinity
+                            for _ in 0..<repeats { b = min(b, Self.seconds { _ = BPETrainer(o).train(counts) }) }
+                            print("  parallel merge threshold \(t): \(String(format: "%.3f", b)) s")
+                        }
+                    }
                 }
             }
         }

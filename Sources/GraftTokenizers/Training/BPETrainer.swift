@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Settings of ``BPETrainer`` (and of ``WordPieceTrainer``, which runs the same algorithm).
 ///
 /// The fields mirror HuggingFace tokenizers' `BpeTrainer`. Use ``byteLevel(vocabSize:minFrequency:specialTokens:)``
@@ -30,6 +32,8 @@ public struct BPETrainerOptions: Sendable {
     public var threads: Int
     /// Called after each merge with the current vocabulary size and ``vocabSize``.
     public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
+    /// Merges touching at least this many words are split over the threads.
+    var parallelMergeThreshold = 2048
 
     /// Creates options; every parameter defaults as in HuggingFace's `BpeTrainer`, except
     /// `minFrequency`, which defaults to 2.
@@ -137,6 +141,13 @@ public struct BPETrainer: Sendable {
         var run = BPETrainingRun(options: options)
         return run.train(counts.table)
     }
+
+    /// Trains and also returns the seconds spent in each phase (for profiling).
+    func trainTimingPhases(_ counts: WordCounts) -> (TrainingResult, [(phase: String, seconds: Double)]) {
+        var run = BPETrainingRun(options: options)
+        let result = run.train(counts.table)
+        return (result, run.phases)
+    }
 }
 
 // MARK: - The algorithm
@@ -232,6 +243,15 @@ struct BPETrainingRun {
     private var tokenChars: [Int32] = []
     private let prefix: [UInt8]?
     private let suffix: [UInt8]?
+    /// Seconds spent in each phase of the last ``train(_:)``.
+    private(set) var phases: [(phase: String, seconds: Double)] = []
+    private var phaseStart: UInt64 = 0
+
+    private mutating func endPhase(_ name: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        phases.append((name, Double(now - phaseStart) / 1e9))
+        phaseStart = now
+    }
 
     init(options: BPETrainerOptions) {
         self.options = options
@@ -270,7 +290,7 @@ struct BPETrainingRun {
         var ascii = [Int64](repeating: -1, count: 128)
         var other: [UInt32: Int64] = [:]
         table.storage.withUnsafeBufferPointer { s in
-            let p = s.baseAddress!
+            guard let p = s.baseAddress else { return }
             for entry in 0..<table.count {
                 let r = table.range(of: entry)
                 let c = table.counts[entry]
@@ -311,6 +331,7 @@ struct BPETrainingRun {
     mutating func train(_ table: ByteCountTable) -> TrainingResult {
         let vocabSize = options.vocabSize
         let threads = max(1, options.threads)
+        phaseStart = DispatchTime.now().uptimeNanoseconds
 
         // 1. Special tokens.
         for special in options.specialTokens {
@@ -318,9 +339,11 @@ struct BPETrainingRun {
         }
         // 2. Alphabet.
         computeAlphabet(table)
+        endPhase("alphabet")
 
         // 3. Words as symbol ids.
         let order = wordOrder(table)
+        endPhase("order words")
         let wordTotal = order.count
         var wordCount = [Int64](repeating: 0, count: wordTotal)
         var wordStart = [Int32](repeating: 0, count: wordTotal)
@@ -330,7 +353,7 @@ struct BPETrainingRun {
         var asciiCache = [Int32](repeating: -2, count: 128 * 4)
         var otherCache: [UInt32: SIMD4<Int32>] = [:]
         table.storage.withUnsafeBufferPointer { s in
-            let p = s.baseAddress!
+            guard let p = s.baseAddress else { return }
             for (w, entry) in order.enumerated() {
                 let r = table.range(of: Int(entry))
                 wordCount[w] = table.counts[Int(entry)]
@@ -363,6 +386,8 @@ struct BPETrainingRun {
                 wordLen[w] = Int32(symbols.count) - wordStart[w]
             }
         }
+
+        endPhase("tokenize words")
 
         // 4. Pair counts and where each pair occurs, counted over `threads` slices of words.
         var pairTable = PairIndexTable(minimumCapacity: 1 << 16)
@@ -426,13 +451,14 @@ struct BPETrainingRun {
         initialEntries = []
         var stepList = [Int32](repeating: -1, count: pairKey.count)
         var touched: [Int32] = []
+        endPhase("count pairs")
 
         // 5. Merges.
         let minFrequency = Int64(max(0, options.minFrequency))
         let maxLength = options.maxTokenLength ?? Int.max
         var merges: [(Int32, Int32)] = []
         let buffers = (0..<threads).map { _ in PairChangeBuffer() }
-        let parallelThreshold = 2048
+        let parallelThreshold = options.parallelMergeThreshold
 
         while tokens.count < vocabSize {
             guard var top = heap.pop() else { break }
@@ -460,8 +486,9 @@ struct BPETrainingRun {
             // in use, put back empty afterwards).
             var positions: [Int32] = []
             swap(&positions, &lists[Int(top.list)])
-            let parts = positions.count >= parallelThreshold ? threads : 1
-            symbols.withUnsafeMutableBufferPointer { symBuf in
+            let parts = positions.isEmpty ? 0 : positions.count >= parallelThreshold ? threads : 1
+            for part in 0..<threads where part >= parts { buffers[part].items.removeAll(keepingCapacity: true) }
+            if parts > 0 { symbols.withUnsafeMutableBufferPointer { symBuf in
                 wordStart.withUnsafeMutableBufferPointer { startBuf in
                     wordLen.withUnsafeMutableBufferPointer { lenBuf in
                         tokenChars.withUnsafeMutableBufferPointer { charsBuf in
@@ -491,7 +518,7 @@ struct BPETrainingRun {
                         }
                     }
                 }
-            }
+            } }
             if positions.capacity <= 4096 {
                 positions.removeAll(keepingCapacity: true)
                 swap(&positions, &lists[Int(top.list)])
@@ -543,6 +570,8 @@ struct BPETrainingRun {
             options.progress?(tokens.count, vocabSize)
         }
 
+        endPhase("merges")
+
         // HuggingFace keeps a pair's last rank when it was merged more than once.
         var lastRank: [UInt64: Int] = [:]
         for (rank, (a, b)) in merges.enumerated() { lastRank[packPair(a, b)] = rank }
@@ -553,6 +582,7 @@ struct BPETrainingRun {
         }
         var seenSpecial = Set<[UInt8]>()
         let specials = options.specialTokens.filter { seenSpecial.insert(Array($0.utf8)).inserted }
+        defer { endPhase("result") }
         return TrainingResult(
             vocab: tokens.indices.map { string($0) },
             merges: mergeStrings,

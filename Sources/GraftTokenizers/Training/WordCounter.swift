@@ -106,6 +106,7 @@ public struct WordCounter {
     private var tables: [ByteCountTable]
     private var pending: [String] = []
     private var pendingBytes = 0
+    private var pendingTransform: (@Sendable (String) throws -> String?)?
 
     /// Creates a counter.
     /// - Parameters:
@@ -123,7 +124,7 @@ public struct WordCounter {
     public mutating func add(_ document: String) {
         pendingBytes += document.utf8.count
         pending.append(document)
-        if pendingBytes >= batchBytes { flush() }
+        if pendingBytes >= batchBytes { try? flush() }
     }
 
     /// Adds every document of `documents`, reading the sequence once, batch by batch.
@@ -135,14 +136,25 @@ public struct WordCounter {
     ///
     /// Lines are split on `\n` only (U+2028, U+0085, `\r` and the like stay part of the text).
     /// Each line is passed through `transform` first when one is given (for example to take
-    /// one field of a JSON Lines file); a nil result skips the line.
+    /// one field of a JSON Lines file); a nil result skips the line. `transform` runs on the
+    /// counting threads, so it may be called concurrently.
     /// - Throws: ``TrainingError/invalidUTF8(file:byteOffset:)`` naming the file and the offset
     ///   of the first ill-formed byte; ``TrainingError/unreadableFile(file:reason:)``; and
-    ///   whatever `transform` throws.
+    ///   the first error (in file order) that `transform` throws. The lines before an
+    ///   invalid one are counted; when `transform` throws, the lines of that batch may be
+    ///   counted in part.
     public mutating func add(
         linesOfFile url: URL,
-        transform: ((String) throws -> String?)? = nil
+        transform: (@Sendable (String) throws -> String?)? = nil
     ) throws {
+        try flush()
+        pendingTransform = transform
+        defer {
+            // Whatever an error left pending is dropped, never counted without its transform.
+            pending.removeAll()
+            pendingBytes = 0
+            pendingTransform = nil
+        }
         let path = url.path
         let handle: FileHandle
         do {
@@ -168,8 +180,7 @@ public struct WordCounter {
                 var i = 0
                 while i < buf.count {
                     if buf[i] == 0x0A {
-                        try emitLine(UnsafeBufferPointer(rebasing: buf[start..<i]),
-                                     fileOffset: carryOffset + start, path: path, transform: transform)
+                        try emitLine(UnsafeBufferPointer(rebasing: buf[start..<i]), fileOffset: carryOffset + start, path: path)
                         start = i + 1
                     }
                     i += 1
@@ -181,57 +192,94 @@ public struct WordCounter {
         }
         if !carry.isEmpty {
             try carry.withUnsafeBufferPointer { buf in
-                try emitLine(buf, fileOffset: carryOffset, path: path, transform: transform)
+                try emitLine(buf, fileOffset: carryOffset, path: path)
             }
         }
+        try flush()
     }
 
-    private mutating func emitLine(
-        _ bytes: UnsafeBufferPointer<UInt8>, fileOffset: Int, path: String,
-        transform: ((String) throws -> String?)?
-    ) throws {
+    private mutating func emitLine(_ bytes: UnsafeBufferPointer<UInt8>, fileOffset: Int, path: String) throws {
         if let bad = firstInvalidUTF8Offset(bytes) {
+            try flush()  // the lines before it are counted
             throw TrainingError.invalidUTF8(file: path, byteOffset: fileOffset + bad)
         }
-        let line = String(decoding: bytes, as: UTF8.self)
-        if let transform {
-            if let document = try transform(line) { add(document) }
-        } else {
-            add(line)
-        }
+        pendingBytes += bytes.count
+        pending.append(String(decoding: bytes, as: UTF8.self))
+        if pendingBytes >= batchBytes { try flush() }
     }
 
-    /// Counts the pending batch now.
-    private mutating func flush() {
+    /// Counts the pending batch now: each of `parts` threads transforms (if a transform is set),
+    /// splits and counts a contiguous slice of the batch into its own table.
+    private mutating func flush() throws {
         guard !pending.isEmpty else { return }
         let docs = pending
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
         let parts = min(threads, docs.count)
         let split = self.split
+        let transform = pendingTransform
+        let errors = ErrorSlots(count: parts)
         tables.withUnsafeMutableBufferPointer { tablesBuf in
             let shared = SharedPointer(tablesBuf.baseAddress!)
-            trainerParallelFor(parts) { part in
-                let lo = docs.count * part / parts
-                let hi = docs.count * (part + 1) / parts
-                let table = shared.pointer + part
-                for d in lo..<hi {
-                    for var word in split(docs[d]) {
-                        word.withUTF8 { bytes in
-                            if !bytes.isEmpty { table.pointee.add(bytes, amount: 1) }
+            docs.withUnsafeBufferPointer { docsBuf in
+                let documents = SharedPointer(UnsafeMutablePointer(mutating: docsBuf.baseAddress!))
+                trainerParallelFor(parts) { part in
+                    let lo = docs.count * part / parts
+                    let hi = docs.count * (part + 1) / parts
+                    // Work on a thread-local table (moved out and back), so the two threads never
+                    // write to neighbouring memory.
+                    var table = (shared.pointer + part).move()
+                    defer { (shared.pointer + part).initialize(to: table) }
+                    for d in lo..<hi {
+                        var document = documents.pointer[d]
+                        if let transform {
+                            do {
+                                guard let transformed = try transform(document) else { continue }
+                                document = transformed
+                            } catch {
+                                errors.set(part, error)
+                                return
+                            }
+                        }
+                        for var word in split(document) {
+                            word.withUTF8 { bytes in
+                                if !bytes.isEmpty { table.add(bytes, amount: 1) }
+                            }
                         }
                     }
                 }
             }
         }
+        if let error = errors.first { throw error }
     }
 
     /// The counts of everything added so far (pending documents are counted first). The
     /// counter can keep accumulating afterwards.
     public mutating func counts() -> WordCounts {
-        flush()
+        try? flush()  // pending documents never carry a transform here, so this cannot throw
         var merged = tables[0]
         for t in 1..<tables.count { merged.merge(tables[t]) }
         return WordCounts(table: merged)
+    }
+}
+
+/// One error slot per counting thread, each written only by its own thread.
+private final class ErrorSlots: @unchecked Sendable {
+    private let slots: UnsafeMutablePointer<Error?>
+    private let count: Int
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+    func set(_ part: Int, _ error: Error) { slots[part] = error }
+    /// The error of the lowest-numbered part (the earliest in the batch).
+    var first: Error? {
+        for i in 0..<count { if let e = slots[i] { return e } }
+        return nil
     }
 }
