@@ -80,23 +80,21 @@ struct TokenizerTrain: ParsableCommand {
         for path in files {
             guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
             let field = textField
-            let isJSONL = path.hasSuffix(".jsonl")
-            var lineNumber = 0
-            do {
-                try counter.add(linesOfFile: URL(fileURLWithPath: path)) { line in
-                    lineNumber += 1
-                    guard isJSONL else { return line }
+            var transform: (@Sendable (String) throws -> String?)? = nil
+            if path.hasSuffix(".jsonl") {
+                transform = { line in
                     if line.isEmpty { return nil }
                     let value: JSONValue
-                    do { value = try JSONValue.parse(line) } catch {
-                        throw CLIError("\(path):\(lineNumber): not a JSON object: \(error)")
-                    }
+                    do { value = try JSONValue.parse(line) } catch TokenizerError.malformed(_, _, let reason) { throw CLIError(reason) }
                     guard let text = value[field]?.string else {
-                        throw CLIError("\(path):\(lineNumber): no string field \"\(field)\"")
+                        throw CLIError("no string field \"\(field)\"")
                     }
                     return text
                 }
-            } catch let e as TrainingError {
+            }
+            do {
+                try counter.add(linesOfFile: URL(fileURLWithPath: path), transform: transform)
+            } catch let e as TokenizerError {
                 throw CLIError("\(e)")
             }
             progressLine("counted \(path)")

@@ -157,21 +157,22 @@ public struct Tokenizer: Sendable {
         let n = inputs.count
         var results = [Encoding?](repeating: nil, count: n)
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, n))
-        let failure = ErrorBox()
+        let failures = ErrorSlots(count: workers)
         results.withUnsafeMutableBufferPointer { buf in
-            let out = UnsafeSendableBuffer(buf)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let out = SharedPointer(buf.baseAddress!)
+            parallelFor(workers) { w in
                 let lo = n * w / workers, hi = n * (w + 1) / workers
                 for i in lo..<hi {
                     do {
-                        out.buffer[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
+                        out.pointer[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
                     } catch {
-                        failure.set(error)
+                        failures.set(w, error)
+                        return
                     }
                 }
             }
         }
-        if let e = failure.error { throw e }
+        if let e = failures.first { throw e }
         var encodings = results.map { $0! }
         if let p = padding {
             let longest = encodings.map(\.count).max() ?? 0
@@ -383,17 +384,4 @@ extension NormalizedString {
         starts.insert(starts[0], at: 0)
         ends.insert(starts[0], at: 0)
     }
-}
-
-/// Lets concurrent workers write disjoint elements of one buffer.
-struct UnsafeSendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ b: UnsafeMutableBufferPointer<T>) { buffer = b }
-}
-
-/// Holds the first error raised by concurrent workers.
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
 }

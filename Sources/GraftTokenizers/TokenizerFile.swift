@@ -414,26 +414,35 @@ extension Tokenizer {
 }
 
 extension UTF8Util {
-    /// Offset of the first byte that is not valid UTF-8, or nil.
+    /// The offset of the first byte that does not begin a well-formed UTF-8 sequence, or nil
+    /// when all of `bytes` is well-formed (overlongs, surrogates and values past U+10FFFF are
+    /// ill-formed, as in the Unicode standard's table 3-7).
     static func firstInvalidByte(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        var i = 0
         let n = bytes.count
+        var i = 0
         while i < n {
             let b0 = bytes[i]
             if b0 < 0x80 { i += 1; continue }
             var need = 0
-            if b0 & 0xE0 == 0xC0 { need = 1; if b0 < 0xC2 { return i } }
-            else if b0 & 0xF0 == 0xE0 { need = 2 }
-            else if b0 & 0xF8 == 0xF0 { need = 3; if b0 > 0xF4 { return i } }
-            else { return i }
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+            switch b0 {
+            case 0xC2...0xDF: need = 1
+            case 0xE0: need = 2; lo = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: need = 2
+            case 0xED: need = 2; hi = 0x9F
+            case 0xF0: need = 3; lo = 0x90
+            case 0xF1...0xF3: need = 3
+            case 0xF4: need = 3; hi = 0x8F
+            default: return i
+            }
             if i + need >= n { return i }
-            for k in 1...need where bytes[i + k] & 0xC0 != 0x80 { return i }
-            if need == 2 {
-                let b1 = bytes[i + 1]
-                if (b0 == 0xE0 && b1 < 0xA0) || (b0 == 0xED && b1 >= 0xA0) { return i }
-            } else if need == 3 {
-                let b1 = bytes[i + 1]
-                if (b0 == 0xF0 && b1 < 0x90) || (b0 == 0xF4 && b1 >= 0x90) { return i }
+            let b1 = bytes[i + 1]
+            if b1 < lo || b1 > hi { return i }
+            var k = 2
+            while k <= need {
+                let b = bytes[i + k]
+                if b < 0x80 || b > 0xBF { return i }
+                k += 1
             }
             i += need + 1
         }

@@ -405,7 +405,7 @@ struct BPETrainingRun {
                             let start = SharedPointer(startBuf.baseAddress!)
                             let len = SharedPointer(lenBuf.baseAddress!)
                             let cnt = SharedPointer(countBuf.baseAddress!)
-                            trainerParallelFor(parts) { part in
+                            parallelFor(parts) { part in
                                 let lo = wordTotal * part / parts, hi = wordTotal * (part + 1) / parts
                                 partials[part].count(
                                     words: lo..<hi, symbols: sym.pointer, starts: start.pointer,
@@ -499,7 +499,7 @@ struct BPETrainingRun {
                                 let chars = SharedPointer(charsBuf.baseAddress!)
                                 let pos = SharedPointer(posBuf.baseAddress!)
                                 let n = posBuf.count
-                                trainerParallelFor(parts) { part in
+                                parallelFor(parts) { part in
                                     let lo = n * part / parts, hi = n * (part + 1) / parts
                                     let out = buffers[part]
                                     var items = out.items

@@ -1,23 +1,5 @@
 import Foundation
 
-/// Errors raised while gathering training data.
-public enum TrainingError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// The file holds bytes that are not well-formed UTF-8; `byteOffset` is the offset of the
-    /// first offending byte from the start of the file.
-    case invalidUTF8(file: String, byteOffset: Int)
-    /// The file could not be opened or read.
-    case unreadableFile(file: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .invalidUTF8(file, byteOffset):
-            return "\(file): invalid UTF-8 at byte offset \(byteOffset)"
-        case let .unreadableFile(file, reason):
-            return "\(file): cannot read: \(reason)"
-        }
-    }
-}
-
 /// Counts of distinct words, keyed by their exact UTF-8 bytes.
 ///
 /// Two strings that Swift considers equal under canonical equivalence (precomposed "é" and
@@ -105,6 +87,9 @@ public struct WordCounter {
     private let split: Splitter
     private var tables: [ByteCountTable]
     private var pending: [String] = []
+    /// Line numbers of the pending documents when they come from a file (for error messages).
+    private var pendingLines: [Int] = []
+    private var pendingPath: String?
     private var pendingBytes = 0
     private var pendingTransform: (@Sendable (String) throws -> String?)?
 
@@ -138,8 +123,8 @@ public struct WordCounter {
     /// Each line is passed through `transform` first when one is given (for example to take
     /// one field of a JSON Lines file); a nil result skips the line. `transform` runs on the
     /// counting threads, so it may be called concurrently.
-    /// - Throws: ``TrainingError/invalidUTF8(file:byteOffset:)`` naming the file and the offset
-    ///   of the first ill-formed byte; ``TrainingError/unreadableFile(file:reason:)``; and
+    /// - Throws: ``TokenizerError/invalidUTF8(path:byteOffset:)`` naming the file and the offset
+    ///   of the first ill-formed byte; ``TokenizerError/io(path:reason:)``; and
     ///   the first error (in file order) that `transform` throws. The lines before an
     ///   invalid one are counted; when `transform` throws, the lines of that batch may be
     ///   counted in part.
@@ -149,63 +134,31 @@ public struct WordCounter {
     ) throws {
         try flush()
         pendingTransform = transform
+        pendingPath = url.path
         defer {
             // Whatever an error left pending is dropped, never counted without its transform.
             pending.removeAll()
+            pendingLines.removeAll()
             pendingBytes = 0
             pendingTransform = nil
+            pendingPath = nil
         }
-        let path = url.path
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: url)
-        } catch {
-            throw TrainingError.unreadableFile(file: path, reason: "\(error)")
-        }
-        defer { try? handle.close() }
-        var carry: [UInt8] = []
-        var carryOffset = 0  // file offset of carry[0]
+        let reader = try LineReader(path: url.path)
         while true {
-            let chunk: Data?
+            let bytes: ArraySlice<UInt8>?
             do {
-                chunk = try handle.read(upToCount: 1 << 20)
+                bytes = try reader.nextBytes()
             } catch {
-                throw TrainingError.unreadableFile(file: path, reason: "\(error)")
+                try flush()  // the lines before the bad one are counted
+                throw error
             }
-            guard let chunk, !chunk.isEmpty else { break }
-            carry.append(contentsOf: chunk)
-            var consumed = 0
-            try carry.withUnsafeBufferPointer { buf in
-                var start = 0
-                var i = 0
-                while i < buf.count {
-                    if buf[i] == 0x0A {
-                        try emitLine(UnsafeBufferPointer(rebasing: buf[start..<i]), fileOffset: carryOffset + start, path: path)
-                        start = i + 1
-                    }
-                    i += 1
-                }
-                consumed = start
-            }
-            carry.removeFirst(consumed)
-            carryOffset += consumed
-        }
-        if !carry.isEmpty {
-            try carry.withUnsafeBufferPointer { buf in
-                try emitLine(buf, fileOffset: carryOffset, path: path)
-            }
+            guard let bytes else { break }
+            pendingBytes += bytes.count
+            pending.append(String(decoding: bytes, as: UTF8.self))
+            pendingLines.append(reader.lineNumber)
+            if pendingBytes >= batchBytes { try flush() }
         }
         try flush()
-    }
-
-    private mutating func emitLine(_ bytes: UnsafeBufferPointer<UInt8>, fileOffset: Int, path: String) throws {
-        if let bad = firstInvalidUTF8Offset(bytes) {
-            try flush()  // the lines before it are counted
-            throw TrainingError.invalidUTF8(file: path, byteOffset: fileOffset + bad)
-        }
-        pendingBytes += bytes.count
-        pending.append(String(decoding: bytes, as: UTF8.self))
-        if pendingBytes >= batchBytes { try flush() }
     }
 
     /// Counts the pending batch now: each of `parts` threads transforms (if a transform is set),
@@ -213,7 +166,10 @@ public struct WordCounter {
     private mutating func flush() throws {
         guard !pending.isEmpty else { return }
         let docs = pending
+        let lines = pendingLines
+        let path = pendingPath
         pending.removeAll(keepingCapacity: true)
+        pendingLines.removeAll(keepingCapacity: true)
         pendingBytes = 0
         let parts = min(threads, docs.count)
         let split = self.split
@@ -223,7 +179,7 @@ public struct WordCounter {
             let shared = SharedPointer(tablesBuf.baseAddress!)
             docs.withUnsafeBufferPointer { docsBuf in
                 let documents = SharedPointer(UnsafeMutablePointer(mutating: docsBuf.baseAddress!))
-                trainerParallelFor(parts) { part in
+                parallelFor(parts) { part in
                     let lo = docs.count * part / parts
                     let hi = docs.count * (part + 1) / parts
                     // Work on a thread-local table (moved out and back), so the two threads never
@@ -237,7 +193,12 @@ public struct WordCounter {
                                 guard let transformed = try transform(document) else { continue }
                                 document = transformed
                             } catch {
-                                errors.set(part, error)
+                                // Name the file and line of the document the transform refused.
+                                if let path, d < lines.count {
+                                    errors.set(part, TokenizerError.malformed(path: path, line: lines[d], reason: "\(error)"))
+                                } else {
+                                    errors.set(part, error)
+                                }
                                 return
                             }
                         }
@@ -260,26 +221,5 @@ public struct WordCounter {
         var merged = tables[0]
         for t in 1..<tables.count { merged.merge(tables[t]) }
         return WordCounts(table: merged)
-    }
-}
-
-/// One error slot per counting thread, each written only by its own thread.
-private final class ErrorSlots: @unchecked Sendable {
-    private let slots: UnsafeMutablePointer<Error?>
-    private let count: Int
-    init(count: Int) {
-        self.count = count
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: nil, count: count)
-    }
-    deinit {
-        slots.deinitialize(count: count)
-        slots.deallocate()
-    }
-    func set(_ part: Int, _ error: Error) { slots[part] = error }
-    /// The error of the lowest-numbered part (the earliest in the batch).
-    var first: Error? {
-        for i in 0..<count { if let e = slots[i] { return e } }
-        return nil
     }
 }
