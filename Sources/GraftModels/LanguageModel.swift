@@ -47,6 +47,9 @@ public protocol LanguageModel: AnyObject {
     var config: ModelConfig { get }
     /// All parameters and gradients in one flat buffer.
     var store: ParameterStore { get }
+    /// The dropout generator (seeded from the model seed). Save and restore it with the
+    /// training checkpoint (`TrainingCheckpoint.save(..., rng:)`) for bit-identical resumption.
+    var rng: SharedRNG { get }
     /// Forward + loss; keeps activations for backward. Gradients are NOT zeroed here.
     func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss
     /// Backward of the last `loss` call; accumulates (+=) `scale` * d(loss) into store.grads.

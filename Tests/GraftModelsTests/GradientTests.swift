@@ -76,6 +76,24 @@ import GraftEngine
         #expect(once.contains { $0 != 0 })
     }
 
+    /// Dropout is active only in training, is seeded, and replays from a saved RNG state.
+    @Test func dropoutIsSeededAndReplayable() throws {
+        var cfg = tinyConfig(.bert)
+        cfg.dropout = 0.3; cfg.attentionDropout = 0.3
+        let a = try BertForMaskedLM(config: cfg, seed: 8), b = try BertForMaskedLM(config: cfg, seed: 8)
+        let batch = bertBatch()
+        let evalLoss = try a.loss(batch, training: false).loss
+        #expect(try a.loss(batch, training: false).loss == evalLoss)
+        let saved = a.rng.rng
+        let t1 = try a.loss(batch, training: true).loss
+        #expect(t1 != evalLoss)
+        #expect(try b.loss(batch, training: true).loss == t1)
+        let t2 = try a.loss(batch, training: true).loss
+        #expect(t2 != t1)
+        a.rng.rng = saved
+        #expect(try a.loss(batch, training: true).loss == t1)
+    }
+
     @Test func batchValidation() throws {
         let model = try BertForMaskedLM(config: tinyConfig(.bert), seed: 1)
         #expect(throws: ModelError.self) { try model.loss(LMBatch(inputIds: [1, 2], labels: [1], batch: 1, seqLen: 2), training: false) }
