@@ -154,7 +154,7 @@ public final class BertForMaskedLM: LanguageModel {
     private var dHidden: Tensor?
     private var hiddenShape: [Int] = []
     private var lastRowsAll = false
-    private var pending = false
+    private var state = BackwardState.none
 
     /// A freshly initialised model (store seeded by `seed`, dropout by `seed + 1`).
     public convenience init(config: ModelConfig, seed: UInt64) throws {
@@ -183,12 +183,13 @@ public final class BertForMaskedLM: LanguageModel {
 
     /// Vocabulary logits `[N, V]` of hidden rows `[N, C]` (forward only; owned by the model).
     public func headLogits(_ hidden: Tensor) throws -> Tensor {
-        try decoder.forward(transformNorm.forward(gelu.forward(transform.forward(hidden))))
+        state = .none
+        return try decoder.forward(transformNorm.forward(gelu.forward(transform.forward(hidden))))
     }
 
     public func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss {
         try validate(batch, config: config)
-        pending = false
+        state = .none
         let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
                                  batch: batch.batch, seqLen: batch.seqLen, training: training)
         let c = config.hidden, n = batch.batch * batch.seqLen
@@ -198,7 +199,7 @@ public final class BertForMaskedLM: LanguageModel {
         let input: Tensor
         if maskedPositionsOnly {
             for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
-            if rows.isEmpty { return LMLoss(loss: 0, correct: 0, counted: 0) }
+            if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
             lastRowsAll = rows.count == n
             input = lastRowsAll ? try h.reshaped([n, c]) : Rows.gather(h, rows: rows, width: c, into: gathered)
             if !lastRowsAll { gathered = input }
@@ -207,20 +208,19 @@ public final class BertForMaskedLM: LanguageModel {
             lastRowsAll = true
             input = try h.reshaped([n, c])
         }
-        let logits = try headLogits(input)
+        let logits = try headLogits(input)   // resets state; set to .ready below
         let l = try ce.forward(logits, targets: targets)
         let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
-        pending = true
+        state = .ready
         return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
     }
 
     public func backward(scale: Float) throws {
-        guard pending else {
-            // Nothing counted (or no forward): the loss does not depend on the parameters.
-            if hiddenShape.isEmpty { throw ModelError.invalidArgument("backward before loss") }
-            return
+        switch state {
+        case .ready: state = .none
+        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
+        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
         }
-        pending = false
         let dLogits = try ce.backward(scale: scale)
         let dRows = try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(dLogits))))
         let c = config.hidden

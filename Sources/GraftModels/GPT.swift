@@ -28,7 +28,7 @@ public final class GPTForCausalLM: LanguageModel {
     private var targets: [Int32] = []
     private var hiddenShape: [Int] = []
     private var lastRowsAll = false
-    private var pending = false
+    private var state = BackwardState.none
     private var lastSeqLen = 0
 
     public init(config: ModelConfig, seed: UInt64) throws {
@@ -58,6 +58,7 @@ public final class GPTForCausalLM: LanguageModel {
 
     /// Token ids `[B * T]` -> final hidden states before `ln_f`, `[B, T, C]`.
     func hidden(_ ids: [Int32], attentionMask: [Int32]?, batch: Int, seqLen: Int, training: Bool) throws -> Tensor {
+        state = .none
         let n = batch * seqLen, c = config.hidden
         guard batch > 0, seqLen > 0, ids.count == n else {
             throw ModelError.invalidBatch("\(ids.count) input ids for batch \(batch) x seqLen \(seqLen)")
@@ -99,14 +100,14 @@ public final class GPTForCausalLM: LanguageModel {
         if let t = batch.tokenTypeIds, t.contains(where: { $0 != 0 }) {
             throw ModelError.invalidBatch("token type ids given to a GPT model")
         }
-        pending = false
+        state = .none
         let h = try hidden(batch.inputIds, attentionMask: batch.attentionMask, batch: batch.batch, seqLen: batch.seqLen,
                            training: training)
         let n = batch.batch * batch.seqLen, c = config.hidden
         rows.removeAll(keepingCapacity: true)
         targets.removeAll(keepingCapacity: true)
         for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
-        if rows.isEmpty { return LMLoss(loss: 0, correct: 0, counted: 0) }
+        if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
         lastRowsAll = rows.count == n
         let input: Tensor
         if lastRowsAll { input = try h.reshaped([n, c]) } else {
@@ -115,16 +116,16 @@ public final class GPTForCausalLM: LanguageModel {
         let logits = try lmHead.forward(lnF.forward(input))
         let l = try ce.forward(logits, targets: targets)
         let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
-        pending = true
+        state = .ready
         return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
     }
 
     public func backward(scale: Float) throws {
-        guard pending else {
-            if hiddenShape.isEmpty { throw ModelError.invalidArgument("backward before loss") }
-            return
+        switch state {
+        case .ready: state = .none
+        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
+        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
         }
-        pending = false
         let dRows = try lnF.backward(lmHead.backward(ce.backward(scale: scale)))
         let dh: Tensor
         if lastRowsAll { dh = try dRows.reshaped(hiddenShape) } else {

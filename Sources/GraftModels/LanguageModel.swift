@@ -53,6 +53,7 @@ public protocol LanguageModel: AnyObject {
     /// Forward + loss; keeps activations for backward. Gradients are NOT zeroed here.
     func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss
     /// Backward of the last `loss` call; accumulates (+=) `scale` * d(loss) into store.grads.
+    /// Once per `loss`; any other forward pass in between (logits, embeddings) makes it an error.
     func backward(scale: Float) throws
 }
 
@@ -70,9 +71,24 @@ func validate(_ b: LMBatch, config: ModelConfig) throws {
     for id in b.inputIds where id < 0 || Int(id) >= config.vocabSize {
         throw ModelError.invalidBatch("input id \(id) outside 0..<\(config.vocabSize)")
     }
+    if let types = b.tokenTypeIds {
+        for t in types where t < 0 || Int(t) >= max(config.typeVocabSize, 1) {
+            throw ModelError.invalidBatch("token type id \(t) outside 0..<\(max(config.typeVocabSize, 1))")
+        }
+    }
     for l in b.labels where l != -100 && (l < 0 || Int(l) >= config.vocabSize) {
         throw ModelError.invalidBatch("label \(l) outside 0..<\(config.vocabSize) (and not -100)")
     }
+}
+
+/// Where a model stands between `loss` and `backward`.
+enum BackwardState {
+    /// No loss computed since the last backward (or another forward overwrote the activations).
+    case none
+    /// The last loss counted no position: backward has nothing to do.
+    case nothingCounted
+    /// A loss with activations ready for backward.
+    case ready
 }
 
 /// Row gathering and scattering for heads that run on a subset of positions.

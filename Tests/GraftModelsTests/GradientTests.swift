@@ -107,5 +107,17 @@ import GraftEngine
         #expect(l.loss == 0 && l.counted == 0)
         try model.backward(scale: 1)
         #expect(model.store.gradNorm() == 0)
+        // Backward once per loss; another forward in between invalidates it.
+        let ok = LMBatch(inputIds: [1, 2, 3], labels: [-100, 5, -100], batch: 1, seqLen: 3)
+        _ = try model.loss(ok, training: false)
+        try model.backward(scale: 1)
+        #expect(throws: ModelError.self) { try model.backward(scale: 1) }
+        let gpt = try GPTForCausalLM(config: tinyConfig(.gpt), seed: 2)
+        _ = try gpt.loss(LMBatch(inputIds: [1, 2, 3], labels: [2, 3, -100], batch: 1, seqLen: 3), training: false)
+        _ = try gpt.nextTokenLogits([1, 2])
+        #expect(throws: ModelError.self) { try gpt.backward(scale: 1) }
+        #expect(throws: ModelError.self) {
+            try model.loss(LMBatch(inputIds: [1, 2], tokenTypeIds: [0, 2], labels: [1, 1], batch: 1, seqLen: 2), training: false)
+        }
     }
 }
