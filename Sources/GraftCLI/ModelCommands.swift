@@ -140,7 +140,7 @@ struct EmbedCommand: ParsableCommand {
             do {
                 while let bytes = try reader.nextBytes() {
                     pending.append(String(decoding: bytes, as: UTF8.self))
-                    if pending.count == batchSize { try flush() }
+                    if pending.count == 8 * batchSize { try flush() }   // sorted by length inside embed()
                 }
             } catch let e as TokenizerError {
                 try flush()

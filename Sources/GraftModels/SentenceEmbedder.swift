@@ -54,22 +54,24 @@ public final class SentenceEmbedder {
         return (h, Tensor(shape: [b, t], values: mask.map(Float.init)), t)
     }
 
-    /// One L2-normalised embedding per text, in order.
+    /// One L2-normalised embedding per text, in order. Texts are grouped by token count
+    /// (batches of ``batchSize``) so that little padding is computed.
     public func embed(_ texts: [String]) throws -> [[Float]] {
-        var out: [[Float]] = []
-        out.reserveCapacity(texts.count)
+        let encodings = try encode(texts)
+        let order = encodings.indices.sorted { (encodings[$0].ids.count, $0) < (encodings[$1].ids.count, $1) }
+        var out = [[Float]](repeating: [], count: texts.count)
+        let c = encoder.config.hidden
         var start = 0
-        while start < texts.count {
-            let chunk = Array(texts[start..<min(texts.count, start + batchSize)])
-            let (h, mask, _) = try hiddenStates(try encode(chunk))
+        while start < order.count {
+            let idx = Array(order[start..<min(order.count, start + batchSize)])
+            let (h, mask, _) = try hiddenStates(idx.map { encodings[$0] })
             let pooled = try pool.forward(h, mask: mask)
-            let c = encoder.config.hidden
-            for i in 0..<chunk.count {
+            for (i, target) in idx.enumerated() {
                 let row = pooled.data + i * c
                 let norm = max(Kernels.l2Norm(row, c), 1e-12)
-                out.append((0..<c).map { Float(Double(row[$0]) / norm) })
+                out[target] = (0..<c).map { Float(Double(row[$0]) / norm) }
             }
-            start += chunk.count
+            start += idx.count
         }
         return out
     }
