@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "GraftTokenizers", targets: ["GraftTokenizers"]),
         .library(name: "GraftEngine", targets: ["GraftEngine"]),
         .library(name: "GraftCorpus", targets: ["GraftCorpus"]),
+        .library(name: "GraftModels", targets: ["GraftModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
@@ -49,12 +50,17 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .target(
+            name: "GraftModels",
+            dependencies: ["GraftEngine", "GraftTokenizers"]
+        ),
         .executableTarget(
             name: "GraftCLI",
             dependencies: [
                 "GraftTokenizers",
                 "GraftEngine",
                 "GraftCorpus",
+                "GraftModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,6 +75,10 @@ let package = Package(
             name: "GraftEngineTests",
             dependencies: ["GraftEngine"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "GraftModelsTests",
+            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers"]
         ),
         .testTarget(
             name: "GraftCorpusTests",

@@ -8,6 +8,10 @@ struct Graft: AsyncParsableCommand {
         subcommands: [
             TokenizerCommand.self,
             CorpusCommand.self,
+            ImportCommand.self,
+            ExportCommand.self,
+            EmbedCommand.self,
+            GenerateCommand.self,
             BenchCommand.self,
         ]
     )

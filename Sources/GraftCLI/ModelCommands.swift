@@ -1,0 +1,241 @@
+import ArgumentParser
+import Foundation
+import GraftModels
+import GraftTokenizers
+
+/// Opens a model directory or exits with a readable message.
+func openModel(_ dir: String) throws -> ModelDirectory.Loaded {
+    do { return try ModelDirectory.open(dir) } catch let e as ModelError { throw CLIError("\(e)") }
+}
+
+func describe(_ c: ModelConfig, parameters: Int) -> String {
+    let millions = String(format: "%.1fM", Double(parameters) / 1e6)
+    return "\(c.kind.rawValue): \(c.layers) layers, hidden \(c.hidden), \(c.heads) heads, FFN \(c.ffn), vocabulary \(c.vocabSize), \(c.maxPositions) positions, \(millions) parameters"
+}
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a HuggingFace BERT or GPT-2 directory as a Graft model directory.",
+        discussion: """
+        SRC holds config.json, model.safetensors and a tokenizer (tokenizer.json or vocab.txt; GPT-2: tokenizer.json or \
+        vocab.json + merges.txt). Tensor names with a bert./transformer. prefix are accepted. A BERT checkpoint without \
+        the masked-LM head gets a freshly initialised head (reported). DIR then works as --model DIR everywhere.
+        """
+    )
+
+    @Argument(help: "The HuggingFace model directory.")
+    var source: String
+
+    @Option(help: "Output directory (config.json, model.safetensors, tokenizer.json).")
+    var out: String
+
+    func run() throws {
+        let loaded = try openModel(source)
+        do { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
+            throw CLIError("\(e)")
+        }
+        print("imported \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
+        if !loaded.initialized.isEmpty {
+            print("initialised (not in the checkpoint): \(loaded.initialized.joined(separator: ", "))")
+        }
+        if !loaded.ignored.isEmpty { print("ignored tensors: \(loaded.ignored.joined(separator: ", "))") }
+    }
+}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a Graft model as a HuggingFace directory (transformers loads it).",
+        discussion: """
+        BERT: config.json (BertConfig keys, architectures BertForMaskedLM), model.safetensors (bert.-prefixed encoder, \
+        cls.predictions head), vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. \
+        GPT: GPT2Config keys, GPT2LMHeadModel names (Conv1D layout), vocab.json + merges.txt.
+        """
+    )
+
+    @Option(help: "The Graft model directory.")
+    var model: String
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    func run() throws {
+        let loaded = try openModel(model)
+        do { try ModelDirectory.export(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
+            throw CLIError("\(e)")
+        }
+        print("exported \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
+    }
+}
+
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Sentence embeddings: mean-pooled, L2-normalised last hidden states of a BERT model.",
+        discussion: """
+        Reads one sentence per line (split on \\n only) from the files, or standard input. Prints one embedding per \
+        line: values separated by spaces, or with --json one JSON array of floats. With --pairs, lines are taken two \
+        at a time (1 and 2, 3 and 4, ...) and the cosine similarity of each pair is printed instead.
+        """
+    )
+
+    @Option(help: "A Graft or HuggingFace BERT model directory.")
+    var model: String
+
+    @Flag(help: "Print each embedding as one JSON array of floats.")
+    var json = false
+
+    @Flag(help: "Print the cosine similarity of each pair of consecutive lines (1-2, 3-4, ...).")
+    var pairs = false
+
+    @Option(name: .customLong("batch-size"), help: "Sentences per forward pass.")
+    var batchSize: Int = 32
+
+    @Flag(help: "No progress line on standard error.")
+    var quiet = false
+
+    @Argument(help: "Input files ('-' or none: standard input).")
+    var files: [String] = []
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func run() throws {
+        let embedder: SentenceEmbedder
+        do { embedder = try SentenceEmbedder(directory: model, batchSize: batchSize) } catch let e as ModelError {
+            throw CLIError("\(e)")
+        }
+        let out = OutputBuffer()
+        let progress = ProgressReporter("embed", unit: .items("sentences"), enabled: !quiet)
+        var done = 0
+        var pending: [String] = []
+        var carry: [Float]?   // first member of a pair split across batches
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            let vectors: [[Float]]
+            do { vectors = try embedder.embed(pending) } catch {
+                throw CLIError("\(error)")
+            }
+            for v in vectors {
+                if pairs {
+                    if let a = carry {
+                        out.write(String(format: "%.6f\n", SentenceEmbedder.cosine(a, v)))
+                        carry = nil
+                    } else {
+                        carry = v
+                    }
+                } else {
+                    out.write(try format(v))
+                }
+            }
+            done += pending.count
+            pending.removeAll(keepingCapacity: true)
+            progress.update(done)
+        }
+        for path in files.isEmpty ? ["-"] : files {
+            let reader: LineReader
+            do { reader = try LineReader(path: path) } catch { throw CLIError("\(error)") }
+            do {
+                while let bytes = try reader.nextBytes() {
+                    pending.append(String(decoding: bytes, as: UTF8.self))
+                    if pending.count == 8 * batchSize { try flush() }   // sorted by length inside embed()
+                }
+            } catch let e as TokenizerError {
+                try flush()
+                out.flush()
+                throw CLIError("\(e)")
+            }
+        }
+        try flush()
+        out.flush()
+        progress.finish()
+        if carry != nil { throw CLIError("--pairs needs an even number of lines; the last line (\(done)) has no partner") }
+    }
+
+    func format(_ v: [Float]) throws -> String {
+        guard v.allSatisfy({ $0.isFinite }) else { throw CLIError("the model produced a non-finite embedding") }
+        let values = v.map { "\($0)" }
+        return json ? "[" + values.joined(separator: ", ") + "]\n" : values.joined(separator: " ") + "\n"
+    }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with a GPT model (greedy with --temperature 0, else sampling).",
+        discussion: """
+        Prints the prompt and its continuation as it is produced. Sampling draws from softmax(logits / temperature), \
+        restricted to the --top-k most likely tokens and then to the smallest set reaching probability --top-p. \
+        Generation stops after --max-tokens tokens or at <|endoftext|>. Seeded: the same --seed gives the same text.
+        """
+    )
+
+    @Option(help: "A Graft (or HuggingFace GPT-2) model directory.")
+    var model: String
+
+    @Option(help: "Text to continue (default: start from <|endoftext|>).")
+    var prompt: String = ""
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate.")
+    var maxTokens: Int = 100
+
+    @Option(help: "Sampling temperature; 0 means greedy.")
+    var temperature: Float = 1.0
+
+    @Option(name: .customLong("top-k"), help: "Sample only among the K most likely tokens.")
+    var topK: Int?
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: the smallest set of tokens with probability >= P.")
+    var topP: Float?
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0") }
+        if let topK, topK < 1 { throw ValidationError("--top-k must be >= 1") }
+        if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func run() throws {
+        let loaded = try openModel(model)
+        guard let gpt = loaded.model as? GPTForCausalLM else {
+            throw CLIError("\(model) is a \(loaded.model.config.kind.rawValue) model; generate needs a GPT model")
+        }
+        let tok = loaded.tokenizer
+        let endOfText = tok.id("<|endoftext|>").map { Int32($0) }
+        var ids: [Int32]
+        do { ids = try tok.encode(prompt, addSpecialTokens: false).ids } catch { throw CLIError("\(error)") }
+        if ids.isEmpty {
+            guard let eot = endOfText else { throw CLIError("give a non-empty --prompt (the tokenizer has no <|endoftext|> to start from)") }
+            ids = [eot]
+        }
+        var sampler: Sampler
+        do { sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) } catch { throw CLIError("\(error)") }
+        let out = FileHandle.standardOutput
+        out.write(Data(prompt.utf8))
+        var generated: [Int32] = []
+        var printed = ""
+        func emit(final: Bool) {
+            let text = tok.decode(generated)
+            // Hold back a trailing partial character until its remaining bytes arrive.
+            guard final || !text.hasSuffix("\u{FFFD}"), text.hasPrefix(printed) else {
+                if final { out.write(Data(String(text.dropFirst(printed.count)).utf8)) }
+                return
+            }
+            out.write(Data(String(text.dropFirst(printed.count)).utf8))
+            printed = text
+        }
+        do {
+            _ = try gpt.generate(prompt: ids, maxNewTokens: maxTokens, sampler: &sampler, stop: endOfText.map { [$0] } ?? []) { id in
+                generated.append(id)
+                emit(final: false)
+            }
+        } catch let e as ModelError { throw CLIError("\(e)") }
+        emit(final: true)
+        out.write(Data("\n".utf8))
+    }
+}

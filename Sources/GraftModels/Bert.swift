@@ -1,0 +1,236 @@
+import GraftEngine
+
+/// The BERT encoder with HuggingFace `BertModel` tensor names:
+/// `embeddings.{word,position,token_type}_embeddings.weight`, `embeddings.LayerNorm.*`,
+/// `encoder.layer.N.*` (see ``TransformerBlock``) and, optionally, `pooler.dense.*`.
+///
+/// `h0 = Dropout(LayerNorm(word[ids] + position[t] + type[segment]))`, then `layers` post-LN
+/// blocks with erf GELU; padded keys (attention mask 0) get attention probability 0.
+/// Output: the last hidden states `[B, T, C]`.
+public final class BertModel {
+    public let config: ModelConfig
+    public let store: ParameterStore
+    /// Dropout generator (shared by every dropout layer of the model).
+    public let rng: SharedRNG
+    public let wordEmbeddings: Embedding
+    public let positionEmbeddings: Embedding
+    /// nil when ``ModelConfig/typeVocabSize`` is 0.
+    public let tokenTypeEmbeddings: Embedding?
+    public let embeddingNorm: LayerNorm
+    public let layers: [TransformerBlock]
+    /// `pooler.dense` (`tanh(W h[CLS] + b)`), present when built with `pooler: true`.
+    public let pooler: Linear?
+    private let embeddingDropout: Dropout
+    private let poolerActivation = Tanh()
+    private var positionIds: [Int32] = []
+    private var zeroTypes: [Int32] = []
+    private var sum: Tensor?
+    private var mask: Tensor?
+    private var clsRows: Tensor?
+    private var last: (batch: Int, seqLen: Int)?
+
+    /// Declares the encoder's parameters in `store` (BERT initialisation: normal(0.02) weights,
+    /// zero biases, the padding row of the word embeddings zero).
+    public init(config: ModelConfig, store: ParameterStore, rng: SharedRNG, pooler: Bool = false) throws {
+        try config.validate()
+        self.config = config
+        self.store = store
+        self.rng = rng
+        let c = config.hidden
+        wordEmbeddings = try Embedding(store, name: "embeddings.word_embeddings", vocabSize: config.vocabSize, dim: c)
+        if let pad = config.padTokenId {
+            store.value(wordEmbeddings.weight).advanced(by: Int(pad) * c).update(repeating: 0, count: c)
+        }
+        positionEmbeddings = try Embedding(store, name: "embeddings.position_embeddings", vocabSize: config.maxPositions, dim: c)
+        tokenTypeEmbeddings = config.typeVocabSize > 0
+            ? try Embedding(store, name: "embeddings.token_type_embeddings", vocabSize: config.typeVocabSize, dim: c) : nil
+        embeddingNorm = try LayerNorm(store, name: "embeddings.LayerNorm", dim: c, eps: config.layerNormEps)
+        embeddingDropout = try Dropout(p: config.dropout, rng: rng)
+        let block = TransformerBlock.Config(hidden: c, heads: config.heads, ffn: config.ffn, layerNormEps: config.layerNormEps,
+                                            gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout,
+                                            causal: false, preLayerNorm: false)
+        let store = store, rng = rng
+        layers = try (0..<config.layers).map { try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng) }
+        self.pooler = pooler ? try Linear(store, name: "pooler.dense", inFeatures: c, outFeatures: c) : nil
+    }
+
+    /// A stand-alone encoder with its own store and dropout generator seeded by `seed`.
+    public convenience init(config: ModelConfig, seed: UInt64, pooler: Bool = false) throws {
+        try self.init(config: config, store: ParameterStore(seed: seed), rng: SharedRNG(seed: seed &+ 1), pooler: pooler)
+    }
+
+    /// Token ids (and optional segment ids and attention mask, all `[B * T]` row-major) ->
+    /// last hidden states `[B, T, C]` (owned by the model, valid until the next forward).
+    public func forward(inputIds: [Int32], tokenTypeIds: [Int32]? = nil, attentionMask: [Int32]? = nil,
+                        batch: Int, seqLen: Int, training: Bool) throws -> Tensor {
+        let n = batch * seqLen, c = config.hidden
+        guard batch > 0, seqLen > 0, inputIds.count == n else {
+            throw ModelError.invalidBatch("\(inputIds.count) input ids for batch \(batch) x seqLen \(seqLen)")
+        }
+        guard seqLen <= config.maxPositions else {
+            throw ModelError.invalidBatch("seqLen \(seqLen) exceeds the model's \(config.maxPositions) positions")
+        }
+        if let t = tokenTypeIds, t.count != n { throw ModelError.invalidBatch("\(t.count) token type ids for \(n) tokens") }
+        if let m = attentionMask, m.count != n { throw ModelError.invalidBatch("\(m.count) attention mask values for \(n) tokens") }
+        if positionIds.count != n {
+            positionIds = (0..<n).map { Int32($0 % seqLen) }
+        } else if last?.seqLen != seqLen {
+            for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
+        }
+        last = (batch, seqLen)
+        let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
+        let w = try wordEmbeddings.forward(inputIds, shape: [batch, seqLen])
+        let p = try positionEmbeddings.forward(positionIds, shape: [batch, seqLen])
+        Kernels.add(w.data, p.data, s.data, n * c)
+        if let typeEmb = tokenTypeEmbeddings {
+            let types: [Int32]
+            if let tokenTypeIds { types = tokenTypeIds } else {
+                if zeroTypes.count != n { zeroTypes = [Int32](repeating: 0, count: n) }
+                types = zeroTypes
+            }
+            let t = try typeEmb.forward(types, shape: [batch, seqLen])
+            Kernels.add(s.data, t.data, s.data, n * c)
+        } else if let tokenTypeIds, tokenTypeIds.contains(where: { $0 != 0 }) {
+            throw ModelError.invalidBatch("token type ids given to a model without segment embeddings")
+        }
+        var h = embeddingDropout.forward(try embeddingNorm.forward(s), training: training)
+        var maskTensor: Tensor?
+        if let attentionMask, attentionMask.contains(where: { $0 == 0 }) {
+            let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
+            for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
+            maskTensor = m
+        }
+        for layer in layers { h = try layer.forward(h, mask: maskTensor, training: training) }
+        return h
+    }
+
+    /// Backward of the last ``forward(inputIds:tokenTypeIds:attentionMask:batch:seqLen:training:)``:
+    /// `dHidden` `[B, T, C]`; accumulates every encoder parameter gradient.
+    public func backward(_ dHidden: Tensor) throws {
+        guard let last, dHidden.count == last.batch * last.seqLen * config.hidden else {
+            throw ModelError.invalidArgument("BertModel.backward: gradient \(dHidden.shape) does not match the last forward")
+        }
+        var d = dHidden
+        for layer in layers.reversed() { d = try layer.backward(d) }
+        let de = try embeddingNorm.backward(embeddingDropout.backward(d))
+        try wordEmbeddings.backward(de)
+        try positionEmbeddings.backward(de)
+        try tokenTypeEmbeddings?.backward(de)
+    }
+
+    /// The pooler output `tanh(W h[:, 0] + b)` `[B, C]` for hidden states `[B, T, C]`
+    /// (forward only; nil without a pooler).
+    public func pooled(_ hidden: Tensor) throws -> Tensor? {
+        guard let pooler else { return nil }
+        guard hidden.rank == 3, hidden.shape[2] == config.hidden else {
+            throw ModelError.invalidArgument("pooled expects [B, T, \(config.hidden)], got \(hidden.shape)")
+        }
+        let b = hidden.shape[0], t = hidden.shape[1], c = config.hidden
+        let cls = Tensor.ensure(clsRows, [b, c]); clsRows = cls
+        for i in 0..<b { (cls.data + i * c).update(from: hidden.data + i * t * c, count: c) }
+        return poolerActivation.forward(try pooler.forward(cls))
+    }
+}
+
+/// BERT with the masked-LM head of HuggingFace `BertForMaskedLM`:
+/// `cls.predictions.transform.dense` (C -> C), erf GELU, `cls.predictions.transform.LayerNorm`,
+/// then the decoder `h E^T + cls.predictions.bias` with `E` the word embeddings (tied).
+public final class BertForMaskedLM: LanguageModel {
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let bert: BertModel
+    public let transform: Linear
+    public let transformNorm: LayerNorm
+    public let decoder: Linear
+    /// Run the head (dense + GELU + LayerNorm + tied decoder) only on rows whose label is not
+    /// -100 (default true). Same loss and gradients; the full head costs `B*T*C*V` multiply-adds.
+    public var maskedPositionsOnly = true
+    private let gelu = GELU(.erf)
+    private let ce: CrossEntropyLoss
+    private var rows: [Int] = []
+    private var targets: [Int32] = []
+    private var gathered: Tensor?
+    private var dHidden: Tensor?
+    private var hiddenShape: [Int] = []
+    private var lastRowsAll = false
+    private var state = BackwardState.none
+
+    /// A freshly initialised model (store seeded by `seed`, dropout by `seed + 1`).
+    public convenience init(config: ModelConfig, seed: UInt64) throws {
+        try self.init(config: config, seed: seed, pooler: false)
+    }
+
+    /// As ``init(config:seed:)``; `pooler` also declares `pooler.dense` (kept for checkpoints that have one).
+    public init(config: ModelConfig, seed: UInt64, pooler: Bool) throws {
+        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForMaskedLM needs a bert config, got \(config.kind)") }
+        self.config = config
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        bert = try BertModel(config: config, store: store, rng: rng, pooler: pooler)
+        transform = try Linear(store, name: "cls.predictions.transform.dense", inFeatures: config.hidden, outFeatures: config.hidden)
+        transformNorm = try LayerNorm(store, name: "cls.predictions.transform.LayerNorm", dim: config.hidden, eps: config.layerNormEps)
+        decoder = try Linear(store, tiedWeight: bert.wordEmbeddings.weight, biasName: "cls.predictions.bias")
+        ce = try CrossEntropyLoss(ignoreIndex: -100)
+    }
+
+    /// Names of the masked-LM head's own parameters (the decoder weight is the word embeddings).
+    public static let headParameterNames = [
+        "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+        "cls.predictions.bias",
+    ]
+
+    /// Vocabulary logits `[N, V]` of hidden rows `[N, C]` (forward only; owned by the model).
+    public func headLogits(_ hidden: Tensor) throws -> Tensor {
+        state = .none
+        return try decoder.forward(transformNorm.forward(gelu.forward(transform.forward(hidden))))
+    }
+
+    public func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss {
+        try validate(batch, config: config)
+        state = .none
+        let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
+                                 batch: batch.batch, seqLen: batch.seqLen, training: training)
+        let c = config.hidden, n = batch.batch * batch.seqLen
+        hiddenShape = h.shape
+        rows.removeAll(keepingCapacity: true)
+        targets.removeAll(keepingCapacity: true)
+        let input: Tensor
+        if maskedPositionsOnly {
+            for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
+            if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
+            lastRowsAll = rows.count == n
+            input = lastRowsAll ? try h.reshaped([n, c]) : Rows.gather(h, rows: rows, width: c, into: gathered)
+            if !lastRowsAll { gathered = input }
+        } else {
+            targets = batch.labels
+            lastRowsAll = true
+            input = try h.reshaped([n, c])
+        }
+        let logits = try headLogits(input)   // resets state; set to .ready below
+        let l = try ce.forward(logits, targets: targets)
+        let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
+        state = .ready
+        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+    }
+
+    public func backward(scale: Float) throws {
+        switch state {
+        case .ready: state = .none
+        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
+        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
+        }
+        let dLogits = try ce.backward(scale: scale)
+        let dRows = try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(dLogits))))
+        let c = config.hidden
+        let dh: Tensor
+        if lastRowsAll {
+            dh = try dRows.reshaped(hiddenShape)
+        } else {
+            dh = Rows.scatter(dRows, rows: rows, width: c, shape: hiddenShape, into: dHidden)
+            dHidden = dh
+        }
+        try bert.backward(dh)
+    }
+}

@@ -1,0 +1,168 @@
+import GraftEngine
+
+/// A GPT-2 style decoder with the causal-LM head, HuggingFace `GPT2LMHeadModel` tensor names:
+/// `wte.weight`, `wpe.weight`, `h.N.*` (see ``GPT2Block``), `ln_f.*`; the LM head is
+/// `h W_te^T` (tied, no bias).
+///
+/// `h0 = Dropout(wte[ids] + wpe[t])`, `layers` pre-LN blocks with causal attention and tanh
+/// GELU, then `ln_f`. Loss: cross-entropy of the logits at every position against
+/// ``LMBatch/labels`` (the next token; -100 ignored); the head runs only on labelled rows.
+/// Initialisation as GPT-2: normal(0.02), residual projections normal(0.02 / sqrt(2 * layers)).
+public final class GPTForCausalLM: LanguageModel {
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let wte: Embedding
+    public let wpe: Embedding
+    public let blocks: [GPT2Block]
+    public let lnF: LayerNorm
+    public let lmHead: Linear
+    private let embeddingDropout: Dropout
+    private let ce: CrossEntropyLoss
+    private var positionIds: [Int32] = []
+    private var sum: Tensor?
+    private var mask: Tensor?
+    private var gathered: Tensor?
+    private var dHidden: Tensor?
+    private var rows: [Int] = []
+    private var targets: [Int32] = []
+    private var hiddenShape: [Int] = []
+    private var lastRowsAll = false
+    private var state = BackwardState.none
+    private var lastSeqLen = 0
+
+    public init(config: ModelConfig, seed: UInt64) throws {
+        guard config.kind == .gpt else { throw ModelError.invalidArgument("GPTForCausalLM needs a gpt config, got \(config.kind)") }
+        try config.validate()
+        self.config = config
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        let c = config.hidden
+        wte = try Embedding(store, name: "wte", vocabSize: config.vocabSize, dim: c)
+        wpe = try Embedding(store, name: "wpe", vocabSize: config.maxPositions, dim: c)
+        embeddingDropout = try Dropout(p: config.dropout, rng: rng)
+        let store = store, rng = rng
+        blocks = try (0..<config.layers).map {
+            try GPT2Block(store, prefix: "h.\($0)", hidden: c, heads: config.heads, ffn: config.ffn,
+                          layerNormEps: config.layerNormEps, residualDropout: config.dropout,
+                          attentionDropout: config.attentionDropout, rng: rng)
+        }
+        lnF = try LayerNorm(store, name: "ln_f", dim: c, eps: config.layerNormEps)
+        lmHead = try Linear(store, tiedWeight: wte.weight, biasName: nil)
+        ce = try CrossEntropyLoss(ignoreIndex: -100)
+        let residualScale = 1 / Float(2 * config.layers).squareRoot()
+        for b in blocks {
+            for w in [b.cProj.weight, b.proj.weight] { Kernels.scale(store.value(w), residualScale, w.count) }
+        }
+    }
+
+    /// Token ids `[B * T]` -> final hidden states before `ln_f`, `[B, T, C]`.
+    func hidden(_ ids: [Int32], attentionMask: [Int32]?, batch: Int, seqLen: Int, training: Bool) throws -> Tensor {
+        state = .none
+        let n = batch * seqLen, c = config.hidden
+        guard batch > 0, seqLen > 0, ids.count == n else {
+            throw ModelError.invalidBatch("\(ids.count) input ids for batch \(batch) x seqLen \(seqLen)")
+        }
+        guard seqLen <= config.maxPositions else {
+            throw ModelError.invalidBatch("seqLen \(seqLen) exceeds the model's \(config.maxPositions) positions")
+        }
+        if positionIds.count != n || lastSeqLen != seqLen { positionIds = (0..<n).map { Int32($0 % seqLen) } }
+        lastSeqLen = seqLen
+        let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
+        let e = try wte.forward(ids, shape: [batch, seqLen])
+        let p = try wpe.forward(positionIds, shape: [batch, seqLen])
+        Kernels.add(e.data, p.data, s.data, n * c)
+        var h = embeddingDropout.forward(s, training: training)
+        var maskTensor: Tensor?
+        if let attentionMask {
+            guard attentionMask.count == n else { throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens") }
+            if attentionMask.contains(where: { $0 == 0 }) {
+                let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
+                for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
+                maskTensor = m
+            }
+        }
+        for b in blocks { h = try b.forward(h, mask: maskTensor, training: training) }
+        hiddenShape = h.shape
+        return h
+    }
+
+    private func backwardHidden(_ d0: Tensor) throws {
+        var d = d0
+        for b in blocks.reversed() { d = try b.backward(d) }
+        let de = embeddingDropout.backward(d)
+        try wte.backward(de)
+        try wpe.backward(de)
+    }
+
+    public func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss {
+        try validate(batch, config: config)
+        if let t = batch.tokenTypeIds, t.contains(where: { $0 != 0 }) {
+            throw ModelError.invalidBatch("token type ids given to a GPT model")
+        }
+        state = .none
+        let h = try hidden(batch.inputIds, attentionMask: batch.attentionMask, batch: batch.batch, seqLen: batch.seqLen,
+                           training: training)
+        let n = batch.batch * batch.seqLen, c = config.hidden
+        rows.removeAll(keepingCapacity: true)
+        targets.removeAll(keepingCapacity: true)
+        for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
+        if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
+        lastRowsAll = rows.count == n
+        let input: Tensor
+        if lastRowsAll { input = try h.reshaped([n, c]) } else {
+            input = Rows.gather(h, rows: rows, width: c, into: gathered); gathered = input
+        }
+        let logits = try lmHead.forward(lnF.forward(input))
+        let l = try ce.forward(logits, targets: targets)
+        let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
+        state = .ready
+        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+    }
+
+    public func backward(scale: Float) throws {
+        switch state {
+        case .ready: state = .none
+        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
+        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
+        }
+        let dRows = try lnF.backward(lmHead.backward(ce.backward(scale: scale)))
+        let dh: Tensor
+        if lastRowsAll { dh = try dRows.reshaped(hiddenShape) } else {
+            dh = Rows.scatter(dRows, rows: rows, width: config.hidden, shape: hiddenShape, into: dHidden); dHidden = dh
+        }
+        try backwardHidden(dh)
+    }
+
+    /// Logits `[B, T, V]` for every position (evaluation; owned by the model).
+    public func logits(inputIds: [Int32], attentionMask: [Int32]? = nil, batch: Int, seqLen: Int) throws -> Tensor {
+        let h = try hidden(inputIds, attentionMask: attentionMask, batch: batch, seqLen: seqLen, training: false)
+        return try lmHead.forward(lnF.forward(h)).reshaped([batch, seqLen, config.vocabSize])
+    }
+
+    /// Logits `[V]` for the token after `context` (the last ``ModelConfig/maxPositions`` ids are used).
+    public func nextTokenLogits(_ context: [Int32]) throws -> [Float] {
+        guard !context.isEmpty else { throw ModelError.invalidArgument("empty context") }
+        let ctx = Array(context.suffix(config.maxPositions))
+        let h = try hidden(ctx, attentionMask: nil, batch: 1, seqLen: ctx.count, training: false)
+        let lastRow = Rows.gather(h, rows: [ctx.count - 1], width: config.hidden, into: nil)
+        return try lmHead.forward(lnF.forward(lastRow)).array
+    }
+
+    /// Generates up to `maxNewTokens` ids after `prompt`, stopping early at any id in `stop`.
+    /// `onToken` sees each new id as it is produced. Returns the new ids (without the prompt).
+    public func generate(prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler, stop: Set<Int32> = [],
+                         onToken: (Int32) throws -> Void = { _ in }) throws -> [Int32] {
+        guard maxNewTokens >= 0 else { throw ModelError.invalidArgument("maxNewTokens \(maxNewTokens) < 0") }
+        var context = prompt
+        var out: [Int32] = []
+        for _ in 0..<maxNewTokens {
+            let next = try sampler.sample(try nextTokenLogits(context))
+            out.append(next)
+            try onToken(next)
+            if stop.contains(next) { break }
+            context.append(next)
+        }
+        return out
+    }
+}

@@ -1,0 +1,134 @@
+import GraftEngine
+
+/// One batch for a language-model objective. All arrays are row-major `[B * T]`.
+public struct LMBatch: Sendable {
+    /// Token ids `[B * T]`.
+    public var inputIds: [Int32]
+    /// Segment ids `[B * T]` (BERT); nil means all 0.
+    public var tokenTypeIds: [Int32]?
+    /// 1 for a real token, 0 for padding `[B * T]`; nil means no padding.
+    public var attentionMask: [Int32]?
+    /// Targets `[B * T]`; -100 is ignored. BERT: the original id at masked positions.
+    /// GPT: the NEXT token (the caller shifts), -100 at the end and on padding.
+    public var labels: [Int32]
+    public var batch: Int
+    public var seqLen: Int
+
+    public init(inputIds: [Int32], tokenTypeIds: [Int32]? = nil, attentionMask: [Int32]? = nil, labels: [Int32],
+                batch: Int, seqLen: Int) {
+        self.inputIds = inputIds; self.tokenTypeIds = tokenTypeIds; self.attentionMask = attentionMask
+        self.labels = labels; self.batch = batch; self.seqLen = seqLen
+    }
+}
+
+/// The result of ``LanguageModel/loss(_:training:)``.
+public struct LMLoss: Sendable {
+    /// Mean cross-entropy over the counted positions (0 when none counted).
+    public var loss: Float
+    /// Counted positions whose argmax prediction equals the label.
+    public var correct: Int
+    /// Positions with a label other than -100.
+    public var counted: Int
+
+    public init(loss: Float, correct: Int, counted: Int) {
+        self.loss = loss; self.correct = correct; self.counted = counted
+    }
+}
+
+/// A model trained with a token-level language-model objective (masked or causal).
+///
+/// ```swift
+/// model.store.zeroGrads()
+/// let l = try model.loss(batch, training: true)   // forward, keeps activations
+/// try model.backward(scale: 1)                     // accumulates into model.store.grads
+/// try optimizer.step(model.store, lr: lr)
+/// ```
+public protocol LanguageModel: AnyObject {
+    var config: ModelConfig { get }
+    /// All parameters and gradients in one flat buffer.
+    var store: ParameterStore { get }
+    /// The dropout generator (seeded from the model seed). Save and restore it with the
+    /// training checkpoint (`TrainingCheckpoint.save(..., rng:)`) for bit-identical resumption.
+    var rng: SharedRNG { get }
+    /// Forward + loss; keeps activations for backward. Gradients are NOT zeroed here.
+    func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss
+    /// Backward of the last `loss` call; accumulates (+=) `scale` * d(loss) into store.grads.
+    /// Once per `loss`; any other forward pass in between (logits, embeddings) makes it an error.
+    func backward(scale: Float) throws
+}
+
+/// Checks a batch against a configuration (sizes, lengths, value ranges).
+func validate(_ b: LMBatch, config: ModelConfig) throws {
+    let n = b.batch * b.seqLen
+    guard b.batch > 0, b.seqLen > 0 else { throw ModelError.invalidBatch("batch \(b.batch) x seqLen \(b.seqLen)") }
+    guard b.seqLen <= config.maxPositions else {
+        throw ModelError.invalidBatch("seqLen \(b.seqLen) exceeds the model's \(config.maxPositions) positions")
+    }
+    guard b.inputIds.count == n else { throw ModelError.invalidBatch("inputIds has \(b.inputIds.count) values, batch x seqLen = \(n)") }
+    guard b.labels.count == n else { throw ModelError.invalidBatch("labels has \(b.labels.count) values, batch x seqLen = \(n)") }
+    if let t = b.tokenTypeIds, t.count != n { throw ModelError.invalidBatch("tokenTypeIds has \(t.count) values, batch x seqLen = \(n)") }
+    if let m = b.attentionMask, m.count != n { throw ModelError.invalidBatch("attentionMask has \(m.count) values, batch x seqLen = \(n)") }
+    for id in b.inputIds where id < 0 || Int(id) >= config.vocabSize {
+        throw ModelError.invalidBatch("input id \(id) outside 0..<\(config.vocabSize)")
+    }
+    if let types = b.tokenTypeIds {
+        for t in types where t < 0 || Int(t) >= max(config.typeVocabSize, 1) {
+            throw ModelError.invalidBatch("token type id \(t) outside 0..<\(max(config.typeVocabSize, 1))")
+        }
+    }
+    for l in b.labels where l != -100 && (l < 0 || Int(l) >= config.vocabSize) {
+        throw ModelError.invalidBatch("label \(l) outside 0..<\(config.vocabSize) (and not -100)")
+    }
+}
+
+/// Where a model stands between `loss` and `backward`.
+enum BackwardState {
+    /// No loss computed since the last backward (or another forward overwrote the activations).
+    case none
+    /// The last loss counted no position: backward has nothing to do.
+    case nothingCounted
+    /// A loss with activations ready for backward.
+    case ready
+}
+
+/// Row gathering and scattering for heads that run on a subset of positions.
+enum Rows {
+    /// Copies rows `rows` of `x` `[N, C]` into `into` `[rows.count, C]`.
+    static func gather(_ x: Tensor, rows: [Int], width c: Int, into buffer: Tensor?) -> Tensor {
+        let y = Tensor.ensure(buffer, [rows.count, c])
+        for (i, r) in rows.enumerated() { (y.data + i * c).update(from: x.data + r * c, count: c) }
+        return y
+    }
+
+    /// Zero `[shape]` tensor with `src` row i written at row `rows[i]`.
+    static func scatter(_ src: Tensor, rows: [Int], width c: Int, shape: [Int], into buffer: Tensor?) -> Tensor {
+        let y = Tensor.ensure(buffer, shape)
+        y.zero()
+        for (i, r) in rows.enumerated() { (y.data + r * c).update(from: src.data + i * c, count: c) }
+        return y
+    }
+
+    /// Number of rows of `logits` `[N, V]` whose first maximum is at `targets[i]` (ignored: -100).
+    static func correct(_ logits: Tensor, targets: [Int32], vocab v: Int) -> Int {
+        let n = targets.count
+        var hits = [Int](repeating: 0, count: n)
+        let px = SendablePtr(logits.data)
+        targets.withUnsafeBufferPointer { tb in
+            hits.withUnsafeMutableBufferPointer { hb in
+                let t = UncheckedBox(tb.baseAddress!), h = UncheckedBox(hb.baseAddress!)
+                Engine.parallelFor(n, minChunk: max(1, Kernels.minChunk / max(v, 1))) { r in
+                    for row in r {
+                        let tg = t.value[row]
+                        if tg == -100 { continue }
+                        let p = px.p + row * v
+                        var best = 0
+                        var bv = p[0]
+                        for j in 1..<v where p[j] > bv { bv = p[j]; best = j }
+                        h.value[row] = best == Int(tg) ? 1 : 0
+                    }
+                }
+            }
+        }
+        return hits.reduce(0, +)
+    }
+}

@@ -1,0 +1,202 @@
+import GraftTokenizers
+
+/// The two model families.
+public enum ModelKind: String, Codable, Sendable {
+    /// BERT encoder with the masked-LM head.
+    case bert
+    /// GPT-2 style decoder with the causal-LM head.
+    case gpt
+}
+
+/// The shape and regularisation of a model. `Codable` (Graft's own JSON), and convertible to
+/// and from HuggingFace `config.json` (``hfJSON()`` / ``init(hfJSON:path:)``).
+public struct ModelConfig: Codable, Sendable, Equatable {
+    public var kind: ModelKind
+    /// Embedding rows (at least the tokenizer's vocabulary size).
+    public var vocabSize: Int
+    /// Model width `C`.
+    public var hidden: Int
+    /// Number of transformer blocks.
+    public var layers: Int
+    /// Attention heads (`hidden` must be a multiple).
+    public var heads: Int
+    /// Width of the feed-forward inner layer.
+    public var ffn: Int
+    /// Learned positions: the longest sequence (BERT default 512; GPT: the context length).
+    public var maxPositions: Int
+    /// Segment (token type) embeddings: BERT 2, GPT 0.
+    public var typeVocabSize: Int
+    /// Hidden/residual/embedding dropout and attention-probability dropout.
+    public var dropout: Float, attentionDropout: Float
+    /// LayerNorm epsilon: BERT 1e-12, GPT 1e-5.
+    public var layerNormEps: Float
+    /// The padding token (BERT `[PAD]` = 0); nil when the vocabulary has none.
+    public var padTokenId: Int32?
+
+    public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
+                maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
+                layerNormEps: Float? = nil, padTokenId: Int32? = nil) {
+        self.kind = kind
+        self.vocabSize = vocabSize; self.hidden = hidden; self.layers = layers; self.heads = heads; self.ffn = ffn
+        self.maxPositions = maxPositions
+        self.typeVocabSize = typeVocabSize ?? (kind == .bert ? 2 : 0)
+        self.dropout = dropout; self.attentionDropout = attentionDropout
+        self.layerNormEps = layerNormEps ?? (kind == .bert ? 1e-12 : 1e-5)
+        self.padTokenId = padTokenId
+    }
+
+    /// Names accepted by ``preset(_:kind:vocabSize:)``.
+    public static let presetNames: [String] = ["tiny", "mini", "small"]
+
+    /// Named sizes (the BERT-Tiny/Mini/Small shapes of Turc et al., for both kinds):
+    /// `tiny` 2 layers x 128 (2 heads, FFN 512), `mini` 4 x 256 (4 heads, FFN 1024),
+    /// `small` 4 x 512 (8 heads, FFN 2048). Max positions 512, dropout 0.1; BERT pads with id 0.
+    public static func preset(_ name: String, kind: ModelKind, vocabSize: Int) -> ModelConfig? {
+        let shape: (layers: Int, hidden: Int, heads: Int, ffn: Int)
+        switch name.lowercased() {
+        case "tiny": shape = (2, 128, 2, 512)
+        case "mini": shape = (4, 256, 4, 1024)
+        case "small": shape = (4, 512, 8, 2048)
+        default: return nil
+        }
+        return ModelConfig(kind: kind, vocabSize: vocabSize, hidden: shape.hidden, layers: shape.layers, heads: shape.heads,
+                           ffn: shape.ffn, maxPositions: 512, padTokenId: kind == .bert ? 0 : nil)
+    }
+
+    /// Checks that the sizes are usable; `file` names the source in the error.
+    public func validate(file: String = "config") throws {
+        func bad(_ p: String) -> ModelError { .badConfig(file: file, problem: p) }
+        guard vocabSize > 0, hidden > 0, layers > 0, heads > 0, ffn > 0, maxPositions > 0 else {
+            throw bad("sizes must be positive (vocab \(vocabSize), hidden \(hidden), layers \(layers), heads \(heads), ffn \(ffn), positions \(maxPositions))")
+        }
+        guard hidden % heads == 0 else { throw bad("hidden size \(hidden) is not a multiple of \(heads) heads") }
+        guard typeVocabSize >= 0 else { throw bad("type vocabulary size \(typeVocabSize) is negative") }
+        guard dropout >= 0 && dropout < 1, attentionDropout >= 0 && attentionDropout < 1 else {
+            throw bad("dropout \(dropout) / attention dropout \(attentionDropout) not in [0, 1)")
+        }
+        guard layerNormEps > 0 else { throw bad("layer norm epsilon \(layerNormEps) must be positive") }
+        if let p = padTokenId, p < 0 || Int(p) >= vocabSize { throw bad("pad token id \(p) outside 0..<\(vocabSize)") }
+    }
+
+    // MARK: HuggingFace config.json
+
+    /// A Float as the JSON number its shortest decimal spells (1e-12, not 9.9999999600419720e-13).
+    static func number(_ f: Float) -> JSONValue { .number(Double("\(f)") ?? Double(f)) }
+
+    /// HuggingFace `config.json` content: `BertConfig` keys (`architectures` =
+    /// `BertForMaskedLM`) or `GPT2Config` keys (`GPT2LMHeadModel`), plus `graft_kind`.
+    public func hfJSON() -> JSONValue {
+        switch kind {
+        case .bert:
+            return .object([
+                ("architectures", .array([.string("BertForMaskedLM")])),
+                ("model_type", .string("bert")),
+                ("graft_kind", .string(kind.rawValue)),
+                ("vocab_size", .number(Double(vocabSize))),
+                ("hidden_size", .number(Double(hidden))),
+                ("num_hidden_layers", .number(Double(layers))),
+                ("num_attention_heads", .number(Double(heads))),
+                ("intermediate_size", .number(Double(ffn))),
+                ("hidden_act", .string("gelu")),
+                ("hidden_dropout_prob", Self.number(dropout)),
+                ("attention_probs_dropout_prob", Self.number(attentionDropout)),
+                ("max_position_embeddings", .number(Double(maxPositions))),
+                ("type_vocab_size", .number(Double(typeVocabSize))),
+                ("initializer_range", .number(0.02)),
+                ("layer_norm_eps", Self.number(layerNormEps)),
+                ("pad_token_id", padTokenId.map { .number(Double($0)) } ?? .null),
+                ("position_embedding_type", .string("absolute")),
+                ("tie_word_embeddings", .bool(true)),
+            ])
+        case .gpt:
+            return .object([
+                ("architectures", .array([.string("GPT2LMHeadModel")])),
+                ("model_type", .string("gpt2")),
+                ("graft_kind", .string(kind.rawValue)),
+                ("vocab_size", .number(Double(vocabSize))),
+                ("n_embd", .number(Double(hidden))),
+                ("n_layer", .number(Double(layers))),
+                ("n_head", .number(Double(heads))),
+                ("n_inner", .number(Double(ffn))),
+                ("n_positions", .number(Double(maxPositions))),
+                ("n_ctx", .number(Double(maxPositions))),
+                ("activation_function", .string("gelu_new")),
+                ("resid_pdrop", Self.number(dropout)),
+                ("embd_pdrop", Self.number(dropout)),
+                ("attn_pdrop", Self.number(attentionDropout)),
+                ("layer_norm_epsilon", Self.number(layerNormEps)),
+                ("initializer_range", .number(0.02)),
+                ("pad_token_id", padTokenId.map { .number(Double($0)) } ?? .null),
+                ("tie_word_embeddings", .bool(true)),
+            ])
+        }
+    }
+
+    /// Reads a HuggingFace (or Graft) `config.json` value. The kind comes from `graft_kind`,
+    /// else `model_type` (`bert`, `gpt2`). Unsupported variants (another activation, relative
+    /// position embeddings, untied GPT-2 heads) are errors naming `path`.
+    public init(hfJSON json: JSONValue, path: String) throws {
+        func bad(_ p: String) -> ModelError { .badConfig(file: path, problem: p) }
+        guard json.object != nil else { throw bad("the top level is not a JSON object") }
+        func int(_ key: String, default d: Int? = nil) throws -> Int {
+            if let v = json[key], !v.isNull {
+                guard let i = v.int else { throw bad("\"\(key)\" is not an integer") }
+                return i
+            }
+            if let d { return d }
+            throw bad("missing \"\(key)\"")
+        }
+        func float(_ key: String, default d: Float) throws -> Float {
+            guard let v = json[key], !v.isNull else { return d }
+            guard let x = v.double else { throw bad("\"\(key)\" is not a number") }
+            return Float(x)
+        }
+        let kind: ModelKind
+        if let g = json["graft_kind"]?.string {
+            guard let k = ModelKind(rawValue: g) else { throw bad("unknown graft_kind \"\(g)\"") }
+            kind = k
+        } else if let t = json["model_type"]?.string {
+            switch t {
+            case "bert": kind = .bert
+            case "gpt2": kind = .gpt
+            default: throw bad("model_type \"\(t)\" is not supported (bert or gpt2)")
+            }
+        } else {
+            throw bad("no \"model_type\" (bert or gpt2) or \"graft_kind\"")
+        }
+        let pad: Int32? = try json["pad_token_id"].flatMap { v in
+            if v.isNull { return nil }
+            guard let i = v.int else { throw bad("\"pad_token_id\" is not an integer") }
+            return Int32(i)
+        }
+        switch kind {
+        case .bert:
+            if let act = json["hidden_act"]?.string, act != "gelu" {
+                throw bad("hidden_act \"\(act)\" is not supported (Graft's BERT uses the erf GELU, \"gelu\")")
+            }
+            if let pe = json["position_embedding_type"]?.string, pe != "absolute" {
+                throw bad("position_embedding_type \"\(pe)\" is not supported (absolute only)")
+            }
+            if json["tie_word_embeddings"]?.bool == false { throw bad("untied word embeddings are not supported") }
+            self.init(kind: .bert, vocabSize: try int("vocab_size"), hidden: try int("hidden_size"),
+                      layers: try int("num_hidden_layers"), heads: try int("num_attention_heads"),
+                      ffn: try int("intermediate_size"), maxPositions: try int("max_position_embeddings", default: 512),
+                      typeVocabSize: try int("type_vocab_size", default: 2),
+                      dropout: try float("hidden_dropout_prob", default: 0.1),
+                      attentionDropout: try float("attention_probs_dropout_prob", default: 0.1),
+                      layerNormEps: try float("layer_norm_eps", default: 1e-12), padTokenId: pad)
+        case .gpt:
+            if let act = json["activation_function"]?.string, act != "gelu_new", act != "gelu_pytorch_tanh" {
+                throw bad("activation_function \"\(act)\" is not supported (Graft's GPT uses the tanh GELU, \"gelu_new\")")
+            }
+            if json["tie_word_embeddings"]?.bool == false { throw bad("untied LM heads are not supported") }
+            let hidden = try int("n_embd")
+            self.init(kind: .gpt, vocabSize: try int("vocab_size", default: 50257), hidden: hidden,
+                      layers: try int("n_layer"), heads: try int("n_head"), ffn: try int("n_inner", default: 4 * hidden),
+                      maxPositions: try int("n_positions", default: 1024), typeVocabSize: 0,
+                      dropout: try float("resid_pdrop", default: 0.1), attentionDropout: try float("attn_pdrop", default: 0.1),
+                      layerNormEps: try float("layer_norm_epsilon", default: 1e-5), padTokenId: pad)
+        }
+        try validate(file: path)
+    }
+}

@@ -1,0 +1,87 @@
+import GraftEngine
+import GraftTokenizers
+
+/// Sentence embeddings as sentence-transformers computes them: the mean of the last hidden
+/// states over real (mask 1) tokens, L2-normalised (`x / max(|x|, 1e-12)`).
+///
+/// Sentences are encoded in batches padded to the batch's longest member (the tokenizer's
+/// own fixed padding is turned off) and truncated to the tokenizer's truncation length, or to
+/// the model's positions when that is shorter or absent.
+public final class SentenceEmbedder {
+    public let encoder: BertModel
+    public private(set) var tokenizer: Tokenizer
+    /// Sentences per forward pass.
+    public var batchSize: Int
+    private let pool = MeanPool()
+
+    public init(encoder: BertModel, tokenizer: Tokenizer, batchSize: Int = 32) {
+        self.encoder = encoder
+        var t = tokenizer
+        t.padding = nil
+        let limit = min(t.truncation?.maxLength ?? encoder.config.maxPositions, encoder.config.maxPositions)
+        if t.truncation == nil { t.truncation = Truncation(maxLength: limit) } else { t.truncation!.maxLength = limit }
+        self.tokenizer = t
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// Loads the encoder and tokenizer of a model directory (Graft or HuggingFace BERT).
+    public convenience init(directory: String, batchSize: Int = 32) throws {
+        let (encoder, tokenizer) = try ModelDirectory.openEncoder(directory)
+        self.init(encoder: encoder, tokenizer: tokenizer, batchSize: batchSize)
+    }
+
+    /// The encodings used for `texts` (unpadded).
+    public func encode(_ texts: [String]) throws -> [Encoding] {
+        try tokenizer.encodeBatch(texts)
+    }
+
+    /// Last hidden states `[B, T, C]` of a batch of encodings padded to the longest, and the mask `[B, T]`.
+    public func hiddenStates(_ encodings: [Encoding]) throws -> (hidden: Tensor, mask: Tensor, seqLen: Int) {
+        let b = encodings.count
+        let t = max(1, encodings.map(\.ids.count).max() ?? 1)
+        var ids = [Int32](repeating: encoder.config.padTokenId ?? 0, count: b * t)
+        var types = [Int32](repeating: 0, count: b * t)
+        var mask = [Int32](repeating: 0, count: b * t)
+        for (i, e) in encodings.enumerated() {
+            for j in 0..<e.ids.count {
+                ids[i * t + j] = e.ids[j]
+                types[i * t + j] = j < e.typeIds.count ? e.typeIds[j] : 0
+                mask[i * t + j] = j < e.attentionMask.count ? e.attentionMask[j] : 1
+            }
+        }
+        let h = try encoder.forward(inputIds: ids, tokenTypeIds: encoder.config.typeVocabSize > 0 ? types : nil,
+                                    attentionMask: mask, batch: b, seqLen: t, training: false)
+        return (h, Tensor(shape: [b, t], values: mask.map(Float.init)), t)
+    }
+
+    /// One L2-normalised embedding per text, in order. Texts are grouped by token count
+    /// (batches of ``batchSize``) so that little padding is computed.
+    public func embed(_ texts: [String]) throws -> [[Float]] {
+        let encodings = try encode(texts)
+        let order = encodings.indices.sorted { (encodings[$0].ids.count, $0) < (encodings[$1].ids.count, $1) }
+        var out = [[Float]](repeating: [], count: texts.count)
+        let c = encoder.config.hidden
+        var start = 0
+        while start < order.count {
+            let idx = Array(order[start..<min(order.count, start + batchSize)])
+            let (h, mask, _) = try hiddenStates(idx.map { encodings[$0] })
+            let pooled = try pool.forward(h, mask: mask)
+            for (i, target) in idx.enumerated() {
+                let row = pooled.data + i * c
+                let norm = max(Kernels.l2Norm(row, c), 1e-12)
+                out[target] = (0..<c).map { Float(Double(row[$0]) / norm) }
+            }
+            start += idx.count
+        }
+        return out
+    }
+
+    /// Cosine similarity of two vectors (Double accumulation).
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var dot = 0.0, na = 0.0, nb = 0.0
+        for i in 0..<min(a.count, b.count) {
+            dot += Double(a[i]) * Double(b[i]); na += Double(a[i]) * Double(a[i]); nb += Double(b[i]) * Double(b[i])
+        }
+        return dot / max((na * nb).squareRoot(), 1e-300)
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import GraftEngine
+import GraftTokenizers
+@testable import GraftModels
+
+/// The built `graft` executable, next to the test bundle in the build folder.
+let graftExecutable: String? = {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [here.appendingPathComponent("graft"), here.deletingLastPathComponent().appendingPathComponent("graft"),
+                      here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("graft")]
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }?.path
+}()
+
+/// Runs `graft` with arguments and optional standard input; returns (status, stdout, stderr).
+func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: graftExecutable!)
+    p.arguments = args
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out; p.standardError = err; p.standardInput = inp
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try inp.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Suite(.enabled(if: graftExecutable != nil, "needs the built graft executable next to the test bundle"))
+struct ModelCLITests {
+    @Test func embedJSONPairsImportExport() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tok = try smallWordPieceTokenizer()
+        let model = try BertForMaskedLM(config: tinyConfig(.bert, vocab: 24), seed: 51)
+        randomize(model.store, seed: 52)
+        let m = dir.appendingPathComponent("m").path
+        try ModelDirectory.save(model, tokenizer: tok, to: m)
+        let lines = ["the cat sat on the mat.", "a big dog ran", "", "the red house and the blue tree"]
+        let (status, out, err) = try runGraft(["embed", "--model", m, "--json", "--quiet"], stdin: lines.joined(separator: "\n") + "\n")
+        #expect(status == 0, "\(err)")
+        let rows = out.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(rows.count == lines.count)
+        let expected = try SentenceEmbedder(encoder: ModelDirectory.openEncoder(m).0, tokenizer: tok).embed(lines)
+        for (i, row) in rows.enumerated() {
+            let v = try JSONSerialization.jsonObject(with: Data(row.utf8)) as! [Double]
+            #expect(v.count == 8)
+            #expect(v.map(Float.init) == expected[i], "line \(i)")
+        }
+        let (s2, pairs, _) = try runGraft(["embed", "--model", m, "--pairs", "--quiet"], stdin: lines.joined(separator: "\n"))
+        #expect(s2 == 0)
+        let cosines = pairs.split(separator: "\n").map { Double($0)! }
+        #expect(cosines.count == 2)
+        #expect(abs(cosines[0] - SentenceEmbedder.cosine(expected[0], expected[1])) < 1e-6)
+        let (s3, _, e3) = try runGraft(["embed", "--model", m, "--pairs", "--quiet"], stdin: "one\ntwo\nthree\n")
+        #expect(s3 != 0 && e3.contains("even number of lines"))
+        // export -> import -> identical weights.
+        let hf = dir.appendingPathComponent("hf").path, back = dir.appendingPathComponent("back").path
+        #expect(try runGraft(["export", "--model", m, "--out", hf]).0 == 0)
+        #expect(try runGraft(["import", hf, "--out", back]).0 == 0)
+        let reloaded = try ModelDirectory.open(back).model
+        #expect(Array(UnsafeBufferPointer(start: reloaded.store.values, count: reloaded.store.count))
+                == Array(UnsafeBufferPointer(start: model.store.values, count: model.store.count)))
+        // Generating with a BERT model is an error naming the problem.
+        let (s4, _, e4) = try runGraft(["generate", "--model", m, "--max-tokens", "2"])
+        #expect(s4 != 0 && e4.contains("needs a GPT model"))
+    }
+
+    @Test func generateGreedyMatchesLibrary() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tok = try smallBPETokenizer()
+        let model = try GPTForCausalLM(config: tinyConfig(.gpt, vocab: tok.vocabSize), seed: 61)
+        randomize(model.store, seed: 62, scale: 1)
+        let m = dir.appendingPathComponent("g").path
+        try ModelDirectory.save(model, tokenizer: tok, to: m)
+        let prompt = "the cat"
+        var sampler = try Sampler(temperature: 0)
+        let eot = tok.id("<|endoftext|>").map { Int32($0) }
+        let ids = try model.generate(prompt: tok.encode(prompt, addSpecialTokens: false).ids, maxNewTokens: 5, sampler: &sampler,
+                                     stop: eot.map { [$0] } ?? [])
+        let (status, out, err) = try runGraft(["generate", "--model", m, "--prompt", prompt, "--max-tokens", "5", "--temperature", "0"])
+        #expect(status == 0, "\(err)")
+        #expect(out == prompt + tok.decode(ids) + "\n")
+        // Seeded sampling is reproducible.
+        let args = ["generate", "--model", m, "--max-tokens", "6", "--temperature", "1", "--top-k", "5", "--top-p", "0.9", "--seed", "7"]
+        let a = try runGraft(args), b = try runGraft(args)
+        #expect(a.0 == 0 && a.1 == b.1)
+    }
+}
