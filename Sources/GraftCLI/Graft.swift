@@ -8,6 +8,7 @@ struct Graft: AsyncParsableCommand {
         subcommands: [
             TokenizerCommand.self,
             CorpusCommand.self,
+            PretrainCommand.self,
             ImportCommand.self,
             ExportCommand.self,
             EmbedCommand.self,

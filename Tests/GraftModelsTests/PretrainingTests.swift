@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+import GraftEngine
+import GraftTokenizers
+@testable import GraftModels
+
+/// Masked-LM corruption, the pretraining loop, and checkpoints that resume bit for bit.
+@Suite struct PretrainingTests {
+    /// Blocks of `length` ids cut from patterned sentences (documents separated by `separator`).
+    static func blocks(_ tok: Tokenizer, count: Int, length: Int, separator: Int32, seed: UInt64) throws -> [[Int32]] {
+        let sentences = ["the cat sat on the mat.", "the dog ran and the cat sat.", "a big red house, a small blue tree.",
+                         "the small dogs ran on the mat.", "a red cat sat on a blue mat."]
+        var rng = RNG(seed: seed)
+        var stream: [Int32] = []
+        while stream.count < count * length {
+            stream += try tok.encode(sentences[rng.int(below: sentences.count)], addSpecialTokens: false).ids
+            stream.append(separator)
+        }
+        return (0..<count).map { Array(stream[($0 * length)..<(($0 + 1) * length)]) }
+    }
+
+    static func options(steps: Int) -> PretrainingOptions {
+        var o = PretrainingOptions()
+        o.batchSize = 4; o.seqLen = 8; o.steps = steps; o.learningRate = 3e-3; o.warmupSteps = 2
+        o.evalEvery = 4; o.evalBatches = 2; o.checkpointEvery = 5; o.seed = 7; o.accumulation = 2
+        return o
+    }
+
+    static func model(_ kind: ModelKind, vocab: Int) throws -> LanguageModel {
+        var c = tinyConfig(kind, vocab: vocab)
+        c.dropout = 0.1; c.attentionDropout = 0.1   // dropout on: its RNG must be restored too
+        return kind == .bert ? try BertForMaskedLM(config: c, seed: 3) : try GPTForCausalLM(config: c, seed: 3)
+    }
+
+    static func trainer(_ kind: ModelKind, out: URL, steps: Int) throws -> Pretrainer {
+        let tok = kind == .bert ? try smallWordPieceTokenizer() : try smallBPETokenizer()
+        let sep = Int32(kind == .bert ? tok.id("[SEP]")! : tok.id("<|endoftext|>")!)
+        let opts = options(steps: steps)
+        let length = opts.blockLength(for: kind)
+        let train = try blocks(tok, count: 40, length: length, separator: sep, seed: 1)
+        let dev = try blocks(tok, count: 8, length: length, separator: sep, seed: 2)
+        return try Pretrainer(model: try model(kind, vocab: tok.vocabSize), tokenizer: tok, options: opts,
+                              outputDirectory: out.path,
+                              trainBlocks: { epoch in
+                                  // A different order each epoch, deterministic.
+                                  var r = RNG(seed: 100 + UInt64(epoch))
+                                  var order = Array(train.indices)
+                                  for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, r.int(below: i + 1)) }
+                                  return AnyIterator(order.map { train[$0] }.makeIterator())
+                              },
+                              devBlocks: dev)
+    }
+
+    @Test func maskingFollowsTheEightyTenTenRule() throws {
+        let special: Set<Int32> = [0, 1, 2]
+        let masker = MLMMasker(maskTokenId: 2, vocabSize: 1000, specialIds: special, probability: 0.15)
+        var ids = (0..<200_000).map { Int32($0 % 1000) }
+        let original = ids
+        var rng = RNG(seed: 11)
+        let labels = masker.mask(&ids, rng: &rng)
+        var chosen = 0, masked = 0, random = 0, kept = 0, eligible = 0
+        for i in ids.indices {
+            if special.contains(original[i]) {
+                #expect(labels[i] == -100 && ids[i] == original[i])
+                continue
+            }
+            eligible += 1
+            guard labels[i] != -100 else { #expect(ids[i] == original[i]); continue }
+            #expect(labels[i] == original[i])
+            chosen += 1
+            if ids[i] == 2 { masked += 1 } else if ids[i] == original[i] { kept += 1 } else { random += 1; #expect(!special.contains(ids[i])) }
+        }
+        #expect(abs(Double(chosen) / Double(eligible) - 0.15) < 0.005)
+        #expect(abs(Double(masked) / Double(chosen) - 0.8) < 0.01)
+        #expect(abs(Double(random) / Double(chosen) - 0.1) < 0.01)
+        #expect(abs(Double(kept) / Double(chosen) - 0.1) < 0.011)  // includes random draws of the same id
+    }
+
+    @Test func wholeWordMaskingMasksAllPiecesOfAWord() throws {
+        let tok = try smallWordPieceTokenizer()
+        let masker = try MLMMasker(tokenizer: tok, probability: 0.3, wholeWord: true)
+        let cont = Int32(tok.id("##s")!)
+        var ids: [Int32] = []
+        for _ in 0..<2000 { ids += [Int32(tok.id("cat")!), cont, Int32(tok.id("sat")!)] }
+        var rng = RNG(seed: 5)
+        let labels = masker.mask(&ids, rng: &rng)
+        for w in stride(from: 0, to: ids.count, by: 3) {
+            #expect((labels[w] == -100) == (labels[w + 1] == -100), "word at \(w) split by masking")
+        }
+        let share = Double(labels.filter { $0 != -100 }.count) / Double(labels.count)
+        #expect(share > 0.2 && share < 0.4)
+    }
+
+    @Test(arguments: [ModelKind.bert, .gpt])
+    func resumedRunEqualsUninterruptedRunBitForBit(kind: ModelKind) throws {
+        let dirA = try temporaryDirectory(), dirB = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dirA); try? FileManager.default.removeItem(at: dirB) }
+        let a = try Self.trainer(kind, out: dirA, steps: 14)
+        let full = try a.run()
+        #expect(full.steps == 14 && !full.interrupted)
+
+        // Stop after update 7 (as Ctrl-C does), then continue in a new process-like setup.
+        let b = try Self.trainer(kind, out: dirB, steps: 14)
+        var updates = 0
+        b.onStep = { _ in updates += 1 }
+        b.shouldStop = { updates == 7 }
+        let first = try b.run()
+        #expect(first.interrupted && first.steps == 7)
+        let c = try Self.trainer(kind, out: dirB, steps: 14)
+        let second = try c.run(resume: true)
+        #expect(second.steps == 14)
+        let wa = Array(UnsafeBufferPointer(start: a.model.store.values, count: a.model.store.count))
+        let wc = Array(UnsafeBufferPointer(start: c.model.store.values, count: c.model.store.count))
+        #expect(wa.map(\.bitPattern) == wc.map(\.bitPattern))
+        #expect(full.lastLoss?.bitPattern == second.lastLoss?.bitPattern)
+        #expect(full.bestDevLoss?.bitPattern == second.bestDevLoss?.bitPattern)
+        #expect(a.model.rng.rng == c.model.rng.rng)
+        // The checkpoints hold the same weights as the live model, and the best model loads.
+        let (best, _) = try ModelDirectory.load(dirB.appendingPathComponent("best").path)
+        #expect(best.store.count == c.model.store.count)
+    }
+
+    @Test func devLossFallsDuringPretraining() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Self.trainer(.gpt, out: dir, steps: 150)
+        let before = try #require(try t.evaluate()).loss
+        var evaluations: [Float] = []
+        t.onEvaluation = { evaluations.append($0.loss) }
+        try t.run()
+        let after = try #require(evaluations.last)
+        #expect(after < before * 0.7, "dev loss \(before) -> \(after)")
+    }
+
+    @Test func resumeRefusesOtherSettingsAndMissingCheckpoints() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(throws: ModelError.self) { try Self.trainer(.gpt, out: dir, steps: 4).run(resume: true) }
+        try Self.trainer(.gpt, out: dir, steps: 4).run()
+        var other = Self.options(steps: 8)
+        other.learningRate = 1e-2
+        let tok = try smallBPETokenizer()
+        let t = try Pretrainer(model: try Self.model(.gpt, vocab: tok.vocabSize), tokenizer: tok, options: other,
+                               outputDirectory: dir.path, trainBlocks: { _ in AnyIterator([[Int32]]().makeIterator()) }, devBlocks: [])
+        #expect(throws: ModelError.self) { try t.run(resume: true) }
+    }
+
+    /// A write killed mid-way leaves a temporary directory behind, never a damaged checkpoint:
+    /// LATEST still names the previous complete one, and resuming from it works.
+    @Test func leftoverTemporaryCheckpointIsIgnored() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.trainer(.bert, out: dir, steps: 5).run()
+        let checkpoints = dir.appendingPathComponent("checkpoints")
+        let partial = checkpoints.appendingPathComponent("step-0000006.tmp-99999")
+        try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
+        try Data("truncated".utf8).write(to: partial.appendingPathComponent("training-state.safetensors"))
+        #expect(try String(contentsOf: checkpoints.appendingPathComponent("LATEST"), encoding: .utf8) == "step-0000005")
+        let resumed = try Self.trainer(.bert, out: dir, steps: 8).run(resume: true)
+        #expect(resumed.steps == 8)
+    }
+}
