@@ -76,6 +76,12 @@ struct PretrainCommand: ParsableCommand {
         if let threads { try Engine.setThreads(threads) }
         let kind = ModelKind(rawValue: self.kind)!
         let tok = try loadTokenizer(tokenizer)
+        if kind == .bert {
+            let missing = ["[CLS]", "[SEP]", "[MASK]"].filter { tok.id($0) == nil }
+            guard missing.isEmpty else {
+                throw CLIError("\(tokenizer): masked-LM pretraining (--kind bert) needs [CLS], [SEP] and [MASK]; this tokenizer lacks \(missing.joined(separator: ", ")) (train one with graft tokenizer train --kind wordpiece)")
+            }
+        }
         let fingerprint = tokenizerFingerprint(tok)
         let store = try CorpusStore(path: db)
         if (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
