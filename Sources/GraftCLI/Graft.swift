@@ -26,6 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
             TokenizerBenchCommand.self,
             CorpusBench.self,
             EngineBenchCommand.self,
+            PretrainBenchCommand.self,
         ]
     )
 }

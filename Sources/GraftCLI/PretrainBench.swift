@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import GraftEngine
+import GraftModels
+import GraftTokenizers
+
+/// Training throughput of BERT-Mini / GPT-Mini on random tokens, for the PyTorch comparison
+/// (`benchmarks/torch_pretrain_bench.py` runs both sides alternately).
+struct PretrainBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pretrain",
+        abstract: "Pretraining throughput (tokens/s) and peak memory on random tokens.",
+        discussion: """
+        BERT: masked LM with 15% of positions masked (80/10/10); --variant full computes the MLM head over all \
+        positions, masked only at the masked ones. GPT: next-token loss over all positions. AdamW, clipping 1.0. \
+        The last line printed is a JSON object with tokens_per_s and peak_rss_mb.
+        """
+    )
+
+    @Option(help: "bert or gpt.") var kind: String = "bert"
+    @Option(help: "Model preset.") var preset: String = "mini"
+    @Option(help: "full or masked (BERT: where the MLM head runs).") var variant: String = "masked"
+    @Option(name: .customLong("vocab-size")) var vocabSize: Int = 8192
+    @Option(name: .customLong("seq-len")) var seqLen: Int = 128
+    @Option(name: .customLong("batch-size")) var batchSize: Int = 32
+    @Option(help: "Timed steps.") var steps: Int = 10
+    @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
+    @Option(help: "Threads (BLAS and element-wise kernels).") var threads: Int?
+    @Flag(help: "Print only the JSON line.") var json = false
+
+    func run() throws {
+        if let threads { try Engine.setThreads(threads) }
+        guard let kind = ModelKind(rawValue: kind) else { throw ValidationError("--kind must be bert or gpt") }
+        guard variant == "full" || variant == "masked" else { throw ValidationError("--variant must be full or masked") }
+        guard var config = ModelConfig.preset(preset, kind: kind, vocabSize: vocabSize) else {
+            throw ValidationError("unknown preset \(preset)")
+        }
+        if kind == .gpt { config.maxPositions = max(config.maxPositions, seqLen) }
+        let model: LanguageModel
+        if kind == .bert {
+            let bert = try BertForMaskedLM(config: config, seed: 1)
+            bert.maskedPositionsOnly = variant == "masked"
+            model = bert
+        } else {
+            model = try GPTForCausalLM(config: config, seed: 1)
+        }
+        let optimizer = AdamW(model.store, weightDecay: 0.01)
+        // Ids 0..<5 play the specials ([PAD] [UNK] [CLS] [SEP] [MASK]); tokens are uniform over the rest.
+        let masker = MLMMasker(maskTokenId: 4, vocabSize: vocabSize, specialIds: [0, 1, 2, 3, 4])
+        var rng = RNG(seed: 42)
+        func batch() -> LMBatch {
+            let n = batchSize * seqLen
+            if kind == .bert {
+                var ids = (0..<n).map { _ in Int32(5 + rng.int(below: vocabSize - 5)) }
+                let labels = masker.mask(&ids, rng: &rng)
+                return LMBatch(inputIds: ids, labels: labels, batch: batchSize, seqLen: seqLen)
+            }
+            let stream = (0...n).map { _ in Int32(5 + rng.int(below: vocabSize - 5)) }
+            return LMBatch(inputIds: Array(stream[0..<n]), labels: Array(stream[1...n]), batch: batchSize, seqLen: seqLen)
+        }
+        var seconds: [Double] = []
+        for step in 0..<(warmup + steps) {
+            let b = batch()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            model.store.zeroGrads()
+            let loss = try model.loss(b, training: true)
+            try model.backward(scale: 1)
+            clipGradNorm(model.store, maxNorm: 1)
+            try optimizer.step(model.store, lr: 1e-4)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            if step >= warmup { seconds.append(dt) }
+            if !json {
+                print(String(format: "step %2d  loss %.4f  %.0f ms  %.0f tokens/s%@", step, loss.loss, dt * 1000,
+                             Double(batchSize * seqLen) / dt, (step < warmup ? "  (warm-up)" : "") as NSString))
+            }
+        }
+        let total = seconds.reduce(0, +)
+        let tokensPerSecond = Double(batchSize * seqLen * steps) / total
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peakMB = Double(usage.ru_maxrss) / 1024  // Linux reports kilobytes
+        let result = JSONValue.object([
+            ("kind", .string(kind.rawValue)), ("preset", .string(preset)), ("variant", .string(kind == .bert ? variant : "full")),
+            ("threads", .number(Double(Engine.threads))), ("parameters", .number(Double(model.store.count))),
+            ("batch", .number(Double(batchSize))), ("seq_len", .number(Double(seqLen))), ("steps", .number(Double(steps))),
+            ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("peak_rss_mb", .number((peakMB * 10).rounded() / 10)),
+        ])
+        print(result.serialized())
+    }
+}
