@@ -134,7 +134,9 @@ final class ProgressReporter {
 
     private func rateText(_ rate: Double) -> String {
         switch unit {
-        case .items(let name): return "\(Self.grouped(Int(rate.rounded()))) \(name)/s"
+        case .items(let name):
+            // Slow work (training steps) needs decimals; fast work reads better grouped.
+            return rate < 10 ? String(format: "%.2f %@/s", rate, name as NSString) : "\(Self.grouped(Int(rate.rounded()))) \(name)/s"
         case .bytes: return String(format: "%.2f MB/s", rate / 1e6)
         }
     }
