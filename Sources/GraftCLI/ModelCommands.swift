@@ -20,7 +20,8 @@ struct ImportCommand: ParsableCommand {
         discussion: """
         SRC holds config.json, model.safetensors and a tokenizer (tokenizer.json or vocab.txt; GPT-2: tokenizer.json or \
         vocab.json + merges.txt). Tensor names with a bert./transformer. prefix are accepted. A BERT checkpoint without \
-        the masked-LM head gets a freshly initialised head (reported). DIR then works as --model DIR everywhere.
+        the masked-LM head gets a freshly initialised head (reported); a pooler is not kept (BertForMaskedLM has none, \
+        and embeddings use mean pooling). DIR then works as --model DIR everywhere.
         """
     )
 

@@ -11,7 +11,8 @@ import GraftTokenizers
 /// `vocab.txt`) and GPT-2 (names with or without `transformer.`, `Conv1D` weights transposed,
 /// tokenizer from `tokenizer.json`, `vocab.json` + `merges.txt` or `encoder.json` + `vocab.bpe`).
 /// A BERT checkpoint without the masked-LM head gets a freshly initialised head, reported in
-/// ``Loaded/initialized``.
+/// ``Loaded/initialized``; its pooler (not part of `BertForMaskedLM`) is reported in
+/// ``Loaded/ignored`` and is loaded only by ``openEncoder(_:)``.
 public enum ModelDirectory {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
@@ -131,8 +132,7 @@ public enum ModelDirectory {
         try checkTokenizer(tokenizer, fits: config, file: dir)
         switch config.kind {
         case .bert:
-            let names = Set(file.names.map { $0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0 })
-            let model = try BertForMaskedLM(config: config, seed: seed, pooler: names.contains("pooler.dense.weight"))
+            let model = try BertForMaskedLM(config: config, seed: seed)
             let (initialized, ignored) = try loadBert(file, into: model.store, path: weightsPath)
             return Loaded(model: model, tokenizer: tokenizer, initialized: initialized, ignored: ignored)
         case .gpt:
