@@ -92,7 +92,7 @@ struct PretrainCommand: ParsableCommand {
             throw CLIError("\(tokenizer): no \(separatorName) token to separate documents")
         }
         var config = ModelConfig.preset(preset, kind: kind, vocabSize: tok.vocabSize)!
-        if kind == .gpt { config.maxPositions = max(config.maxPositions, seqLen) }
+        if kind == .gpt { config.maxPositions = seqLen }  // generation then stays within the trained positions
         let model: LanguageModel = kind == .bert
             ? try BertForMaskedLM(config: config, seed: seed) : try GPTForCausalLM(config: config, seed: seed)
         let opts = options
