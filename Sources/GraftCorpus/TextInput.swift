@@ -1,4 +1,5 @@
 import Foundation
+import GraftTokenizers
 
 /// One line of an input file: its bytes (without the line break), 1-based number, and the byte
 /// offset of its first byte in the file.
@@ -103,48 +104,12 @@ func hashFile(_ path: String) throws -> [UInt8] {
     return hasher.finalize()
 }
 
-/// The index of the first byte that breaks UTF-8 well-formedness, or nil when all is valid.
-func firstInvalidUTF8<C: Collection>(_ bytes: C) -> C.Index? where C.Element == UInt8 {
-    var i = bytes.startIndex
-    while i != bytes.endIndex {
-        let lead = bytes[i]
-        let seqStart = i
-        var need: Int
-        var minNext: UInt8 = 0x80, maxNext: UInt8 = 0xBF
-        switch lead {
-        case 0x00...0x7F: need = 0
-        case 0xC2...0xDF: need = 1
-        case 0xE0: need = 2; minNext = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: need = 2
-        case 0xED: need = 2; maxNext = 0x9F
-        case 0xF0: need = 3; minNext = 0x90
-        case 0xF1...0xF3: need = 3
-        case 0xF4: need = 3; maxNext = 0x8F
-        default: return seqStart
-        }
-        bytes.formIndex(after: &i)
-        var first = true
-        while need > 0 {
-            guard i != bytes.endIndex else { return seqStart }
-            let b = bytes[i]
-            let lo: UInt8 = first ? minNext : 0x80
-            let hi: UInt8 = first ? maxNext : 0xBF
-            guard b >= lo && b <= hi else { return seqStart }
-            first = false
-            need -= 1
-            bytes.formIndex(after: &i)
-        }
-    }
-    return nil
-}
-
 /// Decodes UTF-8 exactly, or throws ``CorpusError/invalidUTF8(file:line:byteOffset:)`` with the
 /// absolute byte offset of the first bad byte. `lineAt` maps an offset inside `bytes` to a line
 /// number (for whole-file input); for a single line pass a constant.
 func decodeUTF8(_ bytes: ArraySlice<UInt8>, file: String, baseOffset: Int, lineAt: (Int) -> Int) throws -> String {
     if let s = String(validating: bytes, as: UTF8.self) { return s }
-    let bad = firstInvalidUTF8(bytes) ?? bytes.startIndex
-    let rel = bad - bytes.startIndex
+    let rel = firstInvalidUTF8Offset(bytes) ?? 0
     throw CorpusError.invalidUTF8(file: file, line: lineAt(rel), byteOffset: baseOffset + rel)
 }
 

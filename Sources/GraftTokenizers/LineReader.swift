@@ -86,3 +86,10 @@ public final class LineReader: Sequence, IteratorProtocol {
         }
     }
 }
+
+/// The offset (from the start of `bytes`) of the first byte that is not well-formed UTF-8
+/// (Unicode's table 3-7: no overlongs, surrogates or values past U+10FFFF), or nil when all of
+/// `bytes` is valid. Shared by every layer that reads user files.
+public func firstInvalidUTF8Offset(_ bytes: ArraySlice<UInt8>) -> Int? {
+    bytes.withUnsafeBufferPointer { UTF8Util.firstInvalidByte($0) }
+}
