@@ -23,7 +23,8 @@ public indirect enum Normalizer: Sendable, Equatable {
     case nfc, nfd, nfkc, nfkd
     /// Full lowercase mapping.
     case lowercase
-    /// NFD, then removal of nonspacing marks (Mn).
+    /// Removal of every combining mark (Mn, Mc, Me), as HuggingFace's `StripAccents`; put `.nfd`
+    /// before it to strip the accents of precomposed letters.
     case stripAccents
     /// BERT's clean-text step on its own.
     case cleanText
@@ -56,8 +57,7 @@ public indirect enum Normalizer: Sendable, Equatable {
                 s.flatMap { c, out in UnicodeProps.lowercase(c, into: &out) }
             }
         case .stripAccents:
-            Normalizer.decompose(&s, compatibility: false)
-            s.filter { !UnicodeProps.isNonspacingMark($0) }
+            s.filter { !UnicodeProps.isMark($0) }
         case .cleanText:
             s.filter { c in !(c == 0 || c == 0xFFFD || UnicodeProps.isBertControl(c)) }
             s.map { UnicodeProps.isWhitespace($0) ? 0x20 : $0 }
@@ -74,7 +74,11 @@ public indirect enum Normalizer: Sendable, Equatable {
         case .bert(let o):
             if o.cleanText { Normalizer.cleanText.normalize(&s) }
             if o.handleChineseChars { Normalizer.cjkSpacing.normalize(&s) }
-            if o.stripAccents ?? o.lowercase { Normalizer.stripAccents.normalize(&s) }
+            if o.stripAccents ?? o.lowercase {
+                // BERT's own rule: NFD, then drop nonspacing marks (Mn) only.
+                Normalizer.decompose(&s, compatibility: false)
+                s.filter { !UnicodeProps.isNonspacingMark($0) }
+            }
             if o.lowercase { Normalizer.lowercase.normalize(&s) }
         case .strip(let left, let right):
             var lo = 0, hi = s.count

@@ -88,6 +88,14 @@ enum UnicodeProps {
         return category(c) == UTF8PROC_CATEGORY_MN
     }
 
+    /// Combining marks: Mn, Mc, Me.
+    @inline(__always)
+    static func isMark(_ c: UInt32) -> Bool {
+        if c < 0x300 { return false }
+        let cat = category(c)
+        return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME
+    }
+
     @inline(__always)
     static func combiningClass(_ c: UInt32) -> Int {
         if c < 0x300 { return 0 }

@@ -1,0 +1,35 @@
+"""Reference outputs of the Unicode normalization forms for Graft's normalizer tests, made with
+Python's unicodedata (Python 3.11: Unicode 15.0, the version of Debian 12's utf8proc 2.8) and
+HuggingFace tokenizers 0.23.3's normalizers (NFC/NFD/NFKC/NFKD, StripAccents, Lowercase).
+Writes Tests/GraftTokenizersTests/Fixtures/normalizers.jsonl. Run from the repository root.
+"""
+import json
+import random
+import unicodedata
+from tokenizers import normalizers
+
+texts = [
+    "café", "cafe\u0301", "Ångström", "A\u030a", "ﬁ ﬂ ﬀ", "①②③ ㎏ ㍻", "Ｆｕｌｌ－ｗｉｄｔｈ", "한국어", "\u1112\u1161\u11ab",
+    "e\u0301\u0327", "e\u0327\u0301", "a\u0323\u0302\u0301", "ǅungla", "ΣΊΣΥΦΟΣ", "İstanbul", "Straße",
+    "x\u0308\u0323y", "\u0b47\u0b3e", "Ḕ\u0323", "ﷺ", "¼ ½ ¾", "x² y³", "\u00a0\u2002\u3000", "🤗 e\u0301",
+    "\u0041\u030a\u0301", "\u1e9b\u0323", "\u0958\u0959", "\ufb2c",
+]
+rng = random.Random(7)
+pools = [(0x41, 0x7A), (0xC0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x1100, 0x11FF), (0xAC00, 0xAC40),
+         (0x1E00, 0x1EFF), (0x2460, 0x24FF), (0xFB00, 0xFB4F), (0xFF01, 0xFF5E), (0x3300, 0x33FF), (0x900, 0x97F)]
+for _ in range(200):
+    s = "".join(chr(rng.randint(*pools[rng.randrange(len(pools))])) for _ in range(rng.randint(1, 12)))
+    texts.append(s)
+
+hf = {name: getattr(normalizers, name)() for name in ("NFC", "NFD", "NFKC", "NFKD", "Lowercase")}
+hf["StripAccents"] = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents()])
+with open("Tests/GraftTokenizersTests/Fixtures/normalizers.jsonl", "w", encoding="utf-8") as f:
+    for t in texts:
+        row = {"text": t}
+        for form in ("NFC", "NFD", "NFKC", "NFKD"):
+            row[form.lower()] = unicodedata.normalize(form, t)
+            assert hf[form].normalize_str(t) == row[form.lower()], (form, t)
+        row["lowercase"] = hf["Lowercase"].normalize_str(t)
+        row["strip_accents"] = hf["StripAccents"].normalize_str(t)
+        f.write(json.dumps(row, ensure_ascii=True) + "\n")
+print(len(texts), "lines")
