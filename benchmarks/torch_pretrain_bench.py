@@ -43,7 +43,7 @@ Usage:
         [--warmup 3] [--steps 10] [--repeat 3] [--seed 0] [--attn sdpa|eager]
     # Alternated with Graft in one run (medians side by side, ratio Graft/PyTorch):
     python3 benchmarks/torch_pretrain_bench.py --graft .build/release/graft \
-        --graft-args='pretrain --bench --variant {variant} --threads {threads} --steps {steps} --warmup {warmup}'
+        --graft-args='bench pretrain --json --variant {variant} --threads {threads} --steps {steps} --warmup {warmup}'
 The Graft template is split with shlex after substituting {variant} (full|masked|gpt),
 {threads}, {steps}, {warmup}, {batch}, {seq} and {seed}; the command must print, as the last
 JSON line of its stdout, an object with keys `tokens_per_s` and `peak_rss_mb`. (Write

@@ -19,7 +19,7 @@ struct PretrainBenchCommand: ParsableCommand {
 
     @Option(help: "bert or gpt.") var kind: String = "bert"
     @Option(help: "Model preset.") var preset: String = "mini"
-    @Option(help: "full or masked (BERT: where the MLM head runs).") var variant: String = "masked"
+    @Option(help: "full or masked (BERT: where the MLM head runs); gpt is short for --kind gpt.") var variant: String = "masked"
     @Option(name: .customLong("vocab-size")) var vocabSize: Int = 8192
     @Option(name: .customLong("seq-len")) var seqLen: Int = 128
     @Option(name: .customLong("batch-size")) var batchSize: Int = 32
@@ -30,8 +30,8 @@ struct PretrainBenchCommand: ParsableCommand {
 
     func run() throws {
         if let threads { try Engine.setThreads(threads) }
-        guard let kind = ModelKind(rawValue: kind) else { throw ValidationError("--kind must be bert or gpt") }
-        guard variant == "full" || variant == "masked" else { throw ValidationError("--variant must be full or masked") }
+        guard let kind = variant == "gpt" ? .gpt : ModelKind(rawValue: kind) else { throw ValidationError("--kind must be bert or gpt") }
+        guard ["full", "masked", "gpt"].contains(variant) else { throw ValidationError("--variant must be full, masked or gpt") }
         guard var config = ModelConfig.preset(preset, kind: kind, vocabSize: vocabSize) else {
             throw ValidationError("unknown preset \(preset)")
         }
