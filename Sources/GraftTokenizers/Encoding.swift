@@ -113,3 +113,56 @@ public struct Encoding: Sendable, Equatable {
         }
     }
 }
+
+/// Converts between Unicode-scalar offsets (what ``Encoding/offsets`` holds, as HuggingFace
+/// reports them) and UTF-8 byte offsets of one text.
+public struct TextOffsets: Sendable {
+    /// `byteOffset[i]` is the UTF-8 offset of scalar `i`; the last entry is the text's byte count.
+    public let byteOffsets: [Int]
+
+    public init(_ text: String) {
+        var offsets = [Int]()
+        offsets.reserveCapacity(text.utf8.count + 1)
+        var b = 0
+        for u in text.unicodeScalars {
+            offsets.append(b)
+            b += UTF8Util.width(u.value)
+        }
+        offsets.append(b)
+        byteOffsets = offsets
+    }
+
+    /// Number of scalars in the text.
+    public var scalarCount: Int { byteOffsets.count - 1 }
+
+    /// The UTF-8 byte range of a scalar range (clamped to the text).
+    public func byteRange(_ scalars: Range<Int>) -> Range<Int> {
+        let lo = min(max(scalars.lowerBound, 0), scalarCount), hi = min(max(scalars.upperBound, lo), scalarCount)
+        return byteOffsets[lo]..<byteOffsets[hi]
+    }
+
+    /// The scalar range of a UTF-8 byte range, or nil when a bound falls inside a scalar.
+    public func scalarRange(_ bytes: Range<Int>) -> Range<Int>? {
+        guard let lo = index(ofByte: bytes.lowerBound), let hi = index(ofByte: bytes.upperBound) else { return nil }
+        return lo..<hi
+    }
+
+    private func index(ofByte b: Int) -> Int? {
+        var lo = 0, hi = byteOffsets.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if byteOffsets[mid] == b { return mid }
+            if byteOffsets[mid] < b { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+}
+
+extension Encoding {
+    /// The token offsets as UTF-8 byte ranges of `text` (the string this encoding came from;
+    /// for a pair, pass each token's own sequence via ``sequenceIds``).
+    public func byteOffsets(in text: String) -> [Range<Int>] {
+        let conversion = TextOffsets(text)
+        return offsets.map { conversion.byteRange($0) }
+    }
+}

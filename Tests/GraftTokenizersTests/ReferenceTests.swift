@@ -23,6 +23,13 @@ import Testing
                 || e.specialTokensMask != line.specialTokensMask || e.typeIds != line.typeIds {
                 failures.append("\(name) \(line.id) [\(line.category)] \(JSONValue.quoted(line.text).prefix(80))\n  want \(zip(line.tokens, line.offsets).map { "\($0)\($1)" }.prefix(40))\n  got  \(zip(e.tokens, e.offsets).map { "\($0)\($1)" }.prefix(40))")
             }
+            if e.byteOffsets(in: line.text) != line.byteOffsets {
+                failures.append("\(name) \(line.id): UTF-8 byte offsets differ")
+            }
+            let conversion = TextOffsets(line.text)
+            for (r, b) in zip(line.offsets, line.byteOffsets) where conversion.scalarRange(b) != r {
+                failures.append("\(name) \(line.id): byte range \(b) does not convert back to \(r)")
+            }
             let decoded = tokenizer.decode(e.ids)
             if decoded != line.decoded || !decoded.unicodeScalars.elementsEqual(line.decoded.unicodeScalars) {
                 failures.append("\(name) \(line.id) decode: want \(JSONValue.quoted(line.decoded).prefix(80)) got \(JSONValue.quoted(decoded).prefix(80))")

@@ -26,6 +26,7 @@ struct ReferenceLine {
     var ids: [Int32]
     var tokens: [String]
     var offsets: [Range<Int>]
+    var byteOffsets: [Range<Int>]
     var specialTokensMask: [Int32]
     var typeIds: [Int32]
     var decoded: String
@@ -41,6 +42,7 @@ struct ReferenceLine {
                 ids: j["ids"]!.array!.map { Int32($0.int!) },
                 tokens: j["tokens"]!.array!.map { $0.string! },
                 offsets: j["offsets"]!.array!.map { $0.array![0].int!..<$0.array![1].int! },
+                byteOffsets: j["byte_offsets"]!.array!.map { $0.array![0].int!..<$0.array![1].int! },
                 specialTokensMask: j["special_tokens_mask"]!.array!.map { Int32($0.int!) },
                 typeIds: j["type_ids"]!.array!.map { Int32($0.int!) },
                 decoded: j["decoded"]!.string!))
