@@ -21,6 +21,9 @@ struct CorpusBench: ParsableCommand {
     @Option(help: "Repetitions (medians are reported).")
     var repeats = 3
 
+    @Option(help: "Tokenizer whose ids are cached and streamed (tokenizer.json or a directory).")
+    var tokenizer: String = "vocab/bert-base-uncased"
+
     @Option(name: .customLong("block-length"), help: "Packed block length in tokens.")
     var blockLength = 512
 
@@ -31,6 +34,9 @@ struct CorpusBench: ParsableCommand {
     }
 
     func run() throws {
+        let tok = try loadTokenizer(tokenizer)
+        let fingerprint = tokenizerFingerprint(tok)
+        let separator = Int32(tok.id("[SEP]") ?? tok.id("<|endoftext|>") ?? 0)
         let dir = dataDir ?? ProcessInfo.processInfo.environment["GRAFT_DATA_DIR"] ?? "../shared/data"
         let inputs: [(key: String, file: String, format: ImportFormat)] = [
             ("import_lines_shakespeare", "corpora/shakespeare-gutenberg.txt", .lines),
@@ -72,15 +78,15 @@ struct CorpusBench: ParsableCommand {
                 units[key] = "MB/s"
             }
 
-            let cache = try store.buildTokenCache(fingerprint: "synthetic-whitespace-fnv1a", encode: syntheticWhitespaceHashEncode)
-            results["token_cache_build_synthetic", default: []].append(Double(cache.tokens) / cache.seconds)
-            units["token_cache_build_synthetic"] = "tokens/s"
+            let cache = try store.buildTokenCache(fingerprint: fingerprint) { try tok.encode($0, addSpecialTokens: false).ids }
+            results["token_cache_build", default: []].append(Double(cache.tokens) / cache.seconds)
+            units["token_cache_build"] = "tokens/s"
             tokensTotal = cache.tokens
 
             for (key, seed) in [("packed_blocks_sequential", nil), ("packed_blocks_shuffled", UInt64(1))] as [(String, UInt64?)] {
                 let start = Date()
                 let blocks = try store.packedBlocks(
-                    fingerprint: "synthetic-whitespace-fnv1a", blockLength: blockLength, separator: 0, shuffleSeed: seed)
+                    fingerprint: fingerprint, blockLength: blockLength, separator: separator, shuffleSeed: seed)
                 var count = 0
                 var checksum: Int64 = 0
                 for block in blocks {
@@ -129,23 +135,6 @@ struct CorpusBench: ParsableCommand {
     }
 }
 
-/// A deterministic stand-in tokenizer for benchmarks: splits at ASCII whitespace and maps each
-/// word to `1000 + FNV-1a(word bytes) % 30000`. Not a real tokenizer.
-func syntheticWhitespaceHashEncode(_ text: String) -> [Int32] {
-    var ids: [Int32] = []
-    var hash: UInt32 = 2_166_136_261
-    var inWord = false
-    for byte in text.utf8 {
-        if byte == 0x20 || byte == 0x0A || byte == 0x09 || byte == 0x0D {
-            if inWord { ids.append(Int32(1000 + hash % 30000)); hash = 2_166_136_261; inWord = false }
-        } else {
-            hash = (hash ^ UInt32(byte)) &* 16_777_619
-            inWord = true
-        }
-    }
-    if inWord { ids.append(Int32(1000 + hash % 30000)) }
-    return ids
-}
 
 /// User + system CPU seconds used by this process so far.
 func processCPUSeconds() -> Double {
