@@ -21,6 +21,11 @@ public final class Workspace {
 
     public init() {}
 
+    /// The name of the ping-pong pair that blocks return their input gradient in (with
+    /// ``alternate(_:_:avoiding:)``); the next consumer of a block's gradient (another block, an
+    /// embedding dropout) takes the other buffer of the pair.
+    public static let blockGradient = "block.dx"
+
     /// A tensor of `shape` in the buffer called `name` (contents unspecified).
     public func tensor(_ name: String, _ shape: [Int]) -> Tensor {
         let n = shape.reduce(1, *)

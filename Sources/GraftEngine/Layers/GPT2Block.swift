@@ -91,7 +91,7 @@ public final class GPT2Block {
         let dctx = try cProj.backward(t2, into: s3)
         let dn1 = try cAttn.backward(attention.backwardFused(dctx, into: qkv), into: s2)
         let dln1 = try ln1.backward(dn1, into: s3)
-        let d = ws.alternate("block.dx", shape, avoiding: dy)
+        let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
         Kernels.add(g.data, dln1.data, d.data, n)
         return d
     }
