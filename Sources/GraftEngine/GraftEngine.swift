@@ -6,7 +6,8 @@
 ///   gradient in a second one, with named views (`encoder.layer.0.attention.self.query.weight`).
 /// - Layers (``Linear``, ``LayerNorm``, ``Embedding``, ``GELU``, ``Tanh``, ``Dropout``,
 ///   ``MultiHeadAttention``, ``MeanPool``, ``CrossEntropyLoss``, ``TransformerBlock``) each own
-///   an explicit `forward` and `backward` and the activation buffers the backward needs.
+///   an explicit `forward` and `backward` and the activation buffers the backward needs;
+///   backward scratch can come from a ``Workspace`` shared by the blocks of a model.
 /// - ``AdamW`` / ``SGD`` keep their moments in flat buffers parallel to the parameters.
 /// - ``SafeTensors`` reads and writes checkpoints; ``TrainingCheckpoint`` saves the whole state.
 /// - Threads: ``Engine/setThreads(_:)`` or the `GRAFT_THREADS` environment variable (default:

@@ -20,6 +20,8 @@ public final class BertModel {
     public let layers: [TransformerBlock]
     /// `pooler.dense` (`tanh(W h[CLS] + b)`), present when built with `pooler: true`.
     public let pooler: Linear?
+    /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
+    public let workspace = Workspace()
     private let embeddingDropout: Dropout
     private let poolerActivation = Tanh()
     private var positionIds: [Int32] = []
@@ -49,8 +51,10 @@ public final class BertModel {
         let block = TransformerBlock.Config(hidden: c, heads: config.heads, ffn: config.ffn, layerNormEps: config.layerNormEps,
                                             gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout,
                                             causal: false, preLayerNorm: false)
-        let store = store, rng = rng
-        layers = try (0..<config.layers).map { try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng) }
+        let store = store, rng = rng, ws = workspace
+        layers = try (0..<config.layers).map {
+            try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
+        }
         self.pooler = pooler ? try Linear(store, name: "pooler.dense", inFeatures: c, outFeatures: c) : nil
     }
 
@@ -78,22 +82,24 @@ public final class BertModel {
             for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
         }
         last = (batch, seqLen)
+        // s = word + position (+ type), summed in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
-        let w = try wordEmbeddings.forward(inputIds, shape: [batch, seqLen])
-        let p = try positionEmbeddings.forward(positionIds, shape: [batch, seqLen])
-        Kernels.add(w.data, p.data, s.data, n * c)
+        let lookup = workspace.tensor("embeddings.lookup", [batch, seqLen, c])
+        _ = try wordEmbeddings.forward(inputIds, shape: [batch, seqLen], into: s)
+        let p = try positionEmbeddings.forward(positionIds, shape: [batch, seqLen], into: lookup)
+        Kernels.add(s.data, p.data, s.data, n * c)
         if let typeEmb = tokenTypeEmbeddings {
             let types: [Int32]
             if let tokenTypeIds { types = tokenTypeIds } else {
                 if zeroTypes.count != n { zeroTypes = [Int32](repeating: 0, count: n) }
                 types = zeroTypes
             }
-            let t = try typeEmb.forward(types, shape: [batch, seqLen])
+            let t = try typeEmb.forward(types, shape: [batch, seqLen], into: lookup)
             Kernels.add(s.data, t.data, s.data, n * c)
         } else if let tokenTypeIds, tokenTypeIds.contains(where: { $0 != 0 }) {
             throw ModelError.invalidBatch("token type ids given to a model without segment embeddings")
         }
-        var h = embeddingDropout.forward(try embeddingNorm.forward(s), training: training)
+        var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         var maskTensor: Tensor?
         if let attentionMask, attentionMask.contains(where: { $0 == 0 }) {
             let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
@@ -112,7 +118,11 @@ public final class BertModel {
         }
         var d = dHidden
         for layer in layers.reversed() { d = try layer.backward(d) }
-        let de = try embeddingNorm.backward(embeddingDropout.backward(d))
+        // The embedding dropout's gradient takes the blocks' other ping-pong buffer, the
+        // LayerNorm's the (forward-only) lookup buffer.
+        let shape = d.shape
+        let dd = embeddingDropout.backward(d, into: workspace.alternate(Workspace.blockGradient, shape, avoiding: d))
+        let de = try embeddingNorm.backward(dd, into: workspace.tensor("embeddings.lookup", shape))
         try wordEmbeddings.backward(de)
         try positionEmbeddings.backward(de)
         try tokenTypeEmbeddings?.backward(de)
@@ -206,8 +216,8 @@ public final class BertForMaskedLM: LanguageModel {
             input = try h.reshaped([n, c])
         }
         let logits = try headLogits(input)   // resets state; set to .ready below
-        let l = try ce.forward(logits, targets: targets)
         let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
+        let l = try ce.forward(logits, targets: targets, overwriteLogits: true)   // no second [N, V] buffer
         state = .ready
         return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
     }

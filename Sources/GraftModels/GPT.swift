@@ -17,6 +17,8 @@ public final class GPTForCausalLM: LanguageModel {
     public let blocks: [GPT2Block]
     public let lnF: LayerNorm
     public let lmHead: Linear
+    /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
+    public let workspace = Workspace()
     private let embeddingDropout: Dropout
     private let ce: CrossEntropyLoss
     private var positionIds: [Int32] = []
@@ -41,11 +43,11 @@ public final class GPTForCausalLM: LanguageModel {
         wte = try Embedding(store, name: "wte", vocabSize: config.vocabSize, dim: c)
         wpe = try Embedding(store, name: "wpe", vocabSize: config.maxPositions, dim: c)
         embeddingDropout = try Dropout(p: config.dropout, rng: rng)
-        let store = store, rng = rng
+        let store = store, rng = rng, ws = workspace
         blocks = try (0..<config.layers).map {
             try GPT2Block(store, prefix: "h.\($0)", hidden: c, heads: config.heads, ffn: config.ffn,
                           layerNormEps: config.layerNormEps, residualDropout: config.dropout,
-                          attentionDropout: config.attentionDropout, rng: rng)
+                          attentionDropout: config.attentionDropout, rng: rng, workspace: ws)
         }
         lnF = try LayerNorm(store, name: "ln_f", dim: c, eps: config.layerNormEps)
         lmHead = try Linear(store, tiedWeight: wte.weight, biasName: nil)
@@ -68,11 +70,12 @@ public final class GPTForCausalLM: LanguageModel {
         }
         if positionIds.count != n || lastSeqLen != seqLen { positionIds = (0..<n).map { Int32($0 % seqLen) } }
         lastSeqLen = seqLen
+        // h0 = dropout(wte + wpe), summed and dropped in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
-        let e = try wte.forward(ids, shape: [batch, seqLen])
-        let p = try wpe.forward(positionIds, shape: [batch, seqLen])
-        Kernels.add(e.data, p.data, s.data, n * c)
-        var h = embeddingDropout.forward(s, training: training)
+        _ = try wte.forward(ids, shape: [batch, seqLen], into: s)
+        let p = try wpe.forward(positionIds, shape: [batch, seqLen], into: workspace.tensor("embeddings.lookup", [batch, seqLen, c]))
+        Kernels.add(s.data, p.data, s.data, n * c)
+        var h = embeddingDropout.forwardInPlace(s, training: training)
         var maskTensor: Tensor?
         if let attentionMask {
             guard attentionMask.count == n else { throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens") }
@@ -90,7 +93,8 @@ public final class GPTForCausalLM: LanguageModel {
     private func backwardHidden(_ d0: Tensor) throws {
         var d = d0
         for b in blocks.reversed() { d = try b.backward(d) }
-        let de = embeddingDropout.backward(d)
+        // The embedding dropout's gradient takes the blocks' other ping-pong buffer.
+        let de = embeddingDropout.backward(d, into: workspace.alternate(Workspace.blockGradient, d.shape, avoiding: d))
         try wte.backward(de)
         try wpe.backward(de)
     }
@@ -114,8 +118,8 @@ public final class GPTForCausalLM: LanguageModel {
             input = Rows.gather(h, rows: rows, width: c, into: gathered); gathered = input
         }
         let logits = try lmHead.forward(lnF.forward(input))
-        let l = try ce.forward(logits, targets: targets)
         let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
+        let l = try ce.forward(logits, targets: targets, overwriteLogits: true)   // no second [N, V] buffer
         state = .ready
         return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
     }

@@ -9,7 +9,11 @@
 ///
 /// Each phase (scores GEMM, softmax, `P V` GEMM, and their backward) runs the `B * heads`
 /// small products with single-threaded BLAS, spread over ``Engine/threads`` cores.
-/// The probabilities `[B, heads, T, T]` are kept for the backward.
+/// The probabilities `[B, heads, T, T]` are kept for the backward; with dropout, its mask is
+/// kept as one byte per probability and the dropped probabilities are rebuilt per head in a
+/// small per-thread buffer when a product needs them. The backward's `[B, heads, T, T]`
+/// gradient buffer comes from the ``Workspace`` given at construction (shareable by every
+/// attention layer of a model), else from one the layer owns.
 public final class MultiHeadAttention {
     public let heads: Int
     public let causal: Bool
@@ -21,17 +25,19 @@ public final class MultiHeadAttention {
     private var v: UnsafeMutablePointer<Float>?
     private var inputs: [Tensor] = []
     private var probs: Tensor?        // P (after softmax, before dropout)
-    private var dropped: Tensor?      // P * dropout mask (used in P V) when dropout active
-    private var dropMask: [Float] = []
+    private var dropMask: [UInt8] = []  // 1 = kept (scaled by 1 / (1 - dropout)), 0 = dropped
     private var dropActive = false
     private var maskCopy: [Float] = []
     private var hasMask = false
     private var out: Tensor?
     private var dP: Tensor?
     private var dq: Tensor?, dk: Tensor?, dv: Tensor?, dqkv: Tensor?
+    private let workspace: Workspace?
 
     /// `dropout` is the attention-probability dropout (BERT: 0.1); it needs an `rng`.
-    public init(heads: Int, causal: Bool = false, dropout: Float = 0, rng: SharedRNG? = nil) throws {
+    /// `workspace`: where the backward takes its temporary `[B, heads, T, T]` buffer.
+    public init(heads: Int, causal: Bool = false, dropout: Float = 0, rng: SharedRNG? = nil,
+                workspace: Workspace? = nil) throws {
         guard heads > 0 else { throw EngineError.invalidArgument("heads must be > 0") }
         guard dropout >= 0 && dropout < 1 else { throw EngineError.invalidArgument("attention dropout \(dropout)") }
         guard dropout == 0 || rng != nil else { throw EngineError.invalidArgument("attention dropout needs an rng") }
@@ -39,6 +45,7 @@ public final class MultiHeadAttention {
         self.causal = causal
         self.dropout = dropout
         self.rng = rng
+        self.workspace = workspace
     }
 
     /// Separate `Q`, `K`, `V` `[B, T, C]` -> context `[B, T, C]`.
@@ -93,20 +100,16 @@ public final class MultiHeadAttention {
         if maskCopy.count < b * t || !hasMask { maskCopy = [Float](repeating: 1, count: b * t) }
         if let mask { for i in 0..<(b * t) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
         dropActive = training && dropout > 0
-        var pv2 = pP
         var key: UInt64 = 0
         if dropActive, let rng {
-            let D = Tensor.ensure(dropped, [b, h, t, t]); dropped = D
-            if dropMask.count < bh * tt { dropMask = [Float](repeating: 0, count: bh * tt) }
+            if dropMask.count < bh * tt { dropMask = [UInt8](repeating: 0, count: bh * tt) }
             key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
-            pv2 = SendablePtr(D.data)
         }
-        let keep = 1 - dropout, dropScale = 1 / (1 - dropout), active = dropActive
-        let pD = pv2
+        let keep = 1 - dropout, active = dropActive
         maskCopy.withUnsafeBufferPointer { km in
             dropMask.withUnsafeMutableBufferPointer { dmb in
                 let pkm = SendablePtr(UnsafeMutablePointer(mutating: km.baseAddress!))
-                let pdm = dmb.baseAddress.map(SendablePtr.init)
+                let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
                     for i in r {
                         let kmRow = pkm.p + (i / h) * t
@@ -124,26 +127,21 @@ public final class MultiHeadAttention {
                             }
                             if active, let pdm {
                                 let base = i * tt + row * t
-                                let m = pdm.p + base, dd = pD.p + base
-                                for j in 0..<t {
-                                    let kk: Float = FastMath.hashUniform(key, base + j) < keep ? dropScale : 0
-                                    m[j] = kk
-                                    dd[j] = s[j] * kk
-                                }
+                                let m = pdm.value + base
+                                for j in 0..<t { m[j] = FastMath.hashUniform(key, base + j) < keep ? 1 : 0 }
                             }
                         }
                     }
                 }
             }
         }
-        // Phase 3: out = P V, heads merged into [B, T, C].
-        let pdrop = pv2
+        // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, T, C].
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(bh) { r in
+                self.withDroppedProbabilities { r, used in
                     for i in r {
                         let bi = i / h, hi = i % h
-                        BLAS.gemm(.none, .none, m: t, n: d, k: t, a: pdrop.p + i * tt, lda: t,
+                        BLAS.gemm(.none, .none, m: t, n: d, k: t, a: used(i), lda: t,
                                   b: pv.p + bi * t * stride + hi * d, ldb: stride,
                                   c: py.p + bi * t * c + hi * d, ldc: c)
                     }
@@ -153,20 +151,72 @@ public final class MultiHeadAttention {
         return y
     }
 
-    /// Backward for the separate-input forward: `dy` `[B, T, C]` -> `(dQ, dK, dV)`.
-    public func backward(_ dy: Tensor) throws -> (dq: Tensor, dk: Tensor, dv: Tensor) {
+    /// Runs `body` over the `B * heads` products split across threads; `used(i)` is the
+    /// `[T, T]` matrix of product `i` as used in `P' V`: the stored probabilities, or (dropout
+    /// active) their dropped and rescaled copy, built in a per-thread buffer (valid until the
+    /// next `used` call on that thread).
+    private func withDroppedProbabilities(_ body: (Range<Int>, (Int) -> UnsafeMutablePointer<Float>) -> Void) {
+        guard let P = probs else { return }
+        let bh = b * heads, tt = t * t
+        let pP = SendablePtr(P.data)
+        guard dropActive else {
+            Engine.parallelFor(bh) { r in body(r) { pP.p + $0 * tt } }
+            return
+        }
+        let dropScale = 1 / (1 - dropout)
+        dropMask.withUnsafeBufferPointer { dmb in
+            let pm = UncheckedBox(dmb.baseAddress!)
+            Engine.parallelFor(bh) { r in
+                let buf = UnsafeMutablePointer<Float>.allocate(capacity: tt)
+                defer { buf.deallocate() }
+                body(r) { i in
+                    let s = pP.p + i * tt, m = pm.value + i * tt
+                    for j in 0..<tt {
+                        let kk: Float = m[j] != 0 ? dropScale : 0
+                        buf[j] = s[j] * kk
+                    }
+                    return buf
+                }
+            }
+        }
+    }
+
+    /// Backward for the separate-input forward: `dy` `[B, T, C]` -> `(dQ, dK, dV)`, in `into`
+    /// when given (three distinct tensors of `B*T*C` elements, none sharing memory with `dy`),
+    /// else in tensors the layer owns.
+    public func backward(_ dy: Tensor, into: (dq: Tensor, dk: Tensor, dv: Tensor)? = nil) throws
+        -> (dq: Tensor, dk: Tensor, dv: Tensor) {
         guard inputs.count == 3 else { throw EngineError.invalidArgument("attention backward: last forward was not q/k/v") }
-        let gq = Tensor.ensure(dq, [b, t, c]); dq = gq
-        let gk = Tensor.ensure(dk, [b, t, c]); dk = gk
-        let gv = Tensor.ensure(dv, [b, t, c]); dv = gv
+        let gq: Tensor, gk: Tensor, gv: Tensor
+        if let into {
+            let outs = [into.dq, into.dk, into.dv]
+            guard outs.allSatisfy({ $0.count == b * t * c && $0.storage !== dy.storage }),
+                  into.dq.storage !== into.dk.storage, into.dq.storage !== into.dv.storage, into.dk.storage !== into.dv.storage else {
+                throw EngineError.shapeMismatch("attention backward: outputs \(outs.map(\.shape)) for [\(b), \(t), \(c)]")
+            }
+            (gq, gk, gv) = into
+        } else {
+            gq = Tensor.ensure(dq, [b, t, c]); dq = gq
+            gk = Tensor.ensure(dk, [b, t, c]); dk = gk
+            gv = Tensor.ensure(dv, [b, t, c]); dv = gv
+        }
         try runBackward(dy, dq: gq.data, dk: gk.data, dv: gv.data)
         return (gq, gk, gv)
     }
 
-    /// Backward for the fused forward: `dy` `[B, T, C]` -> `dQKV` `[B, T, 3C]`.
-    public func backwardFused(_ dy: Tensor) throws -> Tensor {
+    /// Backward for the fused forward: `dy` `[B, T, C]` -> `dQKV` `[B, T, 3C]`, in `into` when
+    /// given (`B*T*3C` elements, not sharing memory with `dy`), else in a tensor the layer owns.
+    public func backwardFused(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard inputs.count == 1 else { throw EngineError.invalidArgument("attention backwardFused: last forward was not fused") }
-        let g = Tensor.ensure(dqkv, [b, t, 3 * c]); dqkv = g
+        let g: Tensor
+        if let into {
+            guard into.count == b * t * 3 * c, into.storage !== dy.storage else {
+                throw EngineError.shapeMismatch("attention backwardFused: output \(into.shape) for [\(b), \(t), \(3 * c)]")
+            }
+            g = into
+        } else {
+            g = Tensor.ensure(dqkv, [b, t, 3 * c]); dqkv = g
+        }
         try runBackward(dy, dq: g.data, dk: g.data + c, dv: g.data + 2 * c)
         return g
     }
@@ -178,35 +228,41 @@ public final class MultiHeadAttention {
         }
         let h = heads, d = c / h, bh = b * h, tt = t * t, t = t, c = c, stride = stride
         let scale = 1 / Float(d).squareRoot()
-        let G = Tensor.ensure(dP, [b, h, t, t]); dP = G
+        let G = workspace?.tensor("attention.dP", [b, h, t, t]) ?? Tensor.ensure(dP, [b, h, t, t])
+        if workspace == nil { dP = G }
         let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), pG = SendablePtr(G.data)
         let pdy = SendablePtr(dy.data), pdq = SendablePtr(dq), pdk = SendablePtr(dk), pdv = SendablePtr(dv)
-        let pUsed = dropActive ? SendablePtr(dropped!.data) : pP
         // Phase 1: dP' = dY V^T ; dV = P'^T dY.
         GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
             Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(bh) { r in
+                withDroppedProbabilities { r, used in
                     for i in r {
                         let bi = i / h, hi = i % h
                         let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
                         BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.p + yoff, lda: c,
                                   b: pv.p + voff, ldb: stride, c: pG.p + i * tt, ldc: t)
-                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: pUsed.p + i * tt, lda: t,
+                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: used(i), lda: t,
                                   b: pdy.p + yoff, ldb: c, c: pdv.p + voff, ldc: stride)
                     }
                 }
             }
         }
         // Phase 2: through dropout and softmax: dS = P * (dP - rowsum(dP * P)).
-        let active = dropActive
+        let active = dropActive, dropScale = 1 / (1 - dropout)
         dropMask.withUnsafeBufferPointer { dmb in
-            let pdm = dmb.baseAddress.map { SendablePtr(UnsafeMutablePointer(mutating: $0)) }
+            let pdm = dmb.baseAddress.map(UncheckedBox.init)
             Engine.parallelFor(bh) { r in
                 for i in r {
                     for row in 0..<t {
                         let base = i * tt + row * t
                         let g = pG.p + base, p = pP.p + base
-                        if active, let pdm { FastMath.map2(t, g, pdm.p + base, g) { $0 * $1 } }
+                        if active, let pdm {
+                            let m = pdm.value + base
+                            for j in 0..<t {
+                                let kk: Float = m[j] != 0 ? dropScale : 0
+                                g[j] = g[j] * kk
+                            }
+                        }
                         let dot = FastMath.dot(g, p, t)
                         FastMath.map2(t, g, p, g) { gv, pv in pv * (gv - dot) }
                     }

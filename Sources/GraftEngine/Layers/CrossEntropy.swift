@@ -9,6 +9,7 @@ public final class CrossEntropyLoss {
     public let ignoreIndex: Int32
     public let labelSmoothing: Float
     private var probs: Tensor?
+    private var probsAreLogits = false   // probs is the caller's logits tensor (overwriteLogits)
     private var targets: [Int32] = []
     private var counted = 0
     private var gradientTaken = false
@@ -25,7 +26,9 @@ public final class CrossEntropyLoss {
     public var countedRows: Int { counted }
 
     /// `logits` `[..., V]`, `targets` one per row. Returns the mean loss (0 if every row is ignored).
-    public func forward(_ logits: Tensor, targets: [Int32]) throws -> Float {
+    /// With `overwriteLogits` the probabilities (and later the gradient) are written over the
+    /// logits instead of a second `[N, V]` buffer: the caller must not need the logits afterwards.
+    public func forward(_ logits: Tensor, targets: [Int32], overwriteLogits: Bool = false) throws -> Float {
         guard let vocab = logits.shape.last, vocab > 0, logits.count == targets.count * vocab else {
             throw EngineError.shapeMismatch("cross-entropy logits \(logits.shape) for \(targets.count) targets")
         }
@@ -33,7 +36,14 @@ public final class CrossEntropyLoss {
             throw EngineError.invalidArgument("cross-entropy target \(tg) outside 0..<\(vocab)")
         }
         let n = targets.count
-        let P = Tensor.ensure(probs, [n, vocab]); probs = P
+        let P: Tensor
+        if overwriteLogits {
+            P = try logits.reshaped([n, vocab])
+        } else {
+            P = Tensor.ensure(probs?.storage === logits.storage ? nil : probs, [n, vocab])
+        }
+        probs = P
+        probsAreLogits = overwriteLogits
         self.targets = targets
         gradientTaken = false
         counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
@@ -41,24 +51,28 @@ public final class CrossEntropyLoss {
         let per = (n + chunks - 1) / chunks
         var partial = [Double](repeating: 0, count: chunks)
         let px = SendablePtr(logits.data), pp = SendablePtr(P.data)
-        let eps = Double(labelSmoothing), ignore = ignoreIndex
+        let eps = Double(labelSmoothing), ignore = ignoreIndex, overwrite = P.data == logits.data
         let tb = UncheckedBox(targets)
         partial.withUnsafeMutableBufferPointer { pb in
             let part = UncheckedBox(pb.baseAddress!)
             let body: (Int) -> Void = { ch in
                 var acc = 0.0
                 for r in (ch * per)..<min(n, (ch + 1) * per) {
-                    let x = px.p + r * vocab, p = pp.p + r * vocab
+                    let x = px.p + r * vocab, p = pp.p + r * vocab   // p may be x (overwriteLogits)
+                    let tg = tb.value[r]
                     let mx = FastMath.max(x, vocab)
-                    FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) }
+                    // What the loss reads from the logits, read before p is written.
+                    let xTarget = tg == ignore ? 0 : x[Int(tg)]
+                    let xSum = tg != ignore && eps > 0 ? FastMath.sum(x, vocab) : 0
+                    // In place, one pointer for source and destination, so the loop vectorises.
+                    if overwrite { FastMath.map(vocab, p, p) { FastMath.exp($0 - mx) } } else { FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) } }
                     let sum = FastMath.sum(p, vocab)
                     FastMath.scale(p, vocab, 1 / sum)
-                    let tg = tb.value[r]
                     if tg == ignore { continue }
                     let logZ = Double(mx) + Foundation.log(Double(sum))
-                    var loss = (1 - eps) * (logZ - Double(x[Int(tg)]))
+                    var loss = (1 - eps) * (logZ - Double(xTarget))
                     if eps > 0 {
-                        loss += eps * (logZ - Double(FastMath.sum(x, vocab)) / Double(vocab))
+                        loss += eps * (logZ - Double(xSum) / Double(vocab))
                     }
                     acc += loss
                 }
@@ -82,6 +96,8 @@ public final class CrossEntropyLoss {
             throw EngineError.invalidArgument("cross-entropy backward needs a forward first (once per forward)")
         }
         gradientTaken = true
+        // The caller's logits are not kept past their last use: the caller may free or regrow them.
+        if probsAreLogits { probs = nil }
         let n = P.shape[0], vocab = P.shape[1]
         let d = P
         let f = counted == 0 ? 0 : scale / Float(counted)

@@ -2,10 +2,11 @@
 /// scaled by `1 / (1 - p)`; in evaluation (or `p == 0`) it is the identity.
 /// Each call draws one 64-bit key from a ``SharedRNG``; element `i` is kept when a counter-based
 /// hash of `(key, i)` is below `1 - p`, so the mask depends only on the seed, not on threads.
+/// The mask is kept as one byte per element for the backward.
 public final class Dropout {
     public let p: Float
     public let rng: SharedRNG
-    private var mask: [Float] = []
+    private var mask: [UInt8] = []
     private var active = false
     private var out: Tensor?
     private var dx: Tensor?
@@ -16,36 +17,72 @@ public final class Dropout {
         self.rng = rng
     }
 
-    /// Returns `x` itself when inactive, else a masked copy.
+    /// Returns `x` itself when inactive, else a masked copy (owned by the layer).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         active = training && p > 0
         guard active else { return x }
         let y = Tensor.ensure(out, x.shape)
         out = y
-        if mask.count < x.count { mask = [Float](repeating: 0, count: x.count) }
-        let keep = 1 - p, s = 1 / (1 - p)
-        let key = rng.rng.next()   // one draw per call; element i uses hash(key, i)
-        let px = SendablePtr(x.data), py = SendablePtr(y.data)
-        mask.withUnsafeMutableBufferPointer { m in
-            let pm = SendablePtr(m.baseAddress!)
-            Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-                for i in r {
-                    let k: Float = FastMath.hashUniform(key, i) < keep ? s : 0
-                    pm.p[i] = k
-                    py.p[i] = px.p[i] * k
-                }
-            }
-        }
+        apply(x, y)
         return y
     }
 
-    /// `dx = dy * mask` (or `dy` itself when inactive).
-    public func backward(_ dy: Tensor) -> Tensor {
+    /// Applies dropout to `x` in place (nothing when inactive) and returns `x`: for callers that
+    /// do not need the undropped values afterwards (the backward needs only the mask).
+    @discardableResult
+    public func forwardInPlace(_ x: Tensor, training: Bool) -> Tensor {
+        active = training && p > 0
+        if active { apply(x, x) }
+        return x
+    }
+
+    private func apply(_ x: Tensor, _ y: Tensor) {
+        if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
+        let keep = 1 - p, s = 1 / (1 - p)
+        let key = rng.rng.next()   // one draw per call; element i uses hash(key, i)
+        let px = SendablePtr(x.data), py = SendablePtr(y.data), inPlace = x.data == y.data
+        mask.withUnsafeMutableBufferPointer { m in
+            let pm = UncheckedBox(m.baseAddress!)
+            Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+                @inline(__always) func run(_ src: UnsafeMutablePointer<Float>) {
+                    for i in r {
+                        let kept = FastMath.hashUniform(key, i) < keep
+                        let k: Float = kept ? s : 0
+                        pm.value[i] = kept ? 1 : 0
+                        py.p[i] = src[i] * k
+                    }
+                }
+                // In place, one pointer for source and destination (see GELU.backward).
+                if inPlace { run(py.p) } else { run(px.p) }
+            }
+        }
+    }
+
+    /// `dx = dy * mask` (or `dy` itself when inactive). `dx` goes into `into` when given (same
+    /// element count; it may be `dy` itself), else into a buffer the layer owns.
+    public func backward(_ dy: Tensor, into: Tensor? = nil) -> Tensor {
         guard active else { return dy }
-        let d = Tensor.ensure(dx, dy.shape)
-        dx = d
+        let d: Tensor
+        if let into {
+            precondition(into.count == dy.count, "Dropout backward: output \(into.shape) for dy \(dy.shape)")
+            d = into
+        } else {
+            d = Tensor.ensure(dx, dy.shape)
+            dx = d
+        }
+        let s = 1 / (1 - p)
+        let pg = SendablePtr(dy.data), pd = SendablePtr(d.data), inPlace = dy.data == d.data
         mask.withUnsafeBufferPointer { m in
-            FastMath.map2(dy.count, dy.data, m.baseAddress!, d.data) { g, k in g * k }
+            let pm = UncheckedBox(m.baseAddress!)
+            Engine.parallelFor(dy.count, minChunk: Kernels.minChunk) { r in
+                @inline(__always) func run(_ src: UnsafeMutablePointer<Float>) {
+                    for i in r {
+                        let k: Float = pm.value[i] != 0 ? s : 0
+                        pd.p[i] = src[i] * k
+                    }
+                }
+                if inPlace { run(pd.p) } else { run(pg.p) }   // see apply
+            }
         }
         return d
     }

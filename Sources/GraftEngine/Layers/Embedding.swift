@@ -17,14 +17,23 @@ public final class Embedding {
         weight = try store.declare("\(name).weight", shape: [vocabSize, dim], initializer: initializer)
     }
 
-    /// `ids` (row-major, `shape.product` of them) -> `[shape..., dim]`.
-    public func forward(_ ids: [Int32], shape: [Int]) throws -> Tensor {
+    /// `ids` (row-major, `shape.product` of them) -> `[shape..., dim]`, in `into` when given
+    /// (`ids.count * dim` elements), else in a tensor the layer owns. The backward needs only the ids.
+    public func forward(_ ids: [Int32], shape: [Int], into: Tensor? = nil) throws -> Tensor {
         guard shape.reduce(1, *) == ids.count else {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)): \(ids.count) ids for shape \(shape)")
         }
         let w = store.value(weight)
-        let y = Tensor.ensure(out, shape + [dim])
-        out = y
+        let y: Tensor
+        if let into {
+            guard into.count == ids.count * dim else {
+                throw EngineError.shapeMismatch("Embedding(\(weight.name)): output \(into.shape) for \(ids.count) ids")
+            }
+            y = into
+        } else {
+            y = Tensor.ensure(out, shape + [dim])
+            out = y
+        }
         for (i, id) in ids.enumerated() {
             guard id >= 0 && Int(id) < vocabSize else {
                 throw EngineError.invalidArgument("Embedding(\(weight.name)): id \(id) outside 0..<\(vocabSize)")

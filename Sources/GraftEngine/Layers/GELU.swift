@@ -2,6 +2,10 @@
 ///
 /// - ``Form/erf``: `0.5 x (1 + erf(x / sqrt 2))`, the exact form BERT uses.
 /// - ``Form/tanh``: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, GPT-2's approximation.
+///
+/// The backward needs only the input. A caller short of memory can put the output in a
+/// shared scratch tensor (`forward(x, into:)`) and have the backward rebuild it, bit for bit,
+/// in the same pass (``backward(_:into:recomputingOutputInto:)``) for whatever consumed it.
 public final class GELU {
     public enum Form: Sendable { case erf, tanh }
     public let form: Form
@@ -11,10 +15,23 @@ public final class GELU {
 
     public init(_ form: Form = .erf) { self.form = form }
 
-    public func forward(_ x: Tensor) -> Tensor {
-        let y = Tensor.ensure(out, x.shape)
-        out = y
+    /// `x` -> `gelu(x)`, in `into` when given (same element count, not `x`'s memory), else in a
+    /// tensor the layer owns.
+    public func forward(_ x: Tensor, into: Tensor? = nil) -> Tensor {
+        let y: Tensor
+        if let into {
+            precondition(into.count == x.count && into.storage !== x.storage, "GELU forward: output \(into.shape) for \(x.shape)")
+            y = into
+        } else {
+            y = Tensor.ensure(out, x.shape)
+            out = y
+        }
         input = x
+        apply(x, y)
+        return y
+    }
+
+    private func apply(_ x: Tensor, _ y: Tensor) {
         let px = SendablePtr(x.data), py = SendablePtr(y.data)
         let form = form
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
@@ -26,32 +43,90 @@ public final class GELU {
                 FastMath.map(n, src, dst) { v in 0.5 * v * (1 + FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
             }
         }
-        return y
     }
 
-    /// `dy` -> `dx` (same shape).
-    public func backward(_ dy: Tensor) throws -> Tensor {
+    /// `dy` -> `dx` (same shape), in `into` when given (same element count; may be `dy` itself),
+    /// else in a tensor the layer owns.
+    public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("GELU backward") }
-        let d = Tensor.ensure(dx, x.shape)
-        dx = d
+        let d: Tensor
+        if let into {
+            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
+            d = into
+        } else {
+            d = Tensor.ensure(dx, x.shape)
+            dx = d
+        }
         let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
-        let form = form
+        let form = form, inPlace = d.data == dy.data
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            let n = r.count, xs = px.p + r.lowerBound, gs = pg.p + r.lowerBound, ds = pd.p + r.lowerBound
-            switch form {
-            case .erf:
-                FastMath.map2(n, xs, gs, ds) { v, g in
-                    let cdf = 0.5 * (1 + FastMath.erf(v * 0.70710678118654752))
-                    let pdf = FastMath.exp(-0.5 * v * v) * 0.3989422804014327
-                    return g * (cdf + v * pdf)
-                }
-            case .tanh:
-                FastMath.map2(n, xs, gs, ds) { v, g in
-                    let t = FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))
-                    let du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v)
-                    return g * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
+            let n = r.count, xs = px.p + r.lowerBound, ds = pd.p + r.lowerBound
+            @inline(__always) func run(_ gs: UnsafeMutablePointer<Float>) {
+                switch form {
+                case .erf:
+                    FastMath.map2(n, xs, gs, ds) { v, g in
+                        let cdf = 0.5 * (1 + FastMath.erf(v * 0.70710678118654752))
+                        let pdf = FastMath.exp(-0.5 * v * v) * 0.3989422804014327
+                        return g * (cdf + v * pdf)
+                    }
+                case .tanh:
+                    FastMath.map2(n, xs, gs, ds) { v, g in
+                        let t = FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))
+                        let du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v)
+                        return g * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
+                    }
                 }
             }
+            // In place, the loop gets the one pointer for both `dy` and `dx`, so it vectorises
+            // (two pointers that overlap fail the vectoriser's run-time check and run scalar).
+            if inPlace { run(ds) } else { run(pg.p + r.lowerBound) }
+        }
+        return d
+    }
+
+    /// ``backward(_:into:)`` that also writes the output of the last forward again (bit for bit)
+    /// into `output` in the same pass, for a forward whose output went to memory reused since.
+    /// `output` must not share memory with the input, `dy` or `dx`.
+    public func backward(_ dy: Tensor, into: Tensor? = nil, recomputingOutputInto output: Tensor) throws -> Tensor {
+        guard let x = input, dy.count == x.count, output.count == x.count, output.storage !== x.storage,
+              output.storage !== dy.storage, into.map({ $0.storage !== output.storage }) ?? true else {
+            throw EngineError.shapeMismatch("GELU backward: dy \(dy.shape), output \(output.shape)")
+        }
+        let d: Tensor
+        if let into {
+            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
+            d = into
+        } else {
+            d = Tensor.ensure(dx, x.shape)
+            dx = d
+        }
+        let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data), py = SendablePtr(output.data)
+        let form = form, inPlace = d.data == dy.data
+        Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+            let n = r.count, xs = px.p + r.lowerBound, ds = pd.p + r.lowerBound, ys = py.p + r.lowerBound
+            // The same expressions as forward and backward, sharing the erf / tanh.
+            @inline(__always) func run(_ gs: UnsafeMutablePointer<Float>) {
+                switch form {
+                case .erf:
+                    for i in 0..<n {
+                        let v = xs[i]
+                        let e = FastMath.erf(v * 0.70710678118654752)
+                        ys[i] = 0.5 * v * (1 + e)
+                        let cdf = 0.5 * (1 + e)
+                        let pdf = FastMath.exp(-0.5 * v * v) * 0.3989422804014327
+                        ds[i] = gs[i] * (cdf + v * pdf)
+                    }
+                case .tanh:
+                    for i in 0..<n {
+                        let v = xs[i]
+                        let t = FastMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))
+                        ys[i] = 0.5 * v * (1 + t)
+                        let du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v)
+                        ds[i] = gs[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
+                    }
+                }
+            }
+            if inPlace { run(ds) } else { run(pg.p + r.lowerBound) }   // see backward(_:into:)
         }
         return d
     }

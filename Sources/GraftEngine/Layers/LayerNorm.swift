@@ -56,11 +56,21 @@ public final class LayerNorm {
     }
 
     /// `dy` -> `dx`; accumulates `dweight += sum dy * xhat`, `dbias += sum dy`.
-    public func backward(_ dy: Tensor) throws -> Tensor {
+    /// `dx` goes into `into` when given (same element count; must not share memory with `dy`
+    /// or the input), else into a buffer the layer owns.
+    public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward") }
         let rows = x.count / dim, c = dim
-        let d = Tensor.ensure(dx, x.shape)
-        dx = d
+        let d: Tensor
+        if let into {
+            guard into.count == x.count, into.storage !== dy.storage, into.storage !== x.storage else {
+                throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward: output \(into.shape) for input \(x.shape)")
+            }
+            d = into
+        } else {
+            d = Tensor.ensure(dx, x.shape)
+            dx = d
+        }
         let chunks = max(1, min(Engine.threads, rows / max(1, Kernels.minChunk / c)))
         let per = (rows + chunks - 1) / chunks
         if partial.count < chunks * 2 * c { partial = [Float](repeating: 0, count: chunks * 2 * c) }

@@ -42,6 +42,7 @@ public final class Linear {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) expects [..., \(inFeatures)], got \(x.shape)")
         }
         let rows = x.count / inFeatures
+        if let o = out, o.storage.capacity < rows * outFeatures { out = nil }   // free before growing, not after
         let y = Tensor.ensure(out, Array(x.shape.dropLast()) + [outFeatures])
         out = y
         input = x
@@ -57,19 +58,46 @@ public final class Linear {
     }
 
     /// `dy` `[..., out]` -> `dx` `[..., in]`; accumulates `dW += dy^T x`, `db += sum dy`.
-    public func backward(_ dy: Tensor) throws -> Tensor {
+    /// `dx` goes into `into` when given (same element count as the input; must not share memory
+    /// with `dy` or the input), else into a buffer the layer owns.
+    public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
+        let d = try backwardInput(dy, into: into)
+        try backwardParameters(dy)
+        return d
+    }
+
+    /// The first half of ``backward(_:into:)``: only `dx = dy W` (the input is not read).
+    public func backwardInput(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
         }
         let rows = x.count / inFeatures
-        let d = Tensor.ensure(dx, x.shape)
-        dx = d
+        let d: Tensor
+        if let into {
+            guard into.count == x.count, into.storage !== dy.storage, into.storage !== x.storage else {
+                throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: output \(into.shape) for input \(x.shape)")
+            }
+            d = into
+        } else {
+            d = Tensor.ensure(dx, x.shape)
+            dx = d
+        }
         // dx[rows, in] = dy[rows, out] * W[out, in]
         BLAS.matmul(.none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy.data, b: store.value(weight), c: d.data)
+        return d
+    }
+
+    /// The second half of ``backward(_:into:)``: `dW += dy^T x`, `db += sum dy`, reading the
+    /// input of the last forward now (so a caller may rebuild that input in between).
+    public func backwardParameters(_ dy: Tensor) throws {
+        guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
+        guard dy.count == x.count / inFeatures * outFeatures else {
+            throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
+        }
+        let rows = x.count / inFeatures
         // dW[out, in] += dy^T[out, rows] * x[rows, in]
         BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
         if let bias { Kernels.addColumnSums(dy.data, rows: rows, cols: outFeatures, into: store.grad(bias), ones: &ones) }
-        return d
     }
 }

@@ -9,6 +9,13 @@
 /// Pre-LN (GPT-2 style, ``Config/preLayerNorm``): `h = x + drop(O(attn(LN1(x))))`,
 /// `y = h + drop(FFN(LN2(h)))`; with ``Config/causal`` it is a decoder block.
 /// Input and output `[B, T, C]`; optional key padding mask `[B, T]`.
+///
+/// Memory: the forward keeps only what the backward reads (dropout and the residual sums run
+/// in place on the projection outputs; the GELU output lives in the ``Workspace`` and is
+/// rebuilt in the backward, in the pass that computes the GELU gradient). Every temporary gradient buffer of the backward, and the
+/// returned `dx`, come from the workspace, so blocks built with one shared workspace share
+/// one set of them. A returned `dx` stays valid until the second-next backward of a block on
+/// the same workspace (two buffers alternate).
 public final class TransformerBlock {
     public struct Config: Sendable {
         public var hidden: Int
@@ -35,15 +42,19 @@ public final class TransformerBlock {
     public let attnNorm, outNorm: LayerNorm
     public let attention: MultiHeadAttention
     public let gelu: GELU
+    /// Scratch buffers (shared with the other blocks of a model when passed at construction).
+    public let workspace: Workspace
     private let drop1, drop2: Dropout
-    private let res1 = Residual(), res2 = Residual()
-    private var dx: Tensor?
-    private var dh: Tensor?
+    private var act: Tensor?      // the GELU output of the last forward (workspace memory)
 
-    public init(_ store: ParameterStore, prefix: String, config: Config, rng: SharedRNG) throws {
+    /// `workspace`: shared scratch for the forward's GELU output and every backward buffer;
+    /// pass one per model to all its blocks. Without it the block makes its own.
+    public init(_ store: ParameterStore, prefix: String, config: Config, rng: SharedRNG, workspace: Workspace? = nil) throws {
         self.config = config
         let c = config.hidden, f = config.ffn
         guard c % config.heads == 0 else { throw EngineError.invalidArgument("hidden \(c) not divisible by \(config.heads) heads") }
+        let ws = workspace ?? Workspace()
+        self.workspace = ws
         query = try Linear(store, name: "\(prefix).attention.self.query", inFeatures: c, outFeatures: c)
         key = try Linear(store, name: "\(prefix).attention.self.key", inFeatures: c, outFeatures: c)
         value = try Linear(store, name: "\(prefix).attention.self.value", inFeatures: c, outFeatures: c)
@@ -53,60 +64,98 @@ public final class TransformerBlock {
         output = try Linear(store, name: "\(prefix).output.dense", inFeatures: f, outFeatures: c)
         outNorm = try LayerNorm(store, name: "\(prefix).output.LayerNorm", dim: c, eps: config.layerNormEps)
         attention = try MultiHeadAttention(heads: config.heads, causal: config.causal,
-                                           dropout: config.attentionDropout, rng: rng)
+                                           dropout: config.attentionDropout, rng: rng, workspace: ws)
         gelu = GELU(config.gelu)
         drop1 = try Dropout(p: config.hiddenDropout, rng: rng)
         drop2 = try Dropout(p: config.hiddenDropout, rng: rng)
     }
 
-    /// `x` `[B, T, C]` -> `[B, T, C]`.
+    /// `x` `[B, T, C]` -> `[B, T, C]` (owned by the block, valid until its next forward).
     public func forward(_ x: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == config.hidden else {
+            throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
+        }
+        let n = x.count
+        let ffnShape = [x.shape[0], x.shape[1], config.ffn]
         if config.preLayerNorm {
             let n1 = try attnNorm.forward(x)
             let ctx = try attention.forward(q: query.forward(n1), k: key.forward(n1), v: value.forward(n1),
                                             mask: mask, training: training)
-            let h = try res1.forward(x, drop1.forward(attnOut.forward(ctx), training: training))
+            // h = x + drop1(O(ctx)), in place in O's output
+            let h = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
+            Kernels.add(x.data, h.data, h.data, n)
             let n2 = try outNorm.forward(h)
-            let o = drop2.forward(try output.forward(gelu.forward(intermediate.forward(n2))), training: training)
-            return try res2.forward(h, o)
+            let a = gelu.forward(try intermediate.forward(n2), into: workspace.tensor("block.ffn.act", ffnShape))
+            act = a
+            // y = h + drop2(Out(gelu(...))), in place in Out's output
+            let y = drop2.forwardInPlace(try output.forward(a), training: training)
+            Kernels.add(h.data, y.data, y.data, n)
+            return y
         } else {
             let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
                                             mask: mask, training: training)
-            let h = try attnNorm.forward(res1.forward(x, drop1.forward(attnOut.forward(ctx), training: training)))
-            let o = drop2.forward(try output.forward(gelu.forward(intermediate.forward(h))), training: training)
-            return try outNorm.forward(res2.forward(h, o))
+            // r1 = x + drop1(O(ctx)), in place in O's output; h = LN1(r1)
+            let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
+            Kernels.add(x.data, r1.data, r1.data, n)
+            let h = try attnNorm.forward(r1)
+            let a = gelu.forward(try intermediate.forward(h), into: workspace.tensor("block.ffn.act", ffnShape))
+            act = a
+            // r2 = h + drop2(Out(gelu(I(h)))), in place in Out's output; y = LN2(r2)
+            let r2 = drop2.forwardInPlace(try output.forward(a), training: training)
+            Kernels.add(h.data, r2.data, r2.data, n)
+            return try outNorm.forward(r2)
         }
     }
 
-    /// `dy` `[B, T, C]` -> `dx` `[B, T, C]`; accumulates all parameter gradients.
+    /// `dy` `[B, T, C]` -> `dx` `[B, T, C]` (workspace memory); accumulates all parameter gradients.
+    /// `dy` is only read.
     public func backward(_ dy: Tensor) throws -> Tensor {
-        let n = dy.count
+        guard let a = act, dy.count == a.count / config.ffn * config.hidden else {
+            throw EngineError.shapeMismatch("TransformerBlock backward: dy \(dy.shape) does not match the last forward")
+        }
+        let n = dy.count, shape = dy.shape, ws = workspace
+        // Five [B, T, C] buffers, one [B, T, F]; comments say what each holds when.
+        let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape), s3 = ws.tensor("block.c3", shape)
+        let s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
+        let f1 = ws.tensor("block.f1", a.shape)
         if config.preLayerNorm {
             // y = h + o ; o = drop2(Out(gelu(I(LN2(h)))))
-            let dn2 = try intermediate.backward(gelu.backward(output.backward(drop2.backward(dy))))
-            let dln2 = try outNorm.backward(dn2)
-            let g = Tensor.ensure(dh, dy.shape); dh = g
+            let t = drop2.backward(dy, into: s1)                         // s1: d o (or dy itself)
+            let dAct = try output.backwardInput(t, into: f1)
+            let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
+            try output.backwardParameters(t)
+            let dn2 = try intermediate.backward(dI, into: s2)
+            let dln2 = try outNorm.backward(dn2, into: s3)
+            let g = s1                                                   // s1: dh = dy + dLN2
             Kernels.add(dy.data, dln2.data, g.data, n)
             // h = x + drop1(O(attn(LN1(x))))
-            let (dq, dk, dv) = try attention.backward(attnOut.backward(drop1.backward(g)))
-            let d = Tensor.ensure(dx, dy.shape); dx = d
-            let gq = try query.backward(dq), gk = try key.backward(dk), gv = try value.backward(dv)
+            let t2 = drop1.backward(g, into: s2)
+            let dctx = try attnOut.backward(t2, into: s3)
+            let (dq, dk, dv) = try attention.backward(dctx, into: (s2, s4, s5))
+            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
+            let gq = try query.backward(dq, into: s3), gk = try key.backward(dk, into: s2), gv = try value.backward(dv, into: s4)
             Kernels.add(gq.data, gk.data, d.data, n)
             Kernels.add(d.data, gv.data, d.data, n)
-            let dln1 = try attnNorm.backward(d)
+            let dln1 = try attnNorm.backward(d, into: s2)
             Kernels.add(dln1.data, g.data, d.data, n)
             return d
         } else {
             // y = LN2(h + o) ; o = drop2(Out(gelu(I(h))))
-            let dr2 = try outNorm.backward(dy)
-            let dhFfn = try intermediate.backward(gelu.backward(output.backward(drop2.backward(dr2))))
-            let g = Tensor.ensure(dh, dy.shape); dh = g
+            let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
+            let t = drop2.backward(dr2, into: s2)
+            let dAct = try output.backwardInput(t, into: f1)
+            let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
+            try output.backwardParameters(t)
+            let dhFfn = try intermediate.backward(dI, into: s2)
+            let g = s1                                                   // s1: dh = dr2 + dhFfn
             Kernels.add(dr2.data, dhFfn.data, g.data, n)
             // h = LN1(x + drop1(O(attn(x))))
-            let dr1 = try attnNorm.backward(g)
-            let (dq, dk, dv) = try attention.backward(attnOut.backward(drop1.backward(dr1)))
-            let d = Tensor.ensure(dx, dy.shape); dx = d
-            let gq = try query.backward(dq), gk = try key.backward(dk), gv = try value.backward(dv)
+            let dr1 = try attnNorm.backward(g, into: s2)                 // s2: dr1 until the end
+            let t2 = drop1.backward(dr1, into: s3)
+            let dctx = try attnOut.backward(t2, into: s1)
+            let (dq, dk, dv) = try attention.backward(dctx, into: (s3, s4, s5))
+            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
+            let gq = try query.backward(dq, into: s1), gk = try key.backward(dk, into: s3), gv = try value.backward(dv, into: s4)
             Kernels.add(gq.data, gk.data, d.data, n)
             Kernels.add(d.data, gv.data, d.data, n)
             Kernels.add(d.data, dr1.data, d.data, n)
