@@ -223,11 +223,7 @@ public final class BertForMaskedLM: LanguageModel {
     }
 
     public func backward(scale: Float) throws {
-        switch state {
-        case .ready: state = .none
-        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
-        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
-        }
+        guard try state.beginBackward() else { return }
         let dLogits = try ce.backward(scale: scale)
         let dRows = try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(dLogits))))
         let c = config.hidden

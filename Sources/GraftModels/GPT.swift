@@ -125,11 +125,7 @@ public final class GPTForCausalLM: LanguageModel {
     }
 
     public func backward(scale: Float) throws {
-        switch state {
-        case .ready: state = .none
-        case .nothingCounted: state = .none; return   // the loss does not depend on the parameters
-        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
-        }
+        guard try state.beginBackward() else { return }
         let dRows = try lnF.backward(lmHead.backward(ce.backward(scale: scale)))
         let dh: Tensor
         if lastRowsAll { dh = try dRows.reshaped(hiddenShape) } else {

@@ -89,6 +89,16 @@ enum BackwardState {
     case nothingCounted
     /// A loss with activations ready for backward.
     case ready
+
+    /// Called at the start of `backward`: returns whether there is a gradient to compute and
+    /// moves to `.none` (backward runs once per loss); throws when no loss preceded it.
+    mutating func beginBackward() throws -> Bool {
+        switch self {
+        case .ready: self = .none; return true
+        case .nothingCounted: self = .none; return false   // the loss does not depend on the parameters
+        case .none: throw ModelError.invalidArgument("backward needs a preceding loss (once per loss, no other forward in between)")
+        }
+    }
 }
 
 /// Row gathering and scattering for heads that run on a subset of positions.

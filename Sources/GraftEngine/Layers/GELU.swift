@@ -45,18 +45,23 @@ public final class GELU {
         }
     }
 
+    /// Where a backward writes `dx`: `into` when given (same element count, not the input's
+    /// storage), else a tensor the layer owns.
+    private func gradientBuffer(_ into: Tensor?, input x: Tensor) throws -> Tensor {
+        if let into {
+            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
+            return into
+        }
+        let d = Tensor.ensure(dx, x.shape)
+        dx = d
+        return d
+    }
+
     /// `dy` -> `dx` (same shape), in `into` when given (same element count; may be `dy` itself),
     /// else in a tensor the layer owns.
     public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("GELU backward") }
-        let d: Tensor
-        if let into {
-            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
-            d = into
-        } else {
-            d = Tensor.ensure(dx, x.shape)
-            dx = d
-        }
+        let d = try gradientBuffer(into, input: x)
         let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
         let form = form, inPlace = d.data == dy.data
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
@@ -92,14 +97,7 @@ public final class GELU {
               output.storage !== dy.storage, into.map({ $0.storage !== output.storage }) ?? true else {
             throw EngineError.shapeMismatch("GELU backward: dy \(dy.shape), output \(output.shape)")
         }
-        let d: Tensor
-        if let into {
-            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
-            d = into
-        } else {
-            d = Tensor.ensure(dx, x.shape)
-            dx = d
-        }
+        let d = try gradientBuffer(into, input: x)
         let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data), py = SendablePtr(output.data)
         let form = form, inPlace = d.data == dy.data
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
