@@ -36,8 +36,7 @@ struct EngineBenchCommand: ParsableCommand {
         let defaultThreads = Engine.threads
         var out: [(String, Double)] = []
         var lines: [String] = []
-        for n in counts {
-            try Engine.setThreads(n)
+        for n in counts { try Engine.withThreads(n) {
             let s = "_\(n)t"
             // Large GEMMs: the Linear forward path (x W^T) and raw cblas_sgemm with identical arguments.
             for (m, k, nn) in [(4096, 256, 1024), (4096, 1024, 256), (4096, 256, 256)] {
@@ -58,8 +57,7 @@ struct EngineBenchCommand: ParsableCommand {
                     ("bert_block_gemm_gflops\(s)", gemmGflops)]
             lines.append(String(format: "[%dt] BERT block (hidden 256, 4 heads, FFN 1024, batch %d, seq %d) fwd+bwd %.1f ms, outside GEMM %.1f%%, GEMM regions %.1f GFLOP/s",
                                 n, batch, seq, ms, share * 100, gemmGflops))
-        }
-        try Engine.setThreads(defaultThreads)
+        } }
         // Headline keys at the default thread count (GRAFT_THREADS / cores), when measured.
         let headline = counts.contains(defaultThreads) ? defaultThreads : counts[0]
         let hs = "_\(headline)t"
@@ -79,6 +77,16 @@ struct EngineBenchCommand: ParsableCommand {
     }
 
     private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// The reference side of the comparison: raw `cblas_sgemm` with OpenBLAS's own threading at
+    /// `n` threads. OpenBLAS's thread count is process-wide, so this is done only here, where
+    /// nothing else computes, and set back to the engine's 1 thread right after.
+    private func withOpenBLASThreads(_ n: Int, _ body: () -> Void) {
+        Engine.singleThreadedOpenBLAS
+        if n > 1 { openblas_set_num_threads(Int32(n)) }
+        body()
+        if n > 1 { openblas_set_num_threads(1) }
+    }
 
     private func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
@@ -104,8 +112,10 @@ struct EngineBenchCommand: ParsableCommand {
                         let t0 = now()
                         BLAS.matmul(.none, .transposed, m: m, n: n, k: k, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
                         let t1 = now()
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1,
-                                    pa.baseAddress!, Int32(k), pb.baseAddress!, Int32(k), 0, pc.baseAddress!, Int32(n))
+                        withOpenBLASThreads(Engine.threads) {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1,
+                                        pa.baseAddress!, Int32(k), pb.baseAddress!, Int32(k), 0, pc.baseAddress!, Int32(n))
+                        }
                         let t2 = now()
                         if rep >= 2 {
                             ours.append(flops / Double(t1 - t0))
@@ -134,11 +144,11 @@ struct EngineBenchCommand: ParsableCommand {
                         BLAS.batchedMatmul(.none, .transposed, batch: batch, m: t, n: t, k: d, a: pq.baseAddress!, strideA: t * d,
                                            b: pk.baseAddress!, strideB: t * d, c: ps.baseAddress!, strideC: t * t)
                         let t1 = now()
-                        for i in 0..<batch {
+                        withOpenBLASThreads(Engine.threads) { for i in 0..<batch {
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(d), 1,
                                         pq.baseAddress! + i * t * d, Int32(d), pk.baseAddress! + i * t * d, Int32(d), 0,
                                         ps.baseAddress! + i * t * t, Int32(t))
-                        }
+                        } }
                         let t2 = now()
                         if rep >= 2 {
                             ours.append(flops / Double(t1 - t0))
@@ -166,18 +176,18 @@ struct EngineBenchCommand: ParsableCommand {
         var times: [Double] = [], shares: [Double] = [], rates: [Double] = []
         for rep in 0..<(repeats + 2) {
             store.zeroGrads()
-            GemmProfiler.reset()
-            GemmProfiler.enabled = true
+            let profiler = GemmProfiler()
             let t0 = now()
-            _ = try block.forward(x, mask: mask, training: true)
-            _ = try block.backward(dy)
+            try profiler.record {
+                _ = try block.forward(x, mask: mask, training: true)
+                _ = try block.backward(dy)
+            }
             let t1 = now()
-            GemmProfiler.enabled = false
             if rep >= 2 {
                 let total = Double(t1 - t0) * 1e-9
                 times.append(total * 1e3)
-                shares.append(max(0, total - GemmProfiler.seconds) / total)
-                rates.append(GemmProfiler.flops / GemmProfiler.seconds * 1e-9)
+                shares.append(max(0, total - profiler.seconds) / total)
+                rates.append(profiler.flops / profiler.seconds * 1e-9)
             }
         }
         return (median(times), median(shares), median(rates))

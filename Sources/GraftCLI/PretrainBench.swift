@@ -29,7 +29,10 @@ struct PretrainBenchCommand: ParsableCommand {
     @Flag(help: "Print only the JSON line.") var json = false
 
     func run() throws {
-        if let threads { try Engine.setThreads(threads) }
+        try Engine.withThreads(threads ?? Engine.defaultThreads) { try measure() }
+    }
+
+    private func measure() throws {
         guard let kind = variant == "gpt" ? .gpt : ModelKind(rawValue: kind) else { throw ValidationError("--kind must be bert or gpt") }
         guard ["full", "masked", "gpt"].contains(variant) else { throw ValidationError("--variant must be full, masked or gpt") }
         guard var config = ModelConfig.preset(preset, kind: kind, vocabSize: vocabSize) else {

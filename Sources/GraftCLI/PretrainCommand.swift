@@ -73,7 +73,10 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { try Engine.setThreads(threads) }
+        try Engine.withThreads(threads ?? Engine.defaultThreads) { try train() }
+    }
+
+    private func train() throws {
         let kind = ModelKind(rawValue: self.kind)!
         let tok = try loadTokenizer(tokenizer)
         if kind == .bert {

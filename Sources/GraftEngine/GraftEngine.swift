@@ -10,9 +10,10 @@
 ///   backward scratch can come from a ``Workspace`` shared by the blocks of a model.
 /// - ``AdamW`` / ``SGD`` keep their moments in flat buffers parallel to the parameters.
 /// - ``SafeTensors`` reads and writes checkpoints; ``TrainingCheckpoint`` saves the whole state.
-/// - Threads: ``Engine/setThreads(_:)`` or the `GRAFT_THREADS` environment variable (default:
-///   `OPENBLAS_NUM_THREADS`, else all cores). Large GEMMs use multi-threaded OpenBLAS; per-head
-///   attention products run single-threaded BLAS with batch x heads spread over the threads.
+/// - Threads: each computation's own count, bound with ``Engine/withThreads(_:_:)-(_,()->R)``
+///   (default ``Engine/defaultThreads``: `GRAFT_THREADS`, else `OPENBLAS_NUM_THREADS`, else all
+///   cores). OpenBLAS itself always runs single-threaded; large GEMMs are split over the
+///   computation's threads by ``BLAS/matmul``, per-head attention products spread over them.
 ///
 /// A model in five steps:
 ///

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import GraftEngine
 
-/// All engine tests share process-wide OpenBLAS/engine thread settings, so they run serialized.
-@Suite(.serialized) struct EngineTests {}
+/// The engine's tests. They share no process-wide state (each computation binds its own thread
+/// count with `Engine.withThreads`), so they run concurrently with each other and other suites.
+@Suite struct EngineTests {}
 
 extension EngineTests {
     /// Finite-difference checks of every operation's backward (tolerance: see `expectGradientsMatch`).

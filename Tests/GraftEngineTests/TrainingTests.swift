@@ -41,6 +41,23 @@ final class TinyTransformer {
     }
 }
 
+/// Trains a `TinyTransformer` (dropout 0.1) for `steps` AdamW updates with `threads` threads and
+/// returns its weights. `between(step)` runs after each update, inside the thread binding.
+func trainTiny(threads: Int, seed: UInt64 = 21, steps: Int = 3, between: (Int) throws -> Void = { _ in }) throws -> [Float] {
+    try Engine.withThreads(threads) {
+        let m = try TinyTransformer(seed: seed, vocab: 9, t: 16, hidden: 64, dropout: 0.1)
+        let opt = AdamW(m.store)
+        for s in 0..<steps {
+            let (ids, tg) = reverseBatch(seed: UInt64(s), batch: 64, t: 16, vocab: 9)
+            m.store.zeroGrads()
+            try m.step(ids: ids, targets: tg, batch: 64)
+            try opt.step(m.store, lr: 1e-3)
+            try between(s)
+        }
+        return Array(UnsafeBufferPointer(start: m.store.values, count: m.store.count))
+    }
+}
+
 /// Reverse-the-sequence batches, determined by `seed`.
 func reverseBatch(seed: UInt64, batch: Int, t: Int, vocab: Int) -> (ids: [Int32], targets: [Int32]) {
     var r = RNG(seed: seed)
@@ -186,27 +203,13 @@ extension EngineTests {
 
         /// Same seed and thread count -> bit-identical results; 1 vs 2 threads agree closely.
         @Test func deterministicForSeedAndThreads() throws {
-            let saved = Engine.threads
-            defer { try? Engine.setThreads(saved) }
-            func run(threads: Int) throws -> [Float] {
-                try Engine.setThreads(threads)
-                let m = try TinyTransformer(seed: 21, vocab: 9, t: 16, hidden: 64, dropout: 0.1)
-                let opt = AdamW(m.store)
-                for s in 0..<3 {
-                    let (ids, tg) = reverseBatch(seed: UInt64(s), batch: 64, t: 16, vocab: 9)
-                    m.store.zeroGrads()
-                    try m.step(ids: ids, targets: tg, batch: 64)
-                    try opt.step(m.store, lr: 1e-3)
-                }
-                return Array(UnsafeBufferPointer(start: m.store.values, count: m.store.count))
-            }
-            let a = try run(threads: 2), b = try run(threads: 2)
+            let a = try trainTiny(threads: 2), b = try trainTiny(threads: 2)
             #expect(a == b)
-            let c = try run(threads: 1)
+            let c = try trainTiny(threads: 1)
             var worst: Float = 0
             for i in 0..<a.count { worst = max(worst, abs(a[i] - c[i])) }
             #expect(worst < 1e-4, "1 vs 2 threads max difference \(worst)")
-            #expect(throws: EngineError.self) { try Engine.setThreads(0) }
+            #expect(throws: EngineError.self) { try Engine.withThreads(0) {} }
         }
     }
 

@@ -8,29 +8,47 @@ public enum Transpose: Sendable {
     @inlinable var flipped: Transpose { self == .none ? .transposed : .none }
 }
 
-/// Accumulates wall time spent in GEMM regions, for the benchmark's "share outside GEMM".
-/// Only the coordinating thread records (per-head GEMM phases are timed as a whole).
-public enum GemmProfiler {
-    nonisolated(unsafe) public static var enabled = false
-    nonisolated(unsafe) public static var seconds: Double = 0
-    nonisolated(unsafe) public static var flops: Double = 0
+/// Accumulates wall time and floating-point operations spent in GEMM regions, for the
+/// benchmark's "share outside GEMM". A profiler records only inside ``record(_:)`` on the task or
+/// thread that called it (bound as a task-local, so other computations are not measured), and
+/// only the coordinating thread records (per-head GEMM phases are timed as a whole).
+public final class GemmProfiler: @unchecked Sendable {
+    /// Seconds spent in GEMM regions so far.
+    public private(set) var seconds: Double = 0
+    /// Floating-point operations of those regions.
+    public private(set) var flops: Double = 0
 
-    public static func reset() { seconds = 0; flops = 0 }
+    /// The profiler recording the current task's products, if any.
+    @TaskLocal public static var current: GemmProfiler?
+
+    public init() {}
+
+    /// Runs `body`, measuring its GEMM regions into this profiler.
+    public func record<R>(_ body: () throws -> R) rethrows -> R {
+        try GemmProfiler.$current.withValue(self) { try body() }
+    }
 
     @inlinable
     static func measure<R>(flops f: Double, _ body: () -> R) -> R {
-        if !enabled { return body() }
+        guard let profiler = current else { return body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let r = body()
-        seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        flops += f
+        // Products nested inside a measured region are part of it: they are not measured again.
+        let r = $current.withValue(nil) { body() }
+        profiler.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, flops: f)
         return r
+    }
+
+    @usableFromInline func add(seconds s: Double, flops f: Double) {
+        seconds += s
+        flops += f
     }
 }
 
-/// Matrix products on OpenBLAS. All shapes are row-major.
+/// Matrix products on OpenBLAS. All shapes are row-major. OpenBLAS always runs single-threaded
+/// (see ``Engine``); ``matmul`` splits a large product over the calling computation's threads.
 public enum BLAS {
-    /// `C[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * C`, one `cblas_sgemm` call.
+    /// `C[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * C`, one single-threaded
+    /// `cblas_sgemm` call on the calling thread.
     /// `lda`, `ldb`, `ldc` are the row strides of the matrices as stored.
     @inlinable
     public static func gemm(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
@@ -38,6 +56,7 @@ public enum BLAS {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        Engine.singleThreadedOpenBLAS
         cblas_sgemm(CblasRowMajor, ta.cblas, tb.cblas, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -47,14 +66,52 @@ public enum BLAS {
 
     /// `C[M, N] = op(A) op(B)` (+ `beta * C`). `A` is stored `[M, K]` (or `[K, M]` when
     /// transposed), `B` is stored `[K, N]` (or `[N, K]`). Timed by ``GemmProfiler``.
+    ///
+    /// Large products are split into ``Engine/threads`` slices along the longer of `M` and `N`
+    /// (never along `K`, so every element is summed in the same order whatever the split), each
+    /// slice one single-threaded `cblas_sgemm`; the split depends only on the shapes and the
+    /// thread count.
     @inlinable
     public static func matmul(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
                               a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                               c: UnsafeMutablePointer<Float>, beta: Float = 0) {
         GemmProfiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k)) {
-            gemm(ta, tb, m: m, n: n, k: k, a: a, lda: ld(ta, rows: m, cols: k),
-                 b: b, ldb: ld(tb, rows: k, cols: n), beta: beta, c: c, ldc: n)
+            let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
+            let slices = sliceCount(m: m, n: n, k: k, threads: Engine.threads)
+            if slices <= 1 {
+                gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
+                return
+            }
+            let alongRows = m >= n
+            let length = alongRows ? m : n
+            // Slice boundaries on multiples of 16 (the micro-kernels' unrolling).
+            let per = ((length + slices - 1) / slices + 15) / 16 * 16
+            let count = (length + per - 1) / per
+            let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
+            let pc = SendablePtr(c)
+            Engine.parallelFor(count) { r in
+                for s in r {
+                    let lo = s * per, hi = min(length, lo + per)
+                    if alongRows {
+                        // Rows lo..<hi of op(A) and of C.
+                        gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.p + (ta == .none ? lo * lda : lo), lda: lda,
+                             b: pb.p, ldb: ldb, beta: beta, c: pc.p + lo * n, ldc: n)
+                    } else {
+                        // Columns lo..<hi of op(B) and of C.
+                        gemm(ta, tb, m: m, n: hi - lo, k: k, a: pa.p, lda: lda,
+                             b: pb.p + (tb == .none ? lo : lo * ldb), ldb: ldb, beta: beta, c: pc.p + lo, ldc: n)
+                    }
+                }
+            }
         }
+    }
+
+    /// How many slices ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
+    /// threshold (`M N K <= 65536 * 4`), else up to `threads`, each at least 16 rows or columns.
+    @inlinable
+    public static func sliceCount(m: Int, n: Int, k: Int, threads: Int) -> Int {
+        if threads <= 1 || Double(m) * Double(n) * Double(k) <= 262_144 { return 1 }
+        return max(1, min(threads, max(m, n) / 16))
     }
 
     /// Backward of ``matmul``: given `dC[M, N]`, accumulates (`+=`) into `dA` (stored like `A`)
@@ -95,12 +152,10 @@ public enum BLAS {
         let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
         let pc = SendablePtr(c)
         GemmProfiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k)) {
-            Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(batch) { r in
-                    for i in r {
-                        gemm(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, lda: lda,
-                             b: pb.p + i * strideB, ldb: ldb, beta: beta, c: pc.p + i * strideC, ldc: n)
-                    }
+            Engine.parallelFor(batch) { r in
+                for i in r {
+                    gemm(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, lda: lda,
+                         b: pb.p + i * strideB, ldb: ldb, beta: beta, c: pc.p + i * strideC, ldc: n)
                 }
             }
         }
@@ -117,16 +172,12 @@ public enum BLAS {
         let pdc = SendablePtr(UnsafeMutablePointer(mutating: dc))
         let pda = da.map(SendablePtr.init), pdb = db.map(SendablePtr.init)
         GemmProfiler.measure(flops: 4.0 * Double(batch * m) * Double(n) * Double(k)) {
-            let saved = GemmProfiler.enabled
-            GemmProfiler.enabled = false
-            defer { GemmProfiler.enabled = saved }
-            Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(batch) { r in
-                    for i in r {
-                        matmulBackward(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, b: pb.p + i * strideB,
-                                       dc: pdc.p + i * strideC,
-                                       da: pda.map { $0.p + i * strideA }, db: pdb.map { $0.p + i * strideB })
-                    }
+            // Work items run with one thread, so each matmulBackward is single-threaded BLAS.
+            Engine.parallelFor(batch) { r in
+                for i in r {
+                    matmulBackward(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, b: pb.p + i * strideB,
+                                   dc: pdc.p + i * strideC,
+                                   da: pda.map { $0.p + i * strideA }, db: pdb.map { $0.p + i * strideB })
                 }
             }
         }

@@ -51,11 +51,13 @@ public enum Kernels {
 
     /// `y += alpha * x` (BLAS saxpy).
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        Engine.singleThreadedOpenBLAS
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
     /// `x *= alpha`.
     public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {
+        Engine.singleThreadedOpenBLAS
         cblas_sscal(Int32(n), alpha, x, 1)
     }
 
@@ -63,6 +65,7 @@ public enum Kernels {
     public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
                               ones: inout [Float]) {
         if ones.count < rows { ones = [Float](repeating: 1, count: rows) }
+        Engine.singleThreadedOpenBLAS
         ones.withUnsafeBufferPointer { o in
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(cols), 1, x, Int32(cols), o.baseAddress!, 1, 1, out, 1)
         }

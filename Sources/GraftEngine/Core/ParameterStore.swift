@@ -64,7 +64,7 @@ public final class ParameterStore: @unchecked Sendable {
     public init(seed: UInt64 = 0, decayRule: @escaping @Sendable (String) -> Bool = ParameterStore.defaultDecayRule) {
         rng = RNG(seed: seed)
         self.decayRule = decayRule
-        _ = Engine.threads   // apply GRAFT_THREADS to OpenBLAS before the first GEMM
+        Engine.singleThreadedOpenBLAS   // before the first BLAS call (see Engine)
         values = Self.alloc(1)
         grads = Self.alloc(1)
     }

@@ -84,14 +84,12 @@ public final class MultiHeadAttention {
         let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), py = SendablePtr(y.data)
         // Phase 1: S = scale * Q K^T per (batch, head).
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
-            Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(bh) { r in
-                    for i in r {
-                        let bi = i / h, hi = i % h
-                        let off = bi * t * stride + hi * d
-                        BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.p + off, lda: stride,
-                                  b: pk.p + off, ldb: stride, c: pP.p + i * tt, ldc: t)
-                    }
+            Engine.parallelFor(bh) { r in
+                for i in r {
+                    let bi = i / h, hi = i % h
+                    let off = bi * t * stride + hi * d
+                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.p + off, lda: stride,
+                              b: pk.p + off, ldb: stride, c: pP.p + i * tt, ldc: t)
                 }
             }
         }
@@ -137,14 +135,12 @@ public final class MultiHeadAttention {
         }
         // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, T, C].
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
-            Engine.withSingleThreadedBLAS {
-                self.withDroppedProbabilities { r, used in
-                    for i in r {
-                        let bi = i / h, hi = i % h
-                        BLAS.gemm(.none, .none, m: t, n: d, k: t, a: used(i), lda: t,
-                                  b: pv.p + bi * t * stride + hi * d, ldb: stride,
-                                  c: py.p + bi * t * c + hi * d, ldc: c)
-                    }
+            self.withDroppedProbabilities { r, used in
+                for i in r {
+                    let bi = i / h, hi = i % h
+                    BLAS.gemm(.none, .none, m: t, n: d, k: t, a: used(i), lda: t,
+                              b: pv.p + bi * t * stride + hi * d, ldb: stride,
+                              c: py.p + bi * t * c + hi * d, ldc: c)
                 }
             }
         }
@@ -234,16 +230,14 @@ public final class MultiHeadAttention {
         let pdy = SendablePtr(dy.data), pdq = SendablePtr(dq), pdk = SendablePtr(dk), pdv = SendablePtr(dv)
         // Phase 1: dP' = dY V^T ; dV = P'^T dY.
         GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
-            Engine.withSingleThreadedBLAS {
-                withDroppedProbabilities { r, used in
-                    for i in r {
-                        let bi = i / h, hi = i % h
-                        let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
-                        BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.p + yoff, lda: c,
-                                  b: pv.p + voff, ldb: stride, c: pG.p + i * tt, ldc: t)
-                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: used(i), lda: t,
-                                  b: pdy.p + yoff, ldb: c, c: pdv.p + voff, ldc: stride)
-                    }
+            withDroppedProbabilities { r, used in
+                for i in r {
+                    let bi = i / h, hi = i % h
+                    let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
+                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.p + yoff, lda: c,
+                              b: pv.p + voff, ldb: stride, c: pG.p + i * tt, ldc: t)
+                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: used(i), lda: t,
+                              b: pdy.p + yoff, ldb: c, c: pdv.p + voff, ldc: stride)
                 }
             }
         }
@@ -271,16 +265,14 @@ public final class MultiHeadAttention {
         }
         // Phase 3: dQ = scale dS K ; dK = scale dS^T Q.
         GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
-            Engine.withSingleThreadedBLAS {
-                Engine.parallelFor(bh) { r in
-                    for i in r {
-                        let bi = i / h, hi = i % h
-                        let off = bi * t * stride + hi * d
-                        BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
-                                  b: pk.p + off, ldb: stride, c: pdq.p + off, ldc: stride)
-                        BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
-                                  b: pq.p + off, ldb: stride, c: pdk.p + off, ldc: stride)
-                    }
+            Engine.parallelFor(bh) { r in
+                for i in r {
+                    let bi = i / h, hi = i % h
+                    let off = bi * t * stride + hi * d
+                    BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
+                              b: pk.p + off, ldb: stride, c: pdq.p + off, ldc: stride)
+                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
+                              b: pq.p + off, ldb: stride, c: pdk.p + off, ldc: stride)
                 }
             }
         }

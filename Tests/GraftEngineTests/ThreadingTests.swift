@@ -1,0 +1,120 @@
+import Dispatch
+import Foundation
+import Testing
+@testable import GraftEngine
+
+/// A computation's thread count is its own: nothing another computation does in the same process
+/// changes it (issue: a determinism test failed at random while other suites changed the
+/// process-wide thread settings of the engine and of OpenBLAS under it).
+extension EngineTests {
+    @Suite struct Threading {
+        /// Runs `body` on a new thread and returns a handle to wait for it (errors are rethrown by `wait`).
+        final class Worker<R>: @unchecked Sendable {
+            private let done = DispatchSemaphore(value: 0)
+            private var result: Result<R, Error>?
+            init(_ body: @escaping () throws -> R) {
+                let work = UncheckedBox(body)
+                let thread = Thread { [self] in
+                    result = Result { try work.value() }
+                    done.signal()
+                }
+                thread.stackSize = 8 << 20
+                thread.start()
+            }
+            func wait() throws -> R {
+                done.wait()
+                return try result!.get()
+            }
+        }
+
+        /// The interference, reproduced deterministically: computation A trains at 2 threads; in
+        /// the middle of it (after its first update) computation B enters a 1-thread scope on
+        /// another thread and stays inside it while A makes its remaining updates. When the thread
+        /// count was one process-wide variable, B's setting applied to A's later updates (its
+        /// reductions were then chunked differently and its weights changed bits). Now A gets
+        /// exactly the bits it gets alone.
+        @Test func anotherComputationsThreadCountDoesNotLeakIn() throws {
+            let alone = try trainTiny(threads: 2, steps: 4)
+            let insideB = DispatchSemaphore(value: 0), releaseB = DispatchSemaphore(value: 0)
+            var b: Worker<Int>?
+            let withB = try trainTiny(threads: 2, steps: 4) { step in
+                #expect(Engine.threads == 2)
+                guard step == 0 else { return }
+                b = Worker {
+                    try Engine.withThreads(1) {
+                        insideB.signal()
+                        releaseB.wait()   // stays inside its 1-thread scope during A's updates 1...3
+                        return Engine.threads
+                    }
+                }
+                insideB.wait()
+                #expect(Engine.threads == 2, "A sees its own count while B is inside its scope")
+            }
+            releaseB.signal()
+            #expect(try b!.wait() == 1)
+            let identical = withB == alone
+            #expect(identical, "A's weights changed when B ran beside it")
+        }
+
+        /// Two models train at the same time in one process, one at 2 threads and one at 1, and
+        /// each ends with exactly the weights it gets when it runs alone.
+        @Test func twoModelsConcurrentlyGetTheirOwnBits() throws {
+            let aloneTwo = try trainTiny(threads: 2, seed: 31, steps: 4)
+            let aloneOne = try trainTiny(threads: 1, seed: 32, steps: 4)
+            for _ in 0..<3 {
+                let x = Worker { try trainTiny(threads: 2, seed: 31, steps: 4) }
+                let y = Worker { try trainTiny(threads: 1, seed: 32, steps: 4) }
+                let twoIdentical = try x.wait() == aloneTwo, oneIdentical = try y.wait() == aloneOne
+                #expect(twoIdentical, "2-thread model beside a 1-thread one")
+                #expect(oneIdentical, "1-thread model beside a 2-thread one")
+            }
+        }
+
+        /// Bindings nest and unwind; parallel work items run with one thread; bad counts are refused.
+        @Test func bindingsNestAndWorkItemsRunSingleThreaded() throws {
+            let outer = Engine.threads
+            try Engine.withThreads(3) {
+                #expect(Engine.threads == 3)
+                try Engine.withThreads(2) { #expect(Engine.threads == 2) }
+                #expect(Engine.threads == 3)
+                let seen = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+                defer { seen.deallocate() }
+                let box = UncheckedBox(seen)
+                Engine.parallelFor(3) { r in for i in r { box.value[i] = Engine.threads } }
+                #expect((0..<3).map { seen[$0] } == [1, 1, 1])
+            }
+            #expect(Engine.threads == outer)
+            #expect(throws: EngineError.self) { try Engine.withThreads(0) {} }
+            #expect(throws: EngineError.self) { try Engine.withThreads(Engine.maxThreads + 1) {} }
+        }
+
+        /// A product split over threads (along rows or columns, every transpose) equals the
+        /// single-call product bit for bit: the split never cuts the summed dimension.
+        @Test(arguments: [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)])
+        func slicedMatmulEqualsOneCall(ta: Transpose, tb: Transpose) throws {
+            for (m, n, k) in [(203, 67, 96), (45, 301, 80), (128, 128, 64)] {
+                let a = randomTensor([m * k], seed: 1), b = randomTensor([k * n], seed: 2)
+                let whole = Tensor(shape: [m, n]), sliced = Tensor(shape: [m, n])
+                try Engine.withThreads(1) { BLAS.matmul(ta, tb, m: m, n: n, k: k, a: a.data, b: b.data, c: whole.data) }
+                for threads in [2, 3] {
+                    #expect(BLAS.sliceCount(m: m, n: n, k: k, threads: threads) > 1)
+                    try Engine.withThreads(threads) { BLAS.matmul(ta, tb, m: m, n: n, k: k, a: a.data, b: b.data, c: sliced.data) }
+                    #expect(sliced.array == whole.array, "\(m)x\(n)x\(k) at \(threads) threads")
+                }
+            }
+        }
+
+        /// The GEMM profiler measures only the computation that asked for it.
+        @Test func profilerIsPerComputation() throws {
+            let a = randomTensor([64 * 64], seed: 1), c = Tensor(shape: [64, 64]), otherC = Tensor(shape: [64, 64])
+            let profiler = GemmProfiler()
+            let other = Worker { () -> Void in
+                for _ in 0..<20 { BLAS.matmul(.none, .none, m: 64, n: 64, k: 64, a: a.data, b: a.data, c: otherC.data) }
+            }
+            profiler.record { BLAS.matmul(.none, .none, m: 64, n: 64, k: 64, a: a.data, b: a.data, c: c.data) }
+            try other.wait()
+            withExtendedLifetime((a, c, otherC)) {}
+            #expect(profiler.flops == 2.0 * 64 * 64 * 64)
+        }
+    }
+}
