@@ -37,22 +37,31 @@ struct PretrainCLITests {
         #expect(r.0 == 0, "\(r.2)")
         #expect(r.2.contains("dev loss"))
 
-        // Kill -9 a few times at different moments (checkpoints are written after every update,
-        // so some kills land inside a write), resuming each time.
+        // Kill -9 a few times, each after the run has written one more checkpoint than before
+        // (waited for, not guessed with a fixed delay: on a loaded machine a fixed delay can land
+        // before the first checkpoint every time), plus a short extra delay so that some kills
+        // land inside the next checkpoint write (one is written after every update).
         let killed = dir.appendingPathComponent("killed").path
         var arguments = Self.pretrainArguments(db: db, tokenizer: tok, out: killed)
-        for (round, delay) in [0.35, 0.5, 0.65].enumerated() {
+        let latest = URL(fileURLWithPath: killed).appendingPathComponent("checkpoints/LATEST")
+        var previous: String? = nil
+        for (round, extraDelay) in [0.0, 0.03, 0.07].enumerated() {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: graftExecutable!)
             p.arguments = arguments
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            Thread.sleep(forTimeInterval: delay)
+            let deadline = Date().addingTimeInterval(120)
+            while p.isRunning, Date() < deadline, (try? String(contentsOf: latest, encoding: .utf8)) == previous {
+                Thread.sleep(forTimeInterval: 0.005)
+            }
+            Thread.sleep(forTimeInterval: extraDelay)
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            let latest = URL(fileURLWithPath: killed).appendingPathComponent("checkpoints/LATEST")
-            if let name = try? String(contentsOf: latest, encoding: .utf8) {
+            let name = try? String(contentsOf: latest, encoding: .utf8)
+            #expect(name != nil && name != previous, "round \(round): no new checkpoint before the kill")
+            if let name {
                 // LATEST always names a complete checkpoint.
                 let ckpt = URL(fileURLWithPath: killed).appendingPathComponent("checkpoints/\(name)")
                 for file in ["config.json", "model.safetensors", "tokenizer.json", "training-state.safetensors"] {
@@ -60,6 +69,7 @@ struct PretrainCLITests {
                 }
                 if !arguments.contains("--resume") { arguments.append("--resume") }
             }
+            previous = name
         }
         if !arguments.contains("--resume") { arguments.append("--resume") }
         let resumed = try runGraft(arguments)
