@@ -260,6 +260,30 @@ import GraftEngine
         }
     }
 
+    /// Frozen groups keep their bytes through AdamW steps (weight decay included); the rest trains.
+    @Test(arguments: [(true, 0), (false, 1)])
+    func frozenGroupsStayUnchanged(encoder: Bool, lowerLayers: Int) throws {
+        let model = try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, seed: 61)
+        randomize(model.store, seed: 62)
+        let frozen = model.frozenGroups(encoder: encoder, lowerLayers: lowerLayers)
+        let trained = model.parameterGroups.filter { g in !frozen.contains { $0.name == g.name } }
+        #expect(!frozen.isEmpty && trained.contains { $0.name == "head" })
+        func bytes(_ g: ParameterGroup) -> [UInt32] {
+            Array(UnsafeBufferPointer(start: model.store.values + g.range.lowerBound, count: g.range.count)).map(\.bitPattern)
+        }
+        let before = frozen.map(bytes), trainedBefore = trained.map(bytes)
+        let optimizer = FreezingOptimizer(AdamW(model.store, weightDecay: 0.1), frozen: frozen.map(\.range))
+        for _ in 0..<3 {
+            model.store.zeroGrads()
+            _ = try model.loss(Self.input(), labels: [0, 1, 2], training: true)
+            try model.backward(scale: 1)
+            try optimizer.step(model.store, lr: 1e-2)
+        }
+        #expect(optimizer.stepCount == 3)
+        #expect(frozen.map(bytes) == before)
+        for (g, b) in zip(trained, trainedBefore) { #expect(bytes(g) != b, "group \(g.name) did not train") }
+    }
+
     // MARK: HuggingFace parity
 
     static func fixture(_ name: String) throws -> (config: ModelConfig, weights: SafeTensors, reference: SafeTensors) {
