@@ -408,6 +408,24 @@ import GraftEngine
         try Self.expectParity(model, ref, logits: logits, loss: l.loss)
     }
 
+    /// Every parameter's HF name is a tensor of the transformers checkpoint and vice versa
+    /// (buffers aside), so an export by ``TaskHeadModel/hfName(_:)`` writes what transformers loads.
+    @Test(arguments: ["bert_sequence", "bert_token", "bert_qa", "gpt2_sequence", "gpt2_token"])
+    func hfNamesMatchTheCheckpoint(fixture: String) throws {
+        let (config, weights, _) = try Self.fixture(fixture)
+        let model: any TaskHeadModel
+        switch fixture {
+        case "bert_sequence": model = try BertForSequenceClassification(config: config, numLabels: 3, seed: 0)
+        case "bert_token": model = try BertForTokenClassification(config: config, numLabels: 3, seed: 0)
+        case "bert_qa": model = try BertForQuestionAnswering(config: config, seed: 0)
+        case "gpt2_sequence": model = try GPT2ForSequenceClassification(config: config, numLabels: 3, seed: 0)
+        default: model = try GPT2ForTokenClassification(config: config, numLabels: 3, seed: 0)
+        }
+        let ours = Set(model.store.parameters.map { model.hfName($0.name) })
+        let theirs = Set(weights.names.filter { !$0.hasSuffix("position_ids") && !$0.hasSuffix(".attn.bias") && !$0.hasSuffix(".attn.masked_bias") })
+        #expect(ours == theirs, "only ours: \(ours.subtracting(theirs)), only theirs: \(theirs.subtracting(ours))")
+    }
+
     /// A checkpoint missing the head's tensors is refused, naming the file.
     @Test func loadRefusesMissingHead() throws {
         let (config, weights, _) = try Self.fixture("bert_token")

@@ -37,14 +37,6 @@ public struct HeadInput: Sendable {
             }
         }
     }
-
-    /// Number of real tokens of row `b` (the mask's ones; `T` without a mask).
-    func length(ofRow b: Int) -> Int {
-        guard let m = attentionMask else { return seqLen }
-        var n = 0
-        for t in 0..<seqLen where m[b * seqLen + t] != 0 { n += 1 }
-        return n
-    }
 }
 
 /// The result of a task head's `loss`.
@@ -235,6 +227,10 @@ public protocol TaskHeadModel: AnyObject {
     var numLabels: Int { get }
     /// The HuggingFace prefix of the backbone's tensors: `bert.` or `transformer.`.
     static var backbonePrefix: String { get }
+    /// Inference: the logits of `input` (dropout off, nothing kept for a backward pass; owned by
+    /// the model, valid until its next forward). Shapes: `[B, L]` (sequence), `[B, T, L]`
+    /// (token), `[B, T, 2]` (question answering: start, end).
+    func logits(_ input: HeadInput) throws -> Tensor
     /// Backward of the last `loss` call: accumulates (+=) `scale * d(loss)` into `store.grads`.
     /// Once per `loss`; any other forward in between makes it an error.
     func backward(scale: Float) throws
