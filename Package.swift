@@ -78,7 +78,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GraftModelsTests",
-            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers"]
+            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftCorpusTests",

@@ -29,6 +29,8 @@ public final class BertModel {
     private var sum: Tensor?
     private var mask: Tensor?
     private var clsRows: Tensor?
+    private var pooledGradient: Tensor?
+    private var pooledSeqLen = 0
     private var last: (batch: Int, seqLen: Int)?
 
     /// Declares the encoder's parameters in `store` (BERT initialisation: normal(0.02) weights,
@@ -129,7 +131,7 @@ public final class BertModel {
     }
 
     /// The pooler output `tanh(W h[:, 0] + b)` `[B, C]` for hidden states `[B, T, C]`
-    /// (forward only; nil without a pooler).
+    /// (nil without a pooler); its backward is ``pooledBackward(_:)``.
     public func pooled(_ hidden: Tensor) throws -> Tensor? {
         guard let pooler else { return nil }
         guard hidden.rank == 3, hidden.shape[2] == config.hidden else {
@@ -138,7 +140,25 @@ public final class BertModel {
         let b = hidden.shape[0], t = hidden.shape[1], c = config.hidden
         let cls = Tensor.ensure(clsRows, [b, c]); clsRows = cls
         for i in 0..<b { (cls.data + i * c).update(from: hidden.data + i * t * c, count: c) }
+        pooledSeqLen = t
         return poolerActivation.forward(try pooler.forward(cls))
+    }
+
+    /// Backward of the last ``pooled(_:)``: `dPooled` `[B, C]` -> the gradient of the hidden
+    /// states `[B, T, C]` (zero except at the `[CLS]` rows; owned by the model, valid until the
+    /// next call); accumulates the pooler's parameter gradients.
+    public func pooledBackward(_ dPooled: Tensor) throws -> Tensor {
+        guard let pooler else { throw ModelError.invalidArgument("pooledBackward: the encoder has no pooler") }
+        let c = config.hidden, t = pooledSeqLen
+        guard t > 0, dPooled.count % c == 0 else {
+            throw ModelError.invalidArgument("pooledBackward: gradient \(dPooled.shape) does not match the last pooled call")
+        }
+        let dCls = try pooler.backward(try poolerActivation.backward(dPooled))
+        let b = dPooled.count / c
+        let d = Tensor.ensure(pooledGradient, [b, t, c]); pooledGradient = d
+        d.zero()
+        for i in 0..<b { (d.data + i * t * c).update(from: dCls.data + i * c, count: c) }
+        return d
     }
 }
 

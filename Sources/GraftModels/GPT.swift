@@ -90,7 +90,9 @@ public final class GPTForCausalLM: LanguageModel {
         return h
     }
 
-    private func backwardHidden(_ d0: Tensor) throws {
+    /// Backward of ``hidden(_:attentionMask:batch:seqLen:training:)``: `d0` `[B, T, C]` is the
+    /// gradient of the hidden states before `ln_f`; accumulates every decoder parameter gradient.
+    func backwardHidden(_ d0: Tensor) throws {
         var d = d0
         for b in blocks.reversed() { d = try b.backward(d) }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer.

@@ -15,6 +15,11 @@
 ///   GPT-2 directories load directly, and ``ModelDirectory/export(_:tokenizer:to:)`` writes the
 ///   HuggingFace layout back.
 /// - ``SentenceEmbedder``: mean-pooled, L2-normalised sentence embeddings (sentence-transformers).
+/// - Task heads (`Heads/`), HuggingFace's classes and tensor names: ``BertForSequenceClassification``
+///   (pooler or mean pooling), ``BertForTokenClassification``, ``BertForQuestionAnswering``,
+///   ``GPT2ForSequenceClassification``, ``GPT2ForTokenClassification``; each has `logits` for
+///   inference, `loss` + `backward(scale:)` for training, and ``ParameterGroup``s (embeddings,
+///   layers, head) for freezing and per-group learning rates.
 ///
 /// Training uses the ``LanguageModel`` protocol: `loss(batch, training:)` runs the forward pass
 /// and keeps activations, `backward(scale:)` accumulates gradients into the model's one flat

@@ -1,0 +1,247 @@
+import GraftEngine
+
+extension BertModel {
+    /// Loads a HuggingFace BERT task checkpoint by name: `bert.`-prefixed (or bare) encoder
+    /// tensors plus the head's own (`classifier.*`, `qa_outputs.*`). Tensors of heads this model
+    /// does not have (a pooler it was built without, MLM/NSP heads) are skipped; a missing tensor
+    /// is an error naming `path`. Returns the skipped file tensor names.
+    static func loadTaskCheckpoint(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> [String] {
+        let skippable: (String) -> Bool = { n in
+            n == "embeddings.position_ids" || n.hasPrefix("cls.") || (n.hasPrefix("pooler.") && !store.contains(n))
+        }
+        let result: (missing: [String], unexpected: [String])
+        do {
+            result = try store.load(from: file, stripPrefix: "bert.", rename: { skippable($0) ? nil : $0 })
+        } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
+        let unknown = result.unexpected.filter { !skippable($0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0) }
+        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
+        if !result.missing.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(result.missing.prefix(8))") }
+        return result.unexpected
+    }
+
+    /// `[B, T]` key mask (1 real, 0 padding) for pooling, or nil without padding.
+    static func maskTensor(_ input: HeadInput) -> Tensor? {
+        guard let m = input.attentionMask, m.contains(where: { $0 == 0 }) else { return nil }
+        return Tensor(shape: [input.batch, input.seqLen], values: m.map { $0 != 0 ? 1 : 0 })
+    }
+}
+
+/// HuggingFace `BertForSequenceClassification`: the `[CLS]` hidden state through the pooler
+/// (`bert.pooler.dense`, tanh), dropout, then `classifier` (`[L, C]` weight, `[L]` bias) ->
+/// logits `[B, L]`; loss: cross-entropy against one label per example (-100 ignored), optionally
+/// weighted per example (`Σ w_i l_i / Σ w_i`).
+///
+/// With ``Pooling/mean`` the pooled vector is the masked mean of the last hidden states (the
+/// sentence-transformers pooling, for models whose pooler was never trained) and the model has
+/// no pooler parameters.
+public final class BertForSequenceClassification: TaskHeadModel {
+    public enum Pooling: String, Sendable, Codable {
+        /// `tanh(W h[CLS] + b)` (HuggingFace).
+        case pooler
+        /// Mean over real tokens (attention mask 1).
+        case mean
+    }
+
+    public static let backbonePrefix = "bert."
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let bert: BertModel
+    public let pooling: Pooling
+    /// Dropout + `classifier`.
+    public let head: ClassificationHead
+    public var numLabels: Int { head.numLabels }
+    private let meanPool = MeanPool()
+
+    /// A freshly initialised model (store seeded by `seed`, dropout by `seed + 1`);
+    /// `classifierDropout` defaults to the config's hidden dropout (HF `classifier_dropout`).
+    public init(config: ModelConfig, numLabels: Int, pooling: Pooling = .pooler, classifierDropout: Float? = nil,
+                seed: UInt64) throws {
+        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForSequenceClassification needs a bert config, got \(config.kind)") }
+        guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
+        self.config = config
+        self.pooling = pooling
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        bert = try BertModel(config: config, store: store, rng: rng, pooler: pooling == .pooler)
+        head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
+                                      dropout: classifierDropout ?? config.dropout, rng: rng)
+    }
+
+    /// Loads HuggingFace weights by name (see ``BertModel``'s task-checkpoint rules).
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
+    }
+
+    private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
+                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        switch pooling {
+        case .pooler: return try bert.pooled(h)!
+        case .mean: return try meanPool.forward(h, mask: BertModel.maskTensor(input))
+        }
+    }
+
+    /// Inference: logits `[B, L]` (owned by the model; dropout off, nothing kept for backward).
+    public func logits(_ input: HeadInput) throws -> Tensor {
+        try head.logits(pooled(input, training: false), training: false)
+    }
+
+    /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` `[B]`
+    /// optional; keeps activations for ``backward(scale:)``. Gradients are not zeroed here.
+    public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
+        guard labels.count == input.batch else { throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch)") }
+        let (z, l) = try head.loss(pooled(input, training: training), targets: labels, weights: weights, training: training)
+        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows, logits: z)
+    }
+
+    public func backward(scale: Float) throws {
+        guard let dPooled = try head.backward(scale: scale) else { return }
+        let dh: Tensor
+        switch pooling {
+        case .pooler: dh = try bert.pooledBackward(dPooled)
+        case .mean: dh = try meanPool.backward(dPooled)
+        }
+        try bert.backward(dh)
+    }
+}
+
+/// HuggingFace `BertForTokenClassification`: dropout and `classifier` (`[L, C]`, `[L]`) on
+/// every position -> logits `[B, T, L]`; loss: the mean cross-entropy over labelled positions
+/// (label -100 ignored: padding, special tokens, continuation subwords).
+public final class BertForTokenClassification: TaskHeadModel {
+    public static let backbonePrefix = "bert."
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let bert: BertModel
+    public let head: ClassificationHead
+    public var numLabels: Int { head.numLabels }
+    private var shape: [Int] = []
+
+    public init(config: ModelConfig, numLabels: Int, classifierDropout: Float? = nil, seed: UInt64) throws {
+        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForTokenClassification needs a bert config, got \(config.kind)") }
+        self.config = config
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        bert = try BertModel(config: config, store: store, rng: rng, pooler: false)
+        head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
+                                      dropout: classifierDropout ?? config.dropout, rng: rng)
+    }
+
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
+    }
+
+    private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
+                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        shape = h.shape
+        return try h.reshaped([input.batch * input.seqLen, config.hidden])
+    }
+
+    /// Inference: logits `[B, T, L]` (owned by the model; nothing kept for backward).
+    public func logits(_ input: HeadInput) throws -> Tensor {
+        try head.logits(rows(input, training: false), training: false).reshaped([input.batch, input.seqLen, numLabels])
+    }
+
+    /// Forward + loss against `labels` `[B * T]` (-100 ignored).
+    public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {
+        guard labels.count == input.batch * input.seqLen else {
+            throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch) x seqLen \(input.seqLen)")
+        }
+        let (z, l) = try head.loss(rows(input, training: training), targets: labels, training: training)
+        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows,
+                        logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
+    }
+
+    public func backward(scale: Float) throws {
+        guard let d = try head.backward(scale: scale) else { return }
+        try bert.backward(try d.reshaped(shape))
+    }
+}
+
+/// HuggingFace `BertForQuestionAnswering`: `qa_outputs` (`[2, C]`, `[2]`) on every position ->
+/// logits `[B, T, 2]` (start logits `[..., 0]`, end logits `[..., 1]`; no dropout, padding not
+/// masked, as HF). Loss: `(CE(start) + CE(end)) / 2`, each the mean over its counted examples,
+/// positions clamped to `[0, T]` with `T` ignored (as HF: a negative position becomes 0, the
+/// `[CLS]` "no answer"; one beyond the window is ignored).
+public final class BertForQuestionAnswering: TaskHeadModel {
+    public static let backbonePrefix = "bert."
+    public let config: ModelConfig
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let bert: BertModel
+    public let qaOutputs: Linear
+    public var numLabels: Int { 2 }
+    private let startLoss = LabelCrossEntropy(), endLoss = LabelCrossEntropy()
+    private var startLogits: Tensor?
+    private var endLogits: Tensor?
+    private var dLogits: Tensor?
+    private var shape: [Int] = []
+    private var state = BackwardState.none
+
+    public init(config: ModelConfig, seed: UInt64) throws {
+        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForQuestionAnswering needs a bert config, got \(config.kind)") }
+        self.config = config
+        store = ParameterStore(seed: seed)
+        rng = SharedRNG(seed: seed &+ 1)
+        bert = try BertModel(config: config, store: store, rng: rng, pooler: false)
+        qaOutputs = try Linear(store, name: "qa_outputs", inFeatures: config.hidden, outFeatures: 2)
+    }
+
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
+    }
+
+    private func forward(_ input: HeadInput, training: Bool) throws -> Tensor {
+        state = .none
+        try input.validate(config)
+        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
+                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        shape = h.shape
+        return try qaOutputs.forward(h).reshaped([input.batch, input.seqLen, 2])
+    }
+
+    /// Inference: logits `[B, T, 2]` (owned by the model; nothing kept for backward).
+    public func logits(_ input: HeadInput) throws -> Tensor { try forward(input, training: false) }
+
+    /// Forward + loss against the answer's first and last token `startPositions` / `endPositions` `[B]`.
+    public func loss(_ input: HeadInput, startPositions: [Int32], endPositions: [Int32], training: Bool) throws -> HeadLoss {
+        guard startPositions.count == input.batch, endPositions.count == input.batch else {
+            throw ModelError.invalidBatch("\(startPositions.count) start / \(endPositions.count) end positions for batch \(input.batch)")
+        }
+        let z = try forward(input, training: training)
+        let b = input.batch, t = input.seqLen
+        let s = Tensor.ensure(startLogits, [b, t]), e = Tensor.ensure(endLogits, [b, t])
+        startLogits = s; endLogits = e
+        for i in 0..<(b * t) { s.data[i] = z.data[2 * i]; e.data[i] = z.data[2 * i + 1] }
+        // HF: positions.clamp(0, T), and T is the ignore index.
+        func targets(_ p: [Int32]) -> [Int32] { p.map { let c = min(max($0, 0), Int32(t)); return c == Int32(t) ? -100 : c } }
+        let ls = try startLoss.forward(s, targets: targets(startPositions))
+        let le = try endLoss.forward(e, targets: targets(endPositions))
+        var correct = 0, counted = 0
+        let st = targets(startPositions), et = targets(endPositions)
+        for i in 0..<b where st[i] != -100 && et[i] != -100 {
+            counted += 1
+            if startLoss.hits[i] && endLoss.hits[i] { correct += 1 }
+        }
+        let any = startLoss.countedRows + endLoss.countedRows > 0
+        state = any ? .ready : .nothingCounted
+        return HeadLoss(loss: (ls + le) / 2, correct: correct, counted: counted, logits: z)
+    }
+
+    public func backward(scale: Float) throws {
+        guard try state.beginBackward() else { return }
+        let ds = try startLoss.backward(scale: scale / 2), de = try endLoss.backward(scale: scale / 2)
+        let n = ds.count
+        let d = Tensor.ensure(dLogits, [n, 2]); dLogits = d
+        for i in 0..<n { d.data[2 * i] = ds.data[i]; d.data[2 * i + 1] = de.data[i] }
+        try bert.backward(try qaOutputs.backward(d).reshaped(shape))
+    }
+}

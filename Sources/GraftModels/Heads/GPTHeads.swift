@@ -1,0 +1,157 @@
+import GraftEngine
+
+extension GPTForCausalLM {
+    /// Loads a HuggingFace GPT-2 task checkpoint by name: `transformer.`-prefixed (or bare)
+    /// decoder tensors (`Conv1D` weights transposed) plus the head's own (`score.*`,
+    /// `classifier.*`); attention-mask buffers and an LM head are skipped, a missing tensor is an
+    /// error naming `path`.
+    static func loadTaskCheckpoint(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> [String] {
+        let skippable: (String) -> Bool = { n in
+            n == "lm_head.weight" || n.hasSuffix(".attn.bias") || n.hasSuffix(".attn.masked_bias")
+        }
+        let result: (missing: [String], unexpected: [String])
+        do {
+            result = try store.load(from: file, stripPrefix: "transformer.", rename: { skippable($0) ? nil : $0 },
+                                    transposed: GPT2Block.isConv1DWeight)
+        } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
+        let unknown = result.unexpected.filter { !skippable($0.hasPrefix("transformer.") ? String($0.dropFirst(12)) : $0) }
+        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
+        if !result.missing.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(result.missing.prefix(8))") }
+        return result.unexpected
+    }
+}
+
+/// HuggingFace `GPT2ForSequenceClassification`: the decoder (`transformer.*`, final `ln_f`),
+/// then `score` (`[L, C]`, no bias) read at the last real token of each row -> logits `[B, L]`
+/// (HF applies `score` at every position and picks that row; the result is the same). The last
+/// real token is the last position whose attention mask is 1; without a mask, the last one whose
+/// id is not ``ModelConfig/padTokenId`` (as HF), else position `T - 1`. Loss: cross-entropy
+/// against one label per example (-100 ignored), optionally weighted per example.
+///
+/// The backbone is a ``GPTForCausalLM`` whose LM head is tied to `wte`, so it adds no parameter.
+public final class GPT2ForSequenceClassification: TaskHeadModel {
+    public static let backbonePrefix = "transformer."
+    public let config: ModelConfig
+    public var store: ParameterStore { transformer.store }
+    public var rng: SharedRNG { transformer.rng }
+    public let transformer: GPTForCausalLM
+    /// `score` (no dropout, as HF).
+    public let head: ClassificationHead
+    public var numLabels: Int { head.numLabels }
+    private var lastRows: [Int] = []
+    private var gathered: Tensor?
+    private var dHidden: Tensor?
+    private var shape: [Int] = []
+
+    public init(config: ModelConfig, numLabels: Int, seed: UInt64) throws {
+        guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
+        self.config = config
+        transformer = try GPTForCausalLM(config: config, seed: seed)
+        head = try ClassificationHead(transformer.store, name: "score", inFeatures: config.hidden, numLabels: numLabels, bias: false,
+                                      dropout: 0, rng: transformer.rng)
+    }
+
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        try GPTForCausalLM.loadTaskCheckpoint(file, into: store, path: file.path)
+    }
+
+    /// The flat row index of each example's last real token.
+    func lastTokenRows(_ input: HeadInput) -> [Int] {
+        (0..<input.batch).map { b in
+            let base = b * input.seqLen
+            var last = input.seqLen - 1
+            if let m = input.attentionMask {
+                while last > 0 && m[base + last] == 0 { last -= 1 }
+            } else if let pad = config.padTokenId {
+                while last > 0 && input.inputIds[base + last] == pad { last -= 1 }
+            }
+            return base + last
+        }
+    }
+
+    private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
+        let h = try transformer.hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch,
+                                       seqLen: input.seqLen, training: training)
+        shape = h.shape
+        lastRows = lastTokenRows(input)
+        let rows = Rows.gather(h, rows: lastRows, width: config.hidden, into: gathered); gathered = rows
+        return try transformer.lnF.forward(rows)
+    }
+
+    /// Inference: logits `[B, L]` (owned by the model; nothing kept for backward).
+    public func logits(_ input: HeadInput) throws -> Tensor {
+        try head.logits(pooled(input, training: false), training: false)
+    }
+
+    /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` optional.
+    public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
+        guard labels.count == input.batch else { throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch)") }
+        let (z, l) = try head.loss(pooled(input, training: training), targets: labels, weights: weights, training: training)
+        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows, logits: z)
+    }
+
+    public func backward(scale: Float) throws {
+        guard let dRows = try head.backward(scale: scale) else { return }
+        let d = try transformer.lnF.backward(dRows)
+        let dh = Rows.scatter(d, rows: lastRows, width: config.hidden, shape: shape, into: dHidden); dHidden = dh
+        try transformer.backwardHidden(dh)
+    }
+}
+
+/// HuggingFace `GPT2ForTokenClassification`: the decoder with `ln_f`, dropout
+/// (`classifier_dropout`, HF's default 0.1 for GPT-2) and `classifier` (`[L, C]`, `[L]`) on
+/// every position -> logits `[B, T, L]`; loss: mean cross-entropy over labelled positions.
+public final class GPT2ForTokenClassification: TaskHeadModel {
+    public static let backbonePrefix = "transformer."
+    public let config: ModelConfig
+    public var store: ParameterStore { transformer.store }
+    public var rng: SharedRNG { transformer.rng }
+    public let transformer: GPTForCausalLM
+    public let head: ClassificationHead
+    public var numLabels: Int { head.numLabels }
+    private var shape: [Int] = []
+
+    public init(config: ModelConfig, numLabels: Int, classifierDropout: Float = 0.1, seed: UInt64) throws {
+        self.config = config
+        transformer = try GPTForCausalLM(config: config, seed: seed)
+        head = try ClassificationHead(transformer.store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
+                                      dropout: classifierDropout, rng: transformer.rng)
+    }
+
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        try GPTForCausalLM.loadTaskCheckpoint(file, into: store, path: file.path)
+    }
+
+    private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
+        let h = try transformer.hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch,
+                                       seqLen: input.seqLen, training: training)
+        shape = h.shape
+        return try transformer.lnF.forward(h.reshaped([input.batch * input.seqLen, config.hidden]))
+    }
+
+    /// Inference: logits `[B, T, L]` (owned by the model; nothing kept for backward).
+    public func logits(_ input: HeadInput) throws -> Tensor {
+        try head.logits(rows(input, training: false), training: false).reshaped([input.batch, input.seqLen, numLabels])
+    }
+
+    /// Forward + loss against `labels` `[B * T]` (-100 ignored).
+    public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {
+        guard labels.count == input.batch * input.seqLen else {
+            throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch) x seqLen \(input.seqLen)")
+        }
+        let (z, l) = try head.loss(rows(input, training: training), targets: labels, training: training)
+        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows,
+                        logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
+    }
+
+    public func backward(scale: Float) throws {
+        guard let d = try head.backward(scale: scale) else { return }
+        try transformer.backwardHidden(try transformer.lnF.backward(d).reshaped(shape))
+    }
+}
