@@ -18,9 +18,12 @@ func readLines(_ path: String) throws -> [Substring] {
         throw TaskError.unreadable(file: path, reason: "not valid UTF-8")
     }
     if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    // Split on the scalar U+000A: as Characters, "\r\n" is one grapheme and would not split.
+    var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        Substring(line.last == "\r" ? line.dropLast() : line)
+    }
     if lines.last?.isEmpty == true { lines.removeLast() }
-    return lines.map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+    return lines
 }
 
 /// Reads `label<TAB>text` files (an optional first line `label<TAB>text` is a header).

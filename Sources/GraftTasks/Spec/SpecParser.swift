@@ -100,7 +100,7 @@ struct SpecTable {
     /// other tables: `lr` at the top level suggests `train.lr`).
     func checkKeys(_ known: [String], elsewhere: [String] = []) throws {
         for (key, _) in entries where !known.contains(key) {
-            let suggestion = closest(key, among: known.map(full) + elsewhere)
+            let suggestion = closest(full(key), among: known.map(full) + elsewhere)
                 ?? closest(key, among: known).map(full)
                 ?? (elsewhere.first { $0.hasSuffix("." + key) })
             throw TaskError.unknownKey(file: file, key: full(key), suggestion: suggestion)
