@@ -156,5 +156,61 @@ import Testing
                 Issue.record("token labels expected")
             }
         }
+        #expect(batch.tokenLabels?.count == batch.batchSize * batch.length)
+        #expect(batch.classLabels == nil && batch.spanPositions == nil)
+        // Splitting [B, T, L] logits drops each row's padding.
+        let l = 3
+        let logits = (0..<(batch.batchSize * batch.length * l)).map { Float($0) }
+        let outputs = try batch.outputs(logits: logits, kind: .tokenClassification, labelCount: l)
+        for (r, o) in outputs.enumerated() {
+            guard case .tokens(let x, let n) = o else { Issue.record("token outputs expected"); continue }
+            #expect(n == batch.lengths[r] && x == Array(logits[(r * batch.length * l)..<((r * batch.length + n) * l)]))
+        }
+        let qa = try batch.outputs(logits: logits.prefix(batch.batchSize * batch.length * 2).map { $0 }, kind: .questionAnswering, labelCount: 2)
+        if case .span(let start, let end)? = qa.first {
+            #expect(start.count == batch.lengths[0] && start.first == 0 && end.first == 1 && start.last == Float(2 * (batch.lengths[0] - 1)))
+        }
+        #expect(throws: TaskError.self) { try batch.outputs(logits: [1, 2], kind: .sequenceClassification, labelCount: 2) }
+    }
+}
+
+@Suite struct ByteLevelTests {
+    @Test func gpt2AnswersAndEntitiesKeepExactOffsets() throws {
+        let gpt2 = try Tokenizer.gpt2(encoderFile: packageRoot + "/vocab/gpt2/encoder.json", mergesFile: packageRoot + "/vocab/gpt2/vocab.bpe")
+        let context = "Le café de Flore se trouve à Paris, boulevard Saint-Germain, depuis 1887."
+        let answer = "boulevard Saint-Germain"
+        let start = Array(context.unicodeScalars).count - Array("boulevard Saint-Germain, depuis 1887.".unicodeScalars).count
+        let example = QuestionExample(id: "g", question: "Où se trouve le café ?", context: context, answers: [AnswerSpan(text: answer, start: start)])
+        let features = try FeatureBuilder.questionAnswering(example, index: 0, tokenizer: gpt2, options: WindowOptions(maxLength: 24, stride: 6))
+        #expect(features.count > 1)
+        var answered = 0
+        for f in features {
+            guard let s = f.startPosition, let e = f.endPosition, !(s == 0 && e == 0) else { continue }
+            var starts = [Float](repeating: 0, count: f.window.count), ends = starts
+            starts[s] = 9; ends[e] = 9
+            let qa = QuestionAnsweringFeature(window: f.window, contextMask: f.contextMask, startPosition: nil, endPosition: nil)
+            let best = try AnswerSearch.nBest(features: [qa], startLogits: [starts], endLogits: [ends], context: context, n: 1).first!
+            #expect(best.text == answer && best.start == start)  // the byte-level leading space is trimmed
+            answered += 1
+        }
+        #expect(answered >= 1)
+        // Tagging through byte-level tokens: entity offsets still slice the original text.
+        let labels = try LabelSet.tagging(entityTypes: ["LOC"], scheme: .iob2)
+        let sentence = try TaggedSentence(id: "s", words: ["Le", "café", "à", "Saint-Germain-des-Prés", "ferme", "😀"],
+                                          tags: ["O", "O", "O", "B-LOC", "O", "O"], scheme: .iob2)
+        let tf = try FeatureBuilder.tokenClassification(sentence, example: 0, tokenizer: gpt2, labels: labels, options: WindowOptions(maxLength: 8, stride: 2))
+        let l = labels.count
+        let rows = tf.map { f in
+            (0..<f.window.count).flatMap { i -> [Float] in
+                var r = [Float](repeating: 0, count: l)
+                if let w = f.words[i] { r[labels.id(of: sentence.tags![w])!] = 9 }
+                return r
+            }
+        }
+        let merged = try WindowMerge.wordRows(windows: tf.map(\.window), wordIndices: tf.map(\.words), rows: rows.map { logSoftmax($0, l) },
+                                              labelCount: l, wordCount: sentence.words.count)
+        let entities = try ViterbiDecoder(labels: labels, scheme: .iob2).entities(merged.rows, wordOffsets: sentence.wordOffsets, text: sentence.text)
+        #expect(entities.map(\.text) == ["Saint-Germain-des-Prés"])
+        #expect(entities.allSatisfy { scalarSlice(sentence.text, $0.start..<$0.end) == $0.text })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftCorpus
 import GraftTokenizers
 @testable import GraftTasks
 

@@ -114,7 +114,8 @@ public struct AnswerCandidate: Sendable, Equatable, Codable {
 
 /// Extractive-QA span search: the n best `(start, end)` token pairs by `start_logit + end_logit`
 /// with both tokens in the context, `end >= start` and at most `maxAnswerLength` tokens, over all
-/// windows of one question; answers are the context sliced at the tokens' scalar offsets.
+/// windows of one question; answers are the context sliced at the tokens' scalar offsets
+/// (whitespace at either end trimmed, so byte-level tokens' leading spaces are not part of it).
 public enum AnswerSearch {
     /// - Parameters:
     ///   - features: the question's windows.
@@ -125,6 +126,7 @@ public enum AnswerSearch {
         guard features.count == startLogits.count, features.count == endLogits.count else {
             throw TaskError.invalidArgument("\(features.count) windows but \(startLogits.count) / \(endLogits.count) logit rows")
         }
+        let scalars = Array(context.unicodeScalars)
         var all: [(score: Double, w: Int, i: Int, j: Int)] = []
         for (w, f) in features.enumerated() {
             let t = f.window.count
@@ -145,7 +147,12 @@ public enum AnswerSearch {
         for c in all {
             if out.count >= n { break }
             let f = features[c.w].window
-            let range = f.offsets[c.i].lowerBound..<f.offsets[c.j].upperBound
+            // Byte-level tokens (GPT-2) carry their leading space: trim whitespace at both ends.
+            var lo = f.offsets[c.i].lowerBound, hi = f.offsets[c.j].upperBound
+            while lo < hi, scalars[lo].properties.isWhitespace { lo += 1 }
+            while hi > lo, scalars[hi - 1].properties.isWhitespace { hi -= 1 }
+            guard lo < hi else { continue }
+            let range = lo..<hi
             guard seen.insert(range).inserted else { continue }  // the same span from an overlapping window
             out.append(AnswerCandidate(start: range.lowerBound, end: range.upperBound, text: scalarSlice(context, range),
                                        score: c.score, startToken: c.i, endToken: c.j, window: c.w))

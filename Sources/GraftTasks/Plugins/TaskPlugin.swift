@@ -151,12 +151,15 @@ public struct FeatureBatch: Sendable, Equatable {
     public var targets: [HeadTarget?]
     /// Which feature each row is (indices into the list the batch was made from).
     public var rows: [Int]
+    /// `[B]` real (unpadded) length of each row.
+    public var lengths: [Int]
 
     /// Pads `features[rows]` to their longest window with `padID`.
     public init(_ features: [TaskFeature], rows: [Int], padID: Int32) {
         batchSize = rows.count
         length = rows.map { features[$0].window.count }.max() ?? 0
         inputIds = []; typeIds = []; attentionMask = []; targets = []
+        lengths = rows.map { features[$0].window.count }
         inputIds.reserveCapacity(batchSize * length)
         for r in rows {
             let w = features[r].window
@@ -173,6 +176,61 @@ public struct FeatureBatch: Sendable, Equatable {
         self.rows = rows
     }
 
+    /// `[B]` class ids, when every row has a ``HeadTarget/classID(_:)`` target.
+    public var classLabels: [Int32]? {
+        let ids = targets.compactMap { t -> Int32? in if case .classID(let c)? = t { return Int32(c) } else { return nil } }
+        return ids.count == batchSize ? ids : nil
+    }
+
+    /// `[B * T]` token labels padded with -100, when every row has ``HeadTarget/tokenLabels(_:)``.
+    public var tokenLabels: [Int32]? {
+        var out: [Int32] = []
+        out.reserveCapacity(batchSize * length)
+        for t in targets {
+            guard case .tokenLabels(let l)? = t else { return nil }
+            out += l.map { Int32($0) }
+        }
+        return out
+    }
+
+    /// `[B]` start and `[B]` end positions, when every row has a ``HeadTarget/span(start:end:)``.
+    public var spanPositions: (start: [Int32], end: [Int32])? {
+        var s: [Int32] = [], e: [Int32] = []
+        for t in targets {
+            guard case .span(let a, let b)? = t else { return nil }
+            s.append(Int32(a)); e.append(Int32(b))
+        }
+        return (s, e)
+    }
+
+    /// Splits a head's logits for this batch into one ``HeadOutput`` per row, padding removed:
+    /// `[B, L]` for sequence classification, `[B, T, L]` for token classification, `[B, T, 2]`
+    /// (start, end interleaved per position, as HF's `qa_outputs`) for question answering.
+    public func outputs(logits: [Float], kind: HeadKind, labelCount: Int) throws -> [HeadOutput] {
+        let expected: Int
+        switch kind {
+        case .sequenceClassification: expected = batchSize * labelCount
+        case .tokenClassification: expected = batchSize * length * labelCount
+        case .questionAnswering: expected = batchSize * length * 2
+        }
+        guard logits.count == expected else {
+            throw TaskError.invalidArgument("\(kind.rawValue) logits: expected \(expected) values for batch \(batchSize) × \(length), got \(logits.count)")
+        }
+        return (0..<batchSize).map { b in
+            let n = lengths[b]
+            switch kind {
+            case .sequenceClassification:
+                return .sequence(logits: Array(logits[(b * labelCount)..<((b + 1) * labelCount)]))
+            case .tokenClassification:
+                let base = b * length * labelCount
+                return .tokens(logits: Array(logits[base..<(base + n * labelCount)]), count: n)
+            case .questionAnswering:
+                let base = b * length * 2
+                return .span(start: (0..<n).map { logits[base + 2 * $0] }, end: (0..<n).map { logits[base + 2 * $0 + 1] })
+            }
+        }
+    }
+
     /// Batches of feature indices grouped by length so padding stays small: indices sorted by
     /// window length (ties by a seeded shuffle), cut into batches of `batchSize`, the batches
     /// shuffled with `seed` (nil keeps them in length order, as evaluation does).
@@ -185,19 +243,6 @@ public struct FeatureBatch: Sendable, Equatable {
         var batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min($0 + batchSize, order.count)]) }
         if seed != nil { batches.shuffle(using: &rng) }
         return batches
-    }
-}
-
-/// A small seeded generator (SplitMix64) so batch order depends only on the seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
