@@ -85,6 +85,28 @@ import Testing
         #expect(prediction.entities.allSatisfy { scalarSlice(sentence.text, $0.start..<$0.end) == $0.text })
     }
 
+    @Test func tokenLevelMergeMatchesTheUnwindowedEncoding() throws {
+        let text = Array(repeating: "Ångström's café-au-lait (1887) was remarkably unforgettable", count: 8).joined(separator: " ")
+        let windows = try Windowing.windows(of: text, example: 0, tokenizer: bertTokenizer, options: WindowOptions(maxLength: 20, stride: 6))
+        #expect(windows.count > 3)
+        // Each window scores a token by its position and window index, so we can check where it came from.
+        let rows = windows.enumerated().map { w, win in (0..<win.count).flatMap { [Float(w), Float($0)] } }
+        let merged = try WindowMerge.tokenRows(windows: windows, rows: rows, labelCount: 2)
+        let whole = try bertTokenizer.encode(text, addSpecialTokens: false)
+        #expect(merged.offsets == whole.offsets)
+        for t in 0..<merged.offsets.count {
+            let w = Int(merged.rows[2 * t]), p = Int(merged.rows[2 * t + 1])
+            let win = windows[w]
+            #expect(win.offsets[p] == merged.offsets[t])
+            let content = (0..<win.count).filter { win.specialTokensMask[$0] == 0 }
+            let c = min(p - content.first!, content.last! - p)
+            for other in windows {
+                let oc = (0..<other.count).filter { other.specialTokensMask[$0] == 0 }
+                if let q = oc.first(where: { other.offsets[$0] == merged.offsets[t] }) { #expect(min(q - oc.first!, oc.last! - q) <= c) }
+            }
+        }
+    }
+
     @Test func rawDocumentsUseTheTokenizersWords() throws {
         let plugin = try TaggingPlugin(spec: try TaskSpec.parse("name = \"t\"\nkind = \"ner\"\nlabels = [\"PER\"]\n", path: "/tmp/t.toml"))
         let text = "Hello, Zoë!  Bye."

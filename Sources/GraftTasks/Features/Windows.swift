@@ -159,4 +159,44 @@ public enum WindowMerge {
         }
         return (out, best.map { $0.map { ($0.window, $0.position) } })
     }
+
+    /// Token-level merge: one row per distinct token of the example, in text order, each read
+    /// from the window where that token is most central (ties: the earlier window).
+    ///
+    /// Tokens are identified by their character offsets; tokens with identical offsets (the
+    /// byte-level pieces of one character) by their order among those within the window.
+    ///
+    /// - Parameters:
+    ///   - windows: the example's windows.
+    ///   - rows: for each window, `[T_w, L]` scores.
+    /// - Returns: the tokens' offsets `[N]` and their rows `[N, L]`.
+    public static func tokenRows(windows: [Window], rows: [[Float]], labelCount: Int) throws -> (offsets: [Range<Int>], rows: [Float]) {
+        guard windows.count == rows.count else { throw TaskError.invalidArgument("\(windows.count) windows but \(rows.count) score blocks") }
+        struct Key: Hashable { var lo: Int; var hi: Int; var k: Int }
+        var best: [Key: (window: Int, position: Int, centrality: Int)] = [:]
+        for (w, window) in windows.enumerated() {
+            guard rows[w].count == window.count * labelCount else {
+                throw TaskError.invalidArgument("window \(w): \(window.count) tokens but \(rows[w].count) scores for \(labelCount) labels")
+            }
+            let content = (0..<window.count).filter { window.specialTokensMask[$0] == 0 && !window.offsets[$0].isEmpty }
+            guard let first = content.first, let last = content.last else { continue }
+            var occurrences: [Range<Int>: Int] = [:]
+            for i in content {
+                let r = window.offsets[i]
+                let k = occurrences[r, default: 0]
+                occurrences[r] = k + 1
+                let key = Key(lo: r.lowerBound, hi: r.upperBound, k: k)
+                let c = min(i - first, last - i)
+                if best[key] == nil || c > best[key]!.centrality { best[key] = (w, i, c) }
+            }
+        }
+        let keys = best.keys.sorted { ($0.lo, $0.hi, $0.k) < ($1.lo, $1.hi, $1.k) }
+        var out: [Float] = []
+        out.reserveCapacity(keys.count * labelCount)
+        for key in keys {
+            let b = best[key]!
+            out += rows[b.window][(b.position * labelCount)..<((b.position + 1) * labelCount)]
+        }
+        return (keys.map { $0.lo..<$0.hi }, out)
+    }
 }
