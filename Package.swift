@@ -3,6 +3,7 @@
 // Layers (imports flow one way; see ARCHITECTURE.md):
 //   C shims (CUtf8proc, COpenBLAS) -> GraftTokenizers, GraftEngine -> GraftModels -> GraftTasks -> graft (CLI)
 //   GraftCorpus (SQLite via GRDB) sits beside them and depends only on GraftTokenizers.
+//   GraftTasks (task specs in TOML via TOMLKit, metrics, data readers, decoding) uses GraftModels and GraftCorpus.
 import PackageDescription
 
 let package = Package(
@@ -14,10 +15,12 @@ let package = Package(
         .library(name: "GraftEngine", targets: ["GraftEngine"]),
         .library(name: "GraftCorpus", targets: ["GraftCorpus"]),
         .library(name: "GraftModels", targets: ["GraftModels"]),
+        .library(name: "GraftTasks", targets: ["GraftTasks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: C system libraries (Debian: libutf8proc-dev, libopenblas-dev)
@@ -54,6 +57,15 @@ let package = Package(
             name: "GraftModels",
             dependencies: ["GraftEngine", "GraftTokenizers"]
         ),
+        .target(
+            name: "GraftTasks",
+            dependencies: [
+                "GraftModels",
+                "GraftCorpus",
+                "GraftTokenizers",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "GraftCLI",
             dependencies: [
@@ -84,6 +96,11 @@ let package = Package(
         .testTarget(
             name: "GraftCorpusTests",
             dependencies: ["GraftCorpus", "GraftTokenizers"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "GraftTasksTests",
+            dependencies: ["GraftTasks", "GraftCorpus", "GraftTokenizers"],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -1,0 +1,179 @@
+import Foundation
+
+/// What to do with a tag sequence that breaks its scheme (e.g. `I-PER` after `O`).
+public enum InvalidTagPolicy: String, Sendable, Equatable, Codable {
+    /// Stop with an error naming the file and line.
+    case error
+    /// Read it as conlleval does (``TagScheme/lenientSpans(_:)``) and store the repaired tags.
+    case repair
+}
+
+/// The lines of a UTF-8 file (split on `\n`, a trailing `\r` removed, a leading BOM dropped),
+/// numbered from 1. A final empty line (the file's last newline) is not returned.
+func readLines(_ path: String) throws -> [Substring] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw TaskError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+    }
+    guard var text = String(validating: data, as: UTF8.self) else {
+        throw TaskError.unreadable(file: path, reason: "not valid UTF-8")
+    }
+    if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
+    // Split on the scalar U+000A: as Characters, "\r\n" is one grapheme and would not split.
+    var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        Substring(line.last == "\r" ? line.dropLast() : line)
+    }
+    if lines.last?.isEmpty == true { lines.removeLast() }
+    return lines
+}
+
+/// Reads `label<TAB>text` files (an optional first line `label<TAB>text` is a header).
+///
+/// Each line is split at its first TAB (texts may contain more). Empty lines are skipped; a
+/// line without a TAB, an empty label or an empty text is an error naming the file and line; a
+/// label outside `labels` (when given) is an ``TaskError/unknownLabel(_:label:known:)``.
+public enum TSVReader {
+    public static func read(_ path: String, labels: LabelSet? = nil) throws -> [TextExample] {
+        var examples: [TextExample] = []
+        for (i, line) in try readLines(path).enumerated() {
+            let at = TaskLocation(file: path, line: i + 1)
+            if line.isEmpty { continue }
+            guard let tab = line.firstIndex(of: "\t") else {
+                throw TaskError.malformed(at, reason: "expected \"label<TAB>text\", found no TAB")
+            }
+            let label = String(line[..<tab]), text = String(line[line.index(after: tab)...])
+            if i == 0 && label == "label" && text == "text" { continue }
+            guard !label.isEmpty else { throw TaskError.malformed(at, reason: "empty label") }
+            guard !text.isEmpty else { throw TaskError.malformed(at, reason: "empty document (no text after the TAB)") }
+            if let labels, labels.id(of: label) == nil {
+                throw TaskError.unknownLabel(at, label: label, known: labels.labels)
+            }
+            examples.append(TextExample(id: "\(path):\(i + 1)", text: text, label: label))
+        }
+        return examples
+    }
+}
+
+/// Reads CoNLL column files: one token per line, columns separated by spaces or tabs, the token
+/// in the first column and its tag in the last (CoNLL-2003's `word POS chunk NER`, WNUT's
+/// `word<TAB>tag`); blank lines end sentences; `-DOCSTART-` lines are document separators.
+///
+/// Each sentence becomes a ``TaggedSentence`` whose text is the tokens joined by single spaces,
+/// with entities as character-offset spans of that text. Errors name the file and line: a line
+/// with one column, a tag outside `labels` (when given), a tag sequence that breaks `scheme`
+/// (with ``InvalidTagPolicy/error``).
+public enum CoNLLReader {
+    public static func read(_ path: String, labels: LabelSet? = nil, scheme: TagScheme = .iob2,
+                            invalidTags: InvalidTagPolicy = .error) throws -> [TaggedSentence] {
+        var sentences: [TaggedSentence] = []
+        var words: [String] = [], tags: [String] = [], lines: [Int] = []
+        func flush() throws {
+            defer { words = []; tags = []; lines = [] }
+            guard !words.isEmpty else { return }
+            var sentenceTags = tags
+            if let v = scheme.firstViolation(tags) {
+                switch invalidTags {
+                case .error:
+                    throw TaskError.invalidTagSequence(TaskLocation(file: path, line: lines[v.index]), reason: v.reason)
+                case .repair:
+                    sentenceTags = try scheme.repaired(tags)
+                }
+            }
+            sentences.append(try TaggedSentence(id: "\(path):\(lines[0])", words: words, tags: sentenceTags, scheme: scheme))
+        }
+        for (i, line) in try readLines(path).enumerated() {
+            let columns = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if columns.isEmpty { try flush(); continue }
+            if columns[0] == "-DOCSTART-" { try flush(); continue }
+            let at = TaskLocation(file: path, line: i + 1)
+            guard columns.count >= 2 else {
+                throw TaskError.malformed(at, reason: "expected a token and a tag separated by spaces or a TAB, found one column \"\(columns[0])\"")
+            }
+            let tag = String(columns[columns.count - 1])
+            if let labels, labels.id(of: tag) == nil {
+                throw TaskError.unknownLabel(at, label: tag, known: labels.labels)
+            }
+            if !scheme.allowedPrefixes.contains(ParsedTag(tag).prefix) || (tag != "O" && ParsedTag(tag).prefix == "O") {
+                throw TaskError.malformed(at, reason: "tag \"\(tag)\" is not a \(scheme.rawValue.uppercased()) tag")
+            }
+            words.append(String(columns[0]))
+            tags.append(tag)
+            lines.append(i + 1)
+        }
+        try flush()
+        return sentences
+    }
+
+    /// The entity types of a CoNLL file's tags, in order of first appearance (to build a label
+    /// set when a spec lists none).
+    public static func entityTypes(of sentences: [TaggedSentence]) -> [String] {
+        var seen = Set<String>(), types: [String] = []
+        for s in sentences {
+            for t in s.tags ?? [] where t != "O" {
+                let type = ParsedTag(t).type
+                if seen.insert(type).inserted { types.append(type) }
+            }
+        }
+        return types
+    }
+}
+
+/// Reads SQuAD v1.1 JSON (`{"data": [{"title", "paragraphs": [{"context", "qas": [{"id",
+/// "question", "answers": [{"text", "answer_start"}]}]}]}]}`).
+///
+/// `answer_start` is a Unicode-scalar index into `context` (as in SQuAD); every answer must
+/// match the context there, else the error names the file and the question id.
+public enum SquadReader {
+    struct File: Decodable {
+        struct Article: Decodable { var title: String?; var paragraphs: [Paragraph] }
+        struct Paragraph: Decodable { var context: String; var qas: [Question] }
+        struct Question: Decodable { var id: String; var question: String; var answers: [Answer]? }
+        struct Answer: Decodable { var text: String; var answer_start: Int }
+        var data: [Article]
+    }
+
+    public static func read(_ path: String) throws -> [QuestionExample] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TaskError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw TaskError.malformed(TaskLocation(file: path, item: jsonPath(context.codingPath)),
+                                      reason: "missing key \"\(key.stringValue)\"")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw TaskError.malformed(TaskLocation(file: path, item: jsonPath(context.codingPath)), reason: context.debugDescription)
+        } catch {
+            throw TaskError.malformed(TaskLocation(file: path), reason: "not SQuAD v1.1 JSON: \(error)")
+        }
+        var examples: [QuestionExample] = []
+        var ids = Set<String>()
+        for article in file.data {
+            for paragraph in article.paragraphs {
+                let context = Array(paragraph.context.unicodeScalars)
+                for q in paragraph.qas {
+                    let at = TaskLocation(file: path, item: "question \(q.id)")
+                    guard ids.insert(q.id).inserted else { throw TaskError.malformed(at, reason: "duplicate question id") }
+                    var answers: [AnswerSpan] = []
+                    for a in q.answers ?? [] {
+                        let answer = AnswerSpan(text: a.text, start: a.answer_start)
+                        guard answer.start >= 0, answer.end <= context.count, answer.start < answer.end else {
+                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
+                        }
+                        guard context[answer.start..<answer.end].elementsEqual(a.text.unicodeScalars) else {
+                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" does not match the context at \(a.answer_start) (found \"\(scalarSlice(paragraph.context, answer.start..<answer.end))\")")
+                        }
+                        answers.append(answer)
+                    }
+                    examples.append(QuestionExample(id: q.id, question: q.question, context: paragraph.context,
+                                                    answers: answers, title: article.title))
+                }
+            }
+        }
+        return examples
+    }
+
+    static func jsonPath(_ path: [any CodingKey]) -> String {
+        path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+}

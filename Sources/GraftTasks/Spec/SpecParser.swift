@@ -1,0 +1,369 @@
+import Foundation
+import GraftCorpus
+import GraftTokenizers
+import TOMLKit
+
+/// A spec value, from TOML or JSON.
+indirect enum SpecValue: Sendable {
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case array([SpecValue])
+    case table([(String, SpecValue)])
+    case other(String)
+
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .int: "an integer"
+        case .double: "a number"
+        case .bool: "a boolean"
+        case .array: "an array"
+        case .table: "a table"
+        case .other(let t): t
+        }
+    }
+
+    var shown: String {
+        switch self {
+        case .string(let s): JSONValue.quoted(s)
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .bool(let b): String(b)
+        case .array(let a): "[" + a.map(\.shown).joined(separator: ", ") + "]"
+        case .table: "{…}"
+        case .other(let t): t
+        }
+    }
+
+    static func fromTOML(_ v: TOMLValueConvertible) -> SpecValue {
+        switch v.type {
+        case .string: return .string(v.string ?? "")
+        case .int: return .int(v.int ?? 0)
+        case .double: return .double(v.double ?? 0)
+        case .bool: return .bool(v.bool ?? false)
+        case .array: return .array((v.array.map { Array($0) } ?? []).map(fromTOML))
+        case .table:
+            guard let t = v.table else { return .table([]) }
+            return .table(t.keys.map { ($0, fromTOML(t[$0]!)) })
+        default: return .other("a TOML \(v.type)")
+        }
+    }
+
+    static func fromJSON(_ v: JSONValue) -> SpecValue {
+        if let s = v.string { return .string(s) }
+        if let b = v.bool { return .bool(b) }
+        if let i = v.int { return .int(i) }
+        if let d = v.double { return .double(d) }
+        if let a = v.array { return .array(a.map(fromJSON)) }
+        if let o = v.object { return .table(o.map { ($0.0, fromJSON($0.1)) }) }
+        return .other("null")
+    }
+}
+
+/// Levenshtein distance (for "did you mean" suggestions).
+func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a.unicodeScalars), y = Array(b.unicodeScalars)
+    if x.isEmpty { return y.count }
+    if y.isEmpty { return x.count }
+    var previous = Array(0...y.count), current = [Int](repeating: 0, count: y.count + 1)
+    for i in 1...x.count {
+        current[0] = i
+        for j in 1...y.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[y.count]
+}
+
+/// The closest of `candidates` to `key`, when it is close enough to be a likely misspelling.
+func closest(_ key: String, among candidates: [String]) -> String? {
+    let scored = candidates.map { ($0, editDistance(key.lowercased(), $0.lowercased())) }
+    guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+    return best.1 <= max(2, key.count / 2) ? best.0 : nil
+}
+
+/// Reads one table of a spec, remembering which keys were used so that any other key is an
+/// error (with a suggestion) rather than silently ignored.
+struct SpecTable {
+    let file: String
+    let prefix: String
+    let entries: [(String, SpecValue)]
+
+    func full(_ key: String) -> String { prefix.isEmpty ? key : "\(prefix).\(key)" }
+
+    subscript(_ key: String) -> SpecValue? { entries.first { $0.0 == key }?.1 }
+
+    /// Fails on the first key not in `known` (suggesting the closest known key, here or in the
+    /// other tables: `lr` at the top level suggests `train.lr`).
+    func checkKeys(_ known: [String], elsewhere: [String] = []) throws {
+        for (key, _) in entries where !known.contains(key) {
+            let suggestion = closest(full(key), among: known.map(full) + elsewhere)
+                ?? closest(key, among: known).map(full)
+                ?? (elsewhere.first { $0.hasSuffix("." + key) })
+            throw TaskError.unknownKey(file: file, key: full(key), suggestion: suggestion)
+        }
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = self[key] else { return nil }
+        guard case .string(let s) = v else { throw bad(key, v, "a string") }
+        return s
+    }
+
+    func requiredString(_ key: String) throws -> String {
+        guard let s = try string(key) else { throw TaskError.missingKey(file: file, key: full(key)) }
+        return s
+    }
+
+    func int(_ key: String, min lower: Int = Int.min) throws -> Int? {
+        guard let v = self[key] else { return nil }
+        guard case .int(let i) = v else { throw bad(key, v, "an integer") }
+        guard i >= lower else { throw bad(key, v, "an integer ≥ \(lower)") }
+        return i
+    }
+
+    func double(_ key: String, range: ClosedRange<Double> = -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude) throws -> Double? {
+        guard let v = self[key] else { return nil }
+        let d: Double
+        switch v {
+        case .double(let x): d = x
+        case .int(let i): d = Double(i)
+        default: throw bad(key, v, "a number")
+        }
+        guard range.contains(d), d.isFinite else { throw bad(key, v, "a number in \(range.lowerBound)...\(range.upperBound)") }
+        return d
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let v = self[key] else { return nil }
+        guard case .bool(let b) = v else { throw bad(key, v, "true or false") }
+        return b
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let v = self[key] else { return nil }
+        guard case .array(let a) = v else { throw bad(key, v, "an array of strings") }
+        return try a.map {
+            guard case .string(let s) = $0 else { throw bad(key, v, "an array of strings") }
+            return s
+        }
+    }
+
+    func table(_ key: String) throws -> SpecTable? {
+        guard let v = self[key] else { return nil }
+        guard case .table(let t) = v else { throw bad(key, v, "a table ([\(full(key))])") }
+        return SpecTable(file: file, prefix: full(key), entries: t)
+    }
+
+    func bad(_ key: String, _ v: SpecValue, _ expected: String) -> TaskError {
+        .badValue(file: file, key: full(key), value: "\(v.shown) (\(v.typeName))", expected: expected)
+    }
+}
+
+extension TaskSpec {
+    static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train"]
+    static let dataKeys = ["train", "dev", "test", "format", "invalid_tags", "store", "source", "task",
+                           "train_split", "dev_split", "test_split", "split_scheme"]
+    static let modelKeys = ["base", "max_length", "stride", "max_answer_length"]
+    static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
+                            "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
+                            "early_stopping_patience"]
+
+    /// All keys with their table (`train.lr`), for suggestions across tables.
+    static var allKeys: [String] {
+        topKeys + dataKeys.map { "data." + $0 } + modelKeys.map { "model." + $0 } + trainKeys.map { "train." + $0 }
+    }
+
+    /// Reads a spec file (`.toml`, or `.json` with the same keys).
+    ///
+    /// - Parameter environment: for `${VAR}` expansion in paths (default: the process's).
+    public static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TaskSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TaskError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else { throw TaskError.unreadable(file: path, reason: "not valid UTF-8") }
+        return try parse(text, path: path, environment: environment)
+    }
+
+    /// Parses spec text; `path` names it in errors and anchors relative paths.
+    public static func parse(_ text: String, path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TaskSpec {
+        let root: [(String, SpecValue)]
+        if path.lowercased().hasSuffix(".json") {
+            let json: JSONValue
+            do { json = try JSONValue.parse(text, path: path) } catch { throw TaskError.specSyntax(file: path, line: 0, column: 0, reason: "\(error)") }
+            guard case .table(let t) = SpecValue.fromJSON(json) else { throw TaskError.malformed(TaskLocation(file: path), reason: "a spec is a JSON object") }
+            root = t
+        } else {
+            do {
+                let table = try TOMLTable(string: text)
+                guard case .table(let t) = SpecValue.fromTOML(table) else { return try parse("", path: path) }
+                root = t
+            } catch let e as TOMLParseError {
+                throw TaskError.specSyntax(file: path, line: e.source.begin.line, column: e.source.begin.column, reason: e.description)
+            }
+        }
+        let top = SpecTable(file: path, prefix: "", entries: root)
+        try top.checkKeys(topKeys, elsewhere: allKeys)
+
+        let name = try top.requiredString("name")
+        let kindName = try top.requiredString("kind")
+        guard let kind = HeadKind(name: kindName) else {
+            throw TaskError.badValue(file: path, key: "kind", value: JSONValue.quoted(kindName),
+                                     expected: "one of " + HeadKind.allCases.map(\.rawValue).joined(separator: ", ") + " (or sentiment, ner, qa)")
+        }
+        let schemeName = try top.string("scheme") ?? "iob2"
+        guard let scheme = TagScheme(name: schemeName) else {
+            throw TaskError.badValue(file: path, key: "scheme", value: JSONValue.quoted(schemeName), expected: "iob2 or bioes")
+        }
+        if kind != .tokenClassification && top["scheme"] != nil {
+            throw TaskError.badValue(file: path, key: "scheme", value: JSONValue.quoted(schemeName), expected: "no scheme: only token-classification tasks have one")
+        }
+        var labels: LabelSet?
+        switch kind {
+        case .questionAnswering:
+            if let v = top["labels"] { throw top.bad("labels", v, "no labels: question answering has none") }
+        case .sequenceClassification, .tokenClassification:
+            guard let list = try top.strings("labels") else { throw TaskError.missingKey(file: path, key: "labels") }
+            guard !list.isEmpty else { throw top.bad("labels", .array([]), "a non-empty array of labels") }
+            do {
+                if kind == .sequenceClassification {
+                    guard list.count >= 2 else { throw top.bad("labels", .array(list.map { .string($0) }), "at least two classes") }
+                    labels = try LabelSet(list)
+                } else if list.contains("O") {
+                    labels = try LabelSet(list)
+                    if let bad = list.first(where: { $0 != "O" && !scheme.prefixes.contains(String(ParsedTag($0).prefix)) }) {
+                        throw TaskError.badValue(file: path, key: "labels", value: JSONValue.quoted(bad), expected: "\(scheme.rawValue) tags (\(scheme.prefixes.joined(separator: "/"))-TYPE) since the list holds O")
+                    }
+                } else {
+                    labels = try LabelSet.tagging(entityTypes: list, scheme: scheme)
+                }
+            } catch let TaskError.invalidArgument(message) {
+                throw TaskError.badValue(file: path, key: "labels", value: SpecValue.array(list.map { .string($0) }).shown, expected: "valid labels: \(message)")
+            }
+        }
+
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ raw: String, key: String) throws -> String {
+            let expanded = try expand(raw, key: key, file: path, environment: environment)
+            if expanded.hasPrefix("/") { return expanded }
+            return base.appendingPathComponent(expanded).standardizedFileURL.path
+        }
+
+        var format = kind.defaultFormat
+        var invalidTags = InvalidTagPolicy.error
+        var train: DataSource?, dev: DataSource?, test: DataSource?
+        if let data = try top.table("data") {
+            try data.checkKeys(dataKeys, elsewhere: allKeys)
+            if let f = try data.string("format") {
+                guard let parsed = DataFormat(rawValue: f.lowercased()) else {
+                    throw data.bad("format", .string(f), "one of " + DataFormat.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                format = parsed
+            }
+            if let p = try data.string("invalid_tags") {
+                guard let parsed = InvalidTagPolicy(rawValue: p) else { throw data.bad("invalid_tags", .string(p), "error or repair") }
+                invalidTags = parsed
+            }
+            if let store = try data.string("store") {
+                for k in ["train", "dev", "test"] where data[k] != nil {
+                    throw data.bad(k, data[k]!, "no file: [data] names a corpus store (store = …), use train_split/dev_split")
+                }
+                let storePath = try resolve(store, key: "data.store")
+                let source = try data.string("source")
+                let task = try data.string("task") ?? "label"
+                let splitScheme = try data.string("split_scheme") ?? "default"
+                func part(_ key: String, _ fallback: SplitPart?) throws -> SplitPart? {
+                    guard let s = try data.string(key) else { return fallback }
+                    guard let p = SplitPart(rawValue: s) else { throw data.bad(key, .string(s), "train, dev or test") }
+                    return p
+                }
+                let trainPart = try part("train_split", .train), devPart = try part("dev_split", .dev), testPart = try part("test_split", nil)
+                train = trainPart.map { .store(path: storePath, selection: StoreSelection(source: source, split: $0, task: task, scheme: splitScheme)) }
+                dev = devPart.map { .store(path: storePath, selection: StoreSelection(source: source, split: $0, task: task, scheme: splitScheme)) }
+                test = testPart.map { .store(path: storePath, selection: StoreSelection(source: source, split: $0, task: task, scheme: splitScheme)) }
+            } else {
+                for k in ["source", "task", "train_split", "dev_split", "test_split", "split_scheme"] where data[k] != nil {
+                    throw data.bad(k, data[k]!, "nothing: \(k) selects from a corpus store, and [data] names no store")
+                }
+                train = try data.string("train").map { .file(try resolve($0, key: "data.train")) }
+                dev = try data.string("dev").map { .file(try resolve($0, key: "data.dev")) }
+                test = try data.string("test").map { .file(try resolve($0, key: "data.test")) }
+            }
+        }
+
+        var baseModel: String?
+        var window = WindowOptions(maxLength: kind == .questionAnswering ? 384 : 128, stride: kind == .questionAnswering ? 128 : 32)
+        var maxAnswerLength = 30
+        if let model = try top.table("model") {
+            try model.checkKeys(modelKeys, elsewhere: allKeys)
+            baseModel = try model.string("base").map { try resolve($0, key: "model.base") }
+            window.maxLength = try model.int("max_length", min: 8) ?? window.maxLength
+            window.stride = try model.int("stride", min: 0) ?? window.stride
+            maxAnswerLength = try model.int("max_answer_length", min: 1) ?? maxAnswerLength
+            if kind != .questionAnswering, let v = model["max_answer_length"] {
+                throw model.bad("max_answer_length", v, "nothing: only question answering has answers")
+            }
+            guard window.stride < window.maxLength / 2 else {
+                throw model.bad("stride", .int(window.stride), "an integer below max_length / 2 (\(window.maxLength / 2))")
+            }
+        }
+
+        var training = TrainingOptions()
+        if let t = try top.table("train") {
+            try t.checkKeys(trainKeys, elsewhere: allKeys)
+            training.epochs = try t.int("epochs", min: 1)
+            training.learningRate = try t.double("lr", range: 1e-12...10)
+            training.batchSize = try t.int("batch_size", min: 1)
+            training.warmupRatio = try t.double("warmup_ratio", range: 0...1)
+            training.weightDecay = try t.double("weight_decay", range: 0...10)
+            training.seed = try t.int("seed", min: 0)
+            training.headLearningRate = try t.double("head_lr", range: 1e-12...10)
+            training.freezeEncoder = try t.bool("freeze_encoder")
+            training.freezeLayers = try t.int("freeze_layers", min: 0)
+            training.gradientAccumulation = try t.int("gradient_accumulation", min: 1)
+            training.maxGradNorm = try t.double("max_grad_norm", range: 0...1e9)
+            training.earlyStoppingPatience = try t.int("early_stopping_patience", min: 1)
+            if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
+                throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
+            }
+        }
+
+        return TaskSpec(path: path, name: name, kind: kind, description: try top.string("description"), labels: labels,
+                        scheme: scheme, format: format, invalidTags: invalidTags, train: train, dev: dev, test: test,
+                        baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength, training: training)
+    }
+
+    /// Expands `${VAR}` and `${VAR:-default}` from `environment`; an unset variable without a
+    /// default is an error naming the key.
+    static func expand(_ s: String, key: String, file: String, environment: [String: String]) throws -> String {
+        var out = "", rest = Substring(s)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw TaskError.badValue(file: file, key: key, value: JSONValue.quoted(s), expected: "a path with balanced ${…}")
+            }
+            let inner = rest[open.upperBound..<close]
+            let name: Substring, fallback: Substring?
+            if let sep = inner.range(of: ":-") { name = inner[..<sep.lowerBound]; fallback = inner[sep.upperBound...] } else { name = inner; fallback = nil }
+            if let v = environment[String(name)], !v.isEmpty {
+                out += v
+            } else if let fallback {
+                out += fallback
+            } else {
+                throw TaskError.badValue(file: file, key: key, value: JSONValue.quoted(s), expected: "a path whose variable $\(name) is set (or ${\(name):-default})")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    /// The base model, or an error naming the spec when it has none and none was given.
+    public func requireBaseModel(override: String? = nil) throws -> String {
+        if let override { return override }
+        guard let baseModel else { throw TaskError.missingKey(file: path, key: "model.base") }
+        return baseModel
+    }
+}

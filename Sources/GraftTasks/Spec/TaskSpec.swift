@@ -1,0 +1,119 @@
+import Foundation
+import GraftCorpus
+
+/// The head kind a task trains: what the model predicts.
+public enum HeadKind: String, Sendable, Equatable, Codable, CaseIterable {
+    case sequenceClassification = "sequence-classification"
+    case tokenClassification = "token-classification"
+    case questionAnswering = "question-answering"
+
+    /// The canonical names plus the aliases `sentiment`, `classification`, `text-classification`,
+    /// `ner`, `tagging`, `qa`, `extractive-qa`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "sequence-classification", "sentiment", "classification", "text-classification": self = .sequenceClassification
+        case "token-classification", "ner", "tagging": self = .tokenClassification
+        case "question-answering", "qa", "extractive-qa": self = .questionAnswering
+        default: return nil
+        }
+    }
+
+    /// The data format a kind reads by default.
+    public var defaultFormat: DataFormat {
+        switch self {
+        case .sequenceClassification: .tsv
+        case .tokenClassification: .conll
+        case .questionAnswering: .squad
+        }
+    }
+}
+
+/// The file formats the task readers understand.
+public enum DataFormat: String, Sendable, Equatable, Codable, CaseIterable {
+    /// `label<TAB>text` (``TSVReader``).
+    case tsv
+    /// Token columns with the tag last (``CoNLLReader``).
+    case conll
+    /// SQuAD v1.1 JSON (``SquadReader``).
+    case squad
+}
+
+/// Where a task's examples come from: files, or a selection of a corpus store.
+public enum DataSource: Sendable, Equatable {
+    case file(String)
+    /// A corpus store file and the selection in it.
+    case store(path: String, selection: StoreSelection)
+}
+
+/// Fine-tuning hyper-parameters; nil means "the trainer's default".
+public struct TrainingOptions: Sendable, Equatable {
+    public var epochs: Int?
+    public var learningRate: Double?
+    public var batchSize: Int?
+    public var warmupRatio: Double?
+    public var weightDecay: Double?
+    public var seed: Int?
+    /// A separate learning rate for the head.
+    public var headLearningRate: Double?
+    /// Train only the head (feature extraction).
+    public var freezeEncoder: Bool?
+    /// Freeze the embeddings and the lowest k encoder layers.
+    public var freezeLayers: Int?
+    public var gradientAccumulation: Int?
+    public var maxGradNorm: Double?
+    /// Stop after this many epochs without improving the main metric.
+    public var earlyStoppingPatience: Int?
+
+    public init() {}
+}
+
+/// A declarative fine-tuning task, read from `tasks/NAME.toml` (or `.json`).
+///
+/// ```toml
+/// name = "ner-conll2003"
+/// kind = "token-classification"      # or ner / sentiment / qa ...
+/// labels = ["PER", "ORG", "LOC", "MISC"]   # entity types (or the full tag list, "O" first)
+/// scheme = "iob2"                    # iob2 | bioes
+///
+/// [data]
+/// train = "${GRAFT_DATA_DIR:-../../shared/data}/ner/conll2003/train.txt"
+/// dev = "${GRAFT_DATA_DIR:-../../shared/data}/ner/conll2003/dev.txt"
+/// format = "conll"                   # tsv | conll | squad (default from kind)
+///
+/// [model]
+/// base = "../runs/minilm"            # a model directory
+/// max_length = 128
+/// stride = 32
+///
+/// [train]
+/// epochs = 2
+/// lr = 5e-5
+/// batch_size = 32
+/// ```
+///
+/// Paths are relative to the spec file unless absolute; `${VAR}` and `${VAR:-default}` expand
+/// from the environment. Instead of `train`/`dev` files, `[data]` may name a corpus store:
+/// `store = "graft.sqlite"`, `source = "conll"`, `train_split = "train"`, `dev_split = "dev"`,
+/// `task = "label"`.
+public struct TaskSpec: Sendable, Equatable {
+    /// The spec file.
+    public var path: String
+    public var name: String
+    public var kind: HeadKind
+    public var description: String?
+    /// The label set: classes in id order for classification, the expanded tag set for tagging,
+    /// nil for QA.
+    public var labels: LabelSet?
+    public var scheme: TagScheme
+    public var format: DataFormat
+    public var invalidTags: InvalidTagPolicy
+    public var train: DataSource?
+    public var dev: DataSource?
+    public var test: DataSource?
+    /// The base model directory (nil: the command line must give one).
+    public var baseModel: String?
+    public var window: WindowOptions
+    /// QA: the longest answer in tokens.
+    public var maxAnswerLength: Int
+    public var training: TrainingOptions
+}

@@ -1,0 +1,134 @@
+import Foundation
+import GraftCorpus
+import Testing
+@testable import GraftTasks
+
+@Suite struct ReaderTests {
+    let sentiment = try! LabelSet(["neg", "pos"])
+
+    @Test func tsvReadsAndNamesFileAndLine() throws {
+        let path = temporaryFile("s.tsv", "label\ttext\npos\tGreat\tfun, \"really\"\r\nneg\tDull.\n\n")
+        let examples = try TSVReader.read(path, labels: sentiment)
+        #expect(examples.map(\.text) == ["Great\tfun, \"really\"", "Dull."])
+        #expect(examples.map(\.label) == ["pos", "neg"])
+        let bad = temporaryFile("b.tsv", "pos\tok\nmeh\tso-so\n")
+        #expect(taskError { _ = try TSVReader.read(bad, labels: sentiment) }
+                == .unknownLabel(TaskLocation(file: bad, line: 2), label: "meh", known: ["neg", "pos"]))
+        let noTab = temporaryFile("c.tsv", "pos ok\n")
+        #expect(taskError { _ = try TSVReader.read(noTab) }?.description.hasPrefix("\(noTab):1: ") == true)
+        let empty = temporaryFile("d.tsv", "pos\tok\nneg\t\n")
+        #expect(taskError { _ = try TSVReader.read(empty) } == .malformed(TaskLocation(file: empty, line: 2), reason: "empty document (no text after the TAB)"))
+        #expect(taskError { _ = try TSVReader.read("/nonexistent/x.tsv") } == .unreadable(file: "/nonexistent/x.tsv", reason: "no such file"))
+    }
+
+    @Test func conllReadsBothLayouts() throws {
+        let four = temporaryFile("a.txt", "-DOCSTART- -X- -X- O\n\nZoë NNP B-NP B-PER\nÅngström NNP I-NP I-PER\nflew VBD B-VP O\n\nParis NNP B-NP B-LOC\n")
+        let s = try CoNLLReader.read(four)
+        #expect(s.count == 2)
+        #expect(s[0].text == "Zoë Ångström flew")
+        #expect(s[0].entities == [CharacterSpan(start: 0, end: 12, type: "PER")])
+        #expect(s[0].id == "\(four):3")
+        #expect(s[1].entities == [CharacterSpan(start: 0, end: 5, type: "LOC")])
+        let two = temporaryFile("b.txt", "@user\tO\nloves\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n\n")
+        let t = try CoNLLReader.read(two)
+        #expect(t.count == 1 && t[0].entities == [CharacterSpan(start: 12, end: 20, type: "geo-loc")])
+        #expect(scalarSlice(t[0].text, 12..<20) == "New York")
+    }
+
+    @Test func conllErrorsNameFileAndLine() throws {
+        let labels = try LabelSet.tagging(entityTypes: ["PER"], scheme: .iob2)
+        let unknown = temporaryFile("u.txt", "Ann B-PER\nsmiled O\n\nBob B-ORG\n")
+        #expect(taskError { _ = try CoNLLReader.read(unknown, labels: labels) }
+                == .unknownLabel(TaskLocation(file: unknown, line: 4), label: "B-ORG", known: labels.labels))
+        let oneColumn = temporaryFile("m.txt", "Ann B-PER\nsmiled\n")
+        #expect(taskError { _ = try CoNLLReader.read(oneColumn) }?.description.hasPrefix("\(oneColumn):2: ") == true)
+        let invalid = temporaryFile("i.txt", "The O\nbig O\nApple I-ORG\n")
+        #expect(taskError { _ = try CoNLLReader.read(invalid) }
+                == .invalidTagSequence(TaskLocation(file: invalid, line: 3), reason: "\"I-ORG\" cannot follow \"O\""))
+        let repaired = try CoNLLReader.read(invalid, invalidTags: .repair)
+        #expect(repaired[0].tags == ["O", "O", "B-ORG"] && repaired[0].entities == [CharacterSpan(start: 8, end: 13, type: "ORG")])
+    }
+
+    @Test func squadChecksAnswersAgainstTheContext() throws {
+        let good = temporaryFile("q.json", #"{"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "Ζεύς ruled from Olympus\u00a0mountain.", "qas": [{"id": "a1", "question": "Where?", "answers": [{"text": "Olympus\u00a0mountain", "answer_start": 16}]}]}]}]}"#)
+        let q = try SquadReader.read(good)
+        #expect(q.count == 1 && q[0].answers == [AnswerSpan(text: "Olympus\u{a0}mountain", start: 16)])
+        #expect(scalarSlice(q[0].context, q[0].answers[0].start..<q[0].answers[0].end) == q[0].answers[0].text)
+        let bad = temporaryFile("b.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x9", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 1}]}]}]}]}"#)
+        let e = taskError { _ = try SquadReader.read(bad) }
+        #expect(e?.description.contains("\(bad) (question x9)") == true)
+        #expect(e?.description.contains("does not match the context") == true)
+    }
+
+    @Test func corpusStoreGivesTheSameExamples() throws {
+        let dir = makeTemporaryDirectory()
+        let store = try CorpusStore(path: dir + "/c.sqlite")
+        let ner = packageRoot + "/tasks/samples/ner-dev.txt"
+        _ = try store.importFile(ner, options: ImportOptions(format: .conll, split: .dev, deduplicate: false, name: "ner"))
+        let fromFile = try CoNLLReader.read(ner)
+        let fromStore = try StoreReader.taggedSentences(store, path: dir + "/c.sqlite", StoreSelection(source: "ner", split: .dev))
+        #expect(fromStore.count == fromFile.count)
+        for (a, b) in zip(fromFile, fromStore) {
+            #expect(a.text == b.text && a.entities == b.entities && a.tags == b.tags && a.wordOffsets == b.wordOffsets)
+        }
+        let tsv = packageRoot + "/tasks/samples/sentiment-dev.tsv"
+        _ = try store.importFile(tsv, options: ImportOptions(format: .tsv, split: .dev, deduplicate: false, name: "rt"))
+        let texts = try StoreReader.textExamples(store, path: dir, StoreSelection(source: "rt", split: .dev), labels: sentiment)
+        let fileTexts = try TSVReader.read(tsv, labels: sentiment)
+        #expect(texts.map(\.text) == fileTexts.map(\.text) && texts.map(\.label) == fileTexts.map(\.label))
+    }
+}
+
+@Suite struct SpecTests {
+    @Test func shippedSpecsParse() throws {
+        for name in ["sentiment-rt", "ner-conll2003", "ner-wnut16", "qa-shared", "sentiment-sample", "ner-sample"] {
+            let spec = try TaskSpec.load(packageRoot + "/tasks/\(name).toml", environment: [:])
+            #expect(spec.name == name)
+            _ = try TaskRegistry.plugin(for: spec)
+        }
+        let ner = try TaskSpec.load(packageRoot + "/tasks/ner-conll2003.toml", environment: ["GRAFT_DATA_DIR": "/data"])
+        #expect(ner.kind == .tokenClassification && ner.labels?.count == 9 && ner.window == WindowOptions(maxLength: 128, stride: 32))
+        #expect(ner.train == .file("/data/ner/conll2003/train.txt"))
+        #expect(ner.training.learningRate == 5e-5 && ner.training.epochs == 2)
+        let sample = try TaskSpec.load(packageRoot + "/tasks/ner-sample.toml", environment: [:])
+        #expect(sample.train == .file(packageRoot + "/tasks/samples/ner-train.txt"))
+        let examples = try TaggingPlugin(spec: sample).examples(from: sample.train!)
+        #expect(examples.count == 300)
+        let sentiment = try TaskSpec.load(packageRoot + "/tasks/sentiment-sample.toml", environment: [:])
+        #expect(try TextClassificationPlugin(spec: sentiment).examples(from: sentiment.dev!).count == 150)
+    }
+
+    func error(_ toml: String) -> TaskError? {
+        taskError { _ = try TaskSpec.parse(toml, path: "/specs/x.toml", environment: [:]) }
+    }
+
+    @Test func errorsNameFileAndKey() {
+        #expect(error("kind = \"ner\"\nlabels = [\"PER\"]\n") == .missingKey(file: "/specs/x.toml", key: "name"))
+        #expect(error("name = \"x\"\nkind = \"sentiment\"\n") == .missingKey(file: "/specs/x.toml", key: "labels"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[train]\nepochz = 3\n") == .unknownKey(file: "/specs/x.toml", key: "train.epochz", suggestion: "train.epochs"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\nlr = 0.1\n") == .unknownKey(file: "/specs/x.toml", key: "lr", suggestion: "train.lr"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[data]\ntrian = \"a\"\n") == .unknownKey(file: "/specs/x.toml", key: "data.trian", suggestion: "data.train"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[train]\nepochs = \"three\"\n")
+                == .badValue(file: "/specs/x.toml", key: "train.epochs", value: "\"three\" (a string)", expected: "an integer"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[train]\nepochs = 0\n")
+                == .badValue(file: "/specs/x.toml", key: "train.epochs", value: "0 (an integer)", expected: "an integer ≥ 1"))
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[train]\nlr = true\n")?.description.contains("\"train.lr\"") == true)
+        #expect(error("name = \"x\"\nkind = \"parsing\"\n")?.description.contains("key \"kind\"") == true)
+        #expect(error("name = \"x\"\nkind = \"ner\"\nlabels = [\"PER\"]\nscheme = \"bilou\"\n")?.description.contains("key \"scheme\"") == true)
+        #expect(error("name = \"x\"\nkind = \"qa\"\n[data]\ntrain = \"${NOPE}/a.json\"\n")?.description.contains("data.train") == true)
+        if case .specSyntax(let file, let line, _, _)? = error("name = \"x\"\nkind = = 3\n") {
+            #expect(file == "/specs/x.toml" && line == 2)
+        } else {
+            Issue.record("expected a syntax error")
+        }
+    }
+
+    @Test func jsonSpecsAndStoreSelections() throws {
+        let spec = try TaskSpec.parse(#"{"name": "j", "kind": "sentiment", "labels": ["a", "b"], "data": {"store": "c.sqlite", "source": "rt", "task": "stars"}}"#,
+                                      path: "/specs/j.json", environment: [:])
+        #expect(spec.train == .store(path: "/specs/c.sqlite", selection: StoreSelection(source: "rt", split: .train, task: "stars")))
+        #expect(spec.dev == .store(path: "/specs/c.sqlite", selection: StoreSelection(source: "rt", split: .dev, task: "stars")))
+        #expect(throws: TaskError.self) { try TaskRegistry.plugin(named: "summarization") }
+        #expect(throws: TaskError.self) { try TaskRegistry.makeHead(for: spec) }
+    }
+}
