@@ -61,6 +61,7 @@ let package = Package(
             name: "GraftTasks",
             dependencies: [
                 "GraftModels",
+                "GraftEngine",
                 "GraftCorpus",
                 "GraftTokenizers",
                 .product(name: "TOMLKit", package: "TOMLKit"),
