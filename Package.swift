@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "graft", targets: ["GraftCLI"]),
+        .library(name: "GraftSupport", targets: ["GraftSupport"]),
         .library(name: "GraftTokenizers", targets: ["GraftTokenizers"]),
         .library(name: "GraftEngine", targets: ["GraftEngine"]),
         .library(name: "GraftCorpus", targets: ["GraftCorpus"]),
@@ -35,28 +36,32 @@ let package = Package(
         ),
 
         // MARK: Layers
+        // GraftSupport: one copy of each shared utility (Foundation/Glibc only); every layer may import it.
+        .target(name: "GraftSupport"),
         .target(
             name: "GraftTokenizers",
-            dependencies: ["CUtf8proc"]
+            dependencies: ["CUtf8proc", "GraftSupport"]
         ),
         .target(
             name: "GraftEngine",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "GraftSupport"]
         ),
         .target(
             name: "GraftCorpus",
             dependencies: [
+                "GraftSupport",
                 "GraftTokenizers",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
             name: "GraftModels",
-            dependencies: ["GraftEngine", "GraftTokenizers"]
+            dependencies: ["GraftSupport", "GraftEngine", "GraftTokenizers"]
         ),
         .executableTarget(
             name: "GraftCLI",
             dependencies: [
+                "GraftSupport",
                 "GraftTokenizers",
                 "GraftEngine",
                 "GraftCorpus",
@@ -67,22 +72,26 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(
+            name: "GraftSupportTests",
+            dependencies: ["GraftSupport"]
+        ),
+        .testTarget(
             name: "GraftTokenizersTests",
-            dependencies: ["GraftTokenizers"],
+            dependencies: ["GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftEngineTests",
-            dependencies: ["GraftEngine"],
+            dependencies: ["GraftEngine", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftModelsTests",
-            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers"]
+            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers", "GraftSupport"]
         ),
         .testTarget(
             name: "GraftCorpusTests",
-            dependencies: ["GraftCorpus", "GraftTokenizers"],
+            dependencies: ["GraftCorpus", "GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftCorpus
 
 /// `graft bench corpus`: import throughput and packed-block streaming throughput.
@@ -104,9 +105,7 @@ struct CorpusBench: ParsableCommand {
         }
         var measures: [String: Measure] = [:]
         for (key, runs) in results {
-            let sorted = runs.sorted()
-            let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-            measures[key] = Measure(unit: units[key]!, runs: runs, median: median)
+            measures[key] = Measure(unit: units[key]!, runs: runs, median: GraftSupport.median(runs))
         }
         if json {
             struct Output: Codable {

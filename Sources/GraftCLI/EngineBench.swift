@@ -1,3 +1,4 @@
+import GraftSupport
 import ArgumentParser
 import COpenBLAS
 import Dispatch
@@ -79,11 +80,6 @@ struct EngineBenchCommand: ParsableCommand {
     }
 
     private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-
-    private func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
 
     private func filled(_ n: Int, seed: UInt64) -> [Float] {
         var r = RNG(seed: seed)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftCorpus
 import GraftTokenizers
 
@@ -152,7 +153,7 @@ struct TokenizerEncode: ParsableCommand {
         let out = OutputBuffer()
         let inputs = files.isEmpty ? ["-"] : files
         for path in inputs {
-            let reader = try LineReader(path: path)
+            let reader = try LineReader.open(path)
             var batch: [String] = []
             func flush() throws {
                 let encodings = try tok.encodeBatch(batch, addSpecialTokens: !noSpecialTokens)
@@ -160,8 +161,8 @@ struct TokenizerEncode: ParsableCommand {
                 batch.removeAll(keepingCapacity: true)
             }
             do {
-                while let bytes = try reader.nextBytes() {
-                    batch.append(String(decoding: bytes, as: UTF8.self))
+                while let line = try reader.nextString() {
+                    batch.append(line)
                     if batch.count == 512 { try flush() }
                 }
                 try flush()

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 
@@ -182,19 +183,6 @@ extension CorpusStore {
         }
         return PackedBlocks(store: self, fingerprint: fingerprint, blockLength: blockLength, separator: separator,
                             filter: filter, order: order, dropRemainder: dropRemainder, pageSize: max(1, pageSize))
-    }
-}
-
-/// A small seeded generator (SplitMix64) so shuffles are the same on every platform.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftTokenizers
 
 /// The two model families.

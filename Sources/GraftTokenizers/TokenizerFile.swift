@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 /// Reading and writing tokenizers: HuggingFace `tokenizer.json`, BERT `vocab.txt`, and GPT-2's
@@ -36,7 +37,7 @@ extension Tokenizer {
             throw TokenizerError.io(path: path, reason: "cannot read file")
         }
         let bytes = [UInt8](data)
-        if let bad = bytes.withUnsafeBufferPointer({ UTF8Util.firstInvalidByte($0) }) {
+        if let bad = UTF8Validation.firstInvalidByte(bytes) {
             throw TokenizerError.invalidUTF8(path: path, byteOffset: bad)
         }
         return bytes
@@ -44,7 +45,7 @@ extension Tokenizer {
 
     /// Loads a HuggingFace `tokenizer.json`.
     public static func fromJSONFile(_ path: String) throws -> Tokenizer {
-        let json = try JSONValue.parse(readUTF8(path), path: path)
+        let json = try TokenizerError.wrapping { try JSONValue.parse(readUTF8(path), path: path) }
         return try fromJSON(json, path: path)
     }
 
@@ -246,7 +247,7 @@ extension Tokenizer {
 
     /// GPT-2 byte-level BPE from `encoder.json` and `vocab.bpe`.
     public static func gpt2(encoderFile: String, mergesFile: String) throws -> Tokenizer {
-        let encoder = try JSONValue.parse(readUTF8(encoderFile), path: encoderFile)
+        let encoder = try TokenizerError.wrapping { try JSONValue.parse(readUTF8(encoderFile), path: encoderFile) }
         let vocab = try parseVocab(encoder) { .malformed(path: encoderFile, line: nil, reason: $0) }
         let bytes = try readUTF8(mergesFile)
         var merges: [(String, String)] = []
@@ -401,51 +402,6 @@ extension Tokenizer {
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let ok = FileManager.default.createFile(atPath: tmp, contents: Data(bytes))
-        guard ok else { throw TokenizerError.io(path: path, reason: "cannot write file") }
-        let fd = open(tmp, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw TokenizerError.io(path: path, reason: "cannot rename temporary file into place")
-        }
-    }
-}
-
-extension UTF8Util {
-    /// The offset of the first byte that does not begin a well-formed UTF-8 sequence, or nil
-    /// when all of `bytes` is well-formed (overlongs, surrogates and values past U+10FFFF are
-    /// ill-formed, as in the Unicode standard's table 3-7).
-    static func firstInvalidByte(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            let b0 = bytes[i]
-            if b0 < 0x80 { i += 1; continue }
-            var need = 0
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-            switch b0 {
-            case 0xC2...0xDF: need = 1
-            case 0xE0: need = 2; lo = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: need = 2
-            case 0xED: need = 2; hi = 0x9F
-            case 0xF0: need = 3; lo = 0x90
-            case 0xF1...0xF3: need = 3
-            case 0xF4: need = 3; hi = 0x8F
-            default: return i
-            }
-            if i + need >= n { return i }
-            let b1 = bytes[i + 1]
-            if b1 < lo || b1 > hi { return i }
-            var k = 2
-            while k <= need {
-                let b = bytes[i + k]
-                if b < 0x80 || b > 0xBF { return i }
-                k += 1
-            }
-            i += need + 1
-        }
-        return nil
+        do { try AtomicFile.write(bytes, to: path) } catch let error as SupportError { throw TokenizerError(error) }
     }
 }

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GraftEngine
 import GraftTokenizers
@@ -297,14 +298,14 @@ public final class Pretrainer {
         let final = checkpointsDirectory.appendingPathComponent(name)
         if !fm.fileExists(atPath: final.path) {
             let tmp = checkpointsDirectory.appendingPathComponent("\(name).tmp-\(getpid())")
-            try? fm.removeItem(at: tmp)
+            if fm.fileExists(atPath: tmp.path) { try fm.removeItem(at: tmp) }
             try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
             try ModelDirectory.save(model, tokenizer: tokenizer, to: tmp.path)
             try TrainingCheckpoint.save(to: tmp.appendingPathComponent(Pretrainer.stateFile), store: model.store,
                                         optimizer: optimizer, schedule: schedule, rng: model.rng, metadata: stateMetadata())
             try fm.moveItem(at: tmp, to: final)
         }
-        try writeAtomically(Data(name.utf8), to: checkpointsDirectory.appendingPathComponent("LATEST"))
+        try AtomicFile.write(name, to: checkpointsDirectory.appendingPathComponent("LATEST").path)
         try pruneCheckpoints(keeping: name)
         onCheckpoint?(final.path)
         return final.path
@@ -333,7 +334,7 @@ public final class Pretrainer {
         let stateURL = checkpointsDirectory.appendingPathComponent(name).appendingPathComponent(Pretrainer.stateFile)
         let restored = try TrainingCheckpoint.load(from: stateURL, store: model.store, optimizer: optimizer, rng: model.rng)
         let meta = restored.metadata
-        if let saved = meta["pretrain.options"].flatMap({ try? JSONDecoder().decode(PretrainingOptions.self, from: Data($0.utf8)) }) {
+        if let saved = try meta["pretrain.options"].map({ try JSONDecoder().decode(PretrainingOptions.self, from: Data($0.utf8)) }) {
             var a = saved, b = options
             a.steps = 0; b.steps = 0; a.evalEvery = 0; b.evalEvery = 0; a.checkpointEvery = 0; b.checkpointEvery = 0
             a.keepCheckpoints = 0; b.keepCheckpoints = 0
@@ -359,11 +360,11 @@ public final class Pretrainer {
 
     func pruneCheckpoints(keeping current: String) throws {
         let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: checkpointsDirectory.path)) ?? []
+        let names = try fm.contentsOfDirectory(atPath: checkpointsDirectory.path)
         let steps = names.filter { $0.hasPrefix("step-") && !$0.contains(".tmp-") }.sorted()
         let keep = max(1, options.keepCheckpoints)
         for old in steps.dropLast(keep) where old != current {
-            try? fm.removeItem(at: checkpointsDirectory.appendingPathComponent(old))
+            try fm.removeItem(at: checkpointsDirectory.appendingPathComponent(old))
         }
     }
 
@@ -371,22 +372,12 @@ public final class Pretrainer {
     func replaceDirectory(_ dir: URL, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
+        if fm.fileExists(atPath: tmp.path) { try fm.removeItem(at: tmp) }
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         try body(tmp)
         let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(getpid())")
         if fm.fileExists(atPath: dir.path) { try fm.moveItem(at: dir, to: old) }
         try fm.moveItem(at: tmp, to: dir)
-        try? fm.removeItem(at: old)
-    }
-
-    func writeAtomically(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: data) else {
-            throw ModelError.io(file: tmp.path, problem: "cannot write the file")
-        }
-        let fd = open(tmp.path, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp.path, url.path) == 0 else { throw ModelError.io(file: url.path, problem: "cannot rename \(tmp.path) into place") }
+        if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
     }
 }

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 /// Counts of distinct words, keyed by their exact UTF-8 bytes.
@@ -143,19 +144,22 @@ public struct WordCounter {
             pendingTransform = nil
             pendingPath = nil
         }
-        let reader = try LineReader(path: url.path)
+        let reader = try LineReader.open(url.path)
         while true {
-            let bytes: ArraySlice<UInt8>?
+            let line: Line?
             do {
-                bytes = try reader.nextBytes()
+                line = try TokenizerError.wrapping { try reader.next() }
+                if let line, let bad = UTF8Validation.firstInvalidByte(line.bytes) {
+                    throw TokenizerError.invalidUTF8(path: url.path, byteOffset: line.offset + bad)
+                }
             } catch {
                 try flush()  // the lines before the bad one are counted
                 throw error
             }
-            guard let bytes else { break }
-            pendingBytes += bytes.count
-            pending.append(String(decoding: bytes, as: UTF8.self))
-            pendingLines.append(reader.lineNumber)
+            guard let line else { break }
+            pendingBytes += line.bytes.count
+            pending.append(String(decoding: line.bytes, as: UTF8.self))
+            pendingLines.append(line.number)
             if pendingBytes >= batchBytes { try flush() }
         }
         try flush()
