@@ -102,9 +102,7 @@ struct TokenizerTrain: ParsableCommand {
         }
         if let db {
             let store = try CorpusStore(path: db)
-            let texts = store.documentTexts()
-            counter.add(documents: texts)
-            if let error = texts.status.error { throw CLIError("\(db): \(error)") }
+            do { try store.documentTexts().forEach { counter.add($0) } } catch { throw CLIError("\(db): \(error)") }
             progressLine("counted the documents of \(db)")
         }
         let counts = counter.counts()

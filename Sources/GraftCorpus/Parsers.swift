@@ -376,8 +376,7 @@ struct Parser {
         }
         // Line of the first occurrence of a JSON string (for errors about one question).
         func lineOf(_ string: String) -> Int {
-            guard let data = try? JSONSerialization.data(withJSONObject: [string], options: [.withoutEscapingSlashes]) else { return 1 }
-            let needle = Array(data.dropFirst().dropLast())
+            let needle = Array(Array(JSONValue.quoted(string).utf8).dropFirst().dropLast())
             guard !needle.isEmpty, needle.count <= all.count else { return 1 }
             var i = 0
             let first = needle[0]

@@ -31,6 +31,9 @@ public enum AtomicFile {
 
         /// Appends `bytes` to the file.
         public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            if failing?(.write) ?? false {
+                throw SupportError.io(path: path, operation: Step.write.rawValue, reason: "injected failure")
+            }
             var done = 0
             while done < bytes.count {
                 let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
@@ -39,9 +42,6 @@ public enum AtomicFile {
                     throw SupportError.io(path: path, operation: Step.write.rawValue, reason: errnoDescription())
                 }
                 done += n
-            }
-            if failing?(.write) ?? false {
-                throw SupportError.io(path: path, operation: Step.write.rawValue, reason: "injected failure")
             }
         }
 
@@ -53,47 +53,51 @@ public enum AtomicFile {
     /// durably. `failing(step)` returning true makes that step fail as if the system call had
     /// (tests use this to check every failure path); pass nil outside tests.
     public static func write(to path: String, failing: ((Step) -> Bool)? = nil, contents: (Writer) throws -> Void) throws {
-        func check(_ step: Step, _ ok: Bool) throws {
-            let injected = failing?(step) ?? false
-            guard ok && !injected else {
-                throw SupportError.io(path: path, operation: step.rawValue, reason: ok ? "injected failure" : errnoDescription())
+        /// Runs one step's system call, unless the step is injected to fail (then it is skipped,
+        /// as if the call had failed before doing anything).
+        func run(_ step: Step, _ call: () -> Bool) throws {
+            if failing?(step) ?? false {
+                throw SupportError.io(path: path, operation: step.rawValue, reason: "injected failure")
             }
+            guard call() else { throw SupportError.io(path: path, operation: step.rawValue, reason: errnoDescription()) }
         }
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let tmp = directory + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        if fd < 0 { try check(.create, false) }
+        var fd: Int32 = -1
+        try run(.create) {
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            return fd >= 0
+        }
         var renamed = false
-        var isOpen = true
         defer {
-            if isOpen { close(fd) }
+            if fd >= 0 { close(fd) }
             if !renamed { unlink(tmp) }
         }
-        try check(.create, true)
         try contents(Writer(fd: fd, path: path, failing: failing))
-        try check(.fsyncFile, fsync(fd) == 0)
-        isOpen = false
-        try check(.fsyncFile, close(fd) == 0)
-        try check(.rename, rename(tmp, path) == 0)
+        try run(.fsyncFile) {
+            let synced = fsync(fd) == 0
+            let closed = close(fd) == 0
+            fd = -1
+            return synced && closed
+        }
+        try run(.rename) { rename(tmp, path) == 0 }
         renamed = true
-        try syncDirectory(directory, path: path, failing: failing)
+        try run(.fsyncDirectory) {
+            let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard dfd >= 0 else { return false }
+            defer { close(dfd) }
+            return fsync(dfd) == 0
+        }
     }
 
     /// Fsyncs a directory so that renames and creations inside it are durable.
     public static func syncDirectory(_ directory: String) throws {
-        try syncDirectory(directory, path: directory, failing: nil)
-    }
-
-    private static func syncDirectory(_ directory: String, path: String, failing: ((Step) -> Bool)?) throws {
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        let injected = failing?(.fsyncDirectory) ?? false
-        guard dfd >= 0 else {
-            throw SupportError.io(path: path, operation: Step.fsyncDirectory.rawValue, reason: errnoDescription())
-        }
+        guard dfd >= 0 else { throw SupportError.io(path: directory, operation: Step.fsyncDirectory.rawValue, reason: errnoDescription()) }
         defer { close(dfd) }
-        guard fsync(dfd) == 0, !injected else {
-            throw SupportError.io(path: path, operation: Step.fsyncDirectory.rawValue, reason: injected ? "injected failure" : errnoDescription())
+        guard fsync(dfd) == 0 else {
+            throw SupportError.io(path: directory, operation: Step.fsyncDirectory.rawValue, reason: errnoDescription())
         }
     }
 }

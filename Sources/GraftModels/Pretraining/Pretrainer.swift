@@ -89,8 +89,10 @@ public final class Pretrainer {
     public let tokenizer: Tokenizer
     public let options: PretrainingOptions
     public let outputDirectory: URL
-    /// Training blocks of an epoch, each `options.blockLength(for:)` ids, in the epoch's order.
-    public let trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]>
+    /// Training blocks of an epoch, each `options.blockLength(for:)` ids, in the epoch's order:
+    /// each call of the returned closure gives the next block, nil at the end of the epoch; an
+    /// error it throws (e.g. a database error mid-epoch) stops training.
+    public let trainBlocks: (_ epoch: Int) throws -> () throws -> [Int32]?
     /// Dev blocks (same length), evaluated in order.
     public let devBlocks: [[Int32]]
     /// Called after every update.
@@ -112,10 +114,10 @@ public final class Pretrainer {
     var blocksUsed = 0
     var tokensSeen = 0
     var bestDevLoss: Float?
-    var iterator: AnyIterator<[Int32]>?
+    var iterator: (() throws -> [Int32]?)?
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: PretrainingOptions, outputDirectory: String,
-                trainBlocks: @escaping (_ epoch: Int) throws -> AnyIterator<[Int32]>, devBlocks: [[Int32]]) throws {
+                trainBlocks: @escaping (_ epoch: Int) throws -> () throws -> [Int32]?, devBlocks: [[Int32]]) throws {
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
@@ -180,7 +182,7 @@ public final class Pretrainer {
         var emptyEpochs = 0
         while out.count < options.batchSize {
             if iterator == nil { iterator = try trainBlocks(epoch) }
-            if let block = iterator!.next() {
+            if let block = try iterator!() {
                 out.append(block)
                 blocksUsed += 1
                 emptyEpochs = 0
@@ -353,7 +355,7 @@ public final class Pretrainer {
         blocksUsed = 0
         iterator = try trainBlocks(epoch)
         for _ in 0..<used {
-            guard iterator!.next() != nil else { break }
+            guard try iterator!() != nil else { break }
             blocksUsed += 1
         }
     }
