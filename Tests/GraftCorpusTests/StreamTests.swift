@@ -266,3 +266,33 @@ func testEncode(_ text: String) -> [Int32] {
         #expect(try store.importFile(dir + "/a.txt", options: ImportOptions(format: .lines)).documents == 2)
     }
 }
+
+/// Hostile numbers in corpus import files (answer offsets, labels, CoNLL columns), seeded:
+/// every import either succeeds or throws a ``CorpusError``, never traps.
+@Suite struct CorpusMutationTests {
+    @Test func squadAndJSONLWithHostileNumbers() throws {
+        let hostile = ["2147483648", "1000000000", "-1", "1e300", "-9223372036854775809", "18446744073709551616", "0.5", "null", "\"7\""]
+        var rng = GraftSupport.SplitMix64(seed: 21)
+        let (store, dir) = try makeStore()
+        var outcomes = (imported: 0, rejected: 0)
+        for i in 0..<120 {
+            let start = hostile[Int(rng.next() % UInt64(hostile.count))]
+            let label = hostile[Int(rng.next() % UInt64(hostile.count))]
+            let squad = """
+                {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "Café au lait is coffee \(i).", "qas": [
+                  {"id": "q\(i)", "question": "What?", "answers": [{"text": "coffee", "answer_start": \(start)}]}]}]}]}
+                """
+            let jsonl = "{\"text\": \"doc \(i)\", \"label\": \(label)}\n"
+            for (name, text) in [("s\(i).json", squad), ("j\(i).jsonl", jsonl)] {
+                writeFile(dir + "/" + name, text)
+                do {
+                    _ = try store.importFile(dir + "/" + name, options: ImportOptions(labelField: name.hasSuffix(".jsonl") ? "label" : nil))
+                    outcomes.imported += 1
+                } catch is CorpusError {
+                    outcomes.rejected += 1
+                }
+            }
+        }
+        #expect(outcomes.rejected > 100 && outcomes.imported > 0)
+    }
+}
