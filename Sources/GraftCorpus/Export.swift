@@ -25,11 +25,12 @@ extension CorpusStore {
     /// streaming with bounded memory.
     public func export(
         format: ExportFormat, filter: DocumentFilter = .all, textField: String = "text", labelField: String = "label",
-        task: String = "label", write: (String) throws -> Void
+        task: String = "label", taggingTask: String = "ner", write: (String) throws -> Void
     ) throws -> ExportReport {
         switch format {
-        case .jsonl: return try exportJSONL(filter: filter, textField: textField, labelField: labelField, task: task, write: write)
-        case .conll: return try exportCoNLL(filter: filter, write: write)
+        case .jsonl: return try exportJSONL(filter: filter, textField: textField, labelField: labelField, task: task,
+                                            taggingTask: taggingTask, write: write)
+        case .conll: return try exportCoNLL(filter: filter, taggingTask: taggingTask, write: write)
         case .squad: return try exportSQuAD(filter: filter, write: write)
         }
     }
@@ -44,7 +45,7 @@ extension CorpusStore {
     }
 
     private func exportJSONL(filter: DocumentFilter, textField: String, labelField: String, task: String,
-                             write: (String) throws -> Void) throws -> ExportReport {
+                             taggingTask: String, write: (String) throws -> Void) throws -> ExportReport {
         var count = 0
         let pages = PagedStream<[String: Any]>(pageSize: 512) { after, limit in
             try self.read { db in
@@ -56,7 +57,7 @@ extension CorpusStore {
                 guard let first = rows.first, let last = rows.last else { return [] }
                 let range: StatementArguments = [first["id"] as Int64, last["id"] as Int64]
                 var spans: [Int64: [[String: Any]]] = [:]
-                for s in try Row.fetchAll(db, sql: "SELECT documentId, start, end, type FROM span WHERE documentId BETWEEN ? AND ? ORDER BY documentId, start, id", arguments: range) {
+                for s in try Row.fetchAll(db, sql: "SELECT documentId, start, end, type FROM span WHERE task = ? AND documentId BETWEEN ? AND ? ORDER BY documentId, start, id", arguments: [taggingTask] + range) {
                     spans[s["documentId"], default: []].append(["start": s["start"] as Int, "end": s["end"] as Int, "type": s["type"] as String])
                 }
                 let qas = try Self.questions(db, documentsBetween: first["id"], and: last["id"])
@@ -100,7 +101,7 @@ extension CorpusStore {
         return result
     }
 
-    private func exportCoNLL(filter: DocumentFilter, write: (String) throws -> Void) throws -> ExportReport {
+    private func exportCoNLL(filter: DocumentFilter, taggingTask: String, write: (String) throws -> Void) throws -> ExportReport {
         let total = try read { db -> Int in
             let c = try filter.condition(db)
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM document d WHERE \(c.sql)", arguments: c.arguments) ?? 0
@@ -109,9 +110,9 @@ extension CorpusStore {
             try self.read { db in
                 let c = try filter.condition(db)
                 return try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.metadata, t.rows FROM document d JOIN token_row t ON t.documentId = d.id
+                    SELECT d.id, d.metadata, t.rows FROM document d JOIN token_row t ON t.documentId = d.id AND t.task = ?
                     WHERE d.id > ? AND \(c.sql) ORDER BY d.id LIMIT ?
-                    """, arguments: [after] + c.arguments + [limit]
+                    """, arguments: [taggingTask, after] + c.arguments + [limit]
                 ).map { (($0["id"] as Int64), (($0["rows"] as String), ($0["metadata"] as String?), ($0["id"] as Int64))) }
             }
         }

@@ -194,22 +194,23 @@ extension CorpusStore {
         }
     }
 
-    /// Streams NER examples: documents with entity spans or CoNLL token rows.
-    public func taggingExamples(_ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedStream<TaggingExample> {
+    /// Streams token-classification examples of `task` (default `ner`): documents with entity
+    /// spans or CoNLL token rows of that task.
+    public func taggingExamples(task: String = "ner", _ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedStream<TaggingExample> {
         PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.text, t.separator, t.rows FROM document d LEFT JOIN token_row t ON t.documentId = d.id
+                    SELECT d.id, d.text, t.separator, t.rows FROM document d LEFT JOIN token_row t ON t.documentId = d.id AND t.task = ?
                     WHERE d.id > ? AND \(c.sql)
-                      AND (t.documentId IS NOT NULL OR EXISTS (SELECT 1 FROM span s WHERE s.documentId = d.id))
+                      AND (t.documentId IS NOT NULL OR EXISTS (SELECT 1 FROM span s WHERE s.documentId = d.id AND s.task = ?))
                     ORDER BY d.id LIMIT ?
-                    """, arguments: [after] + c.arguments + [limit])
+                    """, arguments: [task, after] + c.arguments + [task, limit])
                 guard let first = rows.first, let last = rows.last else { return [] }
                 var spans: [Int64: [EntitySpan]] = [:]
                 for s in try Row.fetchAll(db, sql: """
-                    SELECT documentId, start, end, type FROM span WHERE documentId BETWEEN ? AND ? ORDER BY documentId, start, id
-                    """, arguments: [first["id"] as Int64, last["id"] as Int64]) {
+                    SELECT documentId, start, end, type FROM span WHERE task = ? AND documentId BETWEEN ? AND ? ORDER BY documentId, start, id
+                    """, arguments: [task, first["id"] as Int64, last["id"] as Int64]) {
                     spans[s["documentId"], default: []].append(EntitySpan(start: s["start"], end: s["end"], type: s["type"]))
                 }
                 return rows.map { row in

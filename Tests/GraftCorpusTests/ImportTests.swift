@@ -298,3 +298,29 @@ import Testing
         #expect(r2.documents == 2 && r2.skipped.count == 1)
     }
 }
+
+/// A tagging task other than NER keeps its own name: stored, streamed and exported under it.
+@Suite struct TaskImportTests {
+    @Test func conllUnderItsOwnTask() throws {
+        let (store, dir) = try makeStore()
+        let products = "Buy B-PROD\niPhone I-PROD\nnow O\n\nSell O\nGalaxy B-PROD\n\n"
+        let people = "Ada B-PER\nLovelace I-PER\nwrote O\n\n"
+        writeFile(dir + "/products.conll", products)
+        writeFile(dir + "/people.conll", people)
+        _ = try store.importFile(dir + "/products.conll", options: ImportOptions(task: "products"))
+        _ = try store.importFile(dir + "/people.conll")
+        let tagged = try store.taggingExamples(task: "products").all()
+        #expect(tagged.map(\.text) == ["Buy iPhone now", "Sell Galaxy"])
+        #expect(tagged[0].spans == [EntitySpan(start: 0, end: 10, type: "PROD")])
+        #expect(tagged[0].tags == ["B-PROD", "I-PROD", "O"])
+        #expect(try store.taggingExamples().all().map(\.text) == ["Ada Lovelace wrote"])
+        let stored = try store.read { try String.fetchAll($0, sql: "SELECT DISTINCT task FROM span ORDER BY task") }
+        #expect(stored == ["ner", "products"])
+        var out = ""
+        _ = try store.export(format: .conll, taggingTask: "products") { out += $0 }
+        #expect(out == products)
+        var jsonl = ""
+        _ = try store.export(format: .jsonl, taggingTask: "products") { jsonl += $0 }
+        #expect(jsonl.contains("\"type\":\"PROD\"") && !jsonl.contains("\"type\":\"PER\""))
+    }
+}
