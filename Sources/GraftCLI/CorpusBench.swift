@@ -51,6 +51,7 @@ struct CorpusBench: ParsableCommand {
         var tokensTotal = 0
         for r in 0..<max(1, repeats) {
             let path = NSTemporaryDirectory() + "/graft-bench-corpus-\(getpid())-\(r).sqlite"
+            // Best-effort cleanup of the benchmark's scratch database (the -wal/-shm files may not exist).
             defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
             let store = try CorpusStore(path: path)
             var jsonlBytes = 0, jsonlSeconds = 0.0
@@ -72,6 +73,7 @@ struct CorpusBench: ParsableCommand {
             // The other plain-text modes, each into a fresh store of its own.
             for (key, format) in [("import_paragraphs_shakespeare", ImportFormat.paragraphs), ("import_text_shakespeare", .text)] {
                 let other = NSTemporaryDirectory() + "/graft-bench-corpus-\(getpid())-\(r)-\(format.rawValue).sqlite"
+                // Best-effort cleanup of a scratch database (the -wal/-shm files may not exist).
                 defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: other + suffix) } }
                 let report = try CorpusStore(path: other).importFile(dir + "/" + inputs[0].file, options: ImportOptions(format: format))
                 results[key, default: []].append(Double(report.bytes) / 1e6 / report.seconds)

@@ -84,7 +84,11 @@ struct PretrainCommand: ParsableCommand {
         }
         let fingerprint = tokenizerFingerprint(tok)
         let store = try CorpusStore(path: db)
-        if try store.tokenCacheStats(fingerprint: fingerprint).documents < store.documentCount() {
+        let cachedDocuments: Int
+        do { cachedDocuments = try store.tokenCacheStats(fingerprint: fingerprint).documents } catch CorpusError.noTokenCache {
+            cachedDocuments = 0  // no cache for this tokenizer yet: build it below
+        }
+        if try cachedDocuments < store.documentCount() {
             _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try tok.encode($0, addSpecialTokens: false).ids }
         }
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")
