@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "graft", targets: ["GraftCLI"]),
+        .library(name: "GraftSupport", targets: ["GraftSupport"]),
         .library(name: "GraftTokenizers", targets: ["GraftTokenizers"]),
         .library(name: "GraftEngine", targets: ["GraftEngine"]),
         .library(name: "GraftCorpus", targets: ["GraftCorpus"]),
@@ -38,28 +39,32 @@ let package = Package(
         ),
 
         // MARK: Layers
+        // GraftSupport: one copy of each shared utility (Foundation/Glibc only); every layer may import it.
+        .target(name: "GraftSupport"),
         .target(
             name: "GraftTokenizers",
-            dependencies: ["CUtf8proc"]
+            dependencies: ["CUtf8proc", "GraftSupport"]
         ),
         .target(
             name: "GraftEngine",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "GraftSupport"]
         ),
         .target(
             name: "GraftCorpus",
             dependencies: [
+                "GraftSupport",
                 "GraftTokenizers",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
             name: "GraftModels",
-            dependencies: ["GraftEngine", "GraftTokenizers"]
+            dependencies: ["GraftSupport", "GraftEngine", "GraftTokenizers"]
         ),
         .target(
             name: "GraftTasks",
             dependencies: [
+                "GraftSupport",
                 "GraftModels",
                 "GraftEngine",
                 "GraftCorpus",
@@ -70,6 +75,7 @@ let package = Package(
         .executableTarget(
             name: "GraftCLI",
             dependencies: [
+                "GraftSupport",
                 "GraftTokenizers",
                 "GraftEngine",
                 "GraftCorpus",
@@ -80,23 +86,27 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(
+            name: "GraftSupportTests",
+            dependencies: ["GraftSupport"]
+        ),
+        .testTarget(
             name: "GraftTokenizersTests",
-            dependencies: ["GraftTokenizers"],
+            dependencies: ["GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftEngineTests",
-            dependencies: ["GraftEngine"],
+            dependencies: ["GraftEngine", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftModelsTests",
-            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers"],
+            dependencies: ["GraftModels", "GraftEngine", "GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "GraftCorpusTests",
-            dependencies: ["GraftCorpus", "GraftTokenizers"],
+            dependencies: ["GraftCorpus", "GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftCorpus
 
 /// `graft bench corpus`: import throughput and packed-block streaming throughput.
@@ -50,6 +51,7 @@ struct CorpusBench: ParsableCommand {
         var tokensTotal = 0
         for r in 0..<max(1, repeats) {
             let path = NSTemporaryDirectory() + "/graft-bench-corpus-\(getpid())-\(r).sqlite"
+            // Best-effort cleanup of the benchmark's scratch database (the -wal/-shm files may not exist).
             defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
             let store = try CorpusStore(path: path)
             var jsonlBytes = 0, jsonlSeconds = 0.0
@@ -71,6 +73,7 @@ struct CorpusBench: ParsableCommand {
             // The other plain-text modes, each into a fresh store of its own.
             for (key, format) in [("import_paragraphs_shakespeare", ImportFormat.paragraphs), ("import_text_shakespeare", .text)] {
                 let other = NSTemporaryDirectory() + "/graft-bench-corpus-\(getpid())-\(r)-\(format.rawValue).sqlite"
+                // Best-effort cleanup of a scratch database (the -wal/-shm files may not exist).
                 defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: other + suffix) } }
                 let report = try CorpusStore(path: other).importFile(dir + "/" + inputs[0].file, options: ImportOptions(format: format))
                 results[key, default: []].append(Double(report.bytes) / 1e6 / report.seconds)
@@ -88,11 +91,11 @@ struct CorpusBench: ParsableCommand {
                     fingerprint: fingerprint, blockLength: blockLength, separator: separator, shuffleSeed: seed)
                 var count = 0
                 var checksum: Int64 = 0
-                for block in blocks {
+                var iterator = blocks.makeIterator()
+                while let block = try iterator.next() {
                     count += block.count
                     checksum &+= Int64(block[0])
                 }
-                if let error = blocks.status.error { throw error }
                 let seconds = Date().timeIntervalSince(start)
                 results[key, default: []].append(Double(count) / seconds)
                 units[key] = "tokens/s"
@@ -104,9 +107,7 @@ struct CorpusBench: ParsableCommand {
         }
         var measures: [String: Measure] = [:]
         for (key, runs) in results {
-            let sorted = runs.sorted()
-            let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-            measures[key] = Measure(unit: units[key]!, runs: runs, median: median)
+            measures[key] = Measure(unit: units[key]!, runs: runs, median: GraftSupport.median(runs))
         }
         if json {
             struct Output: Codable {

@@ -50,8 +50,8 @@ struct CorpusAdd: ParsableCommand {
     @Option(name: .customLong("label-field"), help: "JSONL field or CSV/TSV column with the label (CSV/TSV default: label).")
     var labelField: String?
 
-    @Option(help: "Task name the labels are stored under.")
-    var task: String = "label"
+    @Option(help: "Task name the annotations are stored under (default: label for labels, ner for entity spans / CoNLL tags; e.g. --task products for a product-name tagger).")
+    var task: String?
 
     @Option(help: "Put all documents of these files in this split part (train, dev or test).")
     var split: SplitPart?
@@ -222,6 +222,9 @@ struct CorpusExport: ParsableCommand {
     @Option(help: "Label task to export (jsonl).")
     var task: String = "label"
 
+    @Option(name: .customLong("tagging-task"), help: "Tagging task whose spans (jsonl) or CoNLL rows (conll) to export.")
+    var taggingTask: String = "ner"
+
     @Option(name: .customLong("text-field"), help: "JSON field name for the text (jsonl).")
     var textField: String = "text"
 
@@ -242,7 +245,8 @@ struct CorpusExport: ParsableCommand {
             handle = FileHandle.standardOutput
         }
         var buffer = Data()
-        let report = try store.export(format: format, filter: filter, textField: textField, labelField: labelField, task: task) { text in
+        let report = try store.export(format: format, filter: filter, textField: textField, labelField: labelField, task: task,
+                                       taggingTask: taggingTask) { text in
             buffer.append(contentsOf: text.utf8)
             if buffer.count >= 1 << 20 { handle.write(buffer); buffer.removeAll(keepingCapacity: true) }
         }

@@ -1,3 +1,4 @@
+import GraftSupport
 import ArgumentParser
 import COpenBLAS
 import Dispatch
@@ -86,11 +87,6 @@ struct EngineBenchCommand: ParsableCommand {
         if n > 1 { openblas_set_num_threads(Int32(n)) }
         body()
         if n > 1 { openblas_set_num_threads(1) }
-    }
-
-    private func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
     private func filled(_ n: Int, seed: UInt64) -> [Float] {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftModels
 import GraftTokenizers
 
@@ -137,10 +138,10 @@ struct EmbedCommand: ParsableCommand {
         }
         for path in files.isEmpty ? ["-"] : files {
             let reader: LineReader
-            do { reader = try LineReader(path: path) } catch { throw CLIError("\(error)") }
+            do { reader = try LineReader.open(path) } catch { throw CLIError("\(error)") }
             do {
-                while let bytes = try reader.nextBytes() {
-                    pending.append(String(decoding: bytes, as: UTF8.self))
+                while let line = try reader.nextString() {
+                    pending.append(line)
                     if pending.count == 8 * batchSize { try flush() }   // sorted by length inside embed()
                 }
             } catch let e as TokenizerError {

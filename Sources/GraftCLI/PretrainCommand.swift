@@ -87,7 +87,11 @@ struct PretrainCommand: ParsableCommand {
         }
         let fingerprint = tokenizerFingerprint(tok)
         let store = try CorpusStore(path: db)
-        if (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
+        let cachedDocuments: Int
+        do { cachedDocuments = try store.tokenCacheStats(fingerprint: fingerprint).documents } catch CorpusError.noTokenCache {
+            cachedDocuments = 0  // no cache for this tokenizer yet: build it below
+        }
+        if try cachedDocuments < store.documentCount() {
             _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try tok.encode($0, addSpecialTokens: false).ids }
         }
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")
@@ -101,13 +105,14 @@ struct PretrainCommand: ParsableCommand {
         let opts = options
         let blockLength = opts.blockLength(for: kind)
         let sep = Int32(separator)
-        let trainBlocks: (Int) throws -> AnyIterator<[Int32]> = { epoch in
+        let trainBlocks: (Int) throws -> () throws -> [Int32]? = { epoch in
             let blocks = try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
                                                 filter: DocumentFilter(part: .train), shuffleSeed: opts.seed &+ UInt64(epoch))
-            return AnyIterator(blocks.makeIterator())
+            var iterator = blocks.makeIterator()
+            return { try iterator.next() }
         }
-        let devBlocks = Array(try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
-                                                      filter: DocumentFilter(part: .dev)).prefix(opts.evalBatches * opts.batchSize))
+        let devBlocks = try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
+                                               filter: DocumentFilter(part: .dev)).prefix(opts.evalBatches * opts.batchSize)
         let trainer = try Pretrainer(model: model, tokenizer: tok, options: opts, outputDirectory: out,
                                      trainBlocks: trainBlocks, devBlocks: devBlocks)
         let configJSON = String(decoding: try JSONEncoder().encode(["model": String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
@@ -118,28 +123,38 @@ struct PretrainCommand: ParsableCommand {
         printError("pretraining \(kind.rawValue)-\(preset): \(parameters) parameters, vocabulary \(config.vocabSize), " +
                    "\(devBlocks.count) dev blocks; writing to \(out)")
         let progress = ProgressReporter("pretrain", total: opts.steps, unit: .items("steps"))
+        // The first failed run-log write: it stops training (checkpoint written) and is reported.
+        var logError: Error?
+        func log(step: Int, _ metrics: [String: Double]) {
+            guard logError == nil else { return }
+            do { try run.log(step: step, metrics: metrics) } catch { logError = error }
+        }
         trainer.onStep = { s in
             progress.update(s.step, fields: ["loss": String(format: "%.4f", s.loss), "lr": String(format: "%.2e", s.learningRate),
                                              "tok/s": String(format: "%.0f", s.tokensPerSecond)])
             if s.step % 10 == 0 || s.step == s.totalSteps {
-                try? run.log(step: s.step, metrics: ["train_loss": Double(s.loss), "train_accuracy": Double(s.accuracy),
-                                                     "lr": Double(s.learningRate), "tokens_per_s": s.tokensPerSecond])
+                log(step: s.step, ["train_loss": Double(s.loss), "train_accuracy": Double(s.accuracy),
+                                   "lr": Double(s.learningRate), "tokens_per_s": s.tokensPerSecond])
             }
         }
         trainer.onEvaluation = { e in
             let what = kind == .bert ? String(format: "dev MLM loss %.4f, accuracy %.3f", e.loss, e.accuracy)
                                      : String(format: "dev loss %.4f, perplexity %.1f", e.loss, e.perplexity)
             progress.note("step \(e.step): \(what)\(e.isBest ? " (best)" : "")")
-            try? run.log(step: e.step, metrics: ["dev_loss": Double(e.loss), "dev_accuracy": Double(e.accuracy)])
+            log(step: e.step, ["dev_loss": Double(e.loss), "dev_accuracy": Double(e.accuracy)])
         }
         trainer.onCheckpoint = { path in progress.note("checkpoint \(path)") }
         signal(SIGINT) { _ in
             interruptRequested = 1
             signal(SIGINT, SIG_DFL)  // a second Ctrl-C ends the process at once
         }
-        trainer.shouldStop = { interruptRequested != 0 }
+        trainer.shouldStop = { interruptRequested != 0 || logError != nil }
         do {
             let summary = try trainer.run(resume: resume)
+            if let logError {
+                throw CLIError("\(db): cannot record the run's metrics: \(logError); stopped at step \(summary.steps) " +
+                               "with checkpoint \(summary.checkpoint ?? "-") (continue with --resume)")
+            }
             progress.finish()
             var totals: [String: Double] = ["steps": Double(summary.steps), "seconds": summary.seconds]
             if let l = summary.lastLoss { totals["train_loss"] = Double(l) }
@@ -150,7 +165,9 @@ struct PretrainCommand: ParsableCommand {
                   : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best")
         } catch {
             progress.cancel()
-            try? run.finish(status: .failed)
+            do { try run.finish(status: .failed) } catch let recordError {
+                throw CLIError("\(error)\n(the run could not be marked failed in \(db): \(recordError))")
+            }
             throw error
         }
     }

@@ -1,22 +1,23 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftTokenizers
 
 /// Reads the `text` field of every line of a JSON Lines file (or every line of a text file).
 func readCorpusTexts(_ path: String, field: String = "text") throws -> [String] {
-    let reader = try LineReader(path: path)
+    let reader = try LineReader.open(path)
     var texts: [String] = []
     let isJSONL = path.hasSuffix(".jsonl")
-    while let bytes = try reader.nextBytes() {
-        if bytes.isEmpty { continue }
+    while let line = try reader.nextString() {
+        if line.isEmpty { continue }
         if isJSONL {
-            let value = try JSONValue.parse(Array(bytes), path: "\(path):\(reader.lineNumber)")
+            let value = try JSONValue.parse(line, path: "\(path):\(reader.linesRead)")
             guard let text = value[field]?.string else {
-                throw CLIError("\(path):\(reader.lineNumber): no string field \"\(field)\"")
+                throw CLIError("\(path):\(reader.linesRead): no string field \"\(field)\"")
             }
             texts.append(text)
         } else {
-            texts.append(String(decoding: bytes, as: UTF8.self))
+            texts.append(line)
         }
     }
     return texts
@@ -100,10 +101,10 @@ struct TokenizerBenchCommand: ParsableCommand {
                                 _ = try TokenizerTrainer(kind: kind, vocabSize: size, threads: t).train(documents: docs)
                             })
                         }
-                        let median = times.sorted()[repeats / 2]
-                        results.append(("train_\(kind.rawValue)_\(size)_\(t)thread_s", .number((median * 1000).rounded() / 1000)))
+                        let seconds = median(times)
+                        results.append(("train_\(kind.rawValue)_\(size)_\(t)thread_s", .number((seconds * 1000).rounded() / 1000)))
                         if !json {
-                            print(String(format: "train %-9@ %6d tokens %d thread(s): %7.2f s  (%.1f MB)", kind.rawValue as NSString, size, t, median, trainMB))
+                            print(String(format: "train %-9@ %6d tokens %d thread(s): %7.2f s  (%.1f MB)", kind.rawValue as NSString, size, t, seconds, trainMB))
                         }
                     }
                 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftCorpus
 import GraftTokenizers
 
@@ -101,9 +102,7 @@ struct TokenizerTrain: ParsableCommand {
         }
         if let db {
             let store = try CorpusStore(path: db)
-            let texts = store.documentTexts()
-            counter.add(documents: texts)
-            if let error = texts.status.error { throw CLIError("\(db): \(error)") }
+            do { try store.documentTexts().forEach { counter.add($0) } } catch { throw CLIError("\(db): \(error)") }
             progressLine("counted the documents of \(db)")
         }
         let counts = counter.counts()
@@ -152,7 +151,7 @@ struct TokenizerEncode: ParsableCommand {
         let out = OutputBuffer()
         let inputs = files.isEmpty ? ["-"] : files
         for path in inputs {
-            let reader = try LineReader(path: path)
+            let reader = try LineReader.open(path)
             var batch: [String] = []
             func flush() throws {
                 let encodings = try tok.encodeBatch(batch, addSpecialTokens: !noSpecialTokens)
@@ -160,8 +159,8 @@ struct TokenizerEncode: ParsableCommand {
                 batch.removeAll(keepingCapacity: true)
             }
             do {
-                while let bytes = try reader.nextBytes() {
-                    batch.append(String(decoding: bytes, as: UTF8.self))
+                while let line = try reader.nextString() {
+                    batch.append(line)
                     if batch.count == 512 { try flush() }
                 }
                 try flush()

@@ -25,11 +25,12 @@ extension CorpusStore {
     /// streaming with bounded memory.
     public func export(
         format: ExportFormat, filter: DocumentFilter = .all, textField: String = "text", labelField: String = "label",
-        task: String = "label", write: (String) throws -> Void
+        task: String = "label", taggingTask: String = "ner", write: (String) throws -> Void
     ) throws -> ExportReport {
         switch format {
-        case .jsonl: return try exportJSONL(filter: filter, textField: textField, labelField: labelField, task: task, write: write)
-        case .conll: return try exportCoNLL(filter: filter, write: write)
+        case .jsonl: return try exportJSONL(filter: filter, textField: textField, labelField: labelField, task: task,
+                                            taggingTask: taggingTask, write: write)
+        case .conll: return try exportCoNLL(filter: filter, taggingTask: taggingTask, write: write)
         case .squad: return try exportSQuAD(filter: filter, write: write)
         }
     }
@@ -44,9 +45,9 @@ extension CorpusStore {
     }
 
     private func exportJSONL(filter: DocumentFilter, textField: String, labelField: String, task: String,
-                             write: (String) throws -> Void) throws -> ExportReport {
+                             taggingTask: String, write: (String) throws -> Void) throws -> ExportReport {
         var count = 0
-        let pages = PagedSequence<[String: Any]>(pageSize: 512) { after, limit in
+        let pages = PagedStream<[String: Any]>(pageSize: 512) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 let rows = try Row.fetchAll(db, sql: """
@@ -56,13 +57,13 @@ extension CorpusStore {
                 guard let first = rows.first, let last = rows.last else { return [] }
                 let range: StatementArguments = [first["id"] as Int64, last["id"] as Int64]
                 var spans: [Int64: [[String: Any]]] = [:]
-                for s in try Row.fetchAll(db, sql: "SELECT documentId, start, end, type FROM span WHERE documentId BETWEEN ? AND ? ORDER BY documentId, start, id", arguments: range) {
+                for s in try Row.fetchAll(db, sql: "SELECT documentId, start, end, type FROM span WHERE task = ? AND documentId BETWEEN ? AND ? ORDER BY documentId, start, id", arguments: [taggingTask] + range) {
                     spans[s["documentId"], default: []].append(["start": s["start"] as Int, "end": s["end"] as Int, "type": s["type"] as String])
                 }
                 let qas = try Self.questions(db, documentsBetween: first["id"], and: last["id"])
-                return rows.map { row in
+                return try rows.map { row in
                     let id: Int64 = row["id"]
-                    var object = (row["metadata"] as String?).flatMap(metadataObject) ?? [:]
+                    var object = try (row["metadata"] as String?).map { try metadataObject($0, documentID: id) } ?? [:]
                     object[textField] = row["text"] as String
                     if let label: String = row["label"] { object[labelField] = label }
                     if let s = spans[id] { object["spans"] = s }
@@ -71,11 +72,11 @@ extension CorpusStore {
                 }
             }
         }
-        for object in pages {
+        var objects = pages.makeIterator()
+        while let object = try objects.next() {
             try write(try json(object) + "\n")
             count += 1
         }
-        if let error = pages.status.error { throw error }
         return ExportReport(documents: count, skipped: 0)
     }
 
@@ -100,38 +101,38 @@ extension CorpusStore {
         return result
     }
 
-    private func exportCoNLL(filter: DocumentFilter, write: (String) throws -> Void) throws -> ExportReport {
+    private func exportCoNLL(filter: DocumentFilter, taggingTask: String, write: (String) throws -> Void) throws -> ExportReport {
         let total = try read { db -> Int in
             let c = try filter.condition(db)
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM document d WHERE \(c.sql)", arguments: c.arguments) ?? 0
         }
-        let pages = PagedSequence<(rows: String, metadata: String?)>(pageSize: 1024) { after, limit in
+        let pages = PagedStream<(rows: String, metadata: String?, id: Int64)>(pageSize: 1024) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 return try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.metadata, t.rows FROM document d JOIN token_row t ON t.documentId = d.id
+                    SELECT d.id, d.metadata, t.rows FROM document d JOIN token_row t ON t.documentId = d.id AND t.task = ?
                     WHERE d.id > ? AND \(c.sql) ORDER BY d.id LIMIT ?
-                    """, arguments: [after] + c.arguments + [limit]
-                ).map { (($0["id"] as Int64), (($0["rows"] as String), ($0["metadata"] as String?))) }
+                    """, arguments: [taggingTask, after] + c.arguments + [limit]
+                ).map { (($0["id"] as Int64), (($0["rows"] as String), ($0["metadata"] as String?), ($0["id"] as Int64))) }
             }
         }
         var count = 0
         var chunk = ""
-        for (rows, metadata) in pages {
-            if let metadata, let docstarts = metadataObject(metadata)?["docstart"] as? [String] {
+        var documents = pages.makeIterator()
+        while let (rows, metadata, id) = try documents.next() {
+            if let metadata, let docstarts = try metadataObject(metadata, documentID: id)["docstart"] as? [String] {
                 for line in docstarts { chunk += line + "\n\n" }
             }
             chunk += rows + "\n\n"
             count += 1
             if chunk.utf8.count > 1 << 16 { try write(chunk); chunk = "" }
         }
-        if let error = pages.status.error { throw error }
         if !chunk.isEmpty { try write(chunk) }
         return ExportReport(documents: count, skipped: total - count)
     }
 
     private func exportSQuAD(filter: DocumentFilter, write: (String) throws -> Void) throws -> ExportReport {
-        let pages = PagedSequence<(title: String?, paragraph: [String: Any])>(pageSize: 256) { after, limit in
+        let pages = PagedStream<(title: String?, paragraph: [String: Any])>(pageSize: 256) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 let rows = try Row.fetchAll(db, sql: """
@@ -141,9 +142,9 @@ extension CorpusStore {
                     """, arguments: [after] + c.arguments + [limit])
                 guard let first = rows.first, let last = rows.last else { return [] }
                 let qas = try Self.questions(db, documentsBetween: first["id"], and: last["id"])
-                return rows.map { row in
+                return try rows.map { row in
                     let id: Int64 = row["id"]
-                    let title = (row["metadata"] as String?).flatMap(metadataObject)?["title"] as? String
+                    let title = try (row["metadata"] as String?).map { try metadataObject($0, documentID: id) }?["title"] as? String
                     return (id, (title, ["context": row["text"] as String, "qas": qas[id] ?? []]))
                 }
             }
@@ -160,13 +161,13 @@ extension CorpusStore {
             articles += 1
             current = nil
         }
-        for (title, paragraph) in pages {
+        var paragraphs = pages.makeIterator()
+        while let (title, paragraph) = try paragraphs.next() {
             if let c = current, c.title != title || title == nil { try flush() }
             if current == nil { current = (title, []) }
             current!.paragraphs.append(paragraph)
             count += 1
         }
-        if let error = pages.status.error { throw error }
         try flush()
         try write("\n], \"version\": \"1.1\"}\n")
         return ExportReport(documents: count, skipped: 0)

@@ -55,8 +55,14 @@ public struct ImportOptions: Sendable {
     /// JSONL field / CSV-TSV column holding a label. JSONL: none unless set. CSV/TSV: `label`
     /// if the header has it.
     public var labelField: String?
-    /// Task name under which labels are stored (default `label`).
-    public var task: String
+    /// Task name under which annotations are stored; nil: `label` for labels, `ner` for
+    /// entity spans and CoNLL rows. A tagging task other than NER (say `products`) is imported
+    /// under its own name and read back with ``CorpusStore/taggingExamples(task:_:pageSize:)``.
+    public var task: String?
+    /// The task labels are stored under.
+    public var labelTask: String { task ?? "label" }
+    /// The task spans and CoNLL rows are stored under.
+    public var taggingTask: String { task ?? "ner" }
     /// Put every document of the file in this split part regardless of its hash.
     public var split: SplitPart?
     /// Skip texts already in the store. nil: yes for text/lines/paragraphs/jsonl without a
@@ -68,7 +74,7 @@ public struct ImportOptions: Sendable {
     public var name: String?
 
     public init(
-        format: ImportFormat? = nil, textField: String? = nil, labelField: String? = nil, task: String = "label",
+        format: ImportFormat? = nil, textField: String? = nil, labelField: String? = nil, task: String? = nil,
         split: SplitPart? = nil, deduplicate: Bool? = nil, skipBad: Bool = false, name: String? = nil
     ) {
         self.format = format
@@ -181,19 +187,19 @@ final class ImportSink {
         documents += 1
         if let label = record.label {
             try db.cachedStatement(sql: "INSERT INTO label(documentId, task, value) VALUES (?, ?, ?)")
-                .execute(arguments: [documentID, options.task, label])
+                .execute(arguments: [documentID, options.labelTask, label])
             annotations += 1
         }
         if !record.spans.isEmpty {
-            let statement = try db.cachedStatement(sql: "INSERT INTO span(documentId, task, start, end, type) VALUES (?, 'ner', ?, ?, ?)")
+            let statement = try db.cachedStatement(sql: "INSERT INTO span(documentId, task, start, end, type) VALUES (?, ?, ?, ?, ?)")
             for span in record.spans {
-                try statement.execute(arguments: [documentID, span.start, span.end, span.type])
+                try statement.execute(arguments: [documentID, options.taggingTask, span.start, span.end, span.type])
             }
             annotations += record.spans.count
         }
         if let rows = record.tokenRows {
-            try db.cachedStatement(sql: "INSERT INTO token_row(documentId, separator, columns, rows) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [documentID, rows.separator, rows.columns, rows.rows])
+            try db.cachedStatement(sql: "INSERT INTO token_row(documentId, separator, columns, rows, task) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [documentID, rows.separator, rows.columns, rows.rows, options.taggingTask])
         }
         for (i, q) in record.questions.enumerated() {
             try db.cachedStatement(sql: "INSERT INTO question(documentId, ordinal, externalId, question) VALUES (?, ?, ?, ?)")
@@ -237,7 +243,8 @@ extension CorpusStore {
         let labelled = format.keepsDuplicatesByDefault || options.labelField != nil
         let deduplicate = options.deduplicate ?? !labelled
         var key: [String: Any] = [
-            "format": format.rawValue, "task": options.task, "dedupe": deduplicate,
+            // Unchanged for imports without a task (as before: "label"), so sources keep their identity.
+            "format": format.rawValue, "task": options.task ?? "label", "dedupe": deduplicate,
             "split": options.split?.rawValue ?? "",
         ]
         if let f = options.textField { key["textField"] = f }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 
 /// The importers: each reads one file and hands ``ImportRecord``s (or bad-record errors) to an
 /// ``ImportSink``. Text is handled as UTF-8 bytes and Unicode scalars, never as Characters, so
@@ -11,18 +12,38 @@ struct Parser {
     private static let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
 
     /// Drops a UTF-8 byte-order mark at the start of the file.
-    private func stripBOM(_ line: inout InputLine) {
+    private func stripBOM(_ line: inout Line) {
         if line.number == 1, line.bytes.starts(with: Self.bom) {
             line.bytes = line.bytes.dropFirst(3)
             line.offset += 3
         }
     }
 
-    private func decode(_ line: InputLine) throws -> String {
+    /// Opens the input through the one line reader (lines end at `\n` only).
+    private func openLines() throws -> LineReader {
+        do { return try LineReader(path: path) } catch let error as SupportError {
+            throw CorpusError.unreadableFile(path: path, reason: "\(error)")
+        }
+    }
+
+    /// The next line; a read error stops the import (it is never taken for the end of the file).
+    /// Formats whose records end in CRLF (CSV, TSV, CoNLL) drop a `\r` before the `\n`; plain
+    /// text and JSON Lines keep it (JSON treats it as white space).
+    private func nextLine(_ reader: LineReader, dropCR: Bool) throws -> Line? {
+        let line: Line?
+        do { line = try reader.next() } catch let error as SupportError {
+            throw CorpusError.unreadableFile(path: path, reason: "\(error)")
+        }
+        guard var line else { return nil }
+        if dropCR, line.bytes.last == 0x0D { line.bytes = line.bytes.dropLast() }
+        return line
+    }
+
+    private func decode(_ line: Line) throws -> String {
         try decodeUTF8(line.bytes, file: path, baseOffset: line.offset, lineAt: { _ in line.number })
     }
 
-    private func decode(_ bytes: ArraySlice<UInt8>, of line: InputLine) throws -> String {
+    private func decode(_ bytes: ArraySlice<UInt8>, of line: Line) throws -> String {
         try decodeUTF8(bytes, file: path, baseOffset: line.offset + (bytes.startIndex - line.bytes.startIndex),
                        lineAt: { _ in line.number })
     }
@@ -49,8 +70,7 @@ struct Parser {
     }
 
     func lines(paragraphs: Bool) throws {
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
+        let reader = try openLines()
         var paragraph: [String] = []
         var paragraphLine = 0
         var paragraphBad = false
@@ -59,7 +79,7 @@ struct Parser {
             guard !paragraph.isEmpty, !paragraphBad else { return }
             try sink.emit(ImportRecord(text: paragraph.joined(separator: "\n"), line: paragraphLine))
         }
-        while var line = reader.next() {
+        while var line = try nextLine(reader, dropCR: false) {
             stripBOM(&line)
             sink.bytesRead = reader.bytesRead
             let text: String
@@ -89,9 +109,8 @@ struct Parser {
     func jsonl() throws {
         let textField = options.textField ?? "text"
         let labelField = options.labelField
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
-        while var line = reader.next() {
+        let reader = try openLines()
+        while var line = try nextLine(reader, dropCR: false) {
             stripBOM(&line)
             sink.bytesRead = reader.bytesRead
             if Self.isBlank(line.bytes) { continue }
@@ -140,18 +159,17 @@ struct Parser {
     // MARK: CSV / TSV
 
     func delimited(csv: Bool) throws {
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
+        let reader = try openLines()
         // Reads one record (a CSV record may span lines inside quotes) as byte fields.
-        func nextRecord() throws -> (fields: [ArraySlice<UInt8>], line: InputLine)? {
-            while var line = reader.next() {
+        func nextRecord() throws -> (fields: [ArraySlice<UInt8>], line: Line)? {
+            while var line = try nextLine(reader, dropCR: true) {
                 stripBOM(&line)
                 sink.bytesRead = reader.bytesRead
                 if line.bytes.isEmpty { continue }
                 if !csv {
                     return (line.bytes.split(separator: 0x09, omittingEmptySubsequences: false), line)
                 }
-                return (try csvFields(first: line, reader: &reader), line)
+                return (try csvFields(first: line, reader: reader), line)
             }
             return nil
         }
@@ -172,7 +190,7 @@ struct Parser {
         }
         let columns = names.count
         while true {
-            let record: (fields: [ArraySlice<UInt8>], line: InputLine)?
+            let record: (fields: [ArraySlice<UInt8>], line: Line)?
             do {
                 record = try nextRecord()
             } catch let error as CorpusError {
@@ -208,7 +226,7 @@ struct Parser {
 
     /// Splits one CSV record (RFC 4180: `"` quotes, `""` inside quotes, quoted fields may hold
     /// commas and line breaks) into unquoted byte fields, reading more lines when a quote is open.
-    private func csvFields(first: InputLine, reader: inout LineReader) throws -> [ArraySlice<UInt8>] {
+    private func csvFields(first: Line, reader: LineReader) throws -> [ArraySlice<UInt8>] {
         var fields: [ArraySlice<UInt8>] = []
         var field: [UInt8] = []
         var inQuotes = false
@@ -219,7 +237,7 @@ struct Parser {
         while true {
             if i == bytes.count {
                 if inQuotes {
-                    guard let next = reader.next() else {
+                    guard let next = try nextLine(reader, dropCR: true) else {
                         throw CorpusError.malformedCSV(file: path, line: first.number, reason: "unterminated quoted field")
                     }
                     sink.bytesRead = reader.bytesRead
@@ -259,8 +277,7 @@ struct Parser {
     // MARK: CoNLL
 
     func conll() throws {
-        var reader = try LineReader(path: path)
-        defer { reader.close() }
+        let reader = try openLines()
         var expectedColumns: Int?
         var separator: UInt8 = 0x20
         var rows: [String] = []
@@ -304,7 +321,7 @@ struct Parser {
                 tokenRows: (String(UnicodeScalar(separator)), expectedColumns ?? 0, rows.joined(separator: "\n"))))
         }
 
-        while let line = reader.next() {
+        while let line = try nextLine(reader, dropCR: true) {
             sink.bytesRead = reader.bytesRead
             if Self.isBlank(line.bytes) {
                 try finishSentence()
@@ -359,8 +376,7 @@ struct Parser {
         }
         // Line of the first occurrence of a JSON string (for errors about one question).
         func lineOf(_ string: String) -> Int {
-            guard let data = try? JSONSerialization.data(withJSONObject: [string], options: [.withoutEscapingSlashes]) else { return 1 }
-            let needle = Array(data.dropFirst().dropLast())
+            let needle = Array(Array(JSONValue.quoted(string).utf8).dropFirst().dropLast())
             guard !needle.isEmpty, needle.count <= all.count else { return 1 }
             var i = 0
             let first = needle[0]

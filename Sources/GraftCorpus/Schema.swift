@@ -161,6 +161,15 @@ enum CorpusSchema {
                 END;
                 """)
         }
+        // v2: CoNLL token rows carry their tagging task (spans already did), so a tagging task
+        // other than NER (e.g. `products`) keeps its own name; rows imported before are `ner`.
+        migrator.registerMigration("v2-token-row-task") { db in
+            try db.execute(sql: """
+                ALTER TABLE token_row ADD COLUMN task TEXT NOT NULL DEFAULT 'ner';
+                CREATE INDEX token_row_task ON token_row(task, documentId);
+                CREATE INDEX span_task ON span(task, documentId);
+                """)
+        }
         return migrator
     }
 }

@@ -1,59 +1,43 @@
 import Foundation
 import GRDB
 
-/// Holds the first error met by a streaming sequence (``Sequence`` iteration cannot throw).
-///
-/// Streams stop at the first database error; check ``error`` after the loop.
-public final class StreamStatus: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: CorpusError?
-    public init() {}
-    /// The error that ended the stream early, or nil when it ran to its end.
-    public var error: CorpusError? {
-        lock.lock(); defer { lock.unlock() }
-        return stored
-    }
-    func record(_ error: any Error) {
-        lock.lock(); defer { lock.unlock() }
-        if stored == nil { stored = CorpusError.wrap(error) }
-    }
-}
-
-/// A sequence read from the store page by page (keyset pagination on document id): memory is
+/// A stream read from the store page by page (keyset pagination on document id): memory is
 /// bounded by one page whatever the corpus size, each page is its own short read transaction,
 /// so a writer can keep importing meanwhile. Iterating twice reads the store twice.
-public struct PagedSequence<Element>: Sequence {
+///
+/// Iteration throws: a database error in the middle of the stream reaches the caller as a
+/// ``CorpusError``, never as an early end.
+public struct PagedStream<Element> {
     /// Fetches the page after `key` (exclusive): elements with their keys, in key order.
     let fetchPage: (_ after: Int64, _ limit: Int) throws -> [(key: Int64, element: Element)]
     let pageSize: Int
-    /// Where an error that ended iteration early is recorded.
-    public let status: StreamStatus
 
-    init(pageSize: Int, status: StreamStatus = StreamStatus(),
-         fetchPage: @escaping (_ after: Int64, _ limit: Int) throws -> [(key: Int64, element: Element)]) {
+    init(pageSize: Int, fetchPage: @escaping (_ after: Int64, _ limit: Int) throws -> [(key: Int64, element: Element)]) {
         self.pageSize = Swift.max(1, pageSize)
-        self.status = status
         self.fetchPage = fetchPage
     }
 
-    public struct Iterator: IteratorProtocol {
-        let sequence: PagedSequence
+    public struct Iterator {
+        let stream: PagedStream
         var page: [(key: Int64, element: Element)] = []
         var index = 0
         var after = Int64.min
         var finished = false
 
-        public mutating func next() -> Element? {
+        /// The next element, or nil at the real end of the stream.
+        /// - Throws: ``CorpusError`` when a page cannot be read.
+        public mutating func next() throws -> Element? {
             if index == page.count {
                 if finished { return nil }
                 do {
-                    page = try sequence.fetchPage(after, sequence.pageSize)
+                    page = try stream.fetchPage(after, stream.pageSize)
                 } catch {
-                    sequence.status.record(error)
+                    finished = true
                     page = []
+                    throw CorpusError.wrap(error)
                 }
                 index = 0
-                if page.count < sequence.pageSize { finished = true }
+                if page.count < stream.pageSize { finished = true }
                 guard let last = page.last else { return nil }
                 after = last.key
             }
@@ -62,15 +46,34 @@ public struct PagedSequence<Element>: Sequence {
         }
     }
 
-    public func makeIterator() -> Iterator { Iterator(sequence: self) }
+    public func makeIterator() -> Iterator { Iterator(stream: self) }
 
-    /// The elements in arrays of `size` (the last one may be shorter).
-    public func batches(of size: Int) -> UnfoldSequence<[Element], Iterator> {
-        let n = Swift.max(1, size)
-        return sequence(state: makeIterator()) { iterator in
+    /// Calls `body` on every element in order; stops at the first error (the stream's or `body`'s).
+    public func forEach(_ body: (Element) throws -> Void) throws {
+        var iterator = makeIterator()
+        while let e = try iterator.next() { try body(e) }
+    }
+
+    /// Every element, in order (the whole stream in memory: for small selections and tests).
+    public func all() throws -> [Element] {
+        var out: [Element] = []
+        try forEach { out.append($0) }
+        return out
+    }
+
+    /// The elements in arrays of `size` (the last one may be shorter); `next()` throws as the
+    /// stream does.
+    public func batches(of size: Int) -> Batches {
+        Batches(iterator: makeIterator(), size: Swift.max(1, size))
+    }
+
+    public struct Batches {
+        var iterator: Iterator
+        let size: Int
+        public mutating func next() throws -> [Element]? {
             var batch: [Element] = []
-            batch.reserveCapacity(n)
-            while batch.count < n, let e = iterator.next() { batch.append(e) }
+            batch.reserveCapacity(size)
+            while batch.count < size, let e = try iterator.next() { batch.append(e) }
             return batch.isEmpty ? nil : batch
         }
     }
@@ -144,8 +147,8 @@ extension CorpusStore {
     }
 
     /// Streams documents (bounded memory), in import order.
-    public func documents(_ filter: DocumentFilter = .all, pageSize: Int = 512) -> PagedSequence<Document> {
-        PagedSequence(pageSize: pageSize) { after, limit in
+    public func documents(_ filter: DocumentFilter = .all, pageSize: Int = 512) -> PagedStream<Document> {
+        PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 return try Row.fetchAll(
@@ -160,8 +163,8 @@ extension CorpusStore {
     }
 
     /// Streams document texts only: what a tokenizer trainer reads.
-    public func documentTexts(_ filter: DocumentFilter = .all, pageSize: Int = 512) -> PagedSequence<String> {
-        PagedSequence(pageSize: pageSize) { after, limit in
+    public func documentTexts(_ filter: DocumentFilter = .all, pageSize: Int = 512) -> PagedStream<String> {
+        PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 return try Row.fetchAll(
@@ -174,9 +177,9 @@ extension CorpusStore {
 
     /// Streams documents that carry a label for `task`, with that label.
     public func classificationExamples(task: String = "label", _ filter: DocumentFilter = .all, pageSize: Int = 512)
-        -> PagedSequence<ClassificationExample>
+        -> PagedStream<ClassificationExample>
     {
-        PagedSequence(pageSize: pageSize) { after, limit in
+        PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 return try Row.fetchAll(db, sql: """
@@ -191,22 +194,23 @@ extension CorpusStore {
         }
     }
 
-    /// Streams NER examples: documents with entity spans or CoNLL token rows.
-    public func taggingExamples(_ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedSequence<TaggingExample> {
-        PagedSequence(pageSize: pageSize) { after, limit in
+    /// Streams token-classification examples of `task` (default `ner`): documents with entity
+    /// spans or CoNLL token rows of that task.
+    public func taggingExamples(task: String = "ner", _ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedStream<TaggingExample> {
+        PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.text, t.separator, t.rows FROM document d LEFT JOIN token_row t ON t.documentId = d.id
+                    SELECT d.id, d.text, t.separator, t.rows FROM document d LEFT JOIN token_row t ON t.documentId = d.id AND t.task = ?
                     WHERE d.id > ? AND \(c.sql)
-                      AND (t.documentId IS NOT NULL OR EXISTS (SELECT 1 FROM span s WHERE s.documentId = d.id))
+                      AND (t.documentId IS NOT NULL OR EXISTS (SELECT 1 FROM span s WHERE s.documentId = d.id AND s.task = ?))
                     ORDER BY d.id LIMIT ?
-                    """, arguments: [after] + c.arguments + [limit])
+                    """, arguments: [task, after] + c.arguments + [task, limit])
                 guard let first = rows.first, let last = rows.last else { return [] }
                 var spans: [Int64: [EntitySpan]] = [:]
                 for s in try Row.fetchAll(db, sql: """
-                    SELECT documentId, start, end, type FROM span WHERE documentId BETWEEN ? AND ? ORDER BY documentId, start, id
-                    """, arguments: [first["id"] as Int64, last["id"] as Int64]) {
+                    SELECT documentId, start, end, type FROM span WHERE task = ? AND documentId BETWEEN ? AND ? ORDER BY documentId, start, id
+                    """, arguments: [task, first["id"] as Int64, last["id"] as Int64]) {
                     spans[s["documentId"], default: []].append(EntitySpan(start: s["start"], end: s["end"], type: s["type"]))
                 }
                 return rows.map { row in
@@ -226,8 +230,8 @@ extension CorpusStore {
     }
 
     /// Streams QA examples: one per question, with its context and answers.
-    public func qaExamples(_ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedSequence<QAExample> {
-        PagedSequence(pageSize: pageSize) { after, limit in
+    public func qaExamples(_ filter: DocumentFilter = .all, pageSize: Int = 256) -> PagedStream<QAExample> {
+        PagedStream(pageSize: pageSize) { after, limit in
             try self.read { db in
                 let c = try filter.condition(db)
                 let rows = try Row.fetchAll(db, sql: """
@@ -242,9 +246,9 @@ extension CorpusStore {
                     """, arguments: [first["qid"] as Int64, last["qid"] as Int64]) {
                     answers[a["questionId"], default: []].append(Answer(text: a["text"], start: a["start"]))
                 }
-                return rows.map { row in
+                return try rows.map { row in
                     let qid: Int64 = row["qid"]
-                    let title = (row["metadata"] as String?).flatMap(metadataObject)?["title"] as? String
+                    let title = try (row["metadata"] as String?).map { try metadataObject($0, documentID: row["id"]) }?["title"] as? String
                     return (qid, QAExample(documentID: row["id"], questionID: row["externalId"], question: row["question"],
                                            context: row["text"], answers: answers[qid] ?? [], title: title))
                 }
@@ -253,7 +257,16 @@ extension CorpusStore {
     }
 }
 
-/// Parses a metadata JSON object.
-func metadataObject(_ json: String) -> [String: Any]? {
-    (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+/// Parses a document's stored metadata JSON object.
+/// - Throws: ``CorpusError/database(_:)`` naming the document when it is not a JSON object
+///   (the store only writes objects, so this means a damaged database).
+func metadataObject(_ json: String, documentID: Int64) throws -> [String: Any] {
+    let value: Any
+    do { value = try JSONSerialization.jsonObject(with: Data(json.utf8)) } catch {
+        throw CorpusError.database("document \(documentID): metadata is not valid JSON (\(error.localizedDescription)): \(json.prefix(80))")
+    }
+    guard let object = value as? [String: Any] else {
+        throw CorpusError.database("document \(documentID): metadata is not a JSON object: \(json.prefix(80))")
+    }
+    return object
 }

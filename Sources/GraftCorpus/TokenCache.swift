@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 
@@ -24,16 +25,30 @@ func encodeTokenBlob(_ ids: [Int32]) -> Data {
 }
 
 /// Appends the ids of a little-endian Int32 blob to `buffer`.
-func appendTokenBlob(_ data: Data, to buffer: inout [Int32]) {
+/// - Throws: ``CorpusError/database(_:)`` naming the document when the blob is not whole
+///   little-endian Int32s or holds a negative id (a damaged cache), before anything is appended.
+func appendTokenBlob(_ data: Data, documentID: Int64, to buffer: inout [Int32]) throws {
+    guard data.count % 4 == 0 else {
+        throw CorpusError.database("token cache of document \(documentID): \(data.count) bytes is not a whole number of 4-byte ids")
+    }
     let n = data.count / 4
-    data.withUnsafeBytes { raw in
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: n))
-        buffer.withUnsafeMutableBufferPointer { out in
+    let start = buffer.count
+    buffer.append(contentsOf: repeatElement(0, count: n))
+    let firstBad: Int? = data.withUnsafeBytes { raw in
+        buffer.withUnsafeMutableBufferPointer { out -> Int? in
+            var bad: Int?
             for i in 0..<n {
-                out[start + i] = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
+                let id = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
+                if id < 0 && bad == nil { bad = i }
+                out[start + i] = id
             }
+            return bad
         }
+    }
+    if let bad = firstBad {
+        let id = buffer[start + bad]
+        buffer.removeSubrange(start...)
+        throw CorpusError.database("token cache of document \(documentID): id \(id) at position \(bad) is negative")
     }
 }
 
@@ -146,7 +161,7 @@ extension CorpusStore {
             guard let data = try Data.fetchOne(db, sql: "SELECT ids FROM token_cache WHERE tokenizer = ? AND documentId = ?",
                                                arguments: [fingerprint, documentID]) else { return nil }
             var ids: [Int32] = []
-            appendTokenBlob(data, to: &ids)
+            try appendTokenBlob(data, documentID: documentID, to: &ids)
             return ids
         }
     }
@@ -185,24 +200,12 @@ extension CorpusStore {
     }
 }
 
-/// A small seeded generator (SplitMix64) so shuffles are the same on every platform.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The stream of packed token blocks made by ``CorpusStore/packedBlocks(fingerprint:blockLength:separator:filter:shuffleSeed:dropRemainder:pageSize:)``.
 ///
 /// Each element is one block of `blockLength` ids. ``batches(of:)`` groups blocks into training
-/// batches. Errors end the stream early and are kept in ``status``.
-public struct PackedBlocks: Sequence, Sendable {
+/// batches. Iteration throws: a database error (or a damaged cache blob) in the middle of an
+/// epoch reaches the caller as a ``CorpusError``, never as a short epoch.
+public struct PackedBlocks: Sendable {
     let store: CorpusStore
     let fingerprint: String
     public let blockLength: Int
@@ -211,9 +214,8 @@ public struct PackedBlocks: Sequence, Sendable {
     let order: [Int64]?
     let dropRemainder: Bool
     let pageSize: Int
-    public let status = StreamStatus()
 
-    public struct Iterator: IteratorProtocol {
+    public struct Iterator {
         let blocks: PackedBlocks
         var buffer: [Int32] = []
         var position = 0
@@ -222,14 +224,14 @@ public struct PackedBlocks: Sequence, Sendable {
         var exhausted = false
 
         /// Reads the next page of documents into the buffer; false when there are no more.
-        mutating func refill() -> Bool {
+        mutating func refill() throws -> Bool {
             if exhausted { return false }
             if position > 0 {
                 buffer.removeSubrange(0..<position)
                 position = 0
             }
             do {
-                let blobs: [Data]
+                let blobs: [(id: Int64, blob: Data)]
                 if let order = blocks.order {
                     guard orderIndex < order.count else { exhausted = true; return false }
                     let ids = Array(order[orderIndex..<Swift.min(order.count, orderIndex + blocks.pageSize)])
@@ -244,7 +246,12 @@ public struct PackedBlocks: Sequence, Sendable {
                         }
                         return result
                     }
-                    blobs = ids.compactMap { byID[$0] }
+                    blobs = try ids.map { id in
+                        guard let blob = byID[id] else {
+                            throw CorpusError.database("the token cache of document \(id) (tokenizer \(blocks.fingerprint)) vanished during the epoch")
+                        }
+                        return (id, blob)
+                    }
                 } else {
                     let rows = try blocks.store.read { db in
                         let c = try blocks.filter.condition(db)
@@ -256,23 +263,24 @@ public struct PackedBlocks: Sequence, Sendable {
                     guard let last = rows.last else { exhausted = true; return false }
                     after = last["documentId"]
                     if rows.count < blocks.pageSize { exhausted = true }
-                    blobs = rows.map { $0["ids"] }
+                    blobs = rows.map { ($0["documentId"], $0["ids"]) }
                 }
-                for blob in blobs where !blob.isEmpty {
-                    appendTokenBlob(blob, to: &buffer)
+                for (id, blob) in blobs where !blob.isEmpty {
+                    try appendTokenBlob(blob, documentID: id, to: &buffer)
                     buffer.append(blocks.separator)
                 }
                 return true
             } catch {
-                blocks.status.record(error)
                 exhausted = true
-                return false
+                throw CorpusError.wrap(error)
             }
         }
 
-        public mutating func next() -> [Int32]? {
+        /// The next block, or nil at the real end of the epoch.
+        /// - Throws: ``CorpusError`` when a page of the cache cannot be read.
+        public mutating func next() throws -> [Int32]? {
             while buffer.count - position < blocks.blockLength {
-                if !refill() { break }
+                if !(try refill()) { break }
             }
             let available = buffer.count - position
             if available >= blocks.blockLength {
@@ -289,15 +297,38 @@ public struct PackedBlocks: Sequence, Sendable {
 
     public func makeIterator() -> Iterator { Iterator(blocks: self) }
 
+    /// Every block of the epoch, in order (the whole epoch in memory: for small selections).
+    public func all() throws -> [[Int32]] {
+        var iterator = makeIterator()
+        var out: [[Int32]] = []
+        while let block = try iterator.next() { out.append(block) }
+        return out
+    }
+
+    /// The first `count` blocks at most (e.g. the dev blocks of an evaluation).
+    public func prefix(_ count: Int) throws -> [[Int32]] {
+        var iterator = makeIterator()
+        var out: [[Int32]] = []
+        while out.count < count, let block = try iterator.next() { out.append(block) }
+        return out
+    }
+
     /// Blocks grouped `size` at a time, as one flat row-major array per batch
-    /// (`size × blockLength` ids; the last batch may hold fewer blocks).
-    public func batches(of size: Int) -> UnfoldSequence<[Int32], Iterator> {
-        let n = Swift.max(1, size)
-        return sequence(state: makeIterator()) { iterator in
+    /// (`size × blockLength` ids; the last batch may hold fewer blocks); `next()` throws as the
+    /// stream does.
+    public func batches(of size: Int) -> Batches {
+        Batches(iterator: makeIterator(), size: Swift.max(1, size), blockLength: blockLength)
+    }
+
+    public struct Batches {
+        var iterator: Iterator
+        let size: Int
+        let blockLength: Int
+        public mutating func next() throws -> [Int32]? {
             var flat: [Int32] = []
-            flat.reserveCapacity(n * blockLength)
+            flat.reserveCapacity(size * blockLength)
             var count = 0
-            while count < n, let block = iterator.next() {
+            while count < size, let block = try iterator.next() {
                 flat.append(contentsOf: block)
                 count += 1
             }

@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftEngine
 
 /// The BERT encoder with HuggingFace `BertModel` tensor names:

@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftEngine
 
 /// A GPT-2 style decoder with the causal-LM head, HuggingFace `GPT2LMHeadModel` tensor names:

@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftEngine
 
 /// One batch for a language-model objective. All arrays are row-major `[B * T]`.

@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftTokenizers
 
 /// The two model families.
@@ -69,6 +70,25 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         guard vocabSize > 0, hidden > 0, layers > 0, heads > 0, ffn > 0, maxPositions > 0 else {
             throw bad("sizes must be positive (vocab \(vocabSize), hidden \(hidden), layers \(layers), heads \(heads), ffn \(ffn), positions \(maxPositions))")
         }
+        // Sane upper bounds, checked before anything is allocated: a config.json that asks for
+        // more is damaged or hostile, and would otherwise trap or try to allocate terabytes.
+        let bert = kind == .bert
+        let bounds: [(key: String, value: Int, max: Int)] = [
+            ("vocab_size", vocabSize, 1 << 24),
+            (bert ? "hidden_size" : "n_embd", hidden, 1 << 16),
+            (bert ? "num_hidden_layers" : "n_layer", layers, 1 << 10),
+            (bert ? "num_attention_heads" : "n_head", heads, 1 << 12),
+            (bert ? "intermediate_size" : "n_inner", ffn, 1 << 18),
+            (bert ? "max_position_embeddings" : "n_positions", maxPositions, 1 << 20),
+            ("type_vocab_size", typeVocabSize, 1 << 16),
+        ]
+        for b in bounds where b.value > b.max {
+            throw bad("\(b.key) \(b.value) exceeds the largest supported value \(b.max)")
+        }
+        guard parameterCountEstimate <= ModelConfig.maxParameters else {
+            throw bad("these sizes make about \(parameterCountEstimate) parameters, more than the \(ModelConfig.maxParameters) supported " +
+                      "(vocab_size \(vocabSize), hidden \(hidden), layers \(layers), ffn \(ffn), positions \(maxPositions))")
+        }
         guard hidden % heads == 0 else { throw bad("hidden size \(hidden) is not a multiple of \(heads) heads") }
         guard typeVocabSize >= 0 else { throw bad("type vocabulary size \(typeVocabSize) is negative") }
         guard dropout >= 0 && dropout < 1, attentionDropout >= 0 && attentionDropout < 1 else {
@@ -76,6 +96,18 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         guard layerNormEps > 0 else { throw bad("layer norm epsilon \(layerNormEps) must be positive") }
         if let p = padTokenId, p < 0 || Int(p) >= vocabSize { throw bad("pad token id \(p) outside 0..<\(vocabSize)") }
+    }
+
+    /// The most parameters a model may have (2^32 floats: 16 GB of weights, as much again of
+    /// gradients): a bound on what a config file can make Graft allocate.
+    public static let maxParameters = 1 << 32
+
+    /// About how many parameters these sizes make (embeddings, blocks, head); each size is
+    /// bounded first, so this cannot overflow.
+    public var parameterCountEstimate: Int {
+        let embeddings = (vocabSize + maxPositions + typeVocabSize) * hidden
+        let block = 4 * hidden * hidden + 2 * hidden * ffn + 9 * hidden + ffn
+        return embeddings + layers * block + hidden * hidden + vocabSize
     }
 
     // MARK: HuggingFace config.json
@@ -140,7 +172,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         guard json.object != nil else { throw bad("the top level is not a JSON object") }
         func int(_ key: String, default d: Int? = nil) throws -> Int {
             if let v = json[key], !v.isNull {
-                guard let i = v.int else { throw bad("\"\(key)\" is not an integer") }
+                guard let i = v.int else { throw bad("\"\(key)\" \(v.serialized()) is not an integer") }
+                guard i >= 0, i <= 1 << 40 else { throw bad("\"\(key)\" \(i) is out of range") }
                 return i
             }
             if let d { return d }
@@ -148,7 +181,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         func float(_ key: String, default d: Float) throws -> Float {
             guard let v = json[key], !v.isNull else { return d }
-            guard let x = v.double else { throw bad("\"\(key)\" is not a number") }
+            guard let x = v.double, x.isFinite else { throw bad("\"\(key)\" \(v.serialized()) is not a finite number") }
             return Float(x)
         }
         let kind: ModelKind
@@ -166,7 +199,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         let pad: Int32? = try json["pad_token_id"].flatMap { v in
             if v.isNull { return nil }
-            guard let i = v.int else { throw bad("\"pad_token_id\" is not an integer") }
+            guard let i = v.int, i >= 0, i <= Int(Int32.max) else { throw bad("\"pad_token_id\" \(v.serialized()) is not a token id") }
             return Int32(i)
         }
         switch kind {

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GraftEngine
 import GraftTokenizers
@@ -239,17 +240,10 @@ public enum ModelDirectory {
         try writeBytes(Array((json.serialized(pretty: true) + "\n").utf8), to: file)
     }
 
-    /// Temporary file in the same directory, fsync, rename.
+    /// Writes `bytes` with ``AtomicFile`` (temporary file, fsync, rename, directory fsync).
     static func writeBytes(_ bytes: [UInt8], to file: String) throws {
-        let tmp = file + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)) else {
-            throw ModelError.io(file: file, problem: "cannot write file")
-        }
-        let fd = Foundation.open(tmp, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, file) == 0 else {
-            unlink(tmp)
-            throw ModelError.io(file: file, problem: "cannot rename the temporary file into place")
+        do { try AtomicFile.write(bytes, to: file) } catch let error as SupportError {
+            throw ModelError.io(file: file, problem: "\(error)")
         }
     }
 

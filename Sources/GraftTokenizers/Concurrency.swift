@@ -1,13 +1,7 @@
 import Dispatch
+import GraftSupport
 
 // Small helpers shared by batch encoding and the trainers to run work on all cores.
-
-/// A pointer that may be captured by concurrently running closures. The code using it must
-/// guarantee that concurrent accesses touch disjoint memory.
-struct SharedPointer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
-}
 
 /// Runs `body(0) ... body(count - 1)` over the Dispatch thread pool (serially when count is 1).
 func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {

@@ -6,6 +6,7 @@
 /// the range of original scalars it came from. Every token of an ``Encoding`` therefore
 /// carries offsets into the caller's original text.
 import CUtf8proc
+import GraftSupport
 
 /// Errors thrown by the tokenizers layer.
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
@@ -33,5 +34,39 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         case .unknownToken(let token): return "token not in vocabulary: \(token)"
         case .invalidArgument(let what): return "invalid argument: \(what)"
         }
+    }
+}
+
+extension TokenizerError {
+    /// The tokenizers layer's form of a support error (JSON syntax, file I/O), same file and line.
+    public init(_ error: SupportError) {
+        switch error {
+        case .io(let path, let operation, let reason): self = .io(path: path, reason: "\(operation) failed: \(reason)")
+        case .malformedJSON(let path, let line, let reason): self = .malformed(path: path, line: line, reason: reason)
+        case .invalidArgument(let what): self = .invalidArgument(what)
+        }
+    }
+
+    /// Runs `body`, rethrowing a ``SupportError`` as a ``TokenizerError``.
+    static func wrapping<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as SupportError { throw TokenizerError(error) }
+    }
+}
+
+extension LineReader {
+    /// The next line as a string, or nil at the end of the file.
+    /// - Throws: ``TokenizerError/invalidUTF8(path:byteOffset:)`` with the offset of the first
+    ///   ill-formed byte in the whole file; ``TokenizerError/io(path:reason:)`` on a read error.
+    public func nextString() throws -> String? {
+        guard let line = try TokenizerError.wrapping({ try next() }) else { return nil }
+        if let bad = UTF8Validation.firstInvalidByte(line.bytes) {
+            throw TokenizerError.invalidUTF8(path: path, byteOffset: line.offset + bad)
+        }
+        return String(decoding: line.bytes, as: UTF8.self)
+    }
+
+    /// Opens `path` (`"-"`: standard input), reporting failure as ``TokenizerError/io(path:reason:)``.
+    public static func open(_ path: String) throws -> LineReader {
+        try TokenizerError.wrapping { try LineReader(path: path) }
     }
 }

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 /// A token matched in the raw text before normalization (HuggingFace "added tokens").

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 /// Reading and writing tokenizers: HuggingFace `tokenizer.json`, BERT `vocab.txt`, and GPT-2's
@@ -36,7 +37,7 @@ extension Tokenizer {
             throw TokenizerError.io(path: path, reason: "cannot read file")
         }
         let bytes = [UInt8](data)
-        if let bad = bytes.withUnsafeBufferPointer({ UTF8Util.firstInvalidByte($0) }) {
+        if let bad = UTF8Validation.firstInvalidByte(bytes) {
             throw TokenizerError.invalidUTF8(path: path, byteOffset: bad)
         }
         return bytes
@@ -44,7 +45,7 @@ extension Tokenizer {
 
     /// Loads a HuggingFace `tokenizer.json`.
     public static func fromJSONFile(_ path: String) throws -> Tokenizer {
-        let json = try JSONValue.parse(readUTF8(path), path: path)
+        let json = try TokenizerError.wrapping { try JSONValue.parse(readUTF8(path), path: path) }
         return try fromJSON(json, path: path)
     }
 
@@ -54,22 +55,37 @@ extension Tokenizer {
         guard case .object = json else { throw bad("the top level is not a JSON object") }
         guard let modelJSON = json["model"], case .object = modelJSON else { throw bad("missing \"model\"") }
 
+        // Every id in the file must name a token the file holds: the vocabulary's entries plus
+        // the added tokens. Checked before anything is allocated or converted to Int32.
+        let addedItems = json["added_tokens"]?.array ?? []
+        let idLimit = (modelJSON["vocab"]?.object?.count ?? 0) + addedItems.count
+        func tokenID(_ v: JSONValue?, _ key: String, default d: Int? = nil) throws -> Int32 {
+            try checkedID(v, key: key, limit: idLimit, default: d, bad)
+        }
+        func sequenceLength(_ v: JSONValue?, _ key: String) throws -> Int? {
+            guard let v, !v.isNull else { return nil }
+            guard let n = v.int, n >= 0, n <= maxSequenceLength else {
+                throw bad("\(key) \(v.serialized()) is not a length in 0...\(maxSequenceLength)")
+            }
+            return n
+        }
         var added: [AddedToken] = []
-        for item in json["added_tokens"]?.array ?? [] {
-            guard let content = item["content"]?.string, let id = item["id"]?.int else { throw bad("an added token lacks \"content\" or \"id\"") }
-            added.append(AddedToken(content: content, id: Int32(id), special: item["special"]?.bool ?? false,
+        for item in addedItems {
+            guard let content = item["content"]?.string, item["id"] != nil else { throw bad("an added token lacks \"content\" or \"id\"") }
+            let id = try tokenID(item["id"], "added_tokens[\(JSONValue.quoted(content))].id")
+            added.append(AddedToken(content: content, id: id, special: item["special"]?.bool ?? false,
                                     normalized: item["normalized"]?.bool ?? false, singleWord: item["single_word"]?.bool ?? false,
                                     lstrip: item["lstrip"]?.bool ?? false, rstrip: item["rstrip"]?.bool ?? false))
         }
         let normalizer = try json["normalizer"].flatMap { $0.isNull ? nil : try parseNormalizer($0, bad) }
         let preTokenizer = try json["pre_tokenizer"].flatMap { $0.isNull ? nil : try parsePreTokenizer($0, bad) }
-        let model = try parseModel(modelJSON, bad)
-        let post = try json["post_processor"].flatMap { $0.isNull ? nil : try parsePostProcessor($0, added: added, vocab: model.vocab, bad) }
+        let model = try parseModel(modelJSON, idLimit: idLimit, bad)
+        let post = try json["post_processor"].flatMap { $0.isNull ? nil : try parsePostProcessor($0, added: added, vocab: model.vocab, idLimit: idLimit, bad) }
         let decoder = try json["decoder"].flatMap { $0.isNull ? nil : try parseDecoder($0, bad) }
 
         var truncation: Truncation? = nil
         if let t = json["truncation"], !t.isNull {
-            guard let maxLength = t["max_length"]?.int else { throw bad("truncation lacks \"max_length\"") }
+            guard let maxLength = try sequenceLength(t["max_length"], "truncation.max_length") else { throw bad("truncation lacks \"max_length\"") }
             let strategy: Truncation.Strategy
             switch t["strategy"]?.string ?? "LongestFirst" {
             case "LongestFirst": strategy = .longestFirst
@@ -77,15 +93,16 @@ extension Tokenizer {
             case "OnlySecond": strategy = .onlySecond
             case let s: throw bad("unknown truncation strategy \(s)")
             }
-            truncation = Truncation(maxLength: maxLength, strategy: strategy, stride: t["stride"]?.int ?? 0,
+            truncation = Truncation(maxLength: maxLength, strategy: strategy, stride: try sequenceLength(t["stride"], "truncation.stride") ?? 0,
                                     fromLeft: t["direction"]?.string == "Left")
         }
         var padding: Padding? = nil
         if let p = json["padding"], !p.isNull {
             var length = Padding.Length.longest
-            if let fixed = p["strategy"]?["Fixed"]?.int { length = .fixed(fixed) }
-            padding = Padding(length: length, multipleOf: p["pad_to_multiple_of"]?.int, padId: Int32(p["pad_id"]?.int ?? 0),
-                              padTypeId: Int32(p["pad_type_id"]?.int ?? 0), padToken: p["pad_token"]?.string ?? "[PAD]",
+            if let fixed = try sequenceLength(p["strategy"]?["Fixed"], "padding.strategy.Fixed") { length = .fixed(fixed) }
+            padding = Padding(length: length, multipleOf: try sequenceLength(p["pad_to_multiple_of"], "padding.pad_to_multiple_of"),
+                              padId: try tokenID(p["pad_id"], "padding.pad_id", default: 0),
+                              padTypeId: try checkedID(p["pad_type_id"], key: "padding.pad_type_id", limit: maxTypeID, default: 0, bad), padToken: p["pad_token"]?.string ?? "[PAD]",
                               left: p["direction"]?.string == "Left")
         }
         return Tokenizer(normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: post,
@@ -127,20 +144,41 @@ extension Tokenizer {
         }
     }
 
-    static func parseVocab(_ j: JSONValue?, _ bad: (String) -> TokenizerError) throws -> Vocabulary {
+    /// The longest sequence length (truncation, padding) a tokenizer file may ask for.
+    static let maxSequenceLength = 1 << 24
+    /// Token type ids are segment numbers: small.
+    static let maxTypeID = 1 << 16
+
+    /// An id read from a tokenizer file: an integer in `0..<limit` (the number of tokens the
+    /// file defines), else an error naming the key and the value. `default` when absent.
+    static func checkedID(_ v: JSONValue?, key: String, limit: Int, default d: Int? = nil,
+                          _ bad: (String) -> TokenizerError) throws -> Int32 {
+        guard let v, !v.isNull else {
+            if let d { return Int32(d) }
+            throw bad("missing \(key)")
+        }
+        guard let id = v.int, id >= 0, id < limit, id <= Int(Int32.max) else {
+            throw bad("\(key) is \(v.serialized()), not an id in 0..<\(limit) (the file defines \(limit) tokens)")
+        }
+        return Int32(id)
+    }
+
+    /// `idLimit`: ids must be below it (the vocabulary's entries plus the added tokens).
+    static func parseVocab(_ j: JSONValue?, idLimit: Int? = nil, _ bad: (String) -> TokenizerError) throws -> Vocabulary {
         guard let members = j?.object else { throw bad("the model lacks a \"vocab\" object") }
+        let limit = idLimit ?? members.count
         var pairs: [(String, Int)] = []
         pairs.reserveCapacity(members.count)
         for (token, idValue) in members {
-            guard let id = idValue.int, id >= 0 else { throw bad("vocabulary entry \(JSONValue.quoted(token)) has no valid id") }
-            pairs.append((token, id))
+            let id = try checkedID(idValue, key: "vocab[\(JSONValue.quoted(token))]", limit: limit, bad)
+            pairs.append((token, Int(id)))
         }
         return try Vocabulary(pairs: pairs)
     }
 
-    static func parseModel(_ j: JSONValue, _ bad: (String) -> TokenizerError) throws -> TokenizerModel {
+    static func parseModel(_ j: JSONValue, idLimit: Int, _ bad: (String) -> TokenizerError) throws -> TokenizerModel {
         let type = j["type"]?.string ?? (j["merges"] != nil ? "BPE" : "WordPiece")
-        let vocab = try parseVocab(j["vocab"], bad)
+        let vocab = try parseVocab(j["vocab"], idLimit: idLimit, bad)
         switch type {
         case "WordPiece":
             return .wordPiece(try WordPiece(vocab: vocab, unkToken: j["unk_token"]?.string ?? "[UNK]",
@@ -169,12 +207,12 @@ extension Tokenizer {
         }
     }
 
-    static func parsePostProcessor(_ j: JSONValue, added: [AddedToken], vocab: Vocabulary,
+    static func parsePostProcessor(_ j: JSONValue, added: [AddedToken], vocab: Vocabulary, idLimit: Int,
                                    _ bad: (String) -> TokenizerError) throws -> PostProcessor {
         guard let type = j["type"]?.string else { throw bad("a post-processor lacks \"type\"") }
         func special(_ v: JSONValue?) throws -> PostProcessor.SpecialToken {
-            guard let a = v?.array, a.count == 2, let t = a[0].string, let id = a[1].int else { throw bad("a special token must be [\"token\", id]") }
-            return .init(t, Int32(id))
+            guard let a = v?.array, a.count == 2, let t = a[0].string else { throw bad("a special token must be [\"token\", id]") }
+            return .init(t, try checkedID(a[1], key: "post_processor special token \(JSONValue.quoted(t))", limit: idLimit, bad))
         }
         switch type {
         case "BertProcessing":
@@ -184,18 +222,18 @@ extension Tokenizer {
         case "TemplateProcessing":
             var specials: [String: Int32] = [:]
             for (name, v) in j["special_tokens"]?.object ?? [] {
-                guard let id = v["ids"]?.array?.first?.int else { throw bad("template special token \(name) lacks ids") }
-                specials[name] = Int32(id)
+                guard let first = v["ids"]?.array?.first else { throw bad("template special token \(name) lacks ids") }
+                specials[name] = try checkedID(first, key: "post_processor.special_tokens[\(JSONValue.quoted(name))].ids", limit: idLimit, bad)
             }
             func pieces(_ v: JSONValue?) throws -> [PostProcessor.TemplatePiece] {
                 try (v?.array ?? []).map { p in
                     if let s = p["SpecialToken"] {
                         guard let name = s["id"]?.string else { throw bad("template SpecialToken lacks id") }
                         guard let id = specials[name] ?? vocab.id(name).map(Int32.init) else { throw TokenizerError.unknownToken(name) }
-                        return .special(.init(name, id), typeId: Int32(s["type_id"]?.int ?? 0))
+                        return .special(.init(name, id), typeId: try checkedID(s["type_id"], key: "template type_id", limit: maxTypeID, default: 0, bad))
                     }
                     if let s = p["Sequence"] {
-                        return .sequence(s["id"]?.string == "B" ? 1 : 0, typeId: Int32(s["type_id"]?.int ?? 0))
+                        return .sequence(s["id"]?.string == "B" ? 1 : 0, typeId: try checkedID(s["type_id"], key: "template type_id", limit: maxTypeID, default: 0, bad))
                     }
                     throw bad("unknown template piece")
                 }
@@ -246,7 +284,7 @@ extension Tokenizer {
 
     /// GPT-2 byte-level BPE from `encoder.json` and `vocab.bpe`.
     public static func gpt2(encoderFile: String, mergesFile: String) throws -> Tokenizer {
-        let encoder = try JSONValue.parse(readUTF8(encoderFile), path: encoderFile)
+        let encoder = try TokenizerError.wrapping { try JSONValue.parse(readUTF8(encoderFile), path: encoderFile) }
         let vocab = try parseVocab(encoder) { .malformed(path: encoderFile, line: nil, reason: $0) }
         let bytes = try readUTF8(mergesFile)
         var merges: [(String, String)] = []
@@ -401,51 +439,6 @@ extension Tokenizer {
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let ok = FileManager.default.createFile(atPath: tmp, contents: Data(bytes))
-        guard ok else { throw TokenizerError.io(path: path, reason: "cannot write file") }
-        let fd = open(tmp, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw TokenizerError.io(path: path, reason: "cannot rename temporary file into place")
-        }
-    }
-}
-
-extension UTF8Util {
-    /// The offset of the first byte that does not begin a well-formed UTF-8 sequence, or nil
-    /// when all of `bytes` is well-formed (overlongs, surrogates and values past U+10FFFF are
-    /// ill-formed, as in the Unicode standard's table 3-7).
-    static func firstInvalidByte(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            let b0 = bytes[i]
-            if b0 < 0x80 { i += 1; continue }
-            var need = 0
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-            switch b0 {
-            case 0xC2...0xDF: need = 1
-            case 0xE0: need = 2; lo = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: need = 2
-            case 0xED: need = 2; hi = 0x9F
-            case 0xF0: need = 3; lo = 0x90
-            case 0xF1...0xF3: need = 3
-            case 0xF4: need = 3; hi = 0x8F
-            default: return i
-            }
-            if i + need >= n { return i }
-            let b1 = bytes[i + 1]
-            if b1 < lo || b1 > hi { return i }
-            var k = 2
-            while k <= need {
-                let b = bytes[i + k]
-                if b < 0x80 || b > 0xBF { return i }
-                k += 1
-            }
-            i += need + 1
-        }
-        return nil
+        do { try AtomicFile.write(bytes, to: path) } catch let error as SupportError { throw TokenizerError(error) }
     }
 }

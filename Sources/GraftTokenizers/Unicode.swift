@@ -1,3 +1,4 @@
+import GraftSupport
 import CUtf8proc
 
 /// Unicode character properties, all answered by utf8proc (Unicode 15 in Debian 12's 2.8).
@@ -144,36 +145,6 @@ enum UnicodeProps {
 
 /// UTF-8 helpers shared by the pipeline, the byte-level model and the file readers.
 enum UTF8Util {
-    /// Decodes `bytes` into scalars; `badOffset` is the offset of the first invalid byte, if any
-    /// (the scalars then stop before it).
-    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> (scalars: [UInt32], badOffset: Int?) {
-        var out = [UInt32]()
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            let b0 = UInt32(bytes[i])
-            if b0 < 0x80 { out.append(b0); i += 1; continue }
-            var need = 0
-            var cp: UInt32 = 0
-            var minimum: UInt32 = 0
-            if b0 & 0xE0 == 0xC0 { need = 1; cp = b0 & 0x1F; minimum = 0x80 }
-            else if b0 & 0xF0 == 0xE0 { need = 2; cp = b0 & 0x0F; minimum = 0x800 }
-            else if b0 & 0xF8 == 0xF0 { need = 3; cp = b0 & 0x07; minimum = 0x10000 }
-            else { return (out, i) }
-            if i + need >= n { return (out, i) }
-            for k in 1...need {
-                let b = UInt32(bytes[i + k])
-                if b & 0xC0 != 0x80 { return (out, i) }
-                cp = (cp << 6) | (b & 0x3F)
-            }
-            if cp < minimum || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) { return (out, i) }
-            out.append(cp)
-            i += need + 1
-        }
-        return (out, nil)
-    }
-
     /// Number of UTF-8 bytes of a scalar.
     @inline(__always)
     static func width(_ c: UInt32) -> Int {
@@ -181,23 +152,7 @@ enum UTF8Util {
     }
 
     @inline(__always)
-    static func append(_ c: UInt32, to out: inout [UInt8]) {
-        if c < 0x80 {
-            out.append(UInt8(c))
-        } else if c < 0x800 {
-            out.append(UInt8(0xC0 | (c >> 6)))
-            out.append(UInt8(0x80 | (c & 0x3F)))
-        } else if c < 0x10000 {
-            out.append(UInt8(0xE0 | (c >> 12)))
-            out.append(UInt8(0x80 | ((c >> 6) & 0x3F)))
-            out.append(UInt8(0x80 | (c & 0x3F)))
-        } else {
-            out.append(UInt8(0xF0 | (c >> 18)))
-            out.append(UInt8(0x80 | ((c >> 12) & 0x3F)))
-            out.append(UInt8(0x80 | ((c >> 6) & 0x3F)))
-            out.append(UInt8(0x80 | (c & 0x3F)))
-        }
-    }
+    static func append(_ c: UInt32, to out: inout [UInt8]) { UTF8Validation.append(c, to: &out) }
 
     /// Builds a `String` from scalars, exactly (no normalization).
     static func string<C: Collection>(_ scalars: C) -> String where C.Element == UInt32 {

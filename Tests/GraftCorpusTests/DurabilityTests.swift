@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 import Testing
@@ -47,7 +48,7 @@ final class Box<T>: @unchecked Sendable {
         }
         inTransaction.wait()
         // The writer holds the write lock: reading does not block and sees the last committed state.
-        let texts = Array(reader.documentTexts(pageSize: 16))
+        let texts = (try reader.documentTexts(pageSize: 16).all())
         let documents = try reader.stats().documents
         let sources = try reader.stats().sources
         readerDone.signal()
@@ -57,7 +58,7 @@ final class Box<T>: @unchecked Sendable {
         guard case .success(let report)? = writerResult.value else { Issue.record("writer: \(String(describing: writerResult.value))"); return }
         #expect(report.documents == 3000)
         #expect(try reader.stats().documents == 3100)
-        #expect(Array(reader.documentTexts()).count == 3100)
+        #expect((try reader.documentTexts().all()).count == 3100)
     }
 }
 

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 import Testing
@@ -14,7 +15,7 @@ import Testing
         #expect(try store.stats().documents == 200)
         #expect(try store.stats().sources == 1)
         // Other fields are kept as metadata.
-        let first = try #require(store.documents().first(where: { _ in true }))
+        let first = try #require(try store.documents().all().first)
         #expect(first.text.hasPrefix("20th-century classical music is"))
         #expect(first.metadata == #"{"title":"20th-century classical music"}"#)
     }
@@ -37,7 +38,7 @@ import Testing
         #expect(paragraphs.documents == 82)
         let whole = try store.importFile(fixture("shakespeare-gutenberg.head400.txt"), options: ImportOptions(format: .text))
         #expect(whole.documents == 1)
-        let text = try #require(store.documents(DocumentFilter(sourceID: whole.sourceID)).first(where: { _ in true })).text
+        let text = try #require(try store.documents(DocumentFilter(sourceID: whole.sourceID)).all().first).text
         let original = try String(contentsOfFile: fixture("shakespeare-gutenberg.head400.txt"), encoding: .utf8)
         #expect(Array(text.utf8) == Array(original.utf8))
         #expect(try store.stats().sources == 3)
@@ -52,10 +53,10 @@ import Testing
         let stats = try store.stats()
         #expect(stats.labelCounts["label"] == ["pos": 134, "neg": 166])
         #expect(stats.labelCounts["sentiment"] == ["pos": 104, "neg": 96])
-        let train = Array(store.classificationExamples(task: "label", DocumentFilter(part: .train)))
+        let train = (try store.classificationExamples(task: "label", DocumentFilter(part: .train)).all())
         #expect(train.count == 300)
-        #expect(Array(store.classificationExamples(task: "label", DocumentFilter(part: .dev))).isEmpty)
-        #expect(Array(store.classificationExamples(task: "sentiment", DocumentFilter(part: .dev))).count == 200)
+        #expect((try store.classificationExamples(task: "label", DocumentFilter(part: .dev)).all()).isEmpty)
+        #expect((try store.classificationExamples(task: "sentiment", DocumentFilter(part: .dev)).all()).count == 200)
         // Texts that begin with or contain quotes are kept verbatim (no quoting in these TSVs).
         let firstRow = try String(contentsOfFile: fixture("rt-snippets-train.head300.tsv"), encoding: .utf8)
             .split(separator: "\n")[1].split(separator: "\t", maxSplits: 1)
@@ -68,10 +69,10 @@ import Testing
         writeFile(path, "\u{FEFF}id,label,text\n1,pos,\"Great, really \"\"great\"\" film\"\n2,neg,\"two\nlines\"\n3,pos,plain\n")
         let report = try store.importFile(path)
         #expect(report.format == .csv && report.documents == 3)
-        let examples = Array(store.classificationExamples())
+        let examples = (try store.classificationExamples().all())
         #expect(examples.map(\.text) == ["Great, really \"great\" film", "two\nlines", "plain"])
         #expect(examples.map(\.label) == ["pos", "neg", "pos"])
-        #expect(Array(store.documents()).map(\.metadata) == [#"{"id":"1"}"#, #"{"id":"2"}"#, #"{"id":"3"}"#])
+        #expect((try store.documents().all()).map(\.metadata) == [#"{"id":"1"}"#, #"{"id":"2"}"#, #"{"id":"3"}"#])
     }
 
     @Test func jsonlWithUserFields() throws {
@@ -84,7 +85,7 @@ import Testing
             """)
         let report = try store.importFile(path, options: ImportOptions(textField: "review", labelField: "stars", task: "stars"))
         #expect(report.documents == 2 && report.annotations == 2)
-        let examples = Array(store.classificationExamples(task: "stars"))
+        let examples = (try store.classificationExamples(task: "stars").all())
         #expect(examples.map(\.label) == ["5", "2"])
         #expect(examples[0].text.unicodeScalars.map(\.value).contains(0x2028))
     }
@@ -97,7 +98,7 @@ import Testing
             let report = try store.importFile(fixture(name), options: ImportOptions(format: .conll))
             #expect(report.documents == sentences)
             #expect(report.annotations == entities)
-            let examples = Array(store.taggingExamples())
+            let examples = (try store.taggingExamples().all())
             #expect(examples.count == sentences)
             #expect(examples.reduce(0) { $0 + $1.tokens.count } == tokens)
             for example in examples {
@@ -139,7 +140,7 @@ import Testing
         let path = dir + "/multi.conll"
         writeFile(path, "Zoë\tB-PER\nmet\tO\n😀\tO\nSão\tB-LOC\nPaulo\tI-LOC\n\n")
         _ = try store.importFile(path)
-        let example = try #require(Array(store.taggingExamples()).first)
+        let example = try #require((try store.taggingExamples().all()).first)
         #expect(example.text == "Zoë met 😀 São Paulo")
         #expect(example.spans == [EntitySpan(start: 0, end: 3, type: "PER"), EntitySpan(start: 10, end: 19, type: "LOC")])
     }
@@ -148,7 +149,7 @@ import Testing
         let (store, _) = try makeStore()
         let report = try store.importFile(fixture("qa-dev.head9.json"))
         #expect(report.format == .squad && report.documents == 9 && report.annotations == 36)
-        let examples = Array(store.qaExamples())
+        let examples = (try store.qaExamples().all())
         #expect(examples.count == 36)
         for example in examples {
             let scalars = Array(example.context.unicodeScalars)
@@ -166,8 +167,8 @@ import Testing
         let (store2, dir2) = try makeStore()
         writeFile(dir2 + "/export.json", out)
         _ = try store2.importFile(dir2 + "/export.json")
-        #expect(Array(store2.qaExamples()).map { [$0.questionID, $0.question, $0.context] } == examples.map { [$0.questionID, $0.question, $0.context] })
-        #expect(Array(store2.qaExamples()).map(\.answers) == examples.map(\.answers))
+        #expect((try store2.qaExamples().all()).map { [$0.questionID, $0.question, $0.context] } == examples.map { [$0.questionID, $0.question, $0.context] })
+        #expect((try store2.qaExamples().all()).map(\.answers) == examples.map(\.answers))
     }
 
     @Test func jsonlExportRoundTrip() throws {
@@ -188,7 +189,7 @@ import Testing
         let (store2, _) = try makeStore()
         writeFile(dir + "/out.jsonl", out)
         _ = try store2.importFile(dir + "/out.jsonl")
-        #expect(Array(store2.documentTexts()) == Array(store.documentTexts()))
+        #expect((try store2.documentTexts().all()) == (try store.documentTexts().all()))
     }
 }
 
@@ -260,7 +261,7 @@ import Testing
         writeFile(dir + "/h.json", json)
         let report = try store.importFile(dir + "/h.json", options: ImportOptions(skipBad: true))
         #expect(report.skipped.count == 1)
-        #expect(Array(store.qaExamples()).map(\.questionID) == ["q1"])
+        #expect((try store.qaExamples().all()).map(\.questionID) == ["q1"])
     }
 
     @Test func invalidUTF8ReportsLineAndByteOffset() throws {
@@ -295,5 +296,31 @@ import Testing
         writeFile(conll, "A B-X\nb O\n\nbad line here\nc O\n\nD B-Y\n\n")
         let r2 = try store.importFile(conll, options: ImportOptions(skipBad: true))
         #expect(r2.documents == 2 && r2.skipped.count == 1)
+    }
+}
+
+/// A tagging task other than NER keeps its own name: stored, streamed and exported under it.
+@Suite struct TaskImportTests {
+    @Test func conllUnderItsOwnTask() throws {
+        let (store, dir) = try makeStore()
+        let products = "Buy B-PROD\niPhone I-PROD\nnow O\n\nSell O\nGalaxy B-PROD\n\n"
+        let people = "Ada B-PER\nLovelace I-PER\nwrote O\n\n"
+        writeFile(dir + "/products.conll", products)
+        writeFile(dir + "/people.conll", people)
+        _ = try store.importFile(dir + "/products.conll", options: ImportOptions(task: "products"))
+        _ = try store.importFile(dir + "/people.conll")
+        let tagged = try store.taggingExamples(task: "products").all()
+        #expect(tagged.map(\.text) == ["Buy iPhone now", "Sell Galaxy"])
+        #expect(tagged[0].spans == [EntitySpan(start: 0, end: 10, type: "PROD")])
+        #expect(tagged[0].tags == ["B-PROD", "I-PROD", "O"])
+        #expect(try store.taggingExamples().all().map(\.text) == ["Ada Lovelace wrote"])
+        let stored = try store.read { try String.fetchAll($0, sql: "SELECT DISTINCT task FROM span ORDER BY task") }
+        #expect(stored == ["ner", "products"])
+        var out = ""
+        _ = try store.export(format: .conll, taggingTask: "products") { out += $0 }
+        #expect(out == products)
+        var jsonl = ""
+        _ = try store.export(format: .jsonl, taggingTask: "products") { jsonl += $0 }
+        #expect(jsonl.contains("\"type\":\"PROD\"") && !jsonl.contains("\"type\":\"PER\""))
     }
 }

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 import Testing
@@ -20,16 +21,16 @@ struct SharedDataImportTests {
         defer { removeTemporaryDirectory(dir) }
         let wiki = try store.importFile(data + "/corpora/wiki-vital-en.jsonl")
         #expect(wiki.records == 10_033 && wiki.documents == 10_033)
-        #expect(words(store.documentTexts(DocumentFilter(sourceID: wiki.sourceID))) == 775_848)
+        #expect(words(try store.documentTexts(DocumentFilter(sourceID: wiki.sourceID)).all()) == 775_848)
         // News with de-duplication off (so the word count covers all 3,788 articles); the
         // distinct content hashes give the README's 3,781 distinct texts.
         let news = try store.importFile(data + "/corpora/news-2017-en.jsonl", options: ImportOptions(deduplicate: false))
         #expect(news.records == 3_788 && news.documents == 3_788)
-        #expect(words(store.documentTexts(DocumentFilter(sourceID: news.sourceID))) == 2_035_334)
+        #expect(words(try store.documentTexts(DocumentFilter(sourceID: news.sourceID)).all()) == 2_035_334)
         #expect(try count(store, "SELECT count(DISTINCT hash) FROM document WHERE sourceId = \(news.sourceID)") == 3_781)
         let play = try store.importFile(data + "/corpora/shakespeare-gutenberg.txt", options: ImportOptions(format: .text))
         #expect(play.documents == 1)
-        let text = try #require(store.documentTexts(DocumentFilter(sourceID: play.sourceID)).first(where: { _ in true }))
+        let text = try #require(try store.documentTexts(DocumentFilter(sourceID: play.sourceID)).all().first)
         #expect(text.unicodeScalars.count == 4_850_452)
         #expect(text.utf8.filter { $0 == 0x0A }.count == 181_742)
         #expect(words([text]) == 867_823)
@@ -47,7 +48,7 @@ struct SharedDataImportTests {
         ] {
             let report = try store.importFile(data + "/sentiment/\(set)/\(part.rawValue).tsv", options: ImportOptions(task: set, split: part))
             #expect(report.documents == pos + neg)
-            let labels = store.classificationExamples(task: set, DocumentFilter(part: part)).map(\.label)
+            let labels = try store.classificationExamples(task: set, DocumentFilter(part: part)).all().map(\.label)
             #expect(labels.filter { $0 == "pos" }.count == pos && labels.filter { $0 == "neg" }.count == neg, "\(set) \(part)")
             #expect(try store.importFile(data + "/sentiment/\(set)/\(part.rawValue).tsv", options: ImportOptions(task: set, split: part)).alreadyImported)
         }
@@ -63,13 +64,13 @@ struct SharedDataImportTests {
         let path = data + "/ner/" + file
         let report = try store.importFile(path, options: ImportOptions(format: .conll))
         #expect(report.documents == sentences)
-        let examples = Array(store.taggingExamples())
+        let examples = (try store.taggingExamples().all())
         #expect(examples.count == sentences)
         #expect(examples.reduce(0) { $0 + $1.tokens.count } == tokens)
         if let entities { #expect(report.annotations == entities) }
         let docstarts = try store.read { db in
             try String.fetchAll(db, sql: "SELECT metadata FROM document WHERE metadata IS NOT NULL")
-        }.compactMap { metadataObject($0)?["docstart"] as? [String] }.reduce(0) { $0 + $1.count }
+        }.compactMap { try metadataObject($0, documentID: 0)["docstart"] as? [String] }.reduce(0) { $0 + $1.count }
         #expect(docstarts == documents)
         var out = Data()
         _ = try store.export(format: .conll) { out.append(contentsOf: $0.utf8) }
@@ -84,7 +85,7 @@ struct SharedDataImportTests {
         let path = data + "/qa/" + file
         let report = try store.importFile(path)
         #expect(report.documents == passages)
-        #expect(Array(store.qaExamples()).count == questions)
+        #expect((try store.qaExamples().all()).count == questions)
         var out = ""
         _ = try store.export(format: .squad) { out += $0 }
         let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! NSDictionary

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GRDB
 import Testing
@@ -20,26 +21,26 @@ func testEncode(_ text: String) -> [Int32] {
         let counts = try store.defineSplit(name: "default", train: 0.7, dev: 0.2, test: 0.1)
         #expect(counts.values.reduce(0, +) == 2000)
         #expect(abs(counts[.train]! - 1400) < 100 && abs(counts[.dev]! - 400) < 70 && abs(counts[.test]! - 200) < 55)
-        let trainBefore = Set(store.documents(DocumentFilter(part: .train)).map(\.id))
-        let devBefore = Set(store.documents(DocumentFilter(part: .dev)).map(\.id))
+        let trainBefore = Set(try store.documents(DocumentFilter(part: .train)).all().map(\.id))
+        let devBefore = Set(try store.documents(DocumentFilter(part: .dev)).all().map(\.id))
         // Add more documents: earlier assignments do not move.
         let second = dir + "/second.txt"
         writeFile(second, (2000..<3000).map { "document number \($0)" }.joined(separator: "\n"))
         _ = try store.importFile(second, options: ImportOptions(format: .lines))
-        let trainAfter = Set(store.documents(DocumentFilter(part: .train)).map(\.id))
-        let devAfter = Set(store.documents(DocumentFilter(part: .dev)).map(\.id))
+        let trainAfter = Set(try store.documents(DocumentFilter(part: .train)).all().map(\.id))
+        let devAfter = Set(try store.documents(DocumentFilter(part: .dev)).all().map(\.id))
         #expect(trainBefore.isSubset(of: trainAfter) && devBefore.isSubset(of: devAfter))
         #expect(trainAfter.count > trainBefore.count)
         // Parts are disjoint and cover everything.
-        let testAfter = Set(store.documents(DocumentFilter(part: .test)).map(\.id))
+        let testAfter = Set(try store.documents(DocumentFilter(part: .test)).all().map(\.id))
         #expect(trainAfter.isDisjoint(with: devAfter) && trainAfter.isDisjoint(with: testAfter) && devAfter.isDisjoint(with: testAfter))
         #expect(trainAfter.count + devAfter.count + testAfter.count == 3000)
         // The same text falls in the same part in another store (the split depends on the text only).
         let (other, _) = try makeStore()
         _ = try other.importFile(second, options: ImportOptions(format: .lines))
         try other.defineSplit(name: "default", train: 0.7, dev: 0.2, test: 0.1)
-        let otherTrainTexts = Set(other.documents(DocumentFilter(part: .train)).map(\.text))
-        let trainTexts = Set(store.documents(DocumentFilter(part: .train)).map(\.text))
+        let otherTrainTexts = Set(try other.documents(DocumentFilter(part: .train)).all().map(\.text))
+        let trainTexts = Set(try store.documents(DocumentFilter(part: .train)).all().map(\.text))
         #expect(otherTrainTexts.isSubset(of: trainTexts))
     }
 
@@ -48,9 +49,7 @@ func testEncode(_ text: String) -> [Int32] {
         #expect(throws: CorpusError.self) { try store.defineSplit(name: "x", train: 0.8, dev: 0.3, test: 0.1) }
         #expect(throws: CorpusError.self) { try store.defineSplit(name: "x", train: -0.1, dev: 1.0, test: 0.1) }
         #expect(throws: CorpusError.unknownSplit("nope")) { try store.splitCounts(name: "nope") }
-        let stream = store.documentTexts(DocumentFilter(part: .train, scheme: "nope"))
-        #expect(Array(stream).isEmpty)
-        #expect(stream.status.error == .unknownSplit("nope"))
+        #expect(throws: CorpusError.unknownSplit("nope")) { try store.documentTexts(DocumentFilter(part: .train, scheme: "nope")).all() }
     }
 }
 
@@ -62,13 +61,15 @@ func testEncode(_ text: String) -> [Int32] {
         writeFile(path, texts.joined(separator: "\n") + "\n")
         _ = try store.importFile(path, options: ImportOptions(format: .lines))
         // A tiny page size forces many round trips; the result is the same.
-        #expect(Array(store.documentTexts(pageSize: 7)) == texts)
-        #expect(Array(store.documentTexts(pageSize: 1000)) == texts)
-        let batches = Array(store.documentTexts(pageSize: 64).batches(of: 300))
-        #expect(batches.map(\.count) == [300, 300, 300, 100])
-        // The tokenizer trainer reads `some Sequence<String>`.
-        func countWords(_ texts: some Sequence<String>) -> Int { texts.reduce(0) { $0 + $1.split(separator: " ").count } }
-        #expect(countWords(store.documentTexts()) == 4000)
+        #expect(try store.documentTexts(pageSize: 7).all() == texts)
+        #expect(try store.documentTexts(pageSize: 1000).all() == texts)
+        var batches = store.documentTexts(pageSize: 64).batches(of: 300)
+        var sizes: [Int] = []
+        while let batch = try batches.next() { sizes.append(batch.count) }
+        #expect(sizes == [300, 300, 300, 100])
+        var words = 0
+        try store.documentTexts().forEach { words += $0.split(separator: " ").count }
+        #expect(words == 4000)
     }
 
     @Test func tokenCacheAndPackedBlocks() throws {
@@ -89,22 +90,24 @@ func testEncode(_ text: String) -> [Int32] {
         // Sequential blocks: the concatenation of docs, each followed by the separator, cut every 16.
         var stream: [Int32] = []
         for t in texts { stream += testEncode(t); stream.append(0) }
-        let blocks = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, pageSize: 13))
+        let blocks = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, pageSize: 13).all()
         #expect(blocks.allSatisfy { $0.count == 16 })
         #expect(blocks.count == stream.count / 16)
         #expect(Array(blocks.joined()) == Array(stream.prefix(blocks.count * 16)))
-        let withTail = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, dropRemainder: false))
+        let withTail = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, dropRemainder: false).all()
         #expect(Array(withTail.joined()) == stream)
         let counted = try store.cachedTokenCount(fingerprint: "test-tok")
         #expect(counted.documents + counted.tokens == stream.count && counted.tokens == expectedTokens)
         #expect(try store.documentCount() == 300)
-        let flatBatches = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0).batches(of: 4))
+        var flatBatches: [[Int32]] = []
+        var batchStream = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0).batches(of: 4)
+        while let batch = try batchStream.next() { flatBatches.append(batch) }
         #expect(Array(flatBatches.joined()) == Array(blocks.joined()))
 
         // Shuffled: deterministic per seed, a permutation of the documents.
-        let s1 = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 42, dropRemainder: false))
-        let s1again = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 42, dropRemainder: false))
-        let s2 = Array(try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 7, dropRemainder: false))
+        let s1 = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 42, dropRemainder: false).all()
+        let s1again = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 42, dropRemainder: false).all()
+        let s2 = try store.packedBlocks(fingerprint: "test-tok", blockLength: 16, separator: 0, shuffleSeed: 7, dropRemainder: false).all()
         #expect(s1 == s1again)
         #expect(s1 != s2 && s1 != withTail)
         func documents(_ flat: [Int32]) -> [[Int32]] { flat.split(separator: 0, omittingEmptySubsequences: true).map(Array.init) }
@@ -122,6 +125,56 @@ func testEncode(_ text: String) -> [Int32] {
         }
     }
 
+    /// A database error in the middle of an epoch is thrown by the iteration: the epoch is never
+    /// silently cut short.
+    @Test func packedBlocksFailingMidEpochThrow() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/docs.txt"
+        writeFile(path, (0..<100).map { "w\($0) w\($0 + 1) w\($0 + 2)" }.joined(separator: "\n"))
+        _ = try store.importFile(path, options: ImportOptions(format: .lines))
+        try store.buildTokenCache(fingerprint: "t", encode: testEncode)
+        for seed: UInt64? in [nil, 9] {
+            var blocks = try store.packedBlocks(fingerprint: "t", blockLength: 4, separator: 0, shuffleSeed: seed, pageSize: 10).makeIterator()
+            for _ in 0..<5 { #expect(try blocks.next() != nil) }
+            // The table disappears under the reader (as a damaged or replaced file would).
+            try store.write { try $0.execute(sql: "ALTER TABLE token_cache RENAME TO token_cache_gone") }
+            defer { try? store.write { try $0.execute(sql: "ALTER TABLE token_cache_gone RENAME TO token_cache") } }  // restore for the next seed
+            #expect(throws: CorpusError.self) { while try blocks.next() != nil {} }
+        }
+    }
+
+    /// A damaged cache blob (not whole Int32s, or a negative id) is an error naming the document.
+    @Test func damagedTokenCacheBlobIsAnError() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/docs.txt"
+        writeFile(path, (0..<30).map { "w\($0) w\($0 + 1)" }.joined(separator: "\n"))
+        _ = try store.importFile(path, options: ImportOptions(format: .lines))
+        try store.buildTokenCache(fingerprint: "t", encode: testEncode)
+        let id = try store.read { try Int64.fetchOne($0, sql: "SELECT documentId FROM token_cache ORDER BY documentId LIMIT 1 OFFSET 20")! }
+        for blob in [Data([1, 0, 0]), Data([0xFF, 0xFF, 0xFF, 0xFF])] {
+            try store.write { try $0.execute(sql: "UPDATE token_cache SET ids = ? WHERE documentId = ?", arguments: [blob, id]) }
+            do {
+                _ = try store.packedBlocks(fingerprint: "t", blockLength: 4, separator: 0, pageSize: 8).all()
+                Issue.record("a damaged blob was read as data")
+            } catch let CorpusError.database(message) {
+                #expect(message.contains("document \(id)"))
+            }
+            #expect(throws: CorpusError.self) { try store.cachedTokens(documentID: id, fingerprint: "t") }
+        }
+    }
+
+    /// Document streams throw on a database error met after the first page.
+    @Test func documentStreamFailingMidwayThrows() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/docs.txt"
+        writeFile(path, (0..<50).map { "line \($0)" }.joined(separator: "\n"))
+        _ = try store.importFile(path, options: ImportOptions(format: .lines))
+        var texts = store.documentTexts(pageSize: 10).makeIterator()
+        for _ in 0..<10 { #expect(try texts.next() != nil) }
+        try store.write { try $0.execute(sql: "ALTER TABLE document RENAME TO document_gone") }
+        #expect(throws: CorpusError.self) { try texts.next() }
+    }
+
     @Test func packedBlocksOfOneSplitPart() throws {
         let (store, dir) = try makeStore()
         writeFile(dir + "/train.txt", "a b c\nd e\n")
@@ -129,9 +182,9 @@ func testEncode(_ text: String) -> [Int32] {
         _ = try store.importFile(dir + "/train.txt", options: ImportOptions(format: .lines, split: .train))
         _ = try store.importFile(dir + "/dev.txt", options: ImportOptions(format: .lines, split: .dev))
         try store.buildTokenCache(fingerprint: "t", encode: testEncode)
-        let dev = Array(try store.packedBlocks(fingerprint: "t", blockLength: 5, separator: 0, filter: DocumentFilter(part: .dev)))
+        let dev = try store.packedBlocks(fingerprint: "t", blockLength: 5, separator: 0, filter: DocumentFilter(part: .dev)).all()
         #expect(dev == [testEncode("x y z w") + [0]])
-        let train = Array(try store.packedBlocks(fingerprint: "t", blockLength: 7, separator: 0, filter: DocumentFilter(part: .train)))
+        let train = try store.packedBlocks(fingerprint: "t", blockLength: 7, separator: 0, filter: DocumentFilter(part: .train)).all()
         #expect(train == [testEncode("a b c") + [0] + testEncode("d e") + [0]])
     }
 
@@ -211,5 +264,35 @@ func testEncode(_ text: String) -> [Int32] {
         try store.checkSearchIndex()
         // Removed, the file can be imported again.
         #expect(try store.importFile(dir + "/a.txt", options: ImportOptions(format: .lines)).documents == 2)
+    }
+}
+
+/// Hostile numbers in corpus import files (answer offsets, labels, CoNLL columns), seeded:
+/// every import either succeeds or throws a ``CorpusError``, never traps.
+@Suite struct CorpusMutationTests {
+    @Test func squadAndJSONLWithHostileNumbers() throws {
+        let hostile = ["2147483648", "1000000000", "-1", "1e300", "-9223372036854775809", "18446744073709551616", "0.5", "null", "\"7\""]
+        var rng = GraftSupport.SplitMix64(seed: 21)
+        let (store, dir) = try makeStore()
+        var outcomes = (imported: 0, rejected: 0)
+        for i in 0..<120 {
+            let start = hostile[Int(rng.next() % UInt64(hostile.count))]
+            let label = hostile[Int(rng.next() % UInt64(hostile.count))]
+            let squad = """
+                {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "Café au lait is coffee \(i).", "qas": [
+                  {"id": "q\(i)", "question": "What?", "answers": [{"text": "coffee", "answer_start": \(start)}]}]}]}]}
+                """
+            let jsonl = "{\"text\": \"doc \(i)\", \"label\": \(label)}\n"
+            for (name, text) in [("s\(i).json", squad), ("j\(i).jsonl", jsonl)] {
+                writeFile(dir + "/" + name, text)
+                do {
+                    _ = try store.importFile(dir + "/" + name, options: ImportOptions(labelField: name.hasSuffix(".jsonl") ? "label" : nil))
+                    outcomes.imported += 1
+                } catch is CorpusError {
+                    outcomes.rejected += 1
+                }
+            }
+        }
+        #expect(outcomes.rejected > 100 && outcomes.imported > 0)
     }
 }

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import Testing
 import GraftEngine
@@ -46,7 +47,8 @@ import GraftTokenizers
                                   var r = RNG(seed: 100 + UInt64(epoch))
                                   var order = Array(train.indices)
                                   for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, r.int(below: i + 1)) }
-                                  return AnyIterator(order.map { train[$0] }.makeIterator())
+                                  var iterator = order.map { train[$0] }.makeIterator()
+                                  return { iterator.next() }
                               },
                               devBlocks: dev)
     }
@@ -141,8 +143,37 @@ import GraftTokenizers
         other.learningRate = 1e-2
         let tok = try smallBPETokenizer()
         let t = try Pretrainer(model: try Self.model(.gpt, vocab: tok.vocabSize), tokenizer: tok, options: other,
-                               outputDirectory: dir.path, trainBlocks: { _ in AnyIterator([[Int32]]().makeIterator()) }, devBlocks: [])
+                               outputDirectory: dir.path, trainBlocks: { _ in { nil } }, devBlocks: [])
         #expect(throws: ModelError.self) { try t.run(resume: true) }
+    }
+
+    /// A data stream that fails in the middle of an epoch stops training with that error (not a
+    /// short epoch), and the last checkpoint written before it stays the one LATEST names.
+    @Test func streamFailingMidEpochStopsTraining() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }  // cleanup of a test directory
+        struct PageLost: Error, Equatable {}
+        let tok = try smallWordPieceTokenizer()
+        let sep = Int32(tok.id("[SEP]")!)
+        let opts = Self.options(steps: 10)
+        let train = try Self.blocks(tok, count: 40, length: opts.blockLength(for: .bert), separator: sep, seed: 1)
+        let trainer = try Pretrainer(model: try Self.model(.bert, vocab: tok.vocabSize), tokenizer: tok, options: opts,
+                                     outputDirectory: dir.path,
+                                     trainBlocks: { epoch in
+                                         var served = 0
+                                         return {
+                                             // Epoch 1 loses its page after 10 blocks (step 6 of 10).
+                                             if epoch == 1 && served == 10 { throw PageLost() }
+                                             guard served < train.count else { return nil }
+                                             defer { served += 1 }
+                                             return train[served]
+                                         }
+                                     },
+                                     devBlocks: [])
+        #expect(throws: PageLost()) { try trainer.run() }
+        #expect(trainer.optimizer.stepCount == 6)
+        let latest = dir.appendingPathComponent("checkpoints/LATEST")
+        #expect(try String(contentsOf: latest, encoding: .utf8) == "step-0000005")
     }
 
     /// A write killed mid-way leaves a temporary directory behind, never a damaged checkpoint:

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import Testing
 @testable import GraftTokenizers
@@ -54,9 +55,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("bad.txt").path
         FileManager.default.createFile(atPath: path, contents: Data([0x6F, 0x6B, 0x0A, 0x61, 0xC3, 0x28, 0x0A]))
-        let reader = try LineReader(path: path)
-        #expect(try reader.nextBytes().map(Array.init) == Array("ok".utf8))
-        #expect(throws: TokenizerError.invalidUTF8(path: path, byteOffset: 4)) { try reader.nextBytes() }
+        let reader = try LineReader.open(path)
+        #expect(try reader.nextString() == "ok")
+        #expect(throws: TokenizerError.invalidUTF8(path: path, byteOffset: 4)) { try reader.nextString() }
 
         let vocabPath = dir.appendingPathComponent("vocab.txt").path
         FileManager.default.createFile(atPath: vocabPath, contents: Data([0x5B, 0x55, 0x4E, 0x4B, 0x5D, 0x0A, 0xFF, 0x0A]))

@@ -1,2 +1,3 @@
+import GraftSupport
 import Testing
 @testable import GraftTokenizers

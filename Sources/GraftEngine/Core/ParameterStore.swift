@@ -1,3 +1,4 @@
+import GraftSupport
 /// How a newly declared parameter is filled.
 public enum Initializer: Sendable, Equatable {
     case zeros

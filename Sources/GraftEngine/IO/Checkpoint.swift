@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 extension ParameterStore {

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -217,84 +218,31 @@ public final class SafeTensors: @unchecked Sendable {
                 throw EngineError.duplicateParameter(e.name)
             }
         }
-        var header = "{"
-        var first = true
+        var members: [(String, JSONValue)] = []
         if !metadata.isEmpty {
-            header += "\"__metadata__\":{"
-            header += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
-            header += "}"
-            first = false
+            members.append(("__metadata__", .object(metadata.keys.sorted().map { ($0, .string(metadata[$0]!)) })))
         }
         var offset = 0
         for e in entries {
             let bytes = e.shape.reduce(1, *) * 4
-            if !first { header += "," }
-            first = false
-            header += "\(jsonString(e.name)):{\"dtype\":\"F32\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            members.append((e.name, .object([("dtype", .string("F32")), ("shape", .array(e.shape.map { .number(Double($0)) })),
+                                             ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
             offset += bytes
         }
-        header += "}"
-        var headerBytes = Array(header.utf8)
+        var headerBytes = Array(JSONValue.object(members).serialized().utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var lenBytes = [UInt8](repeating: 0, count: 8)
         for i in 0..<8 { lenBytes[i] = UInt8((UInt64(headerBytes.count) >> (8 * UInt64(i))) & 0xFF) }
-
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw EngineError.io(file: url.path, problem: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        var ok = false
-        defer { if !ok { close(fd); unlink(tmp) } }
-        func writeAll(_ p: UnsafeRawPointer, _ n: Int) throws {
-            var done = 0
-            while done < n {
-                let r = posixWrite(fd, p + done, n - done)
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw EngineError.io(file: url.path, problem: "write failed: \(String(cString: strerror(errno)))")
-                }
-                done += r
+        do {
+            try AtomicFile.write(to: url.path) { file in
+                try file.write(lenBytes)
+                try file.write(headerBytes)
+                for e in entries { try file.write(UnsafeRawBufferPointer(start: e.data, count: e.shape.reduce(1, *) * 4)) }
             }
+        } catch let error as SupportError {
+            throw EngineError.io(file: url.path, problem: "\(error)")
         }
-        try writeAll(lenBytes, 8)
-        try headerBytes.withUnsafeBytes { try writeAll($0.baseAddress!, $0.count) }
-        for e in entries { try writeAll(e.data, e.shape.reduce(1, *) * 4) }
-        guard fsync(fd) == 0 else { throw EngineError.io(file: url.path, problem: "fsync failed: \(String(cString: strerror(errno)))") }
-        close(fd)
-        guard rename(tmp, url.path) == 0 else {
-            let msg = String(cString: strerror(errno))
-            unlink(tmp)
-            ok = true
-            throw EngineError.io(file: url.path, problem: "rename failed: \(msg)")
-        }
-        ok = true
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 }
 
 @inline(__always) func halfToFloat(_ h: UInt16) -> Float { Float(bitPattern: SafeTensors.halfToFloatBits(h)) }
-
-@inline(__always) private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, p, n)
-    #else
-    return Darwin.write(fd, p, n)
-    #endif
-}

@@ -1,3 +1,4 @@
+import GraftSupport
 /// Scaled dot-product multi-head attention (no parameters of its own; the Q/K/V and output
 /// projections are ``Linear`` layers around it).
 ///

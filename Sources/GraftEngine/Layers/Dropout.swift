@@ -1,3 +1,4 @@
+import GraftSupport
 /// Inverted dropout: in training, each element is zeroed with probability `p` and the rest
 /// scaled by `1 / (1 - p)`; in evaluation (or `p == 0`) it is the identity.
 /// Each call draws one 64-bit key from a ``SharedRNG``; element `i` is kept when a counter-based

@@ -1,3 +1,4 @@
+import GraftSupport
 /// A GPT-2 decoder block with HuggingFace GPT-2 parameter names under `prefix` (e.g. `h.0`):
 ///
 /// - `ln_1` ``LayerNorm``, `attn.c_attn` ``Linear`` `C -> 3C` (fused Q, K, V), `attn.c_proj` `C -> C`

@@ -1,3 +1,4 @@
+import GraftSupport
 /// One transformer encoder/decoder block built from the engine's layers, with HuggingFace
 /// BERT parameter names under `prefix` (e.g. `encoder.layer.0`):
 ///

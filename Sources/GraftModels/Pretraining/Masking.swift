@@ -1,3 +1,4 @@
+import GraftSupport
 import GraftEngine
 import GraftTokenizers
 

@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GraftEngine
 import GraftTokenizers
@@ -88,8 +89,10 @@ public final class Pretrainer {
     public let tokenizer: Tokenizer
     public let options: PretrainingOptions
     public let outputDirectory: URL
-    /// Training blocks of an epoch, each `options.blockLength(for:)` ids, in the epoch's order.
-    public let trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]>
+    /// Training blocks of an epoch, each `options.blockLength(for:)` ids, in the epoch's order:
+    /// each call of the returned closure gives the next block, nil at the end of the epoch; an
+    /// error it throws (e.g. a database error mid-epoch) stops training.
+    public let trainBlocks: (_ epoch: Int) throws -> () throws -> [Int32]?
     /// Dev blocks (same length), evaluated in order.
     public let devBlocks: [[Int32]]
     /// Called after every update.
@@ -111,10 +114,10 @@ public final class Pretrainer {
     var blocksUsed = 0
     var tokensSeen = 0
     var bestDevLoss: Float?
-    var iterator: AnyIterator<[Int32]>?
+    var iterator: (() throws -> [Int32]?)?
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: PretrainingOptions, outputDirectory: String,
-                trainBlocks: @escaping (_ epoch: Int) throws -> AnyIterator<[Int32]>, devBlocks: [[Int32]]) throws {
+                trainBlocks: @escaping (_ epoch: Int) throws -> () throws -> [Int32]?, devBlocks: [[Int32]]) throws {
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
@@ -179,7 +182,7 @@ public final class Pretrainer {
         var emptyEpochs = 0
         while out.count < options.batchSize {
             if iterator == nil { iterator = try trainBlocks(epoch) }
-            if let block = iterator!.next() {
+            if let block = try iterator!() {
                 out.append(block)
                 blocksUsed += 1
                 emptyEpochs = 0
@@ -297,14 +300,14 @@ public final class Pretrainer {
         let final = checkpointsDirectory.appendingPathComponent(name)
         if !fm.fileExists(atPath: final.path) {
             let tmp = checkpointsDirectory.appendingPathComponent("\(name).tmp-\(getpid())")
-            try? fm.removeItem(at: tmp)
+            if fm.fileExists(atPath: tmp.path) { try fm.removeItem(at: tmp) }
             try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
             try ModelDirectory.save(model, tokenizer: tokenizer, to: tmp.path)
             try TrainingCheckpoint.save(to: tmp.appendingPathComponent(Pretrainer.stateFile), store: model.store,
                                         optimizer: optimizer, schedule: schedule, rng: model.rng, metadata: stateMetadata())
             try fm.moveItem(at: tmp, to: final)
         }
-        try writeAtomically(Data(name.utf8), to: checkpointsDirectory.appendingPathComponent("LATEST"))
+        try AtomicFile.write(name, to: checkpointsDirectory.appendingPathComponent("LATEST").path)
         try pruneCheckpoints(keeping: name)
         onCheckpoint?(final.path)
         return final.path
@@ -333,7 +336,7 @@ public final class Pretrainer {
         let stateURL = checkpointsDirectory.appendingPathComponent(name).appendingPathComponent(Pretrainer.stateFile)
         let restored = try TrainingCheckpoint.load(from: stateURL, store: model.store, optimizer: optimizer, rng: model.rng)
         let meta = restored.metadata
-        if let saved = meta["pretrain.options"].flatMap({ try? JSONDecoder().decode(PretrainingOptions.self, from: Data($0.utf8)) }) {
+        if let saved = try meta["pretrain.options"].map({ try JSONDecoder().decode(PretrainingOptions.self, from: Data($0.utf8)) }) {
             var a = saved, b = options
             a.steps = 0; b.steps = 0; a.evalEvery = 0; b.evalEvery = 0; a.checkpointEvery = 0; b.checkpointEvery = 0
             a.keepCheckpoints = 0; b.keepCheckpoints = 0
@@ -352,18 +355,18 @@ public final class Pretrainer {
         blocksUsed = 0
         iterator = try trainBlocks(epoch)
         for _ in 0..<used {
-            guard iterator!.next() != nil else { break }
+            guard try iterator!() != nil else { break }
             blocksUsed += 1
         }
     }
 
     func pruneCheckpoints(keeping current: String) throws {
         let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: checkpointsDirectory.path)) ?? []
+        let names = try fm.contentsOfDirectory(atPath: checkpointsDirectory.path)
         let steps = names.filter { $0.hasPrefix("step-") && !$0.contains(".tmp-") }.sorted()
         let keep = max(1, options.keepCheckpoints)
         for old in steps.dropLast(keep) where old != current {
-            try? fm.removeItem(at: checkpointsDirectory.appendingPathComponent(old))
+            try fm.removeItem(at: checkpointsDirectory.appendingPathComponent(old))
         }
     }
 
@@ -371,22 +374,12 @@ public final class Pretrainer {
     func replaceDirectory(_ dir: URL, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
+        if fm.fileExists(atPath: tmp.path) { try fm.removeItem(at: tmp) }
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         try body(tmp)
         let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(getpid())")
         if fm.fileExists(atPath: dir.path) { try fm.moveItem(at: dir, to: old) }
         try fm.moveItem(at: tmp, to: dir)
-        try? fm.removeItem(at: old)
-    }
-
-    func writeAtomically(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: data) else {
-            throw ModelError.io(file: tmp.path, problem: "cannot write the file")
-        }
-        let fd = open(tmp.path, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp.path, url.path) == 0 else { throw ModelError.io(file: url.path, problem: "cannot rename \(tmp.path) into place") }
+        if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
     }
 }

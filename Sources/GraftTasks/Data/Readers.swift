@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 
 /// What to do with a tag sequence that breaks its scheme (e.g. `I-PER` after `O`).
 public enum InvalidTagPolicy: String, Sendable, Equatable, Codable {
@@ -8,21 +9,26 @@ public enum InvalidTagPolicy: String, Sendable, Equatable, Codable {
     case repair
 }
 
-/// The lines of a UTF-8 file (split on `\n`, a trailing `\r` removed, a leading BOM dropped),
-/// numbered from 1. A final empty line (the file's last newline) is not returned.
+/// The lines of a UTF-8 file (GraftSupport's `LineReader`: split on `\n`; a trailing `\r`
+/// removed, as CRLF files need; a leading BOM dropped), numbered from 1. A final empty line (the
+/// file's last newline) is not returned. Invalid UTF-8 is an error naming the file and line.
 func readLines(_ path: String) throws -> [Substring] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw TaskError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+    guard FileManager.default.fileExists(atPath: path) else { throw TaskError.unreadable(file: path, reason: "no such file") }
+    var lines: [Substring] = []
+    do {
+        let reader = try LineReader(path: path)
+        while let line = try reader.next() {
+            var bytes = line.bytes
+            if line.number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+            if bytes.last == 0x0D { bytes = bytes.dropLast() }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw TaskError.malformed(TaskLocation(file: path, line: line.number), reason: "not valid UTF-8")
+            }
+            lines.append(Substring(text))
+        }
+    } catch let error as SupportError {
+        throw TaskError.unreadable(file: path, reason: "\(error)")
     }
-    guard var text = String(validating: data, as: UTF8.self) else {
-        throw TaskError.unreadable(file: path, reason: "not valid UTF-8")
-    }
-    if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
-    // Split on the scalar U+000A: as Characters, "\r\n" is one grapheme and would not split.
-    var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-        Substring(line.last == "\r" ? line.dropLast() : line)
-    }
-    if lines.last?.isEmpty == true { lines.removeLast() }
     return lines
 }
 

@@ -1,3 +1,4 @@
+import GraftSupport
 import Dispatch
 
 /// Settings of ``BPETrainer`` (and of ``WordPieceTrainer``, which runs the same algorithm).

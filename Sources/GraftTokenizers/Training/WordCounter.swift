@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 
 /// Counts of distinct words, keyed by their exact UTF-8 bytes.
@@ -109,6 +110,8 @@ public struct WordCounter {
     public mutating func add(_ document: String) {
         pendingBytes += document.utf8.count
         pending.append(document)
+        // Only add(linesOfFile:transform:) sets a transform, and it clears it before returning,
+        // so this flush has no transform to fail: the `try?` discards no error.
         if pendingBytes >= batchBytes { try? flush() }
     }
 
@@ -143,19 +146,22 @@ public struct WordCounter {
             pendingTransform = nil
             pendingPath = nil
         }
-        let reader = try LineReader(path: url.path)
+        let reader = try LineReader.open(url.path)
         while true {
-            let bytes: ArraySlice<UInt8>?
+            let line: Line?
             do {
-                bytes = try reader.nextBytes()
+                line = try TokenizerError.wrapping { try reader.next() }
+                if let line, let bad = UTF8Validation.firstInvalidByte(line.bytes) {
+                    throw TokenizerError.invalidUTF8(path: url.path, byteOffset: line.offset + bad)
+                }
             } catch {
                 try flush()  // the lines before the bad one are counted
                 throw error
             }
-            guard let bytes else { break }
-            pendingBytes += bytes.count
-            pending.append(String(decoding: bytes, as: UTF8.self))
-            pendingLines.append(reader.lineNumber)
+            guard let line else { break }
+            pendingBytes += line.bytes.count
+            pending.append(String(decoding: line.bytes, as: UTF8.self))
+            pendingLines.append(line.number)
             if pendingBytes >= batchBytes { try flush() }
         }
         try flush()

@@ -39,7 +39,8 @@ public enum JSONValue: Sendable, Equatable {
 
     // MARK: Parsing
 
-    /// Parses JSON text. Errors name the line of the problem.
+    /// Parses JSON text.
+    /// - Throws: ``SupportError/malformedJSON(path:line:reason:)`` naming the line of the problem.
     public static func parse(_ bytes: [UInt8], path: String = "<json>") throws -> JSONValue {
         var parser = JSONParser(bytes: bytes, path: path)
         return try parser.parseDocument()
@@ -131,9 +132,9 @@ struct JSONParser {
 
     init(bytes: [UInt8], path: String) { self.bytes = bytes; self.path = path }
 
-    func fail(_ reason: String) -> TokenizerError {
+    func fail(_ reason: String) -> SupportError {
         let line = bytes[..<min(i, bytes.count)].reduce(1) { $0 + ($1 == 10 ? 1 : 0) }
-        return TokenizerError.malformed(path: path, line: line, reason: "invalid JSON: \(reason)")
+        return SupportError.malformedJSON(path: path, line: line, reason: "invalid JSON: \(reason)")
     }
 
     mutating func skipSpace() {
@@ -274,7 +275,7 @@ struct JSONParser {
                     } else if cp >= 0xDC00 && cp < 0xE000 {
                         throw fail("unpaired surrogate")
                     }
-                    UTF8Util.append(cp, to: &out)
+                    UTF8Validation.append(cp, to: &out)
                 default: throw fail("invalid escape")
                 }
             } else {
@@ -286,7 +287,7 @@ struct JSONParser {
     }
 
     func validated(_ slice: ArraySlice<UInt8>) throws -> String {
-        let bad = slice.withUnsafeBufferPointer { UTF8Util.decode($0).badOffset }
+        let bad = UTF8Validation.firstInvalidByte(slice)
         if bad != nil { throw fail("invalid UTF-8 in a string") }
         return String(decoding: slice, as: UTF8.self)
     }

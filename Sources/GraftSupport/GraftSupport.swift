@@ -1,0 +1,27 @@
+/// GraftSupport: the one copy of each small utility the layers share: atomic file writes,
+/// the line reader, UTF-8 validation, seeded generators, the order-preserving JSON value, the
+/// median, and the unchecked-Sendable pointer. It depends on Foundation/Glibc only; every
+/// layer may import it.
+import Foundation
+
+/// Errors thrown by the support target. Layers that wrap a support call may rethrow these as
+/// their own error type; every message names the file (or value) and the problem.
+public enum SupportError: Error, Equatable, CustomStringConvertible {
+    /// A file operation failed: `operation` is the step (open, write, fsync, rename, ...).
+    case io(path: String, operation: String, reason: String)
+    /// JSON text that does not parse; `line` is 1-based.
+    case malformedJSON(path: String, line: Int, reason: String)
+    /// An argument out of range (e.g. an all-zero generator state).
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .io(let path, let operation, let reason): return "\(path): \(operation) failed: \(reason)"
+        case .malformedJSON(let path, let line, let reason): return "\(path):\(line): \(reason)"
+        case .invalidArgument(let what): return "invalid argument: \(what)"
+        }
+    }
+}
+
+/// The text of the last C library error (`errno`).
+func errnoDescription() -> String { String(cString: strerror(errno)) }
