@@ -111,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GraftTasksTests",
-            dependencies: ["GraftTasks", "GraftCorpus", "GraftTokenizers"],
+            dependencies: ["GraftTasks", "GraftCorpus", "GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import Testing
 import GraftEngine
 @testable import GraftModels

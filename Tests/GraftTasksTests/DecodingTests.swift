@@ -1,5 +1,6 @@
 import Foundation
 import GraftTokenizers
+import GraftSupport
 import Testing
 @testable import GraftTasks
 

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import GraftTokenizers
 import Testing
 @testable import GraftTasks

@@ -1,5 +1,6 @@
 import Foundation
 import GraftCorpus
+import GraftSupport
 import GraftTokenizers
 @testable import GraftTasks
 

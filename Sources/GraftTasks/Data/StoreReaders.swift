@@ -40,13 +40,12 @@ public enum StoreReader {
                                     labels: LabelSet? = nil) throws -> [TextExample] {
         let stream = store.classificationExamples(task: selection.task, try selection.filter(store))
         var out: [TextExample] = []
-        for e in stream {
+        for e in try stream.all() {
             let at = TaskLocation(file: selection.describe(path), item: "document \(e.documentID)")
             guard !e.text.isEmpty else { throw TaskError.malformed(at, reason: "empty document") }
             if let labels, labels.id(of: e.label) == nil { throw TaskError.unknownLabel(at, label: e.label, known: labels.labels) }
             out.append(TextExample(id: "doc:\(e.documentID)", text: e.text, label: e.label))
         }
-        if let error = stream.status.error { throw error }
         return out
     }
 
@@ -55,9 +54,9 @@ public enum StoreReader {
     public static func taggedSentences(_ store: CorpusStore, path: String, _ selection: StoreSelection,
                                        labels: LabelSet? = nil, scheme: TagScheme = .iob2,
                                        invalidTags: InvalidTagPolicy = .error) throws -> [TaggedSentence] {
-        let stream = store.taggingExamples(try selection.filter(store))
+        let stream = store.taggingExamples(task: selection.task, try selection.filter(store))
         var out: [TaggedSentence] = []
-        for e in stream {
+        for e in try stream.all() {
             let at = TaskLocation(file: selection.describe(path), item: "document \(e.documentID)")
             let id = "doc:\(e.documentID)"
             if !e.tokens.isEmpty {
@@ -89,7 +88,6 @@ public enum StoreReader {
                 }
             }
         }
-        if let error = stream.status.error { throw error }
         return out
     }
 
@@ -97,7 +95,7 @@ public enum StoreReader {
     public static func questions(_ store: CorpusStore, path: String, _ selection: StoreSelection) throws -> [QuestionExample] {
         let stream = store.qaExamples(try selection.filter(store))
         var out: [QuestionExample] = []
-        for e in stream {
+        for e in try stream.all() {
             let at = TaskLocation(file: selection.describe(path), item: "question \(e.questionID)")
             let context = Array(e.context.unicodeScalars)
             let answers = try e.answers.map { a -> AnswerSpan in
@@ -109,7 +107,6 @@ public enum StoreReader {
             }
             out.append(QuestionExample(id: e.questionID, question: e.question, context: e.context, answers: answers, title: e.title))
         }
-        if let error = stream.status.error { throw error }
         return out
     }
 }

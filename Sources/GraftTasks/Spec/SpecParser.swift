@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import GraftCorpus
 import GraftTokenizers
 import TOMLKit
