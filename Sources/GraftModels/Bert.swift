@@ -49,8 +49,7 @@ public final class BertModel {
         embeddingNorm = try LayerNorm(store, name: "embeddings.LayerNorm", dim: c, eps: config.layerNormEps)
         embeddingDropout = try Dropout(p: config.dropout, rng: rng)
         let block = TransformerBlock.Config(hidden: c, heads: config.heads, ffn: config.ffn, layerNormEps: config.layerNormEps,
-                                            gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout,
-                                            causal: false, preLayerNorm: false)
+                                            gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout)
         let store = store, rng = rng, ws = workspace
         layers = try (0..<config.layers).map {
             try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
