@@ -1,11 +1,33 @@
 import GraftTokenizers
 
 /// The two model families.
-public enum ModelKind: String, Codable, Sendable {
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
     /// BERT encoder with the masked-LM head.
     case bert
     /// GPT-2 style decoder with the causal-LM head.
     case gpt
+}
+
+/// Named sizes (the BERT-Tiny/Mini/Small shapes of Turc et al., for both kinds).
+public enum ModelPreset: String, Codable, Sendable, CaseIterable {
+    /// 2 layers × 128 (2 heads, FFN 512).
+    case tiny
+    /// 4 layers × 256 (4 heads, FFN 1024).
+    case mini
+    /// 4 layers × 512 (8 heads, FFN 2048).
+    case small
+
+    /// The configuration of this size: max positions 512, dropout 0.1; BERT pads with id 0.
+    public func config(kind: ModelKind, vocabSize: Int) -> ModelConfig {
+        let shape: (layers: Int, hidden: Int, heads: Int, ffn: Int)
+        switch self {
+        case .tiny: shape = (2, 128, 2, 512)
+        case .mini: shape = (4, 256, 4, 1024)
+        case .small: shape = (4, 512, 8, 2048)
+        }
+        return ModelConfig(kind: kind, vocabSize: vocabSize, hidden: shape.hidden, layers: shape.layers, heads: shape.heads,
+                           ffn: shape.ffn, maxPositions: 512, padTokenId: kind == .bert ? 0 : nil)
+    }
 }
 
 /// The shape and regularisation of a model. `Codable` (Graft's own JSON), and convertible to
@@ -46,21 +68,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 
     /// Names accepted by ``preset(_:kind:vocabSize:)``.
-    public static let presetNames: [String] = ["tiny", "mini", "small"]
+    public static let presetNames: [String] = ModelPreset.allCases.map(\.rawValue)
 
-    /// Named sizes (the BERT-Tiny/Mini/Small shapes of Turc et al., for both kinds):
-    /// `tiny` 2 layers x 128 (2 heads, FFN 512), `mini` 4 x 256 (4 heads, FFN 1024),
-    /// `small` 4 x 512 (8 heads, FFN 2048). Max positions 512, dropout 0.1; BERT pads with id 0.
+    /// The preset `name` (any case; see ``ModelPreset``), or nil for an unknown name.
     public static func preset(_ name: String, kind: ModelKind, vocabSize: Int) -> ModelConfig? {
-        let shape: (layers: Int, hidden: Int, heads: Int, ffn: Int)
-        switch name.lowercased() {
-        case "tiny": shape = (2, 128, 2, 512)
-        case "mini": shape = (4, 256, 4, 1024)
-        case "small": shape = (4, 512, 8, 2048)
-        default: return nil
-        }
-        return ModelConfig(kind: kind, vocabSize: vocabSize, hidden: shape.hidden, layers: shape.layers, heads: shape.heads,
-                           ffn: shape.ffn, maxPositions: 512, padTokenId: kind == .bert ? 0 : nil)
+        ModelPreset(rawValue: name.lowercased())?.config(kind: kind, vocabSize: vocabSize)
     }
 
     /// Checks that the sizes are usable; `file` names the source in the error.
@@ -83,13 +95,14 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// A Float as the JSON number its shortest decimal spells (1e-12, not 9.9999999600419720e-13).
     static func number(_ f: Float) -> JSONValue { .number(Double("\(f)") ?? Double(f)) }
 
-    /// HuggingFace `config.json` content: `BertConfig` keys (`architectures` =
-    /// `BertForMaskedLM`) or `GPT2Config` keys (`GPT2LMHeadModel`), plus `graft_kind`.
-    public func hfJSON() -> JSONValue {
+    /// HuggingFace `config.json` content: `BertConfig` or `GPT2Config` keys, plus `graft_kind`;
+    /// `architectures` names `architecture` (default: `BertForMaskedLM` / `GPT2LMHeadModel`).
+    public func hfJSON(architecture: String? = nil) -> JSONValue {
+        let architectures = JSONValue.array([.string(architecture ?? ModelRegistry.defaultArchitecture(for: kind))])
         switch kind {
         case .bert:
             return .object([
-                ("architectures", .array([.string("BertForMaskedLM")])),
+                ("architectures", architectures),
                 ("model_type", .string("bert")),
                 ("graft_kind", .string(kind.rawValue)),
                 ("vocab_size", .number(Double(vocabSize))),
@@ -110,7 +123,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             ])
         case .gpt:
             return .object([
-                ("architectures", .array([.string("GPT2LMHeadModel")])),
+                ("architectures", architectures),
                 ("model_type", .string("gpt2")),
                 ("graft_kind", .string(kind.rawValue)),
                 ("vocab_size", .number(Double(vocabSize))),
