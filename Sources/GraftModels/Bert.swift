@@ -100,12 +100,7 @@ public final class BertModel: PretrainedModel {
             throw ModelError.invalidBatch("token type ids given to a model without segment embeddings")
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
-        var maskTensor: Tensor?
-        if let attentionMask, attentionMask.contains(where: { $0 == 0 }) {
-            let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
-            for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
-            maskTensor = m
-        }
+        let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         for layer in layers { h = try layer.forward(h, mask: maskTensor, training: training) }
         return h
     }

@@ -71,15 +71,10 @@ public final class GPTForCausalLM: LanguageModel {
         let p = try wpe.forward(positionIds, shape: [batch, seqLen], into: workspace.tensor("embeddings.lookup", [batch, seqLen, c]))
         Kernels.add(s.data, p.data, s.data, n * c)
         var h = embeddingDropout.forwardInPlace(s, training: training)
-        var maskTensor: Tensor?
-        if let attentionMask {
-            guard attentionMask.count == n else { throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens") }
-            if attentionMask.contains(where: { $0 == 0 }) {
-                let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
-                for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
-                maskTensor = m
-            }
+        if let attentionMask, attentionMask.count != n {
+            throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens")
         }
+        let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         for b in blocks { h = try b.forward(h, mask: maskTensor, training: training) }
         return h
     }

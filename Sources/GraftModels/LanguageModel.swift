@@ -95,6 +95,16 @@ enum BackwardState {
     }
 }
 
+/// The key padding mask `[B, T]` (1: attend, 0: padding) of an attention mask `[B * T]`,
+/// written into `buffer` (made or regrown); nil when nothing is padded.
+func keyPaddingMask(_ attentionMask: [Int32]?, batch: Int, seqLen: Int, buffer: inout Tensor?) -> Tensor? {
+    guard let attentionMask, attentionMask.contains(where: { $0 == 0 }) else { return nil }
+    let m = Tensor.ensure(buffer, [batch, seqLen])
+    buffer = m
+    for i in 0..<batch * seqLen { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
+    return m
+}
+
 /// Row gathering and scattering for heads that run on a subset of positions.
 enum Rows {
     /// Copies rows `rows` of `x` `[N, C]` into `into` `[rows.count, C]`.

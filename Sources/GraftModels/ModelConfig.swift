@@ -54,6 +54,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var layerNormEps: Float
     /// The padding token (BERT `[PAD]` = 0); nil when the vocabulary has none.
     public var padTokenId: Int32?
+    /// Class names of a classification head, in id order (`config.json`'s `id2label`,
+    /// `label2id` and `num_labels`); nil for models without one.
+    public var labels: [String]?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -98,6 +101,16 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// HuggingFace `config.json` content: `BertConfig` or `GPT2Config` keys, plus `graft_kind`;
     /// `architectures` names `architecture` (default: `BertForMaskedLM` / `GPT2LMHeadModel`).
     public func hfJSON(architecture: String? = nil) -> JSONValue {
+        guard let labels, case .object(var members) = familyJSON(architecture: architecture) else {
+            return familyJSON(architecture: architecture)
+        }
+        members.append(("num_labels", .number(Double(labels.count))))
+        members.append(("id2label", .object(labels.enumerated().map { (String($0.offset), .string($0.element)) })))
+        members.append(("label2id", .object(labels.enumerated().map { ($0.element, .number(Double($0.offset))) })))
+        return .object(members)
+    }
+
+    private func familyJSON(architecture: String?) -> JSONValue {
         let architectures = JSONValue.array([.string(architecture ?? ModelRegistry.defaultArchitecture(for: kind))])
         switch kind {
         case .bert:
@@ -209,6 +222,17 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                       maxPositions: try int("n_positions", default: 1024), typeVocabSize: 0,
                       dropout: try float("resid_pdrop", default: 0.1), attentionDropout: try float("attn_pdrop", default: 0.1),
                       layerNormEps: try float("layer_norm_epsilon", default: 1e-5), padTokenId: pad)
+        }
+        if let map = json["id2label"], !map.isNull {
+            guard let members = map.object, members.count <= 1 << 20 else { throw bad("\"id2label\" is not an object of at most 2^20 labels") }
+            var names = [String?](repeating: nil, count: members.count)
+            for (key, value) in members {
+                guard let i = Int(key), i >= 0, i < members.count, names[i] == nil, let name = value.string else {
+                    throw bad("\"id2label\" must map each id 0..<\(members.count) once to a string (key \"\(key)\")")
+                }
+                names[i] = name
+            }
+            labels = names.compactMap { $0 }
         }
         try validate(file: path)
     }

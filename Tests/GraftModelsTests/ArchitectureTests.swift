@@ -114,4 +114,16 @@ final class TestClassifier: PretrainedModel {
         #expect(Set(head.initialized) == ["pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"])
         #expect(Set(head.ignored) == Set(BertForMaskedLM.headParameterNames))
     }
+
+    /// A head's class names round-trip through config.json as HF's id2label / label2id / num_labels.
+    @Test func labelsRoundTripThroughConfig() throws {
+        var cfg = tinyConfig(.bert, vocab: 24)
+        cfg.labels = ["negative", "neutral", "positive"]
+        let json = cfg.hfJSON(architecture: "BertForSequenceClassification")
+        #expect(json["num_labels"]?.int == 3 && json["id2label"]?["2"]?.string == "positive" && json["label2id"]?["neutral"]?.int == 1)
+        #expect(json["architectures"] == .array([.string("BertForSequenceClassification")]))
+        #expect(try ModelConfig(hfJSON: JSONValue.parse(json.serialized()), path: "c.json") == cfg)
+        let bad = try JSONValue.parse(#"{"model_type": "bert", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 4, "id2label": {"0": "a", "5": "b"}}"#)
+        #expect(throws: ModelError.self) { try ModelConfig(hfJSON: bad, path: "c.json") }
+    }
 }

@@ -18,24 +18,51 @@ public struct LanguageModelingOptions: Codable, Sendable, Equatable {
     public func blockLength(for kind: ModelKind) -> Int { kind == .bert ? seqLen - 2 : seqLen + 1 }
 }
 
+/// The model and data of a language-modelling objective.
+public struct LanguageModelingSetup {
+    public var model: LanguageModel
+    public var tokenizer: Tokenizer
+    public var options: LanguageModelingOptions
+    /// Seeds the corruption (normally ``OptimizationOptions/seed``) and the evaluation's fixed corruption.
+    public var seed: UInt64
+    /// Training blocks of an epoch, each ``LanguageModelingOptions/blockLength(for:)`` ids.
+    public var trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]>
+    /// Dev blocks (same length), evaluated in order.
+    public var devBlocks: [[Int32]]
+
+    /// Checks the model family and the sequence length.
+    init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
+         trainBlocks: @escaping (_ epoch: Int) throws -> AnyIterator<[Int32]>, devBlocks: [[Int32]],
+         kind: ModelKind, objective: String, minimumLength: Int) throws {
+        guard model.config.kind == kind else {
+            throw ModelError.invalidArgument("\(objective) pretraining needs a \(kind.rawValue) model, not \(model.config.kind.rawValue)")
+        }
+        guard options.seqLen >= minimumLength else {
+            throw ModelError.invalidArgument("sequence length \(options.seqLen) is below \(minimumLength)")
+        }
+        guard options.seqLen <= model.config.maxPositions else {
+            throw ModelError.invalidArgument("sequence length \(options.seqLen) exceeds the model's \(model.config.maxPositions) positions")
+        }
+        self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
+        self.trainBlocks = trainBlocks; self.devBlocks = devBlocks
+    }
+}
+
 /// What the two language-modelling objectives share: packed token blocks as examples, a
 /// ``LanguageModel`` with its loss, evaluation on dev blocks with fixed corruption, and the
 /// model directory they save.
 public protocol LanguageModelingObjective: TrainingObjective where Example == [Int32], Batch == LMBatch {
-    var model: LanguageModel { get }
-    var tokenizer: Tokenizer { get }
-    var options: LanguageModelingOptions { get }
-    /// Training blocks of an epoch, each ``LanguageModelingOptions/blockLength(for:)`` ids.
-    var trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]> { get }
-    /// Dev blocks (same length), evaluated in order.
-    var devBlocks: [[Int32]] { get }
-    /// Seeds the evaluation's fixed corruption.
-    var seed: UInt64 { get }
+    var setup: LanguageModelingSetup { get }
     /// Builds a batch from blocks, drawing any corruption from `rng`.
     func makeBatch(_ blocks: [[Int32]], rng: inout RNG) -> LMBatch
 }
 
 extension LanguageModelingObjective {
+    public var model: LanguageModel { setup.model }
+    public var tokenizer: Tokenizer { setup.tokenizer }
+    public var options: LanguageModelingOptions { setup.options }
+    public var seed: UInt64 { setup.seed }
+    public var devBlocks: [[Int32]] { setup.devBlocks }
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }
     /// Dev loss (mean cross-entropy over predicted positions), lower is better.
@@ -47,7 +74,7 @@ extension LanguageModelingObjective {
         return String(decoding: (try? encoder.encode(options)) ?? Data(), as: UTF8.self)
     }
 
-    public func examples(epoch: Int) throws -> AnyIterator<[Int32]> { try trainBlocks(epoch) }
+    public func examples(epoch: Int) throws -> AnyIterator<[Int32]> { try setup.trainBlocks(epoch) }
     public func tokenCount(_ batch: LMBatch) -> Int { batch.batch * batch.seqLen }
 
     public func loss(_ batch: LMBatch, training: Bool) throws -> TrainingLoss {
@@ -81,25 +108,11 @@ extension LanguageModelingObjective {
     public func save(to directory: String) throws { try ModelDirectory.save(model, tokenizer: tokenizer, to: directory) }
 }
 
-func checkSequenceLength(_ options: LanguageModelingOptions, model: LanguageModel, minimum: Int) throws {
-    guard options.seqLen >= minimum else {
-        throw ModelError.invalidArgument("sequence length \(options.seqLen) is below \(minimum)")
-    }
-    guard options.seqLen <= model.config.maxPositions else {
-        throw ModelError.invalidArgument("sequence length \(options.seqLen) exceeds the model's \(model.config.maxPositions) positions")
-    }
-}
-
 /// BERT masked-LM pretraining on packed blocks: each sequence is `[CLS] block [SEP]`, corrupted
 /// by ``MLMMasker`` (15% of positions: 80% `[MASK]`, 10% random, 10% kept) with the objective's
 /// own masking generator, saved with every checkpoint.
 public final class MaskedLMObjective: LanguageModelingObjective {
-    public let model: LanguageModel
-    public let tokenizer: Tokenizer
-    public let options: LanguageModelingOptions
-    public let trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]>
-    public let devBlocks: [[Int32]]
-    public let seed: UInt64
+    public let setup: LanguageModelingSetup
     public var name: String { "masked-lm" }
     let masker: MLMMasker
     let clsId: Int32
@@ -109,17 +122,13 @@ public final class MaskedLMObjective: LanguageModelingObjective {
     /// `seed` (normally ``OptimizationOptions/seed``) seeds the masking and the evaluation's fixed masking.
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> AnyIterator<[Int32]>, devBlocks: [[Int32]]) throws {
-        guard model.config.kind == .bert else {
-            throw ModelError.invalidArgument("masked-LM pretraining needs a BERT model, not \(model.config.kind.rawValue)")
-        }
-        try checkSequenceLength(options, model: model, minimum: 3)
+        setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
+                                          devBlocks: devBlocks, kind: .bert, objective: "masked-LM", minimumLength: 3)
         masker = try MLMMasker(tokenizer: tokenizer, probability: options.maskProbability, wholeWord: options.wholeWordMask)
         guard let cls = tokenizer.id("[CLS]"), let sep = tokenizer.id("[SEP]") else {
             throw ModelError.invalidArgument("a BERT tokenizer needs [CLS] and [SEP]")
         }
         clsId = Int32(cls); sepId = Int32(sep)
-        self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
-        self.trainBlocks = trainBlocks; self.devBlocks = devBlocks
         maskRNG = RNG(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ 17)
     }
 
@@ -152,22 +161,13 @@ public final class MaskedLMObjective: LanguageModelingObjective {
 /// GPT causal-LM pretraining on packed blocks of `seqLen + 1` ids: inputs are the first
 /// `seqLen`, targets the next token at every position.
 public final class CausalLMObjective: LanguageModelingObjective {
-    public let model: LanguageModel
-    public let tokenizer: Tokenizer
-    public let options: LanguageModelingOptions
-    public let trainBlocks: (_ epoch: Int) throws -> AnyIterator<[Int32]>
-    public let devBlocks: [[Int32]]
-    public let seed: UInt64
+    public let setup: LanguageModelingSetup
     public var name: String { "causal-lm" }
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> AnyIterator<[Int32]>, devBlocks: [[Int32]]) throws {
-        guard model.config.kind == .gpt else {
-            throw ModelError.invalidArgument("causal-LM pretraining needs a GPT model, not \(model.config.kind.rawValue)")
-        }
-        try checkSequenceLength(options, model: model, minimum: 1)
-        self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
-        self.trainBlocks = trainBlocks; self.devBlocks = devBlocks
+        setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
+                                          devBlocks: devBlocks, kind: .gpt, objective: "causal-LM", minimumLength: 1)
     }
 
     public func makeBatch(_ blocks: [[Int32]], rng: inout RNG) -> LMBatch {
