@@ -38,11 +38,17 @@ public enum ModelDirectory {
     /// Writes `config.json`, `model.safetensors` and `tokenizer.json` into `dir` (created if
     /// needed). Each file is written to a temporary name and renamed into place.
     public static func save(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
+        try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: false)
+    }
+
+    /// `config.json` (with the model's architecture), `model.safetensors` (`exported`: under
+    /// HuggingFace's names for the architecture) and `tokenizer.json`.
+    private static func writeModelFiles(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String, exported: Bool) throws {
         let architecture = try ModelRegistry.architecture(named: model.architecture, file: path(dir, configFile))
         try checkTokenizer(tokenizer, fits: model.config, file: dir)
         try createDirectory(dir)
         try writeJSON(model.config.hfJSON(architecture: architecture.name), to: path(dir, configFile))
-        try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: false)
+        try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: exported)
         do { try tokenizer.save(to: path(dir, tokenizerFile)) } catch {
             throw ModelError.io(file: path(dir, tokenizerFile), problem: "\(error)")
         }
@@ -54,13 +60,8 @@ public enum ModelDirectory {
     /// `cls.predictions.*`; GPT-2: `Conv1D` layout), `tokenizer.json`, `vocab.txt` (WordPiece) or
     /// `vocab.json` + `merges.txt` (BPE), `tokenizer_config.json` and `special_tokens_map.json`.
     public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
-        let architecture = try ModelRegistry.architecture(named: model.architecture, file: path(dir, configFile))
-        try checkTokenizer(tokenizer, fits: model.config, file: dir)
-        try createDirectory(dir)
-        try writeJSON(model.config.hfJSON(architecture: architecture.name), to: path(dir, configFile))
-        try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: true)
+        try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: true)
         do {
-            try tokenizer.save(to: path(dir, tokenizerFile))
             switch tokenizer.model {
             case .wordPiece:
                 try tokenizer.saveVocabularyFiles(in: dir)

@@ -277,24 +277,25 @@ extension EngineTests {
             }
             let grouped = try make(), frozenReference = try make(), scaledReference = try make()
             let opt = optimizer(grouped) { p in
-                p.name.hasPrefix("encoder.") ? .frozen : p.name == "classifier.weight" ? ParameterGroup(learningRateScale: 10) : .standard
+                p.name.hasPrefix("encoder.") ? .frozen : p.name == "classifier.weight" ? ParameterGroup(learningRateScale: 8) : .standard
             }
             let plain = optimizer(scaledReference, nil)
             let before = grouped.array(grouped.parameters[0]).map(\.bitPattern)
             for step in 1...3 {
                 let g = randomArray(grouped.count, seed: UInt64(step))
                 for s in [grouped, scaledReference] { for i in 0..<s.count { s.grads[i] = g[i] } }
-                try opt.step(grouped, lr: 0.01)
-                try plain.step(scaledReference, lr: 0.1)
+                try opt.step(grouped, lr: 0.0078125)   // powers of two: 8 x lr is exactly 0.0625
+                try plain.step(scaledReference, lr: 0.0625)
             }
             #expect(grouped.array(grouped.parameters[0]).map(\.bitPattern) == before)
             #expect(opt.stateBuffers.allSatisfy { b in (0..<5).allSatisfy { b.buffer[$0] == 0 } })
-            // classifier.weight moved as with lr 0.1, classifier.bias as with lr 0.01.
+            // classifier.weight moved as with lr 0.0625, classifier.bias with the group's own lr.
             let w = grouped.parameters[1], b = grouped.parameters[2]
             #expect(grouped.array(w) == scaledReference.array(w))
             #expect(grouped.array(b) != scaledReference.array(b) && grouped.array(b) != frozenReference.array(b))
             // Frozen gradients are zeroed before clipping.
-            for i in 0..<grouped.count { grouped.grads[i] = 1 }
+            grouped.zeroGrads()
+            for p in grouped.parameters { grouped.grad(p).update(repeating: 1, count: p.count) }
             opt.zeroFrozenGradients(grouped)
             #expect(grouped.gradNorm() == Double(grouped.parameters[1].count + grouped.parameters[2].count).squareRoot())
         }
