@@ -22,14 +22,6 @@ struct CorpusDatabaseOption: ParsableArguments {
     func open() throws -> CorpusStore { try CorpusStore(path: db) }
 }
 
-extension ImportFormat: ExpressibleByArgument {}
-extension ExportFormat: ExpressibleByArgument {}
-extension SplitPart: ExpressibleByArgument {}
-
-/// Writes to standard error.
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
-}
 
 struct CorpusAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -301,22 +293,4 @@ struct CorpusRemove: ParsableCommand {
         try store.removeSource(id: info.id)
         print("removed source \(info.id) (\(info.name)): \(info.documents) documents")
     }
-}
-
-/// Builds the token cache of the corpus at `dbPath` with a tokenizer given as plain values.
-///
-/// This is where `graft corpus tokenize --tokenizer PATH` plugs in: load the tokenizer, then
-/// call this with its fingerprint (e.g. SHA-256 of its tokenizer.json) and a closure returning
-/// its ids *without* special tokens. Returns the cache report; shows progress on stderr.
-func tokenizeCorpus(
-    dbPath: String, fingerprint: String, showProgress: Bool = true, encode: (String) throws -> [Int32]
-) throws -> TokenCacheReport {
-    let store = try CorpusStore(path: dbPath)
-    let progress = ProgressReporter("tokenize", unit: .items("docs"), enabled: showProgress)
-    let report = try store.buildTokenCache(fingerprint: fingerprint, encode: encode) { done, total in
-        progress.total = total
-        progress.update(done)
-    }
-    progress.finish(fields: ["tokens": ProgressReporter.grouped(report.tokens)])
-    return report
 }

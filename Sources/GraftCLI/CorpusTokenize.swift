@@ -4,12 +4,6 @@ import Foundation
 import GraftCorpus
 import GraftTokenizers
 
-/// The fingerprint under which a tokenizer's ids are cached: SHA-256 of its compact
-/// `tokenizer.json` serialization, so any change to vocabulary or pipeline gives a new cache.
-func tokenizerFingerprint(_ tokenizer: Tokenizer) -> String {
-    SHA256.hex(SHA256.hash(Array(tokenizer.toJSON().serialized().utf8)))
-}
-
 struct CorpusTokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",

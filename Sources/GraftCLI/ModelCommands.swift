@@ -5,8 +5,8 @@ import GraftModels
 import GraftTokenizers
 
 /// Opens a model directory or exits with a readable message.
-func openModel(_ dir: String) throws -> ModelDirectory.Loaded {
-    do { return try ModelDirectory.open(dir) } catch let e as ModelError { throw CLIError("\(e)") }
+func openModel(_ dir: String, as architecture: String? = nil) throws -> ModelDirectory.Loaded {
+    do { return try ModelDirectory.open(dir, as: architecture) } catch let e as ModelError { throw CLIError("\(e)") }
 }
 
 func describe(_ c: ModelConfig, parameters: Int) -> String {
@@ -20,9 +20,10 @@ struct ImportCommand: ParsableCommand {
         abstract: "Import a HuggingFace BERT or GPT-2 directory as a Graft model directory.",
         discussion: """
         SRC holds config.json, model.safetensors and a tokenizer (tokenizer.json or vocab.txt; GPT-2: tokenizer.json or \
-        vocab.json + merges.txt). Tensor names with a bert./transformer. prefix are accepted. A BERT checkpoint without \
-        the masked-LM head gets a freshly initialised head (reported); a pooler is not kept (BertForMaskedLM has none, \
-        and embeddings use mean pooling). DIR then works as --model DIR everywhere.
+        vocab.json + merges.txt). Tensor names with a bert./transformer. prefix are accepted. The model keeps the \
+        architecture config.json names (a BertModel encoder such as all-MiniLM-L6-v2 stays an encoder, with its pooler); \
+        --as loads it into another architecture of the family, e.g. --as BertForMaskedLM gives an encoder a freshly \
+        initialised masked-LM head (reported). DIR then works as --model DIR everywhere.
         """
     )
 
@@ -32,12 +33,22 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Output directory (config.json, model.safetensors, tokenizer.json).")
     var out: String
 
+    @Option(name: .customLong("as"), help: ArgumentHelp("Load into this architecture instead of the one config.json names.",
+                                                        valueName: "architecture"))
+    var architecture: String?
+
+    func validate() throws {
+        if let architecture, ModelRegistry.architecture(named: architecture) == nil {
+            throw ValidationError("unknown architecture \(architecture) (known: \(ModelRegistry.names.joined(separator: ", ")))")
+        }
+    }
+
     func run() throws {
-        let loaded = try openModel(source)
+        let loaded = try openModel(source, as: architecture)
         do { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
             throw CLIError("\(e)")
         }
-        print("imported \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
+        print("imported \(loaded.architecture.name) \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
         if !loaded.initialized.isEmpty {
             print("initialised (not in the checkpoint): \(loaded.initialized.joined(separator: ", "))")
         }
@@ -50,8 +61,8 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a Graft model as a HuggingFace directory (transformers loads it).",
         discussion: """
-        BERT: config.json (BertConfig keys, architectures BertForMaskedLM), model.safetensors (bert.-prefixed encoder, \
-        cls.predictions head), vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. \
+        BERT: config.json (BertConfig keys, architectures: the model's, e.g. BertForMaskedLM), model.safetensors \
+        (a head model's encoder bert.-prefixed, its head, e.g. cls.predictions, as is), vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. \
         GPT: GPT2Config keys, GPT2LMHeadModel names (Conv1D layout), vocab.json + merges.txt.
         """
     )

@@ -1,4 +1,3 @@
-import GraftSupport
 import ArgumentParser
 import Foundation
 import GraftEngine
@@ -18,9 +17,13 @@ struct PretrainBenchCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "bert or gpt.") var kind: String = "bert"
-    @Option(help: "Model preset.") var preset: String = "mini"
-    @Option(help: "full or masked (BERT: where the MLM head runs); gpt is short for --kind gpt.") var variant: String = "masked"
+    /// Where BERT's masked-LM head runs; `gpt` is short for `--kind gpt`.
+    enum Variant: String, CaseIterable, ExpressibleByArgument { case full, masked, gpt }
+
+    @Option(help: "The model family.") var kind: ModelKind = .bert
+    @Option(help: "Model preset.") var preset: ModelPreset = .mini
+    @Option(help: "BERT: where the MLM head runs (full: all positions, masked: masked ones); gpt is short for --kind gpt.")
+    var variant: Variant = .masked
     @Option(name: .customLong("vocab-size")) var vocabSize: Int = 8192
     @Option(name: .customLong("seq-len")) var seqLen: Int = 128
     @Option(name: .customLong("batch-size")) var batchSize: Int = 32
@@ -34,16 +37,13 @@ struct PretrainBenchCommand: ParsableCommand {
     }
 
     private func measure() throws {
-        guard let kind = variant == "gpt" ? .gpt : ModelKind(rawValue: kind) else { throw ValidationError("--kind must be bert or gpt") }
-        guard ["full", "masked", "gpt"].contains(variant) else { throw ValidationError("--variant must be full, masked or gpt") }
-        guard var config = ModelConfig.preset(preset, kind: kind, vocabSize: vocabSize) else {
-            throw ValidationError("unknown preset \(preset)")
-        }
+        let kind: ModelKind = variant == .gpt ? .gpt : self.kind
+        var config = preset.config(kind: kind, vocabSize: vocabSize)
         if kind == .gpt { config.maxPositions = max(config.maxPositions, seqLen) }
         let model: LanguageModel
         if kind == .bert {
             let bert = try BertForMaskedLM(config: config, seed: 1)
-            bert.maskedPositionsOnly = variant == "masked"
+            bert.maskedPositionsOnly = variant == .masked
             model = bert
         } else {
             model = try GPTForCausalLM(config: config, seed: 1)
@@ -84,7 +84,7 @@ struct PretrainBenchCommand: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMB = Double(usage.ru_maxrss) / 1024  // Linux reports kilobytes
         let result = JSONValue.object([
-            ("kind", .string(kind.rawValue)), ("preset", .string(preset)), ("variant", .string(kind == .bert ? variant : "full")),
+            ("kind", .string(kind.rawValue)), ("preset", .string(preset.rawValue)), ("variant", .string(kind == .bert ? variant.rawValue : "full")),
             ("threads", .number(Double(Engine.threads))), ("parameters", .number(Double(model.store.count))),
             ("batch", .number(Double(batchSize))), ("seq_len", .number(Double(seqLen))), ("steps", .number(Double(steps))),
             ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("peak_rss_mb", .number((peakMB * 10).rounded() / 10)),

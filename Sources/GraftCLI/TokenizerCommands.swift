@@ -12,15 +12,6 @@ struct TokenizerCommand: AsyncParsableCommand {
     )
 }
 
-/// Loads a tokenizer or exits with a readable message.
-func loadTokenizer(_ path: String) throws -> Tokenizer {
-    do {
-        return try Tokenizer.load(from: path)
-    } catch let e as TokenizerError {
-        throw ValidationError("cannot load tokenizer: \(e)")
-    }
-}
-
 struct TokenizerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -31,8 +22,8 @@ struct TokenizerTrain: ParsableCommand {
         """
     )
 
-    @Option(help: "wordpiece or bpe.")
-    var kind: String = "wordpiece"
+    @Option(help: "The tokenizer model.")
+    var kind: TokenizerKind = .wordPiece
 
     @Option(name: .customLong("vocab-size"), help: "Vocabulary size, special tokens and alphabet included.")
     var vocabSize: Int = 8000
@@ -66,13 +57,11 @@ struct TokenizerTrain: ParsableCommand {
     var files: [String] = []
 
     func validate() throws {
-        guard TokenizerKind(rawValue: kind) != nil else { throw ValidationError("--kind must be wordpiece or bpe") }
         guard vocabSize > 0 else { throw ValidationError("--vocab-size must be positive") }
         guard !files.isEmpty || db != nil else { throw ValidationError("give training files, or --db with a corpus database") }
     }
 
     func run() throws {
-        let kind = TokenizerKind(rawValue: self.kind)!
         let start = Date()
         let trainer = TokenizerTrainer(kind: kind, vocabSize: vocabSize, minFrequency: minFrequency, limitAlphabet: limitAlphabet,
                                        specialTokens: specialTokens.isEmpty ? nil : specialTokens, lowercase: !cased,
@@ -114,11 +103,6 @@ struct TokenizerTrain: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         print(String(format: "trained %@ tokenizer: %d tokens in %.1f s -> %@", kind.rawValue, tokenizer.vocabSize, seconds, out))
     }
-}
-
-/// One plain progress line on standard error.
-func progressLine(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 struct TokenizerEncode: ParsableCommand {
@@ -231,32 +215,5 @@ struct TokenizerInfo: ParsableCommand {
         print("added tokens:   \(specials.isEmpty ? "none" : specials.joined(separator: " "))")
         if let t = tok.truncation { print("truncation:     \(t.maxLength) tokens, \(t.strategy.rawValue), stride \(t.stride)") }
         if let p = tok.padding { print("padding:        \(p.length) with \(p.padToken)") }
-    }
-}
-
-/// An error the CLI reports as one line and a non-zero exit.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
-}
-
-/// Buffered standard output (print() per line is slow for large outputs).
-final class OutputBuffer {
-    private var bytes: [UInt8] = []
-    func write(_ s: String) {
-        bytes.append(contentsOf: s.utf8)
-        if bytes.count > 1 << 16 { flush() }
-    }
-    func flush() {
-        guard !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { break }
-                offset += n
-            }
-        }
-        bytes.removeAll(keepingCapacity: true)
     }
 }

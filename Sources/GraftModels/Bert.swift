@@ -8,7 +8,7 @@ import GraftEngine
 /// `h0 = Dropout(LayerNorm(word[ids] + position[t] + type[segment]))`, then `layers` post-LN
 /// blocks with erf GELU; padded keys (attention mask 0) get attention probability 0.
 /// Output: the last hidden states `[B, T, C]`.
-public final class BertModel {
+public final class BertModel: PretrainedModel {
     public let config: ModelConfig
     public let store: ParameterStore
     /// Dropout generator (shared by every dropout layer of the model).
@@ -33,6 +33,7 @@ public final class BertModel {
     private var pooledGradient: Tensor?
     private var pooledSeqLen = 0
     private var last: (batch: Int, seqLen: Int)?
+    public var architecture: String { "BertModel" }
 
     /// Declares the encoder's parameters in `store` (BERT initialisation: normal(0.02) weights,
     /// zero biases, the padding row of the word embeddings zero).
@@ -52,8 +53,7 @@ public final class BertModel {
         embeddingNorm = try LayerNorm(store, name: "embeddings.LayerNorm", dim: c, eps: config.layerNormEps)
         embeddingDropout = try Dropout(p: config.dropout, rng: rng)
         let block = TransformerBlock.Config(hidden: c, heads: config.heads, ffn: config.ffn, layerNormEps: config.layerNormEps,
-                                            gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout,
-                                            causal: false, preLayerNorm: false)
+                                            gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout)
         let store = store, rng = rng, ws = workspace
         layers = try (0..<config.layers).map {
             try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
@@ -103,12 +103,7 @@ public final class BertModel {
             throw ModelError.invalidBatch("token type ids given to a model without segment embeddings")
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
-        var maskTensor: Tensor?
-        if let attentionMask, attentionMask.contains(where: { $0 == 0 }) {
-            let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
-            for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
-            maskTensor = m
-        }
+        let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         for layer in layers { h = try layer.forward(h, mask: maskTensor, training: training) }
         return h
     }
@@ -178,14 +173,9 @@ public final class BertForMaskedLM: LanguageModel {
     /// -100 (default true). Same loss and gradients; the full head costs `B*T*C*V` multiply-adds.
     public var maskedPositionsOnly = true
     private let gelu = GELU(.erf)
-    private let ce: CrossEntropyLoss
-    private var rows: [Int] = []
-    private var targets: [Int32] = []
-    private var gathered: Tensor?
-    private var dHidden: Tensor?
-    private var hiddenShape: [Int] = []
-    private var lastRowsAll = false
+    private let head: LabelledRowsLoss
     private var state = BackwardState.none
+    public var architecture: String { "BertForMaskedLM" }
 
     /// A freshly initialised model (store seeded by `seed`, dropout by `seed + 1`). As in
     /// HuggingFace's `BertForMaskedLM` there is no pooler, so the parameter layout depends on
@@ -199,7 +189,7 @@ public final class BertForMaskedLM: LanguageModel {
         transform = try Linear(store, name: "cls.predictions.transform.dense", inFeatures: config.hidden, outFeatures: config.hidden)
         transformNorm = try LayerNorm(store, name: "cls.predictions.transform.LayerNorm", dim: config.hidden, eps: config.layerNormEps)
         decoder = try Linear(store, tiedWeight: bert.wordEmbeddings.weight, biasName: "cls.predictions.bias")
-        ce = try CrossEntropyLoss(ignoreIndex: -100)
+        head = try LabelledRowsLoss()
     }
 
     /// Names of the masked-LM head's own parameters (the decoder weight is the word embeddings).
@@ -220,40 +210,19 @@ public final class BertForMaskedLM: LanguageModel {
         state = .none
         let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
                                  batch: batch.batch, seqLen: batch.seqLen, training: training)
-        let c = config.hidden, n = batch.batch * batch.seqLen
-        hiddenShape = h.shape
-        rows.removeAll(keepingCapacity: true)
-        targets.removeAll(keepingCapacity: true)
-        let input: Tensor
-        if maskedPositionsOnly {
-            for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
-            if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
-            lastRowsAll = rows.count == n
-            input = lastRowsAll ? try h.reshaped([n, c]) : Rows.gather(h, rows: rows, width: c, into: gathered)
-            if !lastRowsAll { gathered = input }
-        } else {
-            targets = batch.labels
-            lastRowsAll = true
-            input = try h.reshaped([n, c])
+        guard let l = try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
+                                       labelledRowsOnly: maskedPositionsOnly, head: headLogits) else {
+            state = .nothingCounted
+            return LMLoss(loss: 0, correct: 0, counted: 0)
         }
-        let logits = try headLogits(input)   // resets state; set to .ready below
-        let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
-        let l = try ce.forward(logits, targets: targets, overwriteLogits: true)   // no second [N, V] buffer
-        state = .ready
-        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+        state = .ready   // after headLogits, which resets it
+        return l
     }
 
     public func backward(scale: Float) throws {
         guard try state.beginBackward() else { return }
-        let dLogits = try ce.backward(scale: scale)
-        let dRows = try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(dLogits))))
-        let c = config.hidden
-        let dh: Tensor
-        if lastRowsAll {
-            dh = try dRows.reshaped(hiddenShape)
-        } else {
-            dh = Rows.scatter(dRows, rows: rows, width: c, shape: hiddenShape, into: dHidden)
-            dHidden = dh
+        let dh = try head.backward(scale: scale) { [self] d in
+            try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(d))))
         }
         try bert.backward(dh)
     }

@@ -21,18 +21,13 @@ public final class GPTForCausalLM: LanguageModel {
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
     public let workspace = Workspace()
     private let embeddingDropout: Dropout
-    private let ce: CrossEntropyLoss
+    private let head: LabelledRowsLoss
     private var positionIds: [Int32] = []
     private var sum: Tensor?
     private var mask: Tensor?
-    private var gathered: Tensor?
-    private var dHidden: Tensor?
-    private var rows: [Int] = []
-    private var targets: [Int32] = []
-    private var hiddenShape: [Int] = []
-    private var lastRowsAll = false
     private var state = BackwardState.none
     private var lastSeqLen = 0
+    public var architecture: String { "GPT2LMHeadModel" }
 
     public init(config: ModelConfig, seed: UInt64) throws {
         guard config.kind == .gpt else { throw ModelError.invalidArgument("GPTForCausalLM needs a gpt config, got \(config.kind)") }
@@ -52,7 +47,7 @@ public final class GPTForCausalLM: LanguageModel {
         }
         lnF = try LayerNorm(store, name: "ln_f", dim: c, eps: config.layerNormEps)
         lmHead = try Linear(store, tiedWeight: wte.weight, biasName: nil)
-        ce = try CrossEntropyLoss(ignoreIndex: -100)
+        head = try LabelledRowsLoss()
         let residualScale = 1 / Float(2 * config.layers).squareRoot()
         for b in blocks {
             for w in [b.cProj.weight, b.proj.weight] { Kernels.scale(store.value(w), residualScale, w.count) }
@@ -77,17 +72,11 @@ public final class GPTForCausalLM: LanguageModel {
         let p = try wpe.forward(positionIds, shape: [batch, seqLen], into: workspace.tensor("embeddings.lookup", [batch, seqLen, c]))
         Kernels.add(s.data, p.data, s.data, n * c)
         var h = embeddingDropout.forwardInPlace(s, training: training)
-        var maskTensor: Tensor?
-        if let attentionMask {
-            guard attentionMask.count == n else { throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens") }
-            if attentionMask.contains(where: { $0 == 0 }) {
-                let m = Tensor.ensure(mask, [batch, seqLen]); mask = m
-                for i in 0..<n { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
-                maskTensor = m
-            }
+        if let attentionMask, attentionMask.count != n {
+            throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens")
         }
+        let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         for b in blocks { h = try b.forward(h, mask: maskTensor, training: training) }
-        hiddenShape = h.shape
         return h
     }
 
@@ -110,30 +99,18 @@ public final class GPTForCausalLM: LanguageModel {
         state = .none
         let h = try hidden(batch.inputIds, attentionMask: batch.attentionMask, batch: batch.batch, seqLen: batch.seqLen,
                            training: training)
-        let n = batch.batch * batch.seqLen, c = config.hidden
-        rows.removeAll(keepingCapacity: true)
-        targets.removeAll(keepingCapacity: true)
-        for i in 0..<n where batch.labels[i] != -100 { rows.append(i); targets.append(batch.labels[i]) }
-        if rows.isEmpty { state = .nothingCounted; return LMLoss(loss: 0, correct: 0, counted: 0) }
-        lastRowsAll = rows.count == n
-        let input: Tensor
-        if lastRowsAll { input = try h.reshaped([n, c]) } else {
-            input = Rows.gather(h, rows: rows, width: c, into: gathered); gathered = input
+        guard let l = try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
+                                       head: { [self] rows in try lmHead.forward(lnF.forward(rows)) }) else {
+            state = .nothingCounted
+            return LMLoss(loss: 0, correct: 0, counted: 0)
         }
-        let logits = try lmHead.forward(lnF.forward(input))
-        let correct = Rows.correct(logits, targets: targets, vocab: config.vocabSize)
-        let l = try ce.forward(logits, targets: targets, overwriteLogits: true)   // no second [N, V] buffer
         state = .ready
-        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+        return l
     }
 
     public func backward(scale: Float) throws {
         guard try state.beginBackward() else { return }
-        let dRows = try lnF.backward(lmHead.backward(ce.backward(scale: scale)))
-        let dh: Tensor
-        if lastRowsAll { dh = try dRows.reshaped(hiddenShape) } else {
-            dh = Rows.scatter(dRows, rows: rows, width: config.hidden, shape: hiddenShape, into: dHidden); dHidden = dh
-        }
+        let dh = try head.backward(scale: scale) { [self] d in try lnF.backward(lmHead.backward(d)) }
         try backwardHidden(dh)
     }
 

@@ -44,13 +44,7 @@ public struct LMLoss: Sendable {
 /// try model.backward(scale: 1)                     // accumulates into model.store.grads
 /// try optimizer.step(model.store, lr: lr)
 /// ```
-public protocol LanguageModel: AnyObject {
-    var config: ModelConfig { get }
-    /// All parameters and gradients in one flat buffer.
-    var store: ParameterStore { get }
-    /// The dropout generator (seeded from the model seed). Save and restore it with the
-    /// training checkpoint (`TrainingCheckpoint.save(..., rng:)`) for bit-identical resumption.
-    var rng: SharedRNG { get }
+public protocol LanguageModel: PretrainedModel {
     /// Forward + loss; keeps activations for backward. Gradients are NOT zeroed here.
     func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss
     /// Backward of the last `loss` call; accumulates (+=) `scale` * d(loss) into store.grads.
@@ -102,6 +96,16 @@ enum BackwardState {
     }
 }
 
+/// The key padding mask `[B, T]` (1: attend, 0: padding) of an attention mask `[B * T]`,
+/// written into `buffer` (made or regrown); nil when nothing is padded.
+func keyPaddingMask(_ attentionMask: [Int32]?, batch: Int, seqLen: Int, buffer: inout Tensor?) -> Tensor? {
+    guard let attentionMask, attentionMask.contains(where: { $0 == 0 }) else { return nil }
+    let m = Tensor.ensure(buffer, [batch, seqLen])
+    buffer = m
+    for i in 0..<batch * seqLen { m.data[i] = attentionMask[i] != 0 ? 1 : 0 }
+    return m
+}
+
 /// Row gathering and scattering for heads that run on a subset of positions.
 enum Rows {
     /// Copies rows `rows` of `x` `[N, C]` into `into` `[rows.count, C]`.
@@ -141,5 +145,64 @@ enum Rows {
             }
         }
         return hits.reduce(0, +)
+    }
+}
+
+/// Cross-entropy of a head that runs on the labelled rows of hidden states, shared by the
+/// language-model heads and usable by token-level task heads: picks the rows whose label is
+/// not -100 (or every row), gathers them `[N, C]` out of `[B, T, C]`, runs the head to logits
+/// `[N, K]`, counts argmax hits and computes the mean cross-entropy (overwriting the logits, so
+/// no second `[N, K]` buffer); ``backward(scale:head:)`` scatters the head's input gradient back
+/// to `[B, T, C]`.
+public final class LabelledRowsLoss {
+    private let ce: CrossEntropyLoss
+    private var rows: [Int] = []
+    private var targets: [Int32] = []
+    private var gathered: Tensor?
+    private var dHidden: Tensor?
+    private var hiddenShape: [Int] = []
+    private var allRows = false
+
+    public init() throws { ce = try CrossEntropyLoss(ignoreIndex: -100) }
+
+    /// `hidden` `[B, T, C]` (or `[N, C]`), `labels` one per row (-100: none), `head` maps rows
+    /// `[n, C]` to logits `[n, classes]`. With `labelledRowsOnly` the head runs only on labelled
+    /// rows; nil then when there is none (the loss does not depend on the parameters).
+    public func forward(hidden: Tensor, labels: [Int32], classes: Int, labelledRowsOnly: Bool = true,
+                        head: (Tensor) throws -> Tensor) throws -> LMLoss? {
+        let c = hidden.shape.last ?? 0, n = hidden.count / max(c, 1)
+        guard labels.count == n else { throw ModelError.invalidBatch("\(labels.count) labels for \(n) rows") }
+        hiddenShape = hidden.shape
+        rows.removeAll(keepingCapacity: true)
+        targets.removeAll(keepingCapacity: true)
+        let input: Tensor
+        if labelledRowsOnly {
+            for i in 0..<n where labels[i] != -100 { rows.append(i); targets.append(labels[i]) }
+            if rows.isEmpty { return nil }
+            allRows = rows.count == n
+            if allRows { input = try hidden.reshaped([n, c]) } else {
+                input = Rows.gather(hidden, rows: rows, width: c, into: gathered)
+                gathered = input
+            }
+        } else {
+            targets = labels
+            allRows = true
+            input = try hidden.reshaped([n, c])
+        }
+        let logits = try head(input)
+        let correct = Rows.correct(logits, targets: targets, vocab: classes)
+        let l = try ce.forward(logits, targets: targets, overwriteLogits: true)
+        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+    }
+
+    /// Backward of the last ``forward(hidden:labels:classes:labelledRowsOnly:head:)``: `head`
+    /// maps the logits' gradient `[n, classes]` to the rows' `[n, C]`; returns the hidden
+    /// states' gradient in their shape (zero on unlabelled rows; owned by this object).
+    public func backward(scale: Float, head: (Tensor) throws -> Tensor) throws -> Tensor {
+        let dRows = try head(ce.backward(scale: scale))
+        if allRows { return try dRows.reshaped(hiddenShape) }
+        let dh = Rows.scatter(dRows, rows: rows, width: hiddenShape.last ?? 0, shape: hiddenShape, into: dHidden)
+        dHidden = dh
+        return dh
     }
 }

@@ -2,11 +2,33 @@ import GraftSupport
 import GraftTokenizers
 
 /// The two model families.
-public enum ModelKind: String, Codable, Sendable {
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
     /// BERT encoder with the masked-LM head.
     case bert
     /// GPT-2 style decoder with the causal-LM head.
     case gpt
+}
+
+/// Named sizes (the BERT-Tiny/Mini/Small shapes of Turc et al., for both kinds).
+public enum ModelPreset: String, Codable, Sendable, CaseIterable {
+    /// 2 layers × 128 (2 heads, FFN 512).
+    case tiny
+    /// 4 layers × 256 (4 heads, FFN 1024).
+    case mini
+    /// 4 layers × 512 (8 heads, FFN 2048).
+    case small
+
+    /// The configuration of this size: max positions 512, dropout 0.1; BERT pads with id 0.
+    public func config(kind: ModelKind, vocabSize: Int) -> ModelConfig {
+        let shape: (layers: Int, hidden: Int, heads: Int, ffn: Int)
+        switch self {
+        case .tiny: shape = (2, 128, 2, 512)
+        case .mini: shape = (4, 256, 4, 1024)
+        case .small: shape = (4, 512, 8, 2048)
+        }
+        return ModelConfig(kind: kind, vocabSize: vocabSize, hidden: shape.hidden, layers: shape.layers, heads: shape.heads,
+                           ffn: shape.ffn, maxPositions: 512, padTokenId: kind == .bert ? 0 : nil)
+    }
 }
 
 /// The shape and regularisation of a model. `Codable` (Graft's own JSON), and convertible to
@@ -33,6 +55,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var layerNormEps: Float
     /// The padding token (BERT `[PAD]` = 0); nil when the vocabulary has none.
     public var padTokenId: Int32?
+    /// Class names of a classification head, in id order (`config.json`'s `id2label`,
+    /// `label2id` and `num_labels`); nil for models without one.
+    public var labels: [String]?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -47,21 +72,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 
     /// Names accepted by ``preset(_:kind:vocabSize:)``.
-    public static let presetNames: [String] = ["tiny", "mini", "small"]
+    public static let presetNames: [String] = ModelPreset.allCases.map(\.rawValue)
 
-    /// Named sizes (the BERT-Tiny/Mini/Small shapes of Turc et al., for both kinds):
-    /// `tiny` 2 layers x 128 (2 heads, FFN 512), `mini` 4 x 256 (4 heads, FFN 1024),
-    /// `small` 4 x 512 (8 heads, FFN 2048). Max positions 512, dropout 0.1; BERT pads with id 0.
+    /// The preset `name` (any case; see ``ModelPreset``), or nil for an unknown name.
     public static func preset(_ name: String, kind: ModelKind, vocabSize: Int) -> ModelConfig? {
-        let shape: (layers: Int, hidden: Int, heads: Int, ffn: Int)
-        switch name.lowercased() {
-        case "tiny": shape = (2, 128, 2, 512)
-        case "mini": shape = (4, 256, 4, 1024)
-        case "small": shape = (4, 512, 8, 2048)
-        default: return nil
-        }
-        return ModelConfig(kind: kind, vocabSize: vocabSize, hidden: shape.hidden, layers: shape.layers, heads: shape.heads,
-                           ffn: shape.ffn, maxPositions: 512, padTokenId: kind == .bert ? 0 : nil)
+        ModelPreset(rawValue: name.lowercased())?.config(kind: kind, vocabSize: vocabSize)
     }
 
     /// Checks that the sizes are usable; `file` names the source in the error.
@@ -115,13 +130,24 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// A Float as the JSON number its shortest decimal spells (1e-12, not 9.9999999600419720e-13).
     static func number(_ f: Float) -> JSONValue { .number(Double("\(f)") ?? Double(f)) }
 
-    /// HuggingFace `config.json` content: `BertConfig` keys (`architectures` =
-    /// `BertForMaskedLM`) or `GPT2Config` keys (`GPT2LMHeadModel`), plus `graft_kind`.
-    public func hfJSON() -> JSONValue {
+    /// HuggingFace `config.json` content: `BertConfig` or `GPT2Config` keys, plus `graft_kind`;
+    /// `architectures` names `architecture` (default: `BertForMaskedLM` / `GPT2LMHeadModel`).
+    public func hfJSON(architecture: String? = nil) -> JSONValue {
+        guard let labels, case .object(var members) = familyJSON(architecture: architecture) else {
+            return familyJSON(architecture: architecture)
+        }
+        members.append(("num_labels", .number(Double(labels.count))))
+        members.append(("id2label", .object(labels.enumerated().map { (String($0.offset), .string($0.element)) })))
+        members.append(("label2id", .object(labels.enumerated().map { ($0.element, .number(Double($0.offset))) })))
+        return .object(members)
+    }
+
+    private func familyJSON(architecture: String?) -> JSONValue {
+        let architectures = JSONValue.array([.string(architecture ?? ModelRegistry.defaultArchitecture(for: kind))])
         switch kind {
         case .bert:
             return .object([
-                ("architectures", .array([.string("BertForMaskedLM")])),
+                ("architectures", architectures),
                 ("model_type", .string("bert")),
                 ("graft_kind", .string(kind.rawValue)),
                 ("vocab_size", .number(Double(vocabSize))),
@@ -142,7 +168,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             ])
         case .gpt:
             return .object([
-                ("architectures", .array([.string("GPT2LMHeadModel")])),
+                ("architectures", architectures),
                 ("model_type", .string("gpt2")),
                 ("graft_kind", .string(kind.rawValue)),
                 ("vocab_size", .number(Double(vocabSize))),
@@ -229,6 +255,17 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                       maxPositions: try int("n_positions", default: 1024), typeVocabSize: 0,
                       dropout: try float("resid_pdrop", default: 0.1), attentionDropout: try float("attn_pdrop", default: 0.1),
                       layerNormEps: try float("layer_norm_epsilon", default: 1e-5), padTokenId: pad)
+        }
+        if let map = json["id2label"], !map.isNull {
+            guard let members = map.object, members.count <= 1 << 20 else { throw bad("\"id2label\" is not an object of at most 2^20 labels") }
+            var names = [String?](repeating: nil, count: members.count)
+            for (key, value) in members {
+                guard let i = Int(key), i >= 0, i < members.count, names[i] == nil, let name = value.string else {
+                    throw bad("\"id2label\" must map each id 0..<\(members.count) once to a string (key \"\(key)\")")
+                }
+                names[i] = name
+            }
+            labels = names.compactMap { $0 }
         }
         try validate(file: path)
     }

@@ -3,17 +3,20 @@ import Foundation
 import GraftEngine
 import GraftTokenizers
 
-/// A model directory: `config.json` (HuggingFace `BertConfig` / `GPT2Config` keys plus
-/// `graft_kind`), `model.safetensors` (HuggingFace tensor names, F32, `format: pt`) and
-/// `tokenizer.json`.
+/// A model directory: `config.json` (HuggingFace `BertConfig` / `GPT2Config` keys,
+/// `architectures` and `graft_kind`), `model.safetensors` (HuggingFace tensor names, F32,
+/// `format: pt`) and `tokenizer.json`.
 ///
-/// Loading also accepts HuggingFace directories: BERT (`BertModel` or `BertForMaskedLM`
-/// checkpoints, names with or without the `bert.` prefix, tokenizer from `tokenizer.json` or
-/// `vocab.txt`) and GPT-2 (names with or without `transformer.`, `Conv1D` weights transposed,
-/// tokenizer from `tokenizer.json`, `vocab.json` + `merges.txt` or `encoder.json` + `vocab.bpe`).
-/// A BERT checkpoint without the masked-LM head gets a freshly initialised head, reported in
-/// ``Loaded/initialized``; its pooler (not part of `BertForMaskedLM`) is reported in
-/// ``Loaded/ignored`` and is loaded only by ``openEncoder(_:)``.
+/// The model class comes from `config.json`'s `architectures` through the ``ModelRegistry``
+/// (default when absent: `BertForMaskedLM` / `GPT2LMHeadModel`); each registered architecture
+/// says how its parameters map to checkpoint names (a `bert.`/`transformer.` prefix, ignorable
+/// buffers and tied copies, optional fresh heads, aliases, transposition). Loading also accepts
+/// HuggingFace directories: tokenizer from `tokenizer.json`, `vocab.txt`, `vocab.json` +
+/// `merges.txt` or `encoder.json` + `vocab.bpe`. A checkpoint tensor that is neither a parameter
+/// nor ignorable for the architecture is an error naming it, as is an unknown architecture.
+/// ``open(_:as:seed:)`` can load a checkpoint into another architecture of the same family
+/// (a `BertModel` encoder into `BertForMaskedLM` gets a fresh head, reported in
+/// ``Loaded/initialized``; its pooler is reported in ``Loaded/ignored``).
 public enum ModelDirectory {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
@@ -21,40 +24,45 @@ public enum ModelDirectory {
 
     /// A loaded model with what the load did besides copying tensors.
     public struct Loaded {
-        public let model: LanguageModel
+        public let model: any PretrainedModel
         public let tokenizer: Tokenizer
         /// Parameters that the checkpoint lacked and that keep their fresh initialisation.
         public let initialized: [String]
         /// Checkpoint tensors that were not used (buffers, tied copies, the NSP head).
         public let ignored: [String]
+        /// The registry entry the model was built from.
+        public let architecture: ModelArchitecture
     }
 
     // MARK: Saving
 
     /// Writes `config.json`, `model.safetensors` and `tokenizer.json` into `dir` (created if
     /// needed). Each file is written to a temporary name and renamed into place.
-    public static func save(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String) throws {
+    public static func save(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
+        try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: false)
+    }
+
+    /// `config.json` (with the model's architecture), `model.safetensors` (`exported`: under
+    /// HuggingFace's names for the architecture) and `tokenizer.json`.
+    private static func writeModelFiles(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String, exported: Bool) throws {
+        let architecture = try ModelRegistry.architecture(named: model.architecture, file: path(dir, configFile))
         try checkTokenizer(tokenizer, fits: model.config, file: dir)
         try createDirectory(dir)
-        try writeJSON(model.config.hfJSON(), to: path(dir, configFile))
-        try writeWeights(model, to: path(dir, weightsFile), prefixed: false)
+        try writeJSON(model.config.hfJSON(architecture: architecture.name), to: path(dir, configFile))
+        try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: exported)
         do { try tokenizer.save(to: path(dir, tokenizerFile)) } catch {
             throw ModelError.io(file: path(dir, tokenizerFile), problem: "\(error)")
         }
     }
 
-    /// Writes a HuggingFace-layout directory that `transformers` loads with `BertModel` /
-    /// `BertForMaskedLM` (or `GPT2LMHeadModel`): `config.json` with `architectures`,
-    /// `model.safetensors` (BERT: `bert.`-prefixed encoder and `cls.predictions.*`; GPT-2:
-    /// `Conv1D` layout), `tokenizer.json`, `vocab.txt` (WordPiece) or `vocab.json` +
-    /// `merges.txt` (BPE), `tokenizer_config.json` and `special_tokens_map.json`.
-    public static func export(_ model: LanguageModel, tokenizer: Tokenizer, to dir: String) throws {
-        try checkTokenizer(tokenizer, fits: model.config, file: dir)
-        try createDirectory(dir)
-        try writeJSON(model.config.hfJSON(), to: path(dir, configFile))
-        try writeWeights(model, to: path(dir, weightsFile), prefixed: model.config.kind == .bert)
+    /// Writes a HuggingFace-layout directory that `transformers` loads with the model's
+    /// architecture class: `config.json` with `architectures`, `model.safetensors` (a head
+    /// model's base parameters under its prefix, e.g. `bert.`, the head's unprefixed, as
+    /// `cls.predictions.*`; GPT-2: `Conv1D` layout), `tokenizer.json`, `vocab.txt` (WordPiece) or
+    /// `vocab.json` + `merges.txt` (BPE), `tokenizer_config.json` and `special_tokens_map.json`.
+    public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
+        try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: true)
         do {
-            try tokenizer.save(to: path(dir, tokenizerFile))
             switch tokenizer.model {
             case .wordPiece:
                 try tokenizer.saveVocabularyFiles(in: dir)
@@ -93,30 +101,59 @@ public enum ModelDirectory {
 
     // MARK: Loading
 
-    /// Loads a Graft or HuggingFace model directory.
+    /// Loads a Graft or HuggingFace language-model directory (masked or causal LM).
     public static func load(_ dir: String) throws -> (LanguageModel, Tokenizer) {
         let l = try open(dir)
-        return (l.model, l.tokenizer)
+        guard let lm = l.model as? LanguageModel else {
+            throw ModelError.invalidArgument("\(dir) holds a \(l.architecture.name), not a language model (open it with ModelDirectory.open)")
+        }
+        return (lm, l.tokenizer)
     }
 
     /// Reads `config.json` of a model directory.
     public static func config(_ dir: String) throws -> ModelConfig {
+        try readConfig(dir).config
+    }
+
+    /// The parsed `config.json` and the configuration it describes.
+    static func readConfig(_ dir: String) throws -> (json: JSONValue, config: ModelConfig, file: String) {
         let file = path(dir, configFile)
         guard FileManager.default.fileExists(atPath: file) else { throw ModelError.missingFile(file) }
         let json: JSONValue
         do { json = try JSONValue.parse(Tokenizer.readFile(file), path: file) } catch {
             throw ModelError.badConfig(file: file, problem: "\(error)")
         }
-        return try ModelConfig(hfJSON: json, path: file)
+        return (json, try ModelConfig(hfJSON: json, path: file), file)
     }
 
-    /// Loads a model directory, reporting initialised and ignored tensors.
-    public static func open(_ dir: String, seed: UInt64 = 0) throws -> Loaded {
+    /// The architecture `config.json` names (the first of `architectures`), else the default of its family.
+    public static func architecture(_ dir: String) throws -> String {
+        let (json, config, file) = try readConfig(dir)
+        return try architectureName(json, config: config, file: file)
+    }
+
+    static func architectureName(_ json: JSONValue, config: ModelConfig, file: String) throws -> String {
+        guard let list = json["architectures"], !list.isNull else { return ModelRegistry.defaultArchitecture(for: config.kind) }
+        guard let names = list.array, let first = names.first?.string, names.allSatisfy({ $0.string != nil }) else {
+            throw ModelError.badConfig(file: file, problem: "\"architectures\" is not a non-empty list of class names")
+        }
+        return first
+    }
+
+    /// Loads a model directory as the architecture its `config.json` names, or as `architecture`
+    /// (any registered architecture of the same family: a `BertModel` checkpoint opened as
+    /// `BertForMaskedLM` gets a fresh masked-LM head). Reports initialised and ignored tensors.
+    public static func open(_ dir: String, as architecture: String? = nil, seed: UInt64 = 0) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.missingFile(dir)
         }
-        let config = try config(dir)
+        let (json, config, configPath) = try readConfig(dir)
+        let entry = try ModelRegistry.architecture(named: architecture ?? architectureName(json, config: config, file: configPath),
+                                                   file: configPath)
+        guard entry.family == config.kind else {
+            throw ModelError.badConfig(file: configPath, problem: "architecture \(entry.name) is a \(entry.family.rawValue) model, the configuration describes \(config.kind.rawValue)")
+        }
         let weightsPath = path(dir, weightsFile)
         guard FileManager.default.fileExists(atPath: weightsPath) else {
             if FileManager.default.fileExists(atPath: path(dir, "pytorch_model.bin")) {
@@ -131,77 +168,49 @@ public enum ModelDirectory {
         }
         let tokenizer = try loadTokenizer(dir, kind: config.kind)
         try checkTokenizer(tokenizer, fits: config, file: dir)
-        switch config.kind {
-        case .bert:
-            let model = try BertForMaskedLM(config: config, seed: seed)
-            let (initialized, ignored) = try loadBert(file, into: model.store, path: weightsPath)
-            return Loaded(model: model, tokenizer: tokenizer, initialized: initialized, ignored: ignored)
-        case .gpt:
-            let model = try GPTForCausalLM(config: config, seed: seed)
-            let ignored = try loadGPT(file, into: model.store, path: weightsPath)
-            return Loaded(model: model, tokenizer: tokenizer, initialized: [], ignored: ignored)
-        }
+        let names = Set(file.names.map(entry.weights.stripped))
+        let model = try entry.build(.init(config: config, seed: seed, checkpointNames: names))
+        let (initialized, ignored) = try loadWeights(file, into: model.store, mapping: entry.weights, architecture: entry.name,
+                                                     path: weightsPath)
+        return Loaded(model: model, tokenizer: tokenizer, initialized: initialized, ignored: ignored, architecture: entry)
     }
 
-    /// Loads only the BERT encoder of a directory (no masked-LM head), e.g. for embeddings.
+    /// Loads only the BERT encoder of a directory (no masked-LM or task head; the pooler when
+    /// the checkpoint has one), e.g. for embeddings.
     public static func openEncoder(_ dir: String) throws -> (BertModel, Tokenizer) {
-        let config = try config(dir)
-        guard config.kind == .bert else {
-            throw ModelError.badConfig(file: path(dir, configFile), problem: "a BERT encoder is needed, this is a \(config.kind) model")
+        let l = try open(dir, as: "BertModel")
+        guard let encoder = l.model as? BertModel else {
+            throw ModelError.invalidArgument("the BertModel architecture did not build a BertModel")
         }
-        let weightsPath = path(dir, weightsFile)
-        guard FileManager.default.fileExists(atPath: weightsPath) else { throw ModelError.missingFile(weightsPath) }
-        let file: SafeTensors
-        do { file = try SafeTensors(contentsOf: URL(fileURLWithPath: weightsPath)) } catch {
-            throw ModelError.badWeights(file: weightsPath, problem: "\(error)")
-        }
-        let tokenizer = try loadTokenizer(dir, kind: .bert)
-        try checkTokenizer(tokenizer, fits: config, file: dir)
-        let names = Set(file.names.map { $0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0 })
-        let encoder = try BertModel(config: config, seed: 0, pooler: names.contains("pooler.dense.weight"))
-        _ = try loadBert(file, into: encoder.store, path: weightsPath)
-        return (encoder, tokenizer)
+        return (encoder, l.tokenizer)
     }
 
-    /// BERT tensors: strips `bert.`, skips known buffers and tied copies, allows a missing
-    /// MLM head (returned as initialised); anything else missing or unknown is an error.
-    static func loadBert(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> (initialized: [String], ignored: [String]) {
-        let ignorable: (String) -> Bool = { n in
-            n == "embeddings.position_ids" || n == "cls.predictions.decoder.weight" || n.hasPrefix("cls.seq_relationship.")
-                || (n == "cls.predictions.decoder.bias" && file.names.contains { $0.hasSuffix("cls.predictions.bias") })
-                || (n.hasPrefix("pooler.") && !store.contains(n)) || (n.hasPrefix("cls.") && !store.contains("cls.predictions.bias"))
-        }
+    /// Copies the checkpoint's tensors into `store` by name following `mapping`: strips the
+    /// prefix, resolves aliases, transposes, skips ignorable tensors. An unknown tensor, a
+    /// missing parameter that is not optional, or a shape mismatch is an error naming the file
+    /// and the tensors.
+    static func loadWeights(_ file: SafeTensors, into store: ParameterStore, mapping m: WeightMapping, architecture: String,
+                            path: String) throws -> (initialized: [String], ignored: [String]) {
+        let fileNames = Set(file.names.map(m.stripped))
         let result: (missing: [String], unexpected: [String])
         do {
-            result = try store.load(from: file, stripPrefix: "bert.", rename: { n in
-                if n == "cls.predictions.decoder.bias" && store.contains("cls.predictions.bias")
-                    && !file.names.contains(where: { $0.hasSuffix("cls.predictions.bias") }) { return "cls.predictions.bias" }
-                return ignorable(n) ? nil : n
-            })
+            result = try store.load(from: file, stripPrefix: m.prefix.isEmpty ? nil : m.prefix, rename: { n in
+                if let target = m.aliases[n] { return store.contains(target) && !fileNames.contains(target) ? target : nil }
+                return m.ignoring.matches(n) ? nil : n
+            }, transposed: m.transposed)
         } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
-        let unknown = result.unexpected.filter { n in !ignorable(n.hasPrefix("bert.") ? String(n.dropFirst(5)) : n) }
-        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
-        let head = Set(BertForMaskedLM.headParameterNames)
-        let missingEncoder = result.missing.filter { !head.contains($0) }
-        if !missingEncoder.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(missingEncoder.prefix(8))") }
+        let unknown = result.unexpected.filter { n in
+            let s = m.stripped(n)
+            return !m.ignoring.matches(s) && m.aliases[s] == nil
+        }
+        if !unknown.isEmpty {
+            throw ModelError.badWeights(file: path, problem: "\(unknown.count) unexpected tensor(s) for \(architecture): \(unknown.prefix(8).joined(separator: ", "))\(unknown.count > 8 ? ", …" : "")")
+        }
+        let missing = result.missing.filter { !m.optional.matches($0) }
+        if !missing.isEmpty {
+            throw ModelError.badWeights(file: path, problem: "\(missing.count) tensor(s) of \(architecture) missing: \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", …" : "")")
+        }
         return (result.missing, result.unexpected)
-    }
-
-    /// GPT-2 tensors: strips `transformer.`, transposes `Conv1D` weights, skips the attention
-    /// mask buffers and the tied `lm_head.weight`.
-    static func loadGPT(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> [String] {
-        let ignorable: (String) -> Bool = { n in
-            n == "lm_head.weight" || n.hasSuffix(".attn.bias") || n.hasSuffix(".attn.masked_bias")
-        }
-        let result: (missing: [String], unexpected: [String])
-        do {
-            result = try store.load(from: file, stripPrefix: "transformer.", rename: { ignorable($0) ? nil : $0 },
-                                    transposed: GPT2Block.isConv1DWeight)
-        } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
-        let unknown = result.unexpected.filter { n in !ignorable(n.hasPrefix("transformer.") ? String(n.dropFirst(12)) : n) }
-        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
-        if !result.missing.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(result.missing.prefix(8))") }
-        return result.unexpected
     }
 
     static func loadTokenizer(_ dir: String, kind: ModelKind) throws -> Tokenizer {
@@ -247,16 +256,17 @@ public enum ModelDirectory {
         }
     }
 
-    /// The model's parameters under HuggingFace names (`format: pt`). GPT `Conv1D` weights are
-    /// written `[in, out]`; BERT encoder names get `bert.` when `prefixed`.
-    static func writeWeights(_ model: LanguageModel, to file: String, prefixed: Bool) throws {
+    /// The model's parameters under HuggingFace names (`format: pt`), transposed where the
+    /// mapping says (GPT-2 `Conv1D` weights are written `[in, out]`); `exported` puts the base
+    /// model's parameters under the mapping's export prefix.
+    static func writeWeights(_ model: any PretrainedModel, to file: String, mapping: WeightMapping, exported: Bool) throws {
         let store = model.store
         var copies: [UnsafeMutablePointer<Float>] = []
         defer { for c in copies { c.deallocate() } }
         var entries: [SafeTensors.Entry] = []
         for p in store.parameters {
-            let name = prefixed && !p.name.hasPrefix("cls.") ? "bert." + p.name : p.name
-            if model.config.kind == .gpt && GPT2Block.isConv1DWeight(p.name) && p.shape.count == 2 {
+            let name = exported ? mapping.exportedName(p.name) : p.name
+            if mapping.transposed(p.name) && p.shape.count == 2 {
                 let rows = p.shape[0], cols = p.shape[1], src = store.value(p)
                 let t = UnsafeMutablePointer<Float>.allocate(capacity: p.count)
                 copies.append(t)

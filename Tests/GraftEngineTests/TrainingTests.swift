@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import GraftEngine
 
-/// A one-block transformer over token sequences: token + position embeddings, a block, a head.
+/// A one-block (post-LN, BERT) transformer over token sequences: token + position embeddings, a block, a head.
 final class TinyTransformer {
     let store: ParameterStore
     let rng: SharedRNG
@@ -11,10 +11,10 @@ final class TinyTransformer {
     let block: TransformerBlock
     let head: Linear
     let ce: CrossEntropyLoss
-    let add = Residual()
     let t: Int
+    private var sum: Tensor?
 
-    init(seed: UInt64, vocab: Int, t: Int, hidden: Int = 32, dropout: Float = 0, preLN: Bool = true) throws {
+    init(seed: UInt64, vocab: Int, t: Int, hidden: Int = 32, dropout: Float = 0) throws {
         store = ParameterStore(seed: seed)
         rng = SharedRNG(seed: seed &+ 1)
         self.t = t
@@ -22,7 +22,7 @@ final class TinyTransformer {
         pos = try Embedding(store, name: "embeddings.position_embeddings", vocabSize: t, dim: hidden)
         block = try TransformerBlock(store, prefix: "encoder.layer.0",
                                      config: .init(hidden: hidden, heads: 4, ffn: 2 * hidden, layerNormEps: 1e-5,
-                                                   hiddenDropout: dropout, attentionDropout: dropout, preLayerNorm: preLN),
+                                                   hiddenDropout: dropout, attentionDropout: dropout),
                                      rng: rng)
         head = try Linear(store, name: "cls.decoder", inFeatures: hidden, outFeatures: vocab)
         ce = try CrossEntropyLoss()
@@ -31,8 +31,10 @@ final class TinyTransformer {
     /// Forward + backward on a batch; returns the loss and (for accuracy) the logits.
     @discardableResult
     func step(ids: [Int32], targets: [Int32], batch: Int, training: Bool = true, lossScale: Float = 1) throws -> (Float, Tensor) {
-        let x = try add.forward(tok.forward(ids, shape: [batch, t]),
-                                pos.forward((0..<batch * t).map { Int32($0 % t) }, shape: [batch, t]))
+        let x = Tensor.ensure(sum, [batch, t, block.config.hidden]); sum = x
+        _ = try tok.forward(ids, shape: [batch, t], into: x)
+        let p = try pos.forward((0..<batch * t).map { Int32($0 % t) }, shape: [batch, t])
+        Kernels.add(x.data, p.data, x.data, x.count)
         let logits = try head.forward(block.forward(x, training: training))
         let loss = try ce.forward(logits, targets: targets)
         let dx = try block.backward(head.backward(ce.backward(scale: lossScale)))
@@ -261,6 +263,45 @@ extension EngineTests {
                 }
             }
             for i in 0..<4 { #expect(abs(Double(store.values[i]) - p[i]) < 1e-5) }
+        }
+
+        /// Parameter groups: a frozen parameter keeps its exact bytes (values and optimizer
+        /// state), a scaled one moves as with the scaled learning rate, others as usual.
+        @Test(arguments: ["adamw", "sgd"])
+        func parameterGroupsFreezeAndScale(kind: String) throws {
+            func make() throws -> ParameterStore {
+                let s = ParameterStore(seed: 9)
+                try s.declare("encoder.weight", shape: [5], initializer: .normal(std: 1))
+                try s.declare("classifier.weight", shape: [3], initializer: .normal(std: 1))
+                try s.declare("classifier.bias", shape: [2], initializer: .normal(std: 1))
+                return s
+            }
+            func optimizer(_ s: ParameterStore, _ rule: ((Parameter) -> ParameterGroup)?) -> Optimizer {
+                kind == "adamw" ? AdamW(s, weightDecay: 0.1, groups: rule) : SGD(s, momentum: 0.9, weightDecay: 0.1, groups: rule)
+            }
+            let grouped = try make(), frozenReference = try make(), scaledReference = try make()
+            let opt = optimizer(grouped) { p in
+                p.name.hasPrefix("encoder.") ? .frozen : p.name == "classifier.weight" ? ParameterGroup(learningRateScale: 8) : .standard
+            }
+            let plain = optimizer(scaledReference, nil)
+            let before = grouped.array(grouped.parameters[0]).map(\.bitPattern)
+            for step in 1...3 {
+                let g = randomArray(grouped.count, seed: UInt64(step))
+                for s in [grouped, scaledReference] { for i in 0..<s.count { s.grads[i] = g[i] } }
+                try opt.step(grouped, lr: 0.0078125)   // powers of two: 8 x lr is exactly 0.0625
+                try plain.step(scaledReference, lr: 0.0625)
+            }
+            #expect(grouped.array(grouped.parameters[0]).map(\.bitPattern) == before)
+            #expect(opt.stateBuffers.allSatisfy { b in (0..<5).allSatisfy { b.buffer[$0] == 0 } })
+            // classifier.weight moved as with lr 0.0625, classifier.bias with the group's own lr.
+            let w = grouped.parameters[1], b = grouped.parameters[2]
+            #expect(grouped.array(w) == scaledReference.array(w))
+            #expect(grouped.array(b) != scaledReference.array(b) && grouped.array(b) != frozenReference.array(b))
+            // Frozen gradients are zeroed before clipping.
+            grouped.zeroGrads()
+            for p in grouped.parameters { grouped.grad(p).update(repeating: 1, count: p.count) }
+            opt.zeroFrozenGradients(grouped)
+            #expect(grouped.gradNorm() == Double(grouped.parameters[1].count + grouped.parameters[2].count).squareRoot())
         }
 
         @Test func schedules() {

@@ -67,7 +67,8 @@ import GraftTokenizers
     }
 
     /// Loss and gradients of two models on a batch, compared bit for bit.
-    func expectIdentical(_ a: LanguageModel, _ b: LanguageModel, _ batch: LMBatch, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectIdentical(_ a: LanguageModel, _ loaded: any PretrainedModel, _ batch: LMBatch, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let b = try #require(loaded as? LanguageModel, sourceLocation: sourceLocation)
         #expect(a.config == b.config, sourceLocation: sourceLocation)
         #expect(a.store.parameters.map(\.name) == b.store.parameters.map(\.name), sourceLocation: sourceLocation)
         #expect(Array(UnsafeBufferPointer(start: a.store.values, count: a.store.count))

@@ -241,23 +241,23 @@ import GraftEngine
 
     // MARK: Parameter groups
 
-    @Test func parameterGroups() throws {
+    @Test func parameterSections() throws {
         let bert = try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, seed: 51)
-        #expect(bert.parameterGroups.map(\.name) == ["embeddings", "layer.0", "layer.1", "pooler", "head"])
-        #expect(bert.parameterGroups.last!.parameters.map(\.name) == ["classifier.weight", "classifier.bias"])
+        #expect(bert.parameterSections.map(\.name) == ["embeddings", "layer.0", "layer.1", "pooler", "head"])
+        #expect(bert.parameterSections.last!.parameters.map(\.name) == ["classifier.weight", "classifier.bias"])
         let gpt = try GPT2ForSequenceClassification(config: tinyConfig(.gpt), numLabels: 3, seed: 52)
-        #expect(gpt.parameterGroups.map(\.name) == ["embeddings", "layer.0", "layer.1", "final_norm", "head"])
+        #expect(gpt.parameterSections.map(\.name) == ["embeddings", "layer.0", "layer.1", "final_norm", "head"])
         #expect(gpt.hfName("score.weight") == "score.weight" && gpt.hfName("h.0.ln_1.weight") == "transformer.h.0.ln_1.weight")
         #expect(bert.hfName("pooler.dense.bias") == "bert.pooler.dense.bias")
         for model in [bert, gpt] as [any TaskHeadModel] {
-            let groups = model.parameterGroups
+            let groups = model.parameterSections
             // Ranges are disjoint, in order, and cover every parameter.
             #expect(zip(groups, groups.dropFirst()).allSatisfy { $0.range.upperBound <= $1.range.lowerBound })
             #expect(groups.reduce(0) { $0 + $1.parameters.count } == model.store.parameters.count)
             #expect(groups.last!.range.upperBound == model.store.count)
-            #expect(model.frozenGroups(encoder: true).map(\.name) == groups.dropLast().map(\.name))
-            #expect(model.frozenGroups(encoder: false, lowerLayers: 1).map(\.name) == ["embeddings", "layer.0"])
-            #expect(model.frozenGroups(encoder: false).isEmpty)
+            #expect(model.frozenSections(encoder: true).map(\.name) == groups.dropLast().map(\.name))
+            #expect(model.frozenSections(encoder: false, lowerLayers: 1).map(\.name) == ["embeddings", "layer.0"])
+            #expect(model.frozenSections(encoder: false).isEmpty)
         }
     }
 
@@ -266,14 +266,15 @@ import GraftEngine
     func frozenGroupsStayUnchanged(encoder: Bool, lowerLayers: Int) throws {
         let model = try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, seed: 61)
         randomize(model.store, seed: 62)
-        let frozen = model.frozenGroups(encoder: encoder, lowerLayers: lowerLayers)
-        let trained = model.parameterGroups.filter { g in !frozen.contains { $0.name == g.name } }
+        let frozen = model.frozenSections(encoder: encoder, lowerLayers: lowerLayers)
+        let trained = model.parameterSections.filter { g in !frozen.contains { $0.name == g.name } }
         #expect(!frozen.isEmpty && trained.contains { $0.name == "head" })
-        func bytes(_ g: ParameterGroup) -> [UInt32] {
+        func bytes(_ g: ParameterSection) -> [UInt32] {
             Array(UnsafeBufferPointer(start: model.store.values + g.range.lowerBound, count: g.range.count)).map(\.bitPattern)
         }
         let before = frozen.map(bytes), trainedBefore = trained.map(bytes)
-        let optimizer = FreezingOptimizer(AdamW(model.store, weightDecay: 0.1), frozen: frozen.map(\.range))
+        let frozenNames = Set(frozen.flatMap { $0.parameters.map(\.name) })
+        let optimizer = AdamW(model.store, weightDecay: 0.1, groups: { frozenNames.contains($0.name) ? .frozen : .standard })
         for _ in 0..<3 {
             model.store.zeroGrads()
             _ = try model.loss(Self.input(), labels: [0, 1, 2], training: true)

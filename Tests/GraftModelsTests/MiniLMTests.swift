@@ -16,7 +16,13 @@ private let haveMiniLM = FileManager.default.fileExists(atPath: miniLMDir.append
 @Suite(.enabled(if: haveMiniLM, "needs \(miniLMDir.path) and fixtures/minilm (set GRAFT_DATA_DIR)"))
 struct MiniLMTests {
     @Test func loadsHuggingFaceDirectory() throws {
-        let loaded = try ModelDirectory.open(miniLMDir.path)
+        // As config.json says: a BertModel encoder with its pooler.
+        let encoder = try ModelDirectory.open(miniLMDir.path)
+        #expect(encoder.architecture.name == "BertModel")
+        #expect((encoder.model as? BertModel)?.pooler != nil)
+        #expect(encoder.initialized.isEmpty && encoder.ignored == ["embeddings.position_ids"])
+        // Into the masked-LM architecture: a fresh head, the pooler ignored.
+        let loaded = try ModelDirectory.open(miniLMDir.path, as: "BertForMaskedLM")
         let cfg = loaded.model.config
         #expect(cfg == ModelConfig(kind: .bert, vocabSize: 30522, hidden: 384, layers: 6, heads: 12, ffn: 1536,
                                    maxPositions: 512, typeVocabSize: 2, dropout: 0.1, attentionDropout: 0.1,

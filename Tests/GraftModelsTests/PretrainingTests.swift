@@ -1,4 +1,3 @@
-import GraftSupport
 import Foundation
 import Testing
 import GraftEngine
@@ -20,12 +19,14 @@ import GraftTokenizers
         return (0..<count).map { Array(stream[($0 * length)..<(($0 + 1) * length)]) }
     }
 
-    static func options(steps: Int) -> PretrainingOptions {
-        var o = PretrainingOptions()
-        o.batchSize = 4; o.seqLen = 8; o.steps = steps; o.learningRate = 3e-3; o.warmupSteps = 2
+    static func options(steps: Int) -> OptimizationOptions {
+        var o = OptimizationOptions()
+        o.batchSize = 4; o.steps = steps; o.learningRate = 3e-3; o.warmupSteps = 2
         o.evalEvery = 4; o.evalBatches = 2; o.checkpointEvery = 5; o.seed = 7; o.accumulation = 2
         return o
     }
+
+    static let lmOptions: LanguageModelingOptions = { var o = LanguageModelingOptions(); o.seqLen = 8; return o }()
 
     static func model(_ kind: ModelKind, vocab: Int) throws -> LanguageModel {
         var c = tinyConfig(kind, vocab: vocab)
@@ -33,24 +34,29 @@ import GraftTokenizers
         return kind == .bert ? try BertForMaskedLM(config: c, seed: 3) : try GPTForCausalLM(config: c, seed: 3)
     }
 
-    static func trainer(_ kind: ModelKind, out: URL, steps: Int) throws -> Pretrainer {
+    /// The masked-LM (BERT) or causal-LM (GPT) objective over patterned blocks.
+    static func objective(_ kind: ModelKind, options: OptimizationOptions) throws -> any LanguageModelingObjective {
         let tok = kind == .bert ? try smallWordPieceTokenizer() : try smallBPETokenizer()
         let sep = Int32(kind == .bert ? tok.id("[SEP]")! : tok.id("<|endoftext|>")!)
-        let opts = options(steps: steps)
-        let length = opts.blockLength(for: kind)
+        let length = lmOptions.blockLength(for: kind)
         let train = try blocks(tok, count: 40, length: length, separator: sep, seed: 1)
         let dev = try blocks(tok, count: 8, length: length, separator: sep, seed: 2)
-        return try Pretrainer(model: try model(kind, vocab: tok.vocabSize), tokenizer: tok, options: opts,
-                              outputDirectory: out.path,
-                              trainBlocks: { epoch in
-                                  // A different order each epoch, deterministic.
-                                  var r = RNG(seed: 100 + UInt64(epoch))
-                                  var order = Array(train.indices)
-                                  for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, r.int(below: i + 1)) }
-                                  var iterator = order.map { train[$0] }.makeIterator()
-                                  return { iterator.next() }
-                              },
-                              devBlocks: dev)
+        let trainBlocks: (Int) throws -> ExampleStream<[Int32]> = { epoch in
+            // A different order each epoch, deterministic.
+            var r = RNG(seed: 100 + UInt64(epoch))
+            var order = Array(train.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, r.int(below: i + 1)) }
+            return ExampleStream(order.map { train[$0] })
+        }
+        let m = try model(kind, vocab: tok.vocabSize)
+        return kind == .bert
+            ? try MaskedLMObjective(model: m, tokenizer: tok, options: lmOptions, seed: options.seed, trainBlocks: trainBlocks, devBlocks: dev)
+            : try CausalLMObjective(model: m, tokenizer: tok, options: lmOptions, seed: options.seed, trainBlocks: trainBlocks, devBlocks: dev)
+    }
+
+    static func trainer(_ kind: ModelKind, out: URL, steps: Int) throws -> Trainer<AnyLMObjective> {
+        let opts = options(steps: steps)
+        return try Trainer(objective: AnyLMObjective(try objective(kind, options: opts)), options: opts, outputDirectory: out.path)
     }
 
     @Test func maskingFollowsTheEightyTenTenRule() throws {
@@ -111,24 +117,25 @@ import GraftTokenizers
         let c = try Self.trainer(kind, out: dirB, steps: 14)
         let second = try c.run(resume: true)
         #expect(second.steps == 14)
-        let wa = Array(UnsafeBufferPointer(start: a.model.store.values, count: a.model.store.count))
-        let wc = Array(UnsafeBufferPointer(start: c.model.store.values, count: c.model.store.count))
+        let wa = Array(UnsafeBufferPointer(start: a.objective.store.values, count: a.objective.store.count))
+        let wc = Array(UnsafeBufferPointer(start: c.objective.store.values, count: c.objective.store.count))
         #expect(wa.map(\.bitPattern) == wc.map(\.bitPattern))
         #expect(full.lastLoss?.bitPattern == second.lastLoss?.bitPattern)
-        #expect(full.bestDevLoss?.bitPattern == second.bestDevLoss?.bitPattern)
-        #expect(a.model.rng.rng == c.model.rng.rng)
+        #expect(full.best != nil && full.best?.bitPattern == second.best?.bitPattern)
+        #expect(full.mainMetric == MainMetric("loss", higherIsBetter: false))
+        #expect(a.objective.base.model.rng.rng == c.objective.base.model.rng.rng)
         // The checkpoints hold the same weights as the live model, and the best model loads.
         let (best, _) = try ModelDirectory.load(dirB.appendingPathComponent("best").path)
-        #expect(best.store.count == c.model.store.count)
+        #expect(best.store.count == c.objective.store.count)
     }
 
     @Test func devLossFallsDuringPretraining() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let t = try Self.trainer(.gpt, out: dir, steps: 150)
-        let before = try #require(try t.evaluate()).loss
-        var evaluations: [Float] = []
-        t.onEvaluation = { evaluations.append($0.loss) }
+        let before = try #require(try t.evaluate()?["loss"])
+        var evaluations: [Double] = []
+        t.onEvaluation = { evaluations.append($0.value) }
         try t.run()
         let after = try #require(evaluations.last)
         #expect(after < before * 0.7, "dev loss \(before) -> \(after)")
@@ -141,10 +148,21 @@ import GraftTokenizers
         try Self.trainer(.gpt, out: dir, steps: 4).run()
         var other = Self.options(steps: 8)
         other.learningRate = 1e-2
-        let tok = try smallBPETokenizer()
-        let t = try Pretrainer(model: try Self.model(.gpt, vocab: tok.vocabSize), tokenizer: tok, options: other,
-                               outputDirectory: dir.path, trainBlocks: { _ in { nil } }, devBlocks: [])
+        let t = try Trainer(objective: AnyLMObjective(try Self.objective(.gpt, options: other)), options: other, outputDirectory: dir.path)
         #expect(throws: ModelError.self) { try t.run(resume: true) }
+        // Another objective's settings are refused too, and so is another objective.
+        var longer = Self.lmOptions
+        longer.seqLen = 6
+        let tok = try smallBPETokenizer()
+        let causal = try CausalLMObjective(model: try Self.model(.gpt, vocab: tok.vocabSize), tokenizer: tok, options: longer, seed: 7,
+                                           trainBlocks: { _ in ExampleStream([[Int32]]()) }, devBlocks: [])
+        #expect(throws: ModelError.self) { try Trainer(objective: causal, options: Self.options(steps: 8), outputDirectory: dir.path).run(resume: true) }
+        let bertDir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: bertDir) }
+        try Self.trainer(.bert, out: bertDir, steps: 2).run()
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("checkpoints"))
+        try FileManager.default.copyItem(at: bertDir.appendingPathComponent("checkpoints"), to: dir.appendingPathComponent("checkpoints"))
+        #expect(throws: ModelError.self) { try Self.trainer(.gpt, out: dir, steps: 8).run(resume: true) }
     }
 
     /// A data stream that fails in the middle of an epoch stops training with that error (not a
@@ -156,20 +174,19 @@ import GraftTokenizers
         let tok = try smallWordPieceTokenizer()
         let sep = Int32(tok.id("[SEP]")!)
         let opts = Self.options(steps: 10)
-        let train = try Self.blocks(tok, count: 40, length: opts.blockLength(for: .bert), separator: sep, seed: 1)
-        let trainer = try Pretrainer(model: try Self.model(.bert, vocab: tok.vocabSize), tokenizer: tok, options: opts,
-                                     outputDirectory: dir.path,
-                                     trainBlocks: { epoch in
-                                         var served = 0
-                                         return {
-                                             // Epoch 1 loses its page after 10 blocks (step 6 of 10).
-                                             if epoch == 1 && served == 10 { throw PageLost() }
-                                             guard served < train.count else { return nil }
-                                             defer { served += 1 }
-                                             return train[served]
-                                         }
-                                     },
-                                     devBlocks: [])
+        let train = try Self.blocks(tok, count: 40, length: Self.lmOptions.blockLength(for: .bert), separator: sep, seed: 1)
+        let objective = try MaskedLMObjective(model: try Self.model(.bert, vocab: tok.vocabSize), tokenizer: tok, options: Self.lmOptions,
+                                              seed: opts.seed, trainBlocks: { epoch in
+                                                  var served = 0
+                                                  return ExampleStream {
+                                                      // Epoch 1 loses its page after 10 blocks (step 6 of 10).
+                                                      if epoch == 1 && served == 10 { throw PageLost() }
+                                                      guard served < train.count else { return nil }
+                                                      defer { served += 1 }
+                                                      return train[served]
+                                                  }
+                                              }, devBlocks: [])
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: dir.path)
         #expect(throws: PageLost()) { try trainer.run() }
         #expect(trainer.optimizer.stepCount == 6)
         let latest = dir.appendingPathComponent("checkpoints/LATEST")
@@ -190,4 +207,24 @@ import GraftTokenizers
         let resumed = try Self.trainer(.bert, out: dir, steps: 8).run(resume: true)
         #expect(resumed.steps == 8)
     }
+}
+
+/// Either language-modelling objective behind one concrete type, so tests run both kinds through one `Trainer` type.
+final class AnyLMObjective: TrainingObjective {
+    let base: any LanguageModelingObjective
+    init(_ base: any LanguageModelingObjective) { self.base = base }
+    var name: String { base.name }
+    var settings: String { base.settings }
+    var store: ParameterStore { base.store }
+    var dropoutRNG: SharedRNG? { base.dropoutRNG }
+    var mainMetric: MainMetric { base.mainMetric }
+    func examples(epoch: Int) throws -> ExampleStream<[Int32]> { try base.examples(epoch: epoch) }
+    func trainingBatch(_ examples: [[Int32]]) throws -> LMBatch { try base.trainingBatch(examples) }
+    func tokenCount(_ batch: LMBatch) -> Int { base.tokenCount(batch) }
+    func loss(_ batch: LMBatch, training: Bool) throws -> TrainingLoss { try base.loss(batch, training: training) }
+    func backward(scale: Float) throws { try base.backward(scale: scale) }
+    func evaluate(batchSize: Int, maxBatches: Int) throws -> [String: Double]? { try base.evaluate(batchSize: batchSize, maxBatches: maxBatches) }
+    var checkpointState: [String: String] { base.checkpointState }
+    func restore(checkpointState: [String: String]) throws { try base.restore(checkpointState: checkpointState) }
+    func save(to directory: String) throws { try base.save(to: directory) }
 }

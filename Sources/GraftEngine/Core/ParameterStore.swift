@@ -142,12 +142,6 @@ public final class ParameterStore: @unchecked Sendable {
     /// Sets all gradients to zero (call before each accumulation cycle).
     public func zeroGrads() { grads.update(repeating: 0, count: max(count, 1)) }
 
-    /// Copies every value from another store with the same layout (same names, shapes, order).
-    public func copyValues(from other: ParameterStore) throws {
-        guard other.parameters == parameters else { throw EngineError.checkpointMismatch("parameter layouts differ") }
-        values.update(from: other.values, count: count)
-    }
-
     /// Global L2 norm of the gradients (summed in Double, fixed order).
     public func gradNorm() -> Double { Kernels.l2Norm(grads, count) }
 

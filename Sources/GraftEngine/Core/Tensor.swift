@@ -110,46 +110,18 @@ public final class Tensor: @unchecked Sendable {
     }
 }
 
-/// Layout operations a transformer needs. Each has an exact inverse, which is also its
-/// backward (transpose is its own backward; split/merge heads are each other's).
-public enum Layout {
-    /// Transposes the last two axes: `[..., M, N]` -> `[..., N, M]` (a copy).
-    public static func transposeLastTwo(_ x: Tensor) throws -> Tensor {
-        guard x.rank >= 2 else { throw EngineError.shapeMismatch("transpose needs rank >= 2, got \(x.shape)") }
-        let m = x.shape[x.rank - 2], n = x.shape[x.rank - 1]
-        let batch = x.count / max(1, m * n)
-        var s = x.shape
-        s[x.rank - 2] = n; s[x.rank - 1] = m
-        let y = Tensor(shape: s)
-        let src = x.data, dst = y.data
-        for b in 0..<batch {
-            let sp = src + b * m * n, dp = dst + b * m * n
-            for i in 0..<m { for j in 0..<n { dp[j * m + i] = sp[i * n + j] } }
+extension Tensor {
+    /// The tensor a layer writes a result of `shape` into: the caller's `into` when given, else
+    /// the layer's own buffer `owned` (made, or regrown, and kept in `owned` for the next call).
+    /// Returns nil when `into` holds another number of elements or shares memory with one of
+    /// `reads` (a kernel must not write what it reads); the layer reports that with its name.
+    public static func output(into: Tensor?, shape: [Int], owned: inout Tensor?, notSharingWith reads: [Tensor] = []) -> Tensor? {
+        guard let into else {
+            let y = Tensor.ensure(owned, shape)
+            owned = y
+            return y
         }
-        return y
-    }
-
-    /// `[B, T, H*D]` -> `[B, H, T, D]` (a copy).
-    public static func splitHeads(_ x: Tensor, heads: Int) throws -> Tensor {
-        guard x.rank == 3, heads > 0, x.shape[2] % heads == 0 else {
-            throw EngineError.shapeMismatch("splitHeads: \(x.shape) with \(heads) heads")
-        }
-        let b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads
-        let y = Tensor(shape: [b, heads, t, d])
-        for bi in 0..<b { for ti in 0..<t { for h in 0..<heads {
-            (y.data + ((bi * heads + h) * t + ti) * d).update(from: x.data + (bi * t + ti) * c + h * d, count: d)
-        } } }
-        return y
-    }
-
-    /// `[B, H, T, D]` -> `[B, T, H*D]` (a copy).
-    public static func mergeHeads(_ x: Tensor) throws -> Tensor {
-        guard x.rank == 4 else { throw EngineError.shapeMismatch("mergeHeads needs [B, H, T, D], got \(x.shape)") }
-        let b = x.shape[0], heads = x.shape[1], t = x.shape[2], d = x.shape[3], c = heads * d
-        let y = Tensor(shape: [b, t, c])
-        for bi in 0..<b { for ti in 0..<t { for h in 0..<heads {
-            (y.data + (bi * t + ti) * c + h * d).update(from: x.data + ((bi * heads + h) * t + ti) * d, count: d)
-        } } }
-        return y
+        guard into.count == shape.reduce(1, *), !reads.contains(where: { $0.storage === into.storage }) else { return nil }
+        return into
     }
 }

@@ -184,18 +184,11 @@ public final class MultiHeadAttention {
     public func backward(_ dy: Tensor, into: (dq: Tensor, dk: Tensor, dv: Tensor)? = nil) throws
         -> (dq: Tensor, dk: Tensor, dv: Tensor) {
         guard inputs.count == 3 else { throw EngineError.invalidArgument("attention backward: last forward was not q/k/v") }
-        let gq: Tensor, gk: Tensor, gv: Tensor
-        if let into {
-            let outs = [into.dq, into.dk, into.dv]
-            guard outs.allSatisfy({ $0.count == b * t * c && $0.storage !== dy.storage }),
-                  into.dq.storage !== into.dk.storage, into.dq.storage !== into.dv.storage, into.dk.storage !== into.dv.storage else {
-                throw EngineError.shapeMismatch("attention backward: outputs \(outs.map(\.shape)) for [\(b), \(t), \(c)]")
-            }
-            (gq, gk, gv) = into
-        } else {
-            gq = Tensor.ensure(dq, [b, t, c]); dq = gq
-            gk = Tensor.ensure(dk, [b, t, c]); dk = gk
-            gv = Tensor.ensure(dv, [b, t, c]); dv = gv
+        let shape = [b, t, c]
+        guard let gq = Tensor.output(into: into?.dq, shape: shape, owned: &dq, notSharingWith: [dy]),
+              let gk = Tensor.output(into: into?.dk, shape: shape, owned: &dk, notSharingWith: [dy, gq]),
+              let gv = Tensor.output(into: into?.dv, shape: shape, owned: &dv, notSharingWith: [dy, gq, gk]) else {
+            throw EngineError.shapeMismatch("attention backward: outputs \([into?.dq, into?.dk, into?.dv].map { $0?.shape ?? [] }) for \(shape), distinct from dy and each other")
         }
         try runBackward(dy, dq: gq.data, dk: gk.data, dv: gv.data)
         return (gq, gk, gv)
@@ -205,14 +198,8 @@ public final class MultiHeadAttention {
     /// given (`B*T*3C` elements, not sharing memory with `dy`), else in a tensor the layer owns.
     public func backwardFused(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard inputs.count == 1 else { throw EngineError.invalidArgument("attention backwardFused: last forward was not fused") }
-        let g: Tensor
-        if let into {
-            guard into.count == b * t * 3 * c, into.storage !== dy.storage else {
-                throw EngineError.shapeMismatch("attention backwardFused: output \(into.shape) for [\(b), \(t), \(3 * c)]")
-            }
-            g = into
-        } else {
-            g = Tensor.ensure(dqkv, [b, t, 3 * c]); dqkv = g
+        guard let g = Tensor.output(into: into, shape: [b, t, 3 * c], owned: &dqkv, notSharingWith: [dy]) else {
+            throw EngineError.shapeMismatch("attention backwardFused: output \(into?.shape ?? []) for [\(b), \(t), \(3 * c)]")
         }
         try runBackward(dy, dq: g.data, dk: g.data + c, dv: g.data + 2 * c)
         return g

@@ -63,13 +63,8 @@ public final class Dropout {
     /// element count; it may be `dy` itself), else into a buffer the layer owns.
     public func backward(_ dy: Tensor, into: Tensor? = nil) -> Tensor {
         guard active else { return dy }
-        let d: Tensor
-        if let into {
-            precondition(into.count == dy.count, "Dropout backward: output \(into.shape) for dy \(dy.shape)")
-            d = into
-        } else {
-            d = Tensor.ensure(dx, dy.shape)
-            dx = d
+        guard let d = Tensor.output(into: into, shape: dy.shape, owned: &dx) else {
+            preconditionFailure("Dropout backward: output \(into?.shape ?? []) for dy \(dy.shape)")
         }
         let s = 1 / (1 - p)
         let pg = SendablePtr(dy.data), pd = SendablePtr(d.data), inPlace = dy.data == d.data

@@ -24,15 +24,8 @@ public final class Embedding {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)): \(ids.count) ids for shape \(shape)")
         }
         let w = store.value(weight)
-        let y: Tensor
-        if let into {
-            guard into.count == ids.count * dim else {
-                throw EngineError.shapeMismatch("Embedding(\(weight.name)): output \(into.shape) for \(ids.count) ids")
-            }
-            y = into
-        } else {
-            y = Tensor.ensure(out, shape + [dim])
-            out = y
+        guard let y = Tensor.output(into: into, shape: shape + [dim], owned: &out) else {
+            throw EngineError.shapeMismatch("Embedding(\(weight.name)): output \(into?.shape ?? []) for \(ids.count) ids")
         }
         for (i, id) in ids.enumerated() {
             guard id >= 0 && Int(id) < vocabSize else {

@@ -18,13 +18,8 @@ public final class GELU {
     /// `x` -> `gelu(x)`, in `into` when given (same element count, not `x`'s memory), else in a
     /// tensor the layer owns.
     public func forward(_ x: Tensor, into: Tensor? = nil) -> Tensor {
-        let y: Tensor
-        if let into {
-            precondition(into.count == x.count && into.storage !== x.storage, "GELU forward: output \(into.shape) for \(x.shape)")
-            y = into
-        } else {
-            y = Tensor.ensure(out, x.shape)
-            out = y
+        guard let y = Tensor.output(into: into, shape: x.shape, owned: &out, notSharingWith: [x]) else {
+            preconditionFailure("GELU forward: output \(into?.shape ?? []) for \(x.shape)")
         }
         input = x
         apply(x, y)
@@ -48,12 +43,9 @@ public final class GELU {
     /// Where a backward writes `dx`: `into` when given (same element count, not the input's
     /// storage), else a tensor the layer owns.
     private func gradientBuffer(_ into: Tensor?, input x: Tensor) throws -> Tensor {
-        if let into {
-            guard into.count == x.count, into.storage !== x.storage else { throw EngineError.shapeMismatch("GELU backward: output \(into.shape)") }
-            return into
+        guard let d = Tensor.output(into: into, shape: x.shape, owned: &dx, notSharingWith: [x]) else {
+            throw EngineError.shapeMismatch("GELU backward: output \(into?.shape ?? []) for \(x.shape)")
         }
-        let d = Tensor.ensure(dx, x.shape)
-        dx = d
         return d
     }
 

@@ -61,15 +61,8 @@ public final class LayerNorm {
     public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward") }
         let rows = x.count / dim, c = dim
-        let d: Tensor
-        if let into {
-            guard into.count == x.count, into.storage !== dy.storage, into.storage !== x.storage else {
-                throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward: output \(into.shape) for input \(x.shape)")
-            }
-            d = into
-        } else {
-            d = Tensor.ensure(dx, x.shape)
-            dx = d
+        guard let d = Tensor.output(into: into, shape: x.shape, owned: &dx, notSharingWith: [dy, x]) else {
+            throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward: output \(into?.shape ?? []) for input \(x.shape)")
         }
         let chunks = max(1, min(Engine.threads, rows / max(1, Kernels.minChunk / c)))
         let per = (rows + chunks - 1) / chunks

@@ -73,15 +73,8 @@ public final class Linear {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
         }
         let rows = x.count / inFeatures
-        let d: Tensor
-        if let into {
-            guard into.count == x.count, into.storage !== dy.storage, into.storage !== x.storage else {
-                throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: output \(into.shape) for input \(x.shape)")
-            }
-            d = into
-        } else {
-            d = Tensor.ensure(dx, x.shape)
-            dx = d
+        guard let d = Tensor.output(into: into, shape: x.shape, owned: &dx, notSharingWith: [dy, x]) else {
+            throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: output \(into?.shape ?? []) for input \(x.shape)")
         }
         // dx[rows, in] = dy[rows, out] * W[out, in]
         BLAS.matmul(.none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy.data, b: store.value(weight), c: d.data)

@@ -1,15 +1,12 @@
-import GraftSupport
-/// One transformer encoder/decoder block built from the engine's layers, with HuggingFace
+/// One post-LN transformer encoder block (BERT) built from the engine's layers, with HuggingFace
 /// BERT parameter names under `prefix` (e.g. `encoder.layer.0`):
 ///
 /// - `attention.self.{query,key,value}` ``Linear`` `C -> C`
 /// - `attention.output.dense` ``Linear`` `C -> C`, `attention.output.LayerNorm`
 /// - `intermediate.dense` ``Linear`` `C -> F`, `output.dense` ``Linear`` `F -> C`, `output.LayerNorm`
 ///
-/// Post-LN (BERT): `h = LN1(x + drop(O(attn(x))))`, `y = LN2(h + drop(FFN(h)))`.
-/// Pre-LN (GPT-2 style, ``Config/preLayerNorm``): `h = x + drop(O(attn(LN1(x))))`,
-/// `y = h + drop(FFN(LN2(h)))`; with ``Config/causal`` it is a decoder block.
-/// Input and output `[B, T, C]`; optional key padding mask `[B, T]`.
+/// `h = LN1(x + drop(O(attn(x))))`, `y = LN2(h + drop(FFN(h)))`. Input and output `[B, T, C]`;
+/// optional key padding mask `[B, T]`. (The pre-LN causal decoder block is ``GPT2Block``.)
 ///
 /// Memory: the forward keeps only what the backward reads (dropout and the residual sums run
 /// in place on the projection outputs; the GELU output lives in the ``Workspace`` and is
@@ -26,15 +23,11 @@ public final class TransformerBlock {
         public var gelu: GELU.Form
         public var hiddenDropout: Float
         public var attentionDropout: Float
-        public var causal: Bool
-        public var preLayerNorm: Bool
 
         public init(hidden: Int, heads: Int, ffn: Int, layerNormEps: Float = 1e-12, gelu: GELU.Form = .erf,
-                    hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, causal: Bool = false,
-                    preLayerNorm: Bool = false) {
+                    hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1) {
             self.hidden = hidden; self.heads = heads; self.ffn = ffn; self.layerNormEps = layerNormEps
             self.gelu = gelu; self.hiddenDropout = hiddenDropout; self.attentionDropout = attentionDropout
-            self.causal = causal; self.preLayerNorm = preLayerNorm
         }
     }
 
@@ -64,7 +57,7 @@ public final class TransformerBlock {
         intermediate = try Linear(store, name: "\(prefix).intermediate.dense", inFeatures: c, outFeatures: f)
         output = try Linear(store, name: "\(prefix).output.dense", inFeatures: f, outFeatures: c)
         outNorm = try LayerNorm(store, name: "\(prefix).output.LayerNorm", dim: c, eps: config.layerNormEps)
-        attention = try MultiHeadAttention(heads: config.heads, causal: config.causal,
+        attention = try MultiHeadAttention(heads: config.heads, causal: false,
                                            dropout: config.attentionDropout, rng: rng, workspace: ws)
         gelu = GELU(config.gelu)
         drop1 = try Dropout(p: config.hiddenDropout, rng: rng)
@@ -78,34 +71,18 @@ public final class TransformerBlock {
         }
         let n = x.count
         let ffnShape = [x.shape[0], x.shape[1], config.ffn]
-        if config.preLayerNorm {
-            let n1 = try attnNorm.forward(x)
-            let ctx = try attention.forward(q: query.forward(n1), k: key.forward(n1), v: value.forward(n1),
-                                            mask: mask, training: training)
-            // h = x + drop1(O(ctx)), in place in O's output
-            let h = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
-            Kernels.add(x.data, h.data, h.data, n)
-            let n2 = try outNorm.forward(h)
-            let a = gelu.forward(try intermediate.forward(n2), into: workspace.tensor("block.ffn.act", ffnShape))
-            act = a
-            // y = h + drop2(Out(gelu(...))), in place in Out's output
-            let y = drop2.forwardInPlace(try output.forward(a), training: training)
-            Kernels.add(h.data, y.data, y.data, n)
-            return y
-        } else {
-            let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
-                                            mask: mask, training: training)
-            // r1 = x + drop1(O(ctx)), in place in O's output; h = LN1(r1)
-            let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
-            Kernels.add(x.data, r1.data, r1.data, n)
-            let h = try attnNorm.forward(r1)
-            let a = gelu.forward(try intermediate.forward(h), into: workspace.tensor("block.ffn.act", ffnShape))
-            act = a
-            // r2 = h + drop2(Out(gelu(I(h)))), in place in Out's output; y = LN2(r2)
-            let r2 = drop2.forwardInPlace(try output.forward(a), training: training)
-            Kernels.add(h.data, r2.data, r2.data, n)
-            return try outNorm.forward(r2)
-        }
+        let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
+                                        mask: mask, training: training)
+        // r1 = x + drop1(O(ctx)), in place in O's output; h = LN1(r1)
+        let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
+        Kernels.add(x.data, r1.data, r1.data, n)
+        let h = try attnNorm.forward(r1)
+        let a = gelu.forward(try intermediate.forward(h), into: workspace.tensor("block.ffn.act", ffnShape))
+        act = a
+        // r2 = h + drop2(Out(gelu(I(h)))), in place in Out's output; y = LN2(r2)
+        let r2 = drop2.forwardInPlace(try output.forward(a), training: training)
+        Kernels.add(h.data, r2.data, r2.data, n)
+        return try outNorm.forward(r2)
     }
 
     /// `dy` `[B, T, C]` -> `dx` `[B, T, C]` (workspace memory); accumulates all parameter gradients.
@@ -119,48 +96,25 @@ public final class TransformerBlock {
         let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape), s3 = ws.tensor("block.c3", shape)
         let s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let f1 = ws.tensor("block.f1", a.shape)
-        if config.preLayerNorm {
-            // y = h + o ; o = drop2(Out(gelu(I(LN2(h)))))
-            let t = drop2.backward(dy, into: s1)                         // s1: d o (or dy itself)
-            let dAct = try output.backwardInput(t, into: f1)
-            let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
-            try output.backwardParameters(t)
-            let dn2 = try intermediate.backward(dI, into: s2)
-            let dln2 = try outNorm.backward(dn2, into: s3)
-            let g = s1                                                   // s1: dh = dy + dLN2
-            Kernels.add(dy.data, dln2.data, g.data, n)
-            // h = x + drop1(O(attn(LN1(x))))
-            let t2 = drop1.backward(g, into: s2)
-            let dctx = try attnOut.backward(t2, into: s3)
-            let (dq, dk, dv) = try attention.backward(dctx, into: (s2, s4, s5))
-            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
-            let gq = try query.backward(dq, into: s3), gk = try key.backward(dk, into: s2), gv = try value.backward(dv, into: s4)
-            Kernels.add(gq.data, gk.data, d.data, n)
-            Kernels.add(d.data, gv.data, d.data, n)
-            let dln1 = try attnNorm.backward(d, into: s2)
-            Kernels.add(dln1.data, g.data, d.data, n)
-            return d
-        } else {
-            // y = LN2(h + o) ; o = drop2(Out(gelu(I(h))))
-            let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
-            let t = drop2.backward(dr2, into: s2)
-            let dAct = try output.backwardInput(t, into: f1)
-            let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
-            try output.backwardParameters(t)
-            let dhFfn = try intermediate.backward(dI, into: s2)
-            let g = s1                                                   // s1: dh = dr2 + dhFfn
-            Kernels.add(dr2.data, dhFfn.data, g.data, n)
-            // h = LN1(x + drop1(O(attn(x))))
-            let dr1 = try attnNorm.backward(g, into: s2)                 // s2: dr1 until the end
-            let t2 = drop1.backward(dr1, into: s3)
-            let dctx = try attnOut.backward(t2, into: s1)
-            let (dq, dk, dv) = try attention.backward(dctx, into: (s3, s4, s5))
-            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
-            let gq = try query.backward(dq, into: s1), gk = try key.backward(dk, into: s3), gv = try value.backward(dv, into: s4)
-            Kernels.add(gq.data, gk.data, d.data, n)
-            Kernels.add(d.data, gv.data, d.data, n)
-            Kernels.add(d.data, dr1.data, d.data, n)
-            return d
-        }
+        // y = LN2(h + o) ; o = drop2(Out(gelu(I(h))))
+        let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
+        let t = drop2.backward(dr2, into: s2)
+        let dAct = try output.backwardInput(t, into: f1)
+        let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
+        try output.backwardParameters(t)
+        let dhFfn = try intermediate.backward(dI, into: s2)
+        let g = s1                                                   // s1: dh = dr2 + dhFfn
+        Kernels.add(dr2.data, dhFfn.data, g.data, n)
+        // h = LN1(x + drop1(O(attn(x))))
+        let dr1 = try attnNorm.backward(g, into: s2)                 // s2: dr1 until the end
+        let t2 = drop1.backward(dr1, into: s3)
+        let dctx = try attnOut.backward(t2, into: s1)
+        let (dq, dk, dv) = try attention.backward(dctx, into: (s3, s4, s5))
+        let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
+        let gq = try query.backward(dq, into: s1), gk = try key.backward(dk, into: s3), gv = try value.backward(dv, into: s4)
+        Kernels.add(gq.data, gk.data, d.data, n)
+        Kernels.add(d.data, gv.data, d.data, n)
+        Kernels.add(d.data, dr1.data, d.data, n)
+        return d
     }
 }

@@ -11,6 +11,41 @@ public protocol Optimizer: AnyObject {
     var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { get }
     /// Hyper-parameters and step as strings, for checkpoint metadata.
     var metadata: [String: String] { get }
+    /// The group of each parameter, in ``ParameterStore/parameters`` order.
+    var groups: [ParameterGroup] { get }
+}
+
+extension Optimizer {
+    /// Sets the gradients of frozen parameters to zero (before clipping, so that they count
+    /// neither in the global norm nor anywhere else).
+    public func zeroFrozenGradients(_ store: ParameterStore) {
+        for (p, g) in zip(store.parameters, groups) where g.frozen { store.grad(p).update(repeating: 0, count: p.count) }
+    }
+}
+
+/// Optimizer settings for a group of parameters (as PyTorch's parameter groups): a multiplier of
+/// the scheduled learning rate (e.g. a larger one for a fresh task head) and whether the
+/// parameters are frozen. An optimizer skips frozen parameters entirely: their values and
+/// optimizer state keep their exact bytes.
+public struct ParameterGroup: Sendable, Equatable, Codable {
+    /// Multiplies the learning rate of every update (and so AdamW's decoupled weight decay).
+    public var learningRateScale: Float
+    /// Never updated.
+    public var frozen: Bool
+
+    public init(learningRateScale: Float = 1, frozen: Bool = false) {
+        self.learningRateScale = learningRateScale; self.frozen = frozen
+    }
+
+    /// Updated with the scheduled learning rate.
+    public static let standard = ParameterGroup()
+    /// Never updated.
+    public static let frozen = ParameterGroup(frozen: true)
+}
+
+/// Per-parameter groups of an optimizer, parallel to ``ParameterStore/parameters``.
+func groups(for store: ParameterStore, _ rule: ((Parameter) -> ParameterGroup)?) -> [ParameterGroup] {
+    store.parameters.map { rule?($0) ?? .standard }
 }
 
 func allocFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
@@ -30,14 +65,17 @@ public final class AdamW: Optimizer {
     public var weightDecay: Float
     public var stepCount = 0
     public let count: Int
+    public let groups: [ParameterGroup]
     let m: UnsafeMutablePointer<Float>
     let v: UnsafeMutablePointer<Float>
 
-    /// Create after every parameter of `store` is declared.
+    /// Create after every parameter of `store` is declared. `groups` gives each parameter its
+    /// learning-rate multiplier and frozen flag (default: every parameter `.standard`).
     public init(_ store: ParameterStore, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
-                weightDecay: Float = 0.01) {
+                weightDecay: Float = 0.01, groups rule: ((Parameter) -> ParameterGroup)? = nil) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
         count = store.count
+        groups = GraftEngine.groups(for: store, rule)
         m = allocFloats(count)
         v = allocFloats(count)
     }
@@ -59,10 +97,14 @@ public final class AdamW: Optimizer {
         let b1 = beta1, b2 = beta2, eps = eps
         let bc1 = 1 - Float(Foundation.pow(Double(b1), Double(stepCount)))
         let bc2 = 1 - Float(Foundation.pow(Double(b2), Double(stepCount)))
-        let stepSize = lr / bc1
         let invSqrtBc2 = 1 / bc2.squareRoot()
-        for p in store.parameters {
-            let decay: Float = p.decay ? 1 - lr * weightDecay : 1
+        guard groups.count == store.parameters.count else {
+            throw EngineError.shapeMismatch("AdamW built for \(groups.count) parameters, store has \(store.parameters.count)")
+        }
+        for (p, group) in zip(store.parameters, groups) where !group.frozen {
+            let groupLR = group.learningRateScale == 1 ? lr : lr * group.learningRateScale
+            let stepSize = groupLR / bc1
+            let decay: Float = p.decay ? 1 - groupLR * weightDecay : 1
             let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p))
             let mp = SendablePtr(m + p.offset), vp = SendablePtr(v + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
@@ -86,11 +128,15 @@ public final class SGD: Optimizer {
     public var weightDecay: Float
     public var stepCount = 0
     public let count: Int
+    public let groups: [ParameterGroup]
     let buf: UnsafeMutablePointer<Float>
 
-    public init(_ store: ParameterStore, momentum: Float = 0.9, weightDecay: Float = 0) {
+    /// `groups` gives each parameter its learning-rate multiplier and frozen flag.
+    public init(_ store: ParameterStore, momentum: Float = 0.9, weightDecay: Float = 0,
+                groups rule: ((Parameter) -> ParameterGroup)? = nil) {
         self.momentum = momentum; self.weightDecay = weightDecay
         count = store.count
+        groups = GraftEngine.groups(for: store, rule)
         buf = allocFloats(count)
     }
 
@@ -109,7 +155,11 @@ public final class SGD: Optimizer {
         }
         stepCount += 1
         let mu = momentum
-        for p in store.parameters {
+        guard groups.count == store.parameters.count else {
+            throw EngineError.shapeMismatch("SGD built for \(groups.count) parameters, store has \(store.parameters.count)")
+        }
+        for (p, group) in zip(store.parameters, groups) where !group.frozen {
+            let groupLR = group.learningRateScale == 1 ? lr : lr * group.learningRateScale
             let wd: Float = p.decay ? weightDecay : 0
             let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p)), b = SendablePtr(buf + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
@@ -117,7 +167,7 @@ public final class SGD: Optimizer {
                     let gi = g.p[i] + wd * w.p[i]
                     let bi = mu * b.p[i] + gi
                     b.p[i] = bi
-                    w.p[i] -= lr * bi
+                    w.p[i] -= groupLR * bi
                 }
             }
         }
@@ -140,7 +190,7 @@ public func clipGradNorm(_ store: ParameterStore, maxNorm: Float) -> Double {
 /// decay to 0 at `totalSteps` (HuggingFace `get_linear_schedule_with_warmup` /
 /// `get_cosine_schedule_with_warmup`), or constant.
 public struct LRSchedule: Sendable, Equatable {
-    public enum Decay: String, Sendable { case linear, cosine, constant }
+    public enum Decay: String, Sendable, Codable, CaseIterable { case linear, cosine, constant }
     public var baseLR: Float
     public var warmupSteps: Int
     public var totalSteps: Int

@@ -183,7 +183,7 @@ public final class ClassificationHead {
 /// A named, contiguous slice of a model's ``ParameterStore``: the embeddings, one encoder or
 /// decoder layer, the pooler, the final norm, or the task head. An optimizer can skip a group
 /// (freezing) or give it its own learning rate (a parameter group).
-public struct ParameterGroup: Sendable, Equatable {
+public struct ParameterSection: Sendable, Equatable {
     /// `embeddings`, `layer.N`, `pooler`, `final_norm` or `head`.
     public let name: String
     public let parameters: [Parameter]
@@ -195,16 +195,16 @@ public struct ParameterGroup: Sendable, Equatable {
     }
 
     /// Consecutive parameters of `store` grouped by `groupName` (declaration order is layout order).
-    static func partition(_ store: ParameterStore, _ groupName: (String) -> String) -> [ParameterGroup] {
-        var groups: [ParameterGroup] = []
+    static func partition(_ store: ParameterStore, _ groupName: (String) -> String) -> [ParameterSection] {
+        var groups: [ParameterSection] = []
         var current: (name: String, params: [Parameter])?
         for p in store.parameters {
             let g = groupName(p.name)
             if current?.name == g { current!.params.append(p); continue }
-            if let c = current { groups.append(ParameterGroup(name: c.name, parameters: c.params)) }
+            if let c = current { groups.append(ParameterSection(name: c.name, parameters: c.params)) }
             current = (g, [p])
         }
-        if let c = current { groups.append(ParameterGroup(name: c.name, parameters: c.params)) }
+        if let c = current { groups.append(ParameterSection(name: c.name, parameters: c.params)) }
         return groups
     }
 }
@@ -239,9 +239,9 @@ public protocol TaskHeadModel: AnyObject {
 extension TaskHeadModel {
     /// The parameter groups in layout order: `embeddings`, `layer.0` ..< `layer.{layers-1}`,
     /// then `pooler` / `final_norm` where present, then `head`.
-    public var parameterGroups: [ParameterGroup] { ParameterGroup.partition(store, groupName) }
+    public var parameterSections: [ParameterSection] { ParameterSection.partition(store, groupName) }
 
-    /// The group of a parameter name (see ``parameterGroups``).
+    /// The group of a parameter name (see ``parameterSections``).
     public func groupName(_ name: String) -> String {
         for prefix in ["encoder.layer.", "h."] where name.hasPrefix(prefix) {
             return "layer." + name.dropFirst(prefix.count).prefix { $0 != "." }
@@ -255,8 +255,8 @@ extension TaskHeadModel {
     /// The groups an optimizer should leave untouched. `encoder`: every backbone group
     /// (embeddings, layers, pooler, final norm), so only the head trains (feature extraction);
     /// else the embeddings and layers `0..<lowerLayers` (none when `lowerLayers` is 0).
-    public func frozenGroups(encoder: Bool, lowerLayers: Int = 0) -> [ParameterGroup] {
-        parameterGroups.filter { g in
+    public func frozenSections(encoder: Bool, lowerLayers: Int = 0) -> [ParameterSection] {
+        parameterSections.filter { g in
             if g.name == "head" { return false }
             if encoder { return true }
             if g.name == "embeddings" { return lowerLayers > 0 }

@@ -142,13 +142,6 @@ public struct BPETrainer: Sendable {
         var run = BPETrainingRun(options: options)
         return run.train(counts.table)
     }
-
-    /// Trains and also returns the seconds spent in each phase (for profiling).
-    func trainTimingPhases(_ counts: WordCounts) -> (TrainingResult, [(phase: String, seconds: Double)]) {
-        var run = BPETrainingRun(options: options)
-        let result = run.train(counts.table)
-        return (result, run.phases)
-    }
 }
 
 // MARK: - The algorithm
@@ -244,15 +237,6 @@ struct BPETrainingRun {
     private var tokenChars: [Int32] = []
     private let prefix: [UInt8]?
     private let suffix: [UInt8]?
-    /// Seconds spent in each phase of the last ``train(_:)``.
-    private(set) var phases: [(phase: String, seconds: Double)] = []
-    private var phaseStart: UInt64 = 0
-
-    private mutating func endPhase(_ name: String) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        phases.append((name, Double(now - phaseStart) / 1e9))
-        phaseStart = now
-    }
 
     init(options: BPETrainerOptions) {
         self.options = options
@@ -332,7 +316,6 @@ struct BPETrainingRun {
     mutating func train(_ table: ByteCountTable) -> TrainingResult {
         let vocabSize = options.vocabSize
         let threads = max(1, options.threads)
-        phaseStart = DispatchTime.now().uptimeNanoseconds
 
         // 1. Special tokens.
         for special in options.specialTokens {
@@ -340,11 +323,9 @@ struct BPETrainingRun {
         }
         // 2. Alphabet.
         computeAlphabet(table)
-        endPhase("alphabet")
 
         // 3. Words as symbol ids.
         let order = wordOrder(table)
-        endPhase("order words")
         let wordTotal = order.count
         var wordCount = [Int64](repeating: 0, count: wordTotal)
         var wordStart = [Int32](repeating: 0, count: wordTotal)
@@ -388,7 +369,6 @@ struct BPETrainingRun {
             }
         }
 
-        endPhase("tokenize words")
 
         // 4. Pair counts and where each pair occurs, counted over `threads` slices of words.
         var pairTable = PairIndexTable(minimumCapacity: 1 << 16)
@@ -452,7 +432,6 @@ struct BPETrainingRun {
         initialEntries = []
         var stepList = [Int32](repeating: -1, count: pairKey.count)
         var touched: [Int32] = []
-        endPhase("count pairs")
 
         // 5. Merges.
         let minFrequency = Int64(max(0, options.minFrequency))
@@ -571,7 +550,6 @@ struct BPETrainingRun {
             options.progress?(tokens.count, vocabSize)
         }
 
-        endPhase("merges")
 
         // HuggingFace keeps a pair's last rank when it was merged more than once.
         var lastRank: [UInt64: Int] = [:]
@@ -583,7 +561,6 @@ struct BPETrainingRun {
         }
         var seenSpecial = Set<[UInt8]>()
         let specials = options.specialTokens.filter { seenSpecial.insert(Array($0.utf8)).inserted }
-        defer { endPhase("result") }
         return TrainingResult(
             vocab: tokens.indices.map { string($0) },
             merges: mergeStrings,

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import GraftCorpus
+import GraftEngine
+import GraftModels
+import GraftTokenizers
+
+// Helpers shared by the commands: errors, output, tokenizers and fingerprints, typed options,
+// and the wiring of a training run (progress, run record, Ctrl-C).
+
+/// An error the CLI reports as one line and a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Buffered standard output (print() per line is slow for large outputs).
+final class OutputBuffer {
+    private var bytes: [UInt8] = []
+    func write(_ s: String) {
+        bytes.append(contentsOf: s.utf8)
+        if bytes.count > 1 << 16 { flush() }
+    }
+    func flush() {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { break }
+                offset += n
+            }
+        }
+        bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// One plain progress line on standard error.
+func progressLine(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Loads a tokenizer or exits with a readable message.
+func loadTokenizer(_ path: String) throws -> Tokenizer {
+    do {
+        return try Tokenizer.load(from: path)
+    } catch let e as TokenizerError {
+        throw ValidationError("cannot load tokenizer: \(e)")
+    }
+}
+
+/// The fingerprint under which a tokenizer's ids are cached: SHA-256 of its compact
+/// `tokenizer.json` serialization, so any change to vocabulary or pipeline gives a new cache.
+func tokenizerFingerprint(_ tokenizer: Tokenizer) -> String {
+    SHA256.hex(SHA256.hash(Array(tokenizer.toJSON().serialized().utf8)))
+}
+
+/// Builds the token cache of the corpus at `dbPath` with a tokenizer given as plain values.
+///
+/// This is where `graft corpus tokenize --tokenizer PATH` plugs in: load the tokenizer, then
+/// call this with its fingerprint (e.g. SHA-256 of its tokenizer.json) and a closure returning
+/// its ids *without* special tokens. Returns the cache report; shows progress on stderr.
+func tokenizeCorpus(
+    dbPath: String, fingerprint: String, showProgress: Bool = true, encode: (String) throws -> [Int32]
+) throws -> TokenCacheReport {
+    let store = try CorpusStore(path: dbPath)
+    let progress = ProgressReporter("tokenize", unit: .items("docs"), enabled: showProgress)
+    let report = try store.buildTokenCache(fingerprint: fingerprint, encode: encode) { done, total in
+        progress.total = total
+        progress.update(done)
+    }
+    progress.finish(fields: ["tokens": ProgressReporter.grouped(report.tokens)])
+    return report
+}
+
+// MARK: Typed options (`--help` lists the choices; a typo gets argument-parser's message)
+
+extension ImportFormat: ExpressibleByArgument {}
+extension ExportFormat: ExpressibleByArgument {}
+extension SplitPart: ExpressibleByArgument {}
+extension TokenizerKind: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {}
+extension ModelPreset: ExpressibleByArgument {}
+extension LRSchedule.Decay: ExpressibleByArgument {}
+
+// MARK: Training
+
+/// The options every training command shares (`graft pretrain`, a future `graft finetune`).
+struct OptimizationOptionGroup: ParsableArguments {
+    @Option(name: .customLong("batch-size"), help: "Examples per micro-batch.") var batchSize: Int = 32
+    @Option(help: "Optimizer updates.") var steps: Int = 1000
+    @Option(help: "Train for this many epochs instead of --steps.") var epochs: Int?
+    @Option(help: "Micro-batches per update.") var accumulation: Int = 1
+    @Option(name: .customLong("lr"), help: "Peak learning rate.") var learningRate: Float = 5e-4
+    @Option(name: .customLong("warmup-steps")) var warmupSteps: Int = 100
+    @Option(help: "Learning rate after warm-up.") var decay: LRSchedule.Decay = .linear
+    @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0.01
+    @Option(name: .customLong("clip-norm"), help: "0 disables clipping.") var clipNorm: Float = 1
+    @Option(name: .customLong("eval-every"), help: "Updates between evaluations (0: only at the end).") var evalEvery: Int = 200
+    @Option(name: .customLong("eval-batches"), help: "Batches per evaluation (0: all).") var evalBatches: Int = 8
+    @Option(name: .customLong("checkpoint-every"), help: "Updates between checkpoints (0: only at the end).") var checkpointEvery: Int = 200
+    @Option(name: .customLong("keep-checkpoints"), help: "Checkpoints kept besides best/.") var keepCheckpoints: Int = 2
+    @Option(help: "Seed of the data order, masking and initialisation.") var seed: UInt64 = 1
+    @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
+    @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
+
+    func validate() throws {
+        guard batchSize > 0, accumulation > 0, steps > 0 else { throw ValidationError("--batch-size, --accumulation and --steps must be positive") }
+        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be positive") }
+        guard learningRate > 0 else { throw ValidationError("--lr must be positive") }
+        guard warmupSteps >= 0, weightDecay >= 0, clipNorm >= 0, evalEvery >= 0, evalBatches >= 0, checkpointEvery >= 0,
+              keepCheckpoints >= 0 else {
+            throw ValidationError("--warmup-steps, --weight-decay, --clip-norm and the eval/checkpoint options must not be negative")
+        }
+    }
+
+    var options: OptimizationOptions {
+        var o = OptimizationOptions()
+        o.batchSize = batchSize; o.steps = steps; o.epochs = epochs; o.accumulation = accumulation
+        o.learningRate = learningRate; o.warmupSteps = warmupSteps; o.schedule = decay; o.weightDecay = weightDecay
+        o.clipNorm = clipNorm; o.evalEvery = evalEvery; o.evalBatches = evalBatches; o.checkpointEvery = checkpointEvery
+        o.keepCheckpoints = keepCheckpoints; o.seed = seed
+        return o
+    }
+}
+
+/// Set by SIGINT; the training loop checks it after every update.
+nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
+
+/// Runs `trainer` the way every training command does: a progress line (loss, lr, tokens/s),
+/// metrics logged into the corpus store's run record every 10 updates and at each evaluation,
+/// Ctrl-C writing a checkpoint before returning (a second Ctrl-C ends the process), and the run
+/// finished as `finished`, `interrupted` or `failed`. `describe` words an evaluation.
+/// A failure to write the run record stops training (checkpoint kept) and is thrown.
+@discardableResult
+func runTraining<Objective: TrainingObjective>(
+    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String,
+    describe: @escaping (TrainingEvaluation) -> String
+) throws -> TrainingSummary {
+    let progress = ProgressReporter(label, total: trainer.totalSteps, unit: .items("steps"))
+    var recordError: Error?
+    func log(_ step: Int, _ metrics: [String: Double]) {
+        guard recordError == nil else { return }
+        do { try run.log(step: step, metrics: metrics) } catch { recordError = error }
+    }
+    trainer.onStep = { s in
+        progress.update(s.step, fields: ["loss": String(format: "%.4f", s.loss), "lr": String(format: "%.2e", s.learningRate),
+                                         "tok/s": String(format: "%.0f", s.tokensPerSecond)])
+        if s.step % 10 == 0 || s.step == s.totalSteps {
+            var metrics = ["train_loss": Double(s.loss), "lr": Double(s.learningRate), "tokens_per_s": s.tokensPerSecond]
+            if let a = s.accuracy { metrics["train_accuracy"] = Double(a) }
+            log(s.step, metrics)
+        }
+    }
+    trainer.onEvaluation = { e in
+        progress.note("step \(e.step): \(describe(e))\(e.isBest ? " (best)" : "")")
+        log(e.step, Dictionary(uniqueKeysWithValues: e.metrics.map { ("dev_" + $0.key, $0.value) }))
+    }
+    trainer.onCheckpoint = { path in progress.note("checkpoint \(path)") }
+    signal(SIGINT) { _ in
+        interruptRequested = 1
+        signal(SIGINT, SIG_DFL)  // a second Ctrl-C ends the process at once
+    }
+    trainer.shouldStop = { interruptRequested != 0 || recordError != nil }
+    do {
+        let summary = try trainer.run(resume: resume)
+        if let recordError { throw CLIError("\(out): recording the run failed, training stopped at step \(summary.steps) (checkpoint kept): \(recordError)") }
+        progress.finish()
+        var totals: [String: Double] = ["steps": Double(summary.steps), "seconds": summary.seconds]
+        if let l = summary.lastLoss { totals["train_loss"] = Double(l) }
+        if let b = summary.best { totals["best_dev_\(summary.mainMetric.name)"] = b }
+        try run.finish(status: summary.interrupted ? .interrupted : .finished, summary: totals)
+        print(summary.interrupted
+              ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
+              : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best")
+        return summary
+    } catch {
+        progress.cancel()
+        try? run.finish(status: .failed)   // the original error is the one to report
+        throw error
+    }
+}

@@ -1,0 +1,365 @@
+import Foundation
+import GraftEngine
+
+/// Settings every objective shares: optimizer, schedule, batching, evaluation and checkpoint
+/// cadence (stored with every checkpoint; resuming needs the same, except the stopping point
+/// and the cadences).
+public struct OptimizationOptions: Codable, Sendable, Equatable {
+    /// Examples per micro-batch.
+    public var batchSize = 32
+    /// Optimizer updates (when ``epochs`` is nil).
+    public var steps = 1000
+    /// Train for this many epochs instead of ``steps`` (needs the objective's examples per epoch).
+    public var epochs: Int?
+    /// Micro-batches per update.
+    public var accumulation = 1
+    /// Peak learning rate (after warm-up).
+    public var learningRate: Float = 5e-4
+    public var warmupSteps = 100
+    /// The learning rate after warm-up.
+    public var schedule = LRSchedule.Decay.linear
+    /// AdamW's decoupled weight decay (parameters whose ``Parameter/decay`` is true).
+    public var weightDecay: Float = 0.01
+    /// Clip the global gradient norm to this (0: no clipping).
+    public var clipNorm: Float = 1.0
+    /// Evaluate every this many updates (0: only at the end).
+    public var evalEvery = 200
+    /// Batches per evaluation (0: all held-out data).
+    public var evalBatches = 8
+    /// Write a checkpoint every this many updates (0: only at the end).
+    public var checkpointEvery = 200
+    /// Checkpoints kept besides `best/` (older ones are deleted).
+    public var keepCheckpoints = 2
+    /// Seeds the data order and any generator the objective derives from it.
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    /// The options with the fields that may change between a run and its resumption cleared.
+    var resumable: OptimizationOptions {
+        var o = self
+        o.steps = 0; o.epochs = nil; o.evalEvery = 0; o.checkpointEvery = 0; o.keepCheckpoints = 0
+        return o
+    }
+}
+
+/// What the trainer reports after each update.
+public struct TrainingStep: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    /// Mean loss over the update's micro-batches.
+    public var loss: Float
+    /// Share of counted predictions that were right (nil when the objective counted none).
+    public var accuracy: Float?
+    public var learningRate: Float
+    /// Global gradient norm before clipping.
+    public var gradNorm: Double
+    /// Training tokens per second over this update.
+    public var tokensPerSecond: Double
+    public var tokensSeen: Int
+}
+
+/// An evaluation on held-out data.
+public struct TrainingEvaluation: Sendable {
+    public var step: Int
+    /// Every metric of the objective (`loss`, `accuracy`, `f1`, …).
+    public var metrics: [String: Double]
+    public var mainMetric: MainMetric
+    /// Whether this evaluation is the best so far (and was saved as `best/`).
+    public var isBest: Bool
+    /// The main metric's value.
+    public var value: Double { metrics[mainMetric.name] ?? .nan }
+}
+
+/// Where a run ended.
+public struct TrainingSummary: Sendable {
+    public var steps: Int
+    public var interrupted: Bool
+    public var lastLoss: Float?
+    /// The best value of the main metric.
+    public var best: Double?
+    public var mainMetric: MainMetric
+    /// The last checkpoint written.
+    public var checkpoint: String?
+    public var seconds: Double
+}
+
+/// Trains a ``TrainingObjective``: AdamW (with the objective's parameter groups), linear warm-up
+/// then the chosen decay, gradient accumulation and clipping, periodic evaluation keeping
+/// `best/` by the objective's main metric, and checkpoints from which a run continues with
+/// bit-identical results.
+///
+/// Layout of `outputDirectory`:
+/// - `checkpoints/step-NNNNNNN/`: the objective's model directory plus
+///   `training-state.safetensors` (weights, AdamW moments, step, schedule, dropout generator,
+///   data position and the objective's state); each is written under a temporary name and
+///   renamed when complete.
+/// - `checkpoints/LATEST`: the name of the newest complete checkpoint (replaced atomically).
+/// - `best/`: the model with the best main metric so far (swapped in whole).
+///
+/// ```swift
+/// let trainer = try Trainer(objective: MaskedLMObjective(...), options: options, outputDirectory: "out")
+/// trainer.shouldStop = { interrupted }   // e.g. set by SIGINT: writes a checkpoint, then returns
+/// let summary = try trainer.run(resume: true)
+/// ```
+public final class Trainer<Objective: TrainingObjective> {
+    public let objective: Objective
+    public let options: OptimizationOptions
+    public let outputDirectory: URL
+    /// Updates of the whole run (``OptimizationOptions/steps``, or the epochs converted to updates).
+    public let totalSteps: Int
+    public let optimizer: AdamW
+    public let schedule: LRSchedule
+    /// Called after every update.
+    public var onStep: ((TrainingStep) -> Void)?
+    /// Called after every evaluation.
+    public var onEvaluation: ((TrainingEvaluation) -> Void)?
+    /// Called after every checkpoint with its directory.
+    public var onCheckpoint: ((String) -> Void)?
+    /// Polled after every update; when it returns true, a checkpoint is written and `run` returns.
+    public var shouldStop: () -> Bool = { false }
+
+    /// Data position: the epoch and the examples of it used so far.
+    public private(set) var epoch = 0
+    public private(set) var examplesUsed = 0
+    public private(set) var tokensSeen = 0
+    /// The best main-metric value so far.
+    public private(set) var best: Double?
+    private var iterator: ExampleStream<Objective.Example>?
+
+    public init(objective: Objective, options: OptimizationOptions, outputDirectory: String) throws {
+        guard options.batchSize > 0, options.accumulation > 0, options.steps > 0 || (options.epochs ?? 0) > 0 else {
+            throw ModelError.invalidArgument("batch size, accumulation and steps (or epochs) must be positive")
+        }
+        guard options.warmupSteps >= 0, options.evalEvery >= 0, options.evalBatches >= 0, options.checkpointEvery >= 0,
+              options.learningRate > 0, options.weightDecay >= 0, options.clipNorm >= 0 else {
+            throw ModelError.invalidArgument("learning rate must be positive; warm-up, weight decay, clipping and cadences not negative")
+        }
+        if let epochs = options.epochs {
+            guard epochs > 0, let n = objective.examplesPerEpoch, n > 0 else {
+                throw ModelError.invalidArgument("training for \(options.epochs ?? 0) epochs needs a positive epoch count and an objective that knows its examples per epoch")
+            }
+            let perUpdate = options.batchSize * options.accumulation
+            totalSteps = (epochs * n + perUpdate - 1) / perUpdate
+        } else {
+            totalSteps = options.steps
+        }
+        self.objective = objective
+        self.options = options
+        self.outputDirectory = URL(fileURLWithPath: outputDirectory)
+        optimizer = AdamW(objective.store, weightDecay: options.weightDecay, groups: objective.parameterGroup(for:))
+        schedule = LRSchedule(baseLR: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: totalSteps,
+                              decay: options.schedule)
+    }
+
+    // MARK: Data
+
+    /// The examples of the next micro-batch, moving to the next epoch when one runs out.
+    func nextExamples() throws -> [Objective.Example] {
+        var out: [Objective.Example] = []
+        out.reserveCapacity(options.batchSize)
+        var emptyEpochs = 0
+        while out.count < options.batchSize {
+            if iterator == nil { iterator = try objective.examples(epoch: epoch) }
+            if let example = try iterator!.next() {
+                out.append(example)
+                examplesUsed += 1
+                emptyEpochs = 0
+            } else {
+                if examplesUsed == 0 { emptyEpochs += 1 }
+                guard emptyEpochs < 2 else {
+                    throw ModelError.invalidArgument("the \(objective.name) objective has no training examples")
+                }
+                epoch += 1
+                examplesUsed = 0
+                iterator = nil
+            }
+        }
+        return out
+    }
+
+    // MARK: Evaluation
+
+    /// Evaluates the objective now (no side effects on `best/`); nil without held-out data.
+    public func evaluate() throws -> [String: Double]? {
+        try objective.evaluate(batchSize: options.batchSize, maxBatches: options.evalBatches)
+    }
+
+    func evaluateAndKeepBest(step: Int) throws {
+        guard let metrics = try evaluate() else { return }
+        let main = objective.mainMetric
+        guard let value = metrics[main.name] else {
+            throw ModelError.invalidArgument("the \(objective.name) evaluation lacks its main metric \(main.name) (has \(metrics.keys.sorted()))")
+        }
+        let isBest = main.improves(value, on: best)
+        if isBest {
+            best = value
+            try replaceDirectory(outputDirectory.appendingPathComponent("best")) { try objective.save(to: $0.path) }
+        }
+        onEvaluation?(TrainingEvaluation(step: step, metrics: metrics, mainMetric: main, isBest: isBest))
+    }
+
+    // MARK: Training
+
+    /// Trains until ``totalSteps`` updates (or until ``shouldStop`` says so), continuing from
+    /// the latest checkpoint when `resume` is true.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> TrainingSummary {
+        let started = Date()
+        if resume { try restoreLatest() }
+        let store = objective.store
+        var lastLoss: Float?
+        var interrupted = false
+        var lastCheckpoint: String?
+        while optimizer.stepCount < totalSteps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            store.zeroGrads()
+            var lossSum: Float = 0, correct = 0, counted = 0, tokens = 0
+            for _ in 0..<options.accumulation {
+                let batch = try objective.trainingBatch(try nextExamples())
+                tokens += objective.tokenCount(batch)
+                let r = try objective.loss(batch, training: true)
+                try objective.backward(scale: 1 / Float(options.accumulation))
+                lossSum += r.loss
+                correct += r.correct
+                counted += r.counted
+            }
+            optimizer.zeroFrozenGradients(store)
+            let norm = options.clipNorm > 0 ? clipGradNorm(store, maxNorm: options.clipNorm) : store.gradNorm()
+            let lr = schedule.lr(at: optimizer.stepCount)
+            try optimizer.step(store, lr: lr)
+            tokensSeen += tokens
+            let loss = lossSum / Float(options.accumulation)
+            lastLoss = loss
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let step = optimizer.stepCount
+            onStep?(TrainingStep(step: step, totalSteps: totalSteps, loss: loss,
+                                 accuracy: counted > 0 ? Float(correct) / Float(counted) : nil, learningRate: lr,
+                                 gradNorm: norm, tokensPerSecond: Double(tokens) / max(seconds, 1e-9), tokensSeen: tokensSeen))
+            let finished = step == totalSteps
+            if (options.evalEvery > 0 && step % options.evalEvery == 0) || finished {
+                try evaluateAndKeepBest(step: step)
+            }
+            if shouldStop() {
+                interrupted = !finished
+                lastCheckpoint = try writeCheckpoint()
+                break
+            }
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || finished {
+                lastCheckpoint = try writeCheckpoint()
+            }
+        }
+        return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, lastLoss: lastLoss, best: best,
+                               mainMetric: objective.mainMetric, checkpoint: lastCheckpoint,
+                               seconds: Date().timeIntervalSince(started))
+    }
+
+    // MARK: Checkpoints
+
+    /// The training-state file inside a checkpoint directory.
+    public static var stateFile: String { "training-state.safetensors" }
+    var checkpointsDirectory: URL { outputDirectory.appendingPathComponent("checkpoints") }
+
+    /// Writes the full training state as a new checkpoint directory, then points LATEST at it.
+    @discardableResult
+    public func writeCheckpoint() throws -> String {
+        let fm = FileManager.default
+        try fm.createDirectory(at: checkpointsDirectory, withIntermediateDirectories: true)
+        let name = String(format: "step-%07d", optimizer.stepCount)
+        let final = checkpointsDirectory.appendingPathComponent(name)
+        if !fm.fileExists(atPath: final.path) {
+            let tmp = checkpointsDirectory.appendingPathComponent("\(name).tmp-\(getpid())")
+            try? fm.removeItem(at: tmp)
+            try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+            try objective.save(to: tmp.path)
+            try TrainingCheckpoint.save(to: tmp.appendingPathComponent(Self.stateFile), store: objective.store,
+                                        optimizer: optimizer, schedule: schedule, rng: objective.dropoutRNG,
+                                        metadata: stateMetadata())
+            try fm.moveItem(at: tmp, to: final)
+        }
+        try writeAtomically(Data(name.utf8), to: checkpointsDirectory.appendingPathComponent("LATEST"))
+        try pruneCheckpoints(keeping: name)
+        onCheckpoint?(final.path)
+        return final.path
+    }
+
+    func stateMetadata() throws -> [String: String] {
+        var meta: [String: String] = [
+            "trainer.options": String(decoding: try JSONEncoder().encode(options), as: UTF8.self),
+            "trainer.objective": objective.name,
+            "trainer.objective_settings": objective.settings,
+            "trainer.epoch": String(epoch),
+            "trainer.examples_used": String(examplesUsed),
+            "trainer.tokens_seen": String(tokensSeen),
+        ]
+        if let best { meta["trainer.best"] = String(best.bitPattern) }
+        for (k, v) in objective.checkpointState { meta["objective." + k] = v }
+        return meta
+    }
+
+    /// Restores the checkpoint LATEST names: weights, optimizer, schedule, dropout generator,
+    /// data position, best value and the objective's state.
+    func restoreLatest() throws {
+        let latestFile = checkpointsDirectory.appendingPathComponent("LATEST")
+        guard let data = FileManager.default.contents(atPath: latestFile.path) else {
+            throw ModelError.invalidArgument("nothing to resume: \(latestFile.path) does not exist")
+        }
+        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stateURL = checkpointsDirectory.appendingPathComponent(name).appendingPathComponent(Self.stateFile)
+        let restored: TrainingCheckpoint.Restored
+        do {
+            restored = try TrainingCheckpoint.load(from: stateURL, store: objective.store, optimizer: optimizer,
+                                                   rng: objective.dropoutRNG)
+        } catch let e as ModelError { throw e } catch {
+            throw ModelError.badWeights(file: stateURL.path, problem: "\(error)")
+        }
+        let meta = restored.metadata
+        let saved = meta["trainer.options"].flatMap { try? JSONDecoder().decode(OptimizationOptions.self, from: Data($0.utf8)) }
+        guard let saved, meta["trainer.objective"] == objective.name else {
+            throw ModelError.invalidArgument("\(stateURL.path) is not a \(objective.name) training state")
+        }
+        guard saved.resumable == options.resumable, meta["trainer.objective_settings"] == objective.settings else {
+            throw ModelError.invalidArgument("\(stateURL.path) was written with other training settings; resume with the same ones (only the steps or epochs and the eval/checkpoint intervals may change)")
+        }
+        guard let e = meta["trainer.epoch"].flatMap(Int.init), e >= 0,
+              let used = meta["trainer.examples_used"].flatMap(Int.init), used >= 0 else {
+            throw ModelError.invalidArgument("\(stateURL.path) lacks the data position (trainer.epoch, trainer.examples_used)")
+        }
+        var objectiveState: [String: String] = [:]
+        for (k, v) in meta where k.hasPrefix("objective.") { objectiveState[String(k.dropFirst("objective.".count))] = v }
+        try objective.restore(checkpointState: objectiveState)
+        tokensSeen = meta["trainer.tokens_seen"].flatMap(Int.init) ?? 0
+        best = meta["trainer.best"].flatMap(UInt64.init).map(Double.init(bitPattern:))
+        epoch = e
+        examplesUsed = 0
+        let it = try objective.examples(epoch: epoch)
+        iterator = it
+        while examplesUsed < used, it.next() != nil { examplesUsed += 1 }
+    }
+
+    func pruneCheckpoints(keeping current: String) throws {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: checkpointsDirectory.path)) ?? []
+        let steps = names.filter { $0.hasPrefix("step-") && !$0.contains(".tmp-") }.sorted()
+        for old in steps.dropLast(max(1, options.keepCheckpoints)) where old != current {
+            try? fm.removeItem(at: checkpointsDirectory.appendingPathComponent(old))
+        }
+    }
+
+    /// Builds a directory under a temporary name with `body`, then swaps it in for `dir`.
+    func replaceDirectory(_ dir: URL, _ body: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).tmp-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        try body(tmp)
+        let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(getpid())")
+        if fm.fileExists(atPath: dir.path) { try fm.moveItem(at: dir, to: old) }
+        try fm.moveItem(at: tmp, to: dir)
+        try? fm.removeItem(at: old)
+    }
+
+    func writeAtomically(_ data: Data, to url: URL) throws {
+        try ModelDirectory.writeBytes([UInt8](data), to: url.path)
+    }
+}

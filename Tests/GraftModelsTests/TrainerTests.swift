@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import GraftEngine
+@testable import GraftModels
+
+/// A classification objective as a task head would be: labelled examples of different lengths
+/// (mean of the feature vectors), a frozen "encoder" layer, a head with its own learning rate,
+/// accuracy as the main metric (higher is better).
+final class ToyClassification: TrainingObjective {
+    struct Example { var vectors: [[Float]]; var label: Int32 }
+    struct Batch { var x: Tensor; var labels: [Int32] }
+
+    let store = ParameterStore(seed: 4)
+    let encoder: Linear
+    let classifier: Linear
+    let ce: CrossEntropyLoss
+    let train: [Example]
+    let dev: [Example]
+    var name: String { "toy-classification" }
+    var settings: String { "dim=4" }
+    var mainMetric: MainMetric { MainMetric("accuracy", higherIsBetter: true) }
+    var examplesPerEpoch: Int? { train.count }
+
+    init() throws {
+        encoder = try Linear(store, name: "encoder.dense", inFeatures: 4, outFeatures: 4)
+        classifier = try Linear(store, name: "classifier", inFeatures: 4, outFeatures: 2)
+        ce = try CrossEntropyLoss()
+        var rng = RNG(seed: 9)
+        func example() -> Example {
+            let label = Int32(rng.int(below: 2))
+            let n = 1 + rng.int(below: 5)
+            let vectors = (0..<n).map { _ in (0..<4).map { j in rng.normal() * 0.5 + (j == Int(label) ? 1 : 0) } }
+            return Example(vectors: vectors, label: label)
+        }
+        train = (0..<48).map { _ in example() }
+        dev = (0..<16).map { _ in example() }
+    }
+
+    func parameterGroup(for p: Parameter) -> ParameterGroup {
+        p.name.hasPrefix("encoder.") ? .frozen : ParameterGroup(learningRateScale: 2)
+    }
+
+    func examples(epoch: Int) throws -> ExampleStream<Example> {
+        var r = RNG(seed: 50 + UInt64(epoch))
+        var order = Array(train.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, r.int(below: i + 1)) }
+        return ExampleStream(order.map { train[$0] })
+    }
+
+    func trainingBatch(_ examples: [Example]) throws -> Batch {
+        let x = Tensor(shape: [examples.count, 4])
+        for (i, e) in examples.enumerated() {
+            for v in e.vectors { for j in 0..<4 { x.data[i * 4 + j] += v[j] / Float(e.vectors.count) } }
+        }
+        return Batch(x: x, labels: examples.map(\.label))
+    }
+
+    func tokenCount(_ batch: Batch) -> Int { batch.labels.count }
+
+    func loss(_ batch: Batch, training: Bool) throws -> TrainingLoss {
+        let logits = try classifier.forward(encoder.forward(batch.x))
+        let correct = (0..<batch.labels.count).filter { i in (logits.data[2 * i + 1] > logits.data[2 * i] ? 1 : 0) == batch.labels[i] }.count
+        return TrainingLoss(loss: try ce.forward(logits, targets: batch.labels), correct: correct, counted: batch.labels.count)
+    }
+
+    func backward(scale: Float) throws { _ = try encoder.backward(classifier.backward(ce.backward(scale: scale))) }
+
+    func evaluate(batchSize: Int, maxBatches: Int) throws -> [String: Double]? {
+        let r = try loss(trainingBatch(dev), training: false)
+        return ["accuracy": Double(r.correct) / Double(r.counted), "loss": Double(r.loss)]
+    }
+
+    func save(to directory: String) throws {
+        try store.save(to: URL(fileURLWithPath: directory).appendingPathComponent("model.safetensors"))
+    }
+}
+
+@Suite struct TrainerTests {
+    static func options() -> OptimizationOptions {
+        var o = OptimizationOptions()
+        o.batchSize = 8; o.epochs = 3; o.learningRate = 0.05; o.warmupSteps = 1; o.schedule = .cosine
+        o.evalEvery = 1; o.checkpointEvery = 4; o.weightDecay = 0
+        return o
+    }
+
+    /// Epochs become updates, the frozen encoder keeps its bytes, best/ follows the highest
+    /// accuracy, and a resumed run equals the uninterrupted one.
+    @Test func higherIsBetterMetricFrozenParametersAndResume() throws {
+        let dir = try temporaryDirectory(), dirB = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir); try? FileManager.default.removeItem(at: dirB) }
+        let objective = try ToyClassification()
+        let frozen = objective.store.array(objective.encoder.weight).map(\.bitPattern)
+        let trainer = try Trainer(objective: objective, options: Self.options(), outputDirectory: dir.path)
+        #expect(trainer.totalSteps == 18)   // 3 epochs x 48 examples / 8 per update
+        var accuracies: [Double] = []
+        trainer.onEvaluation = { accuracies.append($0.value) }
+        let summary = try trainer.run()
+        #expect(summary.steps == 18 && summary.mainMetric.higherIsBetter)
+        #expect(summary.best == accuracies.max() && accuracies.count == 18)
+        #expect(try #require(accuracies.max()) >= 0.75, "\(accuracies)")
+        #expect(objective.store.array(objective.encoder.weight).map(\.bitPattern) == frozen)
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("best/model.safetensors").path))
+
+        let first = try ToyClassification()
+        let stopping = try Trainer(objective: first, options: Self.options(), outputDirectory: dirB.path)
+        stopping.shouldStop = { first.store.count > 0 && stopping.optimizer.stepCount == 7 }
+        #expect(try stopping.run().interrupted)
+        let resumed = try ToyClassification()
+        let second = try Trainer(objective: resumed, options: Self.options(), outputDirectory: dirB.path)
+        #expect(try second.run(resume: true).best == summary.best)
+        #expect(Array(UnsafeBufferPointer(start: resumed.store.values, count: resumed.store.count)).map(\.bitPattern)
+                == Array(UnsafeBufferPointer(start: objective.store.values, count: objective.store.count)).map(\.bitPattern))
+    }
+
+    @Test func epochsNeedAKnownEpochSize() throws {
+        var o = Self.options()
+        o.epochs = 0
+        #expect(throws: ModelError.self) { try Trainer(objective: try ToyClassification(), options: o, outputDirectory: "/tmp/unused") }
+    }
+}
