@@ -1,3 +1,4 @@
+import GraftSupport
 import ArgumentParser
 import Foundation
 import GraftEngine

@@ -188,6 +188,41 @@ public enum ModelRegistry {
                 build: { try BertForMaskedLM(config: $0.config, seed: $0.seed) }),
             ModelArchitecture(name: "GPT2LMHeadModel", family: .gpt, weights: gptWeights, build: buildGPT),
             ModelArchitecture(name: "GPT2Model", family: .gpt, weights: gptWeights, build: buildGPT),
-        ]
+        ] + taskHeads(gptWeights: gptWeights)
     }()
+
+    /// The task heads (`Heads/`): HuggingFace's sequence/token classification and question
+    /// answering classes. The number of classes comes from the configuration's `id2label`.
+    static func taskHeads(gptWeights: WeightMapping) -> [ModelArchitecture] {
+        func bert(_ head: String, ignoringPooler: Bool) -> WeightMapping {
+            WeightMapping(prefix: "bert.", prefixOnExport: true, headPrefixes: [head],
+                          ignoring: bertIgnoring + (ignoringPooler ? [.prefix("pooler.")] : []),
+                          optional: [.prefix(head)] + (ignoringPooler ? [] : [.prefix("pooler.")]))
+        }
+        func gpt(_ head: String) -> WeightMapping {
+            var w = gptWeights
+            w.prefixOnExport = true
+            w.headPrefixes = [head]
+            w.optional = [.prefix(head)]
+            return w
+        }
+        @Sendable func classes(_ c: ModelArchitecture.BuildContext) throws -> Int {
+            guard let n = c.config.labels?.count, n >= 2 else {
+                throw ModelError.badConfig(file: "config.json", problem: "a classification head needs id2label with at least 2 labels")
+            }
+            return n
+        }
+        return [
+            ModelArchitecture(name: "BertForSequenceClassification", family: .bert, weights: bert("classifier.", ignoringPooler: false),
+                              build: { try BertForSequenceClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
+            ModelArchitecture(name: "BertForTokenClassification", family: .bert, weights: bert("classifier.", ignoringPooler: true),
+                              build: { try BertForTokenClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
+            ModelArchitecture(name: "BertForQuestionAnswering", family: .bert, weights: bert("qa_outputs.", ignoringPooler: true),
+                              build: { try BertForQuestionAnswering(config: $0.config, seed: $0.seed) }),
+            ModelArchitecture(name: "GPT2ForSequenceClassification", family: .gpt, weights: gpt("score."),
+                              build: { try GPT2ForSequenceClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
+            ModelArchitecture(name: "GPT2ForTokenClassification", family: .gpt, weights: gpt("classifier."),
+                              build: { try GPT2ForTokenClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
+        ]
+    }
 }

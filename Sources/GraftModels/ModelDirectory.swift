@@ -143,12 +143,16 @@ public enum ModelDirectory {
     /// Loads a model directory as the architecture its `config.json` names, or as `architecture`
     /// (any registered architecture of the same family: a `BertModel` checkpoint opened as
     /// `BertForMaskedLM` gets a fresh masked-LM head). Reports initialised and ignored tensors.
-    public static func open(_ dir: String, as architecture: String? = nil, seed: UInt64 = 0) throws -> Loaded {
+    /// `labels`, when given, replaces the configuration's classes: a base model opened as a
+    /// classification head for fine-tuning gets a fresh head of that many outputs.
+    public static func open(_ dir: String, as architecture: String? = nil, labels: [String]? = nil,
+                            seed: UInt64 = 0) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.missingFile(dir)
         }
-        let (json, config, configPath) = try readConfig(dir)
+        var (json, config, configPath) = try readConfig(dir)
+        if let labels { config.labels = labels }
         let entry = try ModelRegistry.architecture(named: architecture ?? architectureName(json, config: config, file: configPath),
                                                    file: configPath)
         guard entry.family == config.kind else {

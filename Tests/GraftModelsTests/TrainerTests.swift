@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import Testing
 import GraftEngine

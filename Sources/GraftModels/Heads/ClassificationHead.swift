@@ -270,3 +270,11 @@ extension TaskHeadModel {
         groupName(parameterName) == "head" ? parameterName : Self.backbonePrefix + parameterName
     }
 }
+
+// The heads are model-directory models under their HuggingFace class names (see
+// `ModelRegistry.taskHeads`).
+extension BertForSequenceClassification: PretrainedModel { public var architecture: String { "BertForSequenceClassification" } }
+extension BertForTokenClassification: PretrainedModel { public var architecture: String { "BertForTokenClassification" } }
+extension BertForQuestionAnswering: PretrainedModel { public var architecture: String { "BertForQuestionAnswering" } }
+extension GPT2ForSequenceClassification: PretrainedModel { public var architecture: String { "GPT2ForSequenceClassification" } }
+extension GPT2ForTokenClassification: PretrainedModel { public var architecture: String { "GPT2ForTokenClassification" } }

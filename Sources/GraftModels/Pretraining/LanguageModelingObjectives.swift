@@ -1,3 +1,4 @@
+import GraftSupport
 import Foundation
 import GraftEngine
 import GraftTokenizers

@@ -334,7 +334,7 @@ public final class Trainer<Objective: TrainingObjective> {
         examplesUsed = 0
         let it = try objective.examples(epoch: epoch)
         iterator = it
-        while examplesUsed < used, it.next() != nil { examplesUsed += 1 }
+        while examplesUsed < used, try it.next() != nil { examplesUsed += 1 }
     }
 
     func pruneCheckpoints(keeping current: String) throws {

@@ -6,12 +6,13 @@ import GraftCorpus
 public struct StoreSelection: Sendable, Equatable {
     public var source: String?
     public var split: SplitPart?
-    /// The label task for classification (`label` by default, as `graft corpus add` stores it).
-    public var task: String
+    /// The annotation task: nil reads what `graft corpus add` stores by default (`label` for
+    /// classification, `ner` for tagging); a tagger of its own (`--task products`) names it.
+    public var task: String?
     /// The split scheme name.
     public var scheme: String
 
-    public init(source: String? = nil, split: SplitPart? = nil, task: String = "label", scheme: String = "default") {
+    public init(source: String? = nil, split: SplitPart? = nil, task: String? = nil, scheme: String = "default") {
         self.source = source
         self.split = split
         self.task = task
@@ -38,7 +39,7 @@ public enum StoreReader {
     /// error; a label outside `labels` (when given) is an ``TaskError/unknownLabel(_:label:known:)``.
     public static func textExamples(_ store: CorpusStore, path: String, _ selection: StoreSelection,
                                     labels: LabelSet? = nil) throws -> [TextExample] {
-        let stream = store.classificationExamples(task: selection.task, try selection.filter(store))
+        let stream = store.classificationExamples(task: selection.task ?? "label", try selection.filter(store))
         var out: [TextExample] = []
         for e in try stream.all() {
             let at = TaskLocation(file: selection.describe(path), item: "document \(e.documentID)")
@@ -54,7 +55,7 @@ public enum StoreReader {
     public static func taggedSentences(_ store: CorpusStore, path: String, _ selection: StoreSelection,
                                        labels: LabelSet? = nil, scheme: TagScheme = .iob2,
                                        invalidTags: InvalidTagPolicy = .error) throws -> [TaggedSentence] {
-        let stream = store.taggingExamples(task: selection.task, try selection.filter(store))
+        let stream = store.taggingExamples(task: selection.task ?? "ner", try selection.filter(store))
         var out: [TaggedSentence] = []
         for e in try stream.all() {
             let at = TaskLocation(file: selection.describe(path), item: "document \(e.documentID)")

@@ -274,7 +274,7 @@ extension TaskSpec {
                 }
                 let storePath = try resolve(store, key: "data.store")
                 let source = try data.string("source")
-                let task = try data.string("task") ?? "label"
+                let task = try data.string("task")   // nil: the default task of the head kind
                 let splitScheme = try data.string("split_scheme") ?? "default"
                 func part(_ key: String, _ fallback: SplitPart?) throws -> SplitPart? {
                     guard let s = try data.string(key) else { return fallback }
