@@ -80,6 +80,7 @@ let package = Package(
                 "GraftEngine",
                 "GraftCorpus",
                 "GraftModels",
+                "GraftTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,4 +5,5 @@
 // Exposed by OpenBLAS itself; declared in cblas.h on recent versions, repeated here for older ones.
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
 #endif

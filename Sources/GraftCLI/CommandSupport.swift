@@ -139,7 +139,7 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 /// A failure to write the run record stops training (checkpoint kept) and is thrown.
 @discardableResult
 func runTraining<Objective: TrainingObjective>(
-    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String,
+    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String, announce: Bool = true,
     describe: @escaping (TrainingEvaluation) -> String
 ) throws -> TrainingSummary {
     let progress = ProgressReporter(label, total: trainer.totalSteps, unit: .items("steps"))
@@ -175,9 +175,10 @@ func runTraining<Objective: TrainingObjective>(
         if let l = summary.lastLoss { totals["train_loss"] = Double(l) }
         if let b = summary.best { totals["best_dev_\(summary.mainMetric.name)"] = b }
         try run.finish(status: summary.interrupted ? .interrupted : .finished, summary: totals)
-        print(summary.interrupted
+        let message = summary.interrupted
               ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
-              : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best")
+              : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
+        if announce { print(message) } else { printError(message) }
         return summary
     } catch {
         progress.cancel()

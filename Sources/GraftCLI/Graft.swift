@@ -1,8 +1,14 @@
 import ArgumentParser
+import COpenBLAS
 import Foundation
 
 @main
 struct Graft: AsyncParsableCommand {
+    static func main() async {
+        OpenBLASKernel.selectBeforeStart()
+        await main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "graft",
         abstract: "NLP transfer learning on an ordinary machine.",
@@ -10,6 +16,11 @@ struct Graft: AsyncParsableCommand {
             TokenizerCommand.self,
             CorpusCommand.self,
             PretrainCommand.self,
+            FinetuneCommand.self,
+            EvaluateCommand.self,
+            TagCommand.self,
+            ClassifyCommand.self,
+            AskCommand.self,
             ImportCommand.self,
             ExportCommand.self,
             EmbedCommand.self,
@@ -30,4 +41,52 @@ struct BenchCommand: AsyncParsableCommand {
             PretrainBenchCommand.self,
         ]
     )
+}
+
+/// OpenBLAS picks its GEMM kernels from the processor it recognises when the library loads. The
+/// OpenBLAS of Debian 12 (0.3.21) does not recognise recent processors (seen here: an Intel Xeon
+/// with AVX-512, AMX and AVX512-BF16, reported as "Intel(R) Xeon(R) Processor") and falls back
+/// to its generic SSE3 `Prescott` kernels, which ran `graft bench engine`'s 4096x256x1024 GEMM at
+/// 29.6 GFLOP/s where the AVX-512 `Cooperlake` kernels of the same library reach 141.
+///
+/// So when the user has not chosen `OPENBLAS_CORETYPE` and OpenBLAS reports such a fallback
+/// core although the processor has AVX-512 (or AVX2 + FMA), `graft` sets the core type the
+/// processor supports and re-executes itself once (Linux only; elsewhere, or if the re-exec
+/// fails, it carries on with OpenBLAS's own choice). `GRAFT_OPENBLAS_CORETYPE=auto|off|NAME`
+/// overrides the choice.
+enum OpenBLASKernel {
+    /// Cores OpenBLAS falls back to when it does not know the processor.
+    static let fallbacks: Set<String> = ["prescott", "katmai", "coppermine", "northwood", "banias", "core2", "penryn",
+                                         "dunnington", "nehalem", "atom", "unknown"]
+
+    static func selectBeforeStart() {
+        #if os(Linux)
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["GRAFT_OPENBLAS_REEXEC"] == nil else { return }
+        let setting = env["GRAFT_OPENBLAS_CORETYPE"] ?? "auto"
+        guard setting != "off" else { return }
+        let core = setting == "auto" ? suggestedCore() : setting
+        guard let core else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv("GRAFT_OPENBLAS_REEXEC", "1", 1)   // never loop
+        var cArgs: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
+        cArgs.append(nil)
+        execv("/proc/self/exe", &cArgs)
+        for p in cArgs { free(p) }   // execv returns only on failure: carry on
+        unsetenv("OPENBLAS_CORETYPE")
+        #endif
+    }
+
+    /// The core to ask for, or nil when OpenBLAS's own choice stands.
+    static func suggestedCore() -> String? {
+        guard let name = openblas_get_corename().map({ String(cString: $0).lowercased() }), fallbacks.contains(name) else { return nil }
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),   // unreadable: keep OpenBLAS's choice
+              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        if ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"].allSatisfy(flags.contains) {
+            return flags.contains("avx512_bf16") ? "COOPERLAKE" : "SKYLAKEX"
+        }
+        if ["avx2", "fma"].allSatisfy(flags.contains) { return "HASWELL" }
+        return nil
+    }
 }

@@ -1,0 +1,438 @@
+import ArgumentParser
+import Foundation
+import GraftCorpus
+import GraftEngine
+import GraftModels
+import GraftSupport
+import GraftTasks
+import GraftTokenizers
+
+/// `graft finetune --task tasks/NAME.toml [--model DIR] --out DIR`: fine-tunes a task head on a
+/// base model (Graft-pretrained or imported) with the one Trainer; `DIR/best` is a model directory.
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a sentiment, NER or QA head on a base model, as a task spec describes.",
+        discussion: """
+            Hyper-parameters come from the spec's [train] table; options given here override them. \
+            Evaluates on the dev set after every epoch with the task's metric (accuracy, strict IOB2 \
+            entity F1, SQuAD F1) and keeps the best model in OUT/best; checkpoints in OUT/checkpoints \
+            (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db.
+            """)
+
+    @Option(help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml.") var task: String
+    @Option(help: "Base model directory (default: the spec's model.base).") var model: String?
+    @Option(help: "Training data (default: the spec's data.train).") var train: String?
+    @Option(help: "Dev data (default: the spec's data.dev).") var dev: String?
+    @Option(help: "Output directory.") var out: String
+    @Option(help: "Epochs (default: the spec's train.epochs, else 3).") var epochs: Int?
+    @Option(name: .customLong("lr"), help: "Peak learning rate (default: train.lr, else 5e-5).") var learningRate: Float?
+    @Option(name: .customLong("batch-size"), help: "Windows per batch (default: train.batch_size, else 32).") var batchSize: Int?
+    @Option(name: .customLong("warmup-ratio"), help: "Warm-up as a share of the updates (default: train.warmup_ratio, else 0.06).") var warmupRatio: Double?
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (default: train.weight_decay, else 0.01).") var weightDecay: Float?
+    @Option(help: "Seed of initialisation, dropout and data order (default: train.seed, else 42).") var seed: UInt64?
+    @Option(name: .customLong("head-lr"), help: "The head's learning rate (default: the base one).") var headLearningRate: Float?
+    @Flag(name: .customLong("freeze-encoder"), help: "Train only the head (feature extraction).") var freezeEncoder = false
+    @Option(name: .customLong("freeze-layers"), help: "Freeze the embeddings and the lowest K layers.") var freezeLayers: Int?
+    @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
+    @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
+    @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
+    @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
+    @Flag(help: "Print the final dev scores as one JSON object.") var json = false
+
+    func run() throws {
+        try Engine.withThreads(threads ?? Engine.defaultThreads) { try finetune() }
+    }
+
+    private func finetune() throws {
+        let spec = try TaskSpec.load(task)
+        let plugin = try TaskRegistry.plugin(for: spec)
+        try finetune(plugin, spec: spec)
+    }
+
+    private func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec) throws {
+        let t = spec.training
+        let base = try spec.requireBaseModel(override: model)
+        func source(_ override: String?, _ fallback: DataSource?, _ what: String) throws -> DataSource? {
+            if let override { return .file(override) }
+            return fallback
+        }
+        guard let trainSource = try source(train, spec.train, "train") else {
+            throw CLIError("\(task): no training data (data.train in the spec, or --train FILE)")
+        }
+        var trainExamples = try plugin.examples(from: trainSource)
+        if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
+        let devExamples = try source(dev, spec.dev, "dev").map { try plugin.examples(from: $0) } ?? []
+        guard !trainExamples.isEmpty else { throw CLIError("\(task): the training data has no examples") }
+
+        var options = FineTuningOptions()
+        options.batchSize = batchSize ?? t.batchSize ?? 32
+        options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
+        options.freezeEncoder = freezeEncoder || (t.freezeEncoder ?? false)
+        options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
+        let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
+        if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
+
+        let architecture = try headArchitecture(Plugin.headKind, base: base)
+        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, seed: options.seed)
+        guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
+            throw CLIError("\(base): \(architecture) did not build a task head")
+        }
+        let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
+                                                train: trainExamples, dev: devExamples, options: options, specFile: task)
+        let windows = objective.examplesPerEpoch ?? 0
+        let epochCount = epochs ?? t.epochs ?? 3
+        var opts = OptimizationOptions()
+        opts.batchSize = options.batchSize
+        opts.epochs = epochCount
+        opts.accumulation = t.gradientAccumulation ?? 1
+        opts.learningRate = lr
+        opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
+        opts.clipNorm = Float(t.maxGradNorm ?? 1)
+        opts.seed = options.seed
+        let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
+        opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
+        opts.evalEvery = stepsPerEpoch
+        opts.checkpointEvery = stepsPerEpoch
+        opts.keepCheckpoints = 1
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out)
+
+        let store = try CorpusStore(path: db)
+        let configJSON = JSONValue.object([
+            ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
+            ("epochs", .number(Double(epochCount))), ("lr", .number(Double(lr))), ("batch_size", .number(Double(opts.batchSize))),
+            ("warmup_steps", .number(Double(opts.warmupSteps))), ("seed", .number(Double(opts.seed))),
+            ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
+            ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
+        ]).serialized()
+        let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
+        printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
+                   "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+        if !loaded.initialized.isEmpty { printError("new head parameters: \(loaded.initialized.joined(separator: ", "))") }
+        let main = plugin.mainMetric.key
+        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json) { e in
+            e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
+        }
+        if json {
+            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
+                                                 ("seconds", .number((summary.seconds * 10).rounded() / 10))]
+            if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+            fields.append(("model", .string(out + "/best")))
+            print(JSONValue.object(fields).serialized())
+        }
+    }
+
+    /// The HuggingFace head class for a head kind on the base model's family.
+    private func headArchitecture(_ kind: HeadKind, base: String) throws -> String {
+        let family = try ModelDirectory.config(base).kind
+        switch (kind, family) {
+        case (.sequenceClassification, .bert): return "BertForSequenceClassification"
+        case (.tokenClassification, .bert): return "BertForTokenClassification"
+        case (.questionAnswering, .bert): return "BertForQuestionAnswering"
+        case (.sequenceClassification, .gpt): return "GPT2ForSequenceClassification"
+        case (.tokenClassification, .gpt): return "GPT2ForTokenClassification"
+        case (.questionAnswering, .gpt): throw CLIError("\(base): question answering needs a BERT encoder (GPT-2 has no QA head here)")
+        }
+    }
+}
+
+/// Reads documents, one per line, from files or standard input.
+func forEachDocument(_ files: [String], _ body: (String, String) throws -> Void) throws {
+    for path in files.isEmpty ? ["-"] : files {
+        let reader: LineReader
+        do { reader = try LineReader.open(path) } catch { throw CLIError("\(error)") }
+        var line = 0
+        do {
+            while let text = try reader.nextString() {
+                line += 1
+                try body(text, "\(path == "-" ? "stdin" : path):\(line)")
+            }
+        } catch let e as TokenizerError { throw CLIError("\(e)") }
+    }
+}
+
+/// Options every inference command shares.
+struct InferenceOptions: ParsableArguments {
+    @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
+    @Option(help: "Task spec, for a model directory without graft-task.toml (e.g. an imported HF model).") var task: String?
+    @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
+    @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
+
+    func open() throws -> TaskModel {
+        do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
+    }
+}
+
+/// Runs `plugin` over examples in length-grouped batches with progress on stderr.
+func predictAll<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, _ examples: [P.Example], label: String,
+                               emit: (Int, P.Example, P.Prediction) throws -> Void) throws {
+    let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: batchSize)
+    let progress = ProgressReporter(label, total: examples.count, unit: .items("docs"))
+    var tokens = 0
+    let started = Date()
+    try runner.predict(examples, progress: { done, t in
+        tokens += t
+        progress.update(done, fields: ["tok/s": String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9))])
+    }, emit: emit)
+    progress.finish()
+}
+
+/// `graft evaluate --model DIR --data FILE [--json]`.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Score a fine-tuned model on labelled data in its task's format (TSV, CoNLL, SQuAD JSON).")
+
+    @OptionGroup var inference: InferenceOptions
+    @Option(help: "Labelled data: TSV label<TAB>text, CoNLL columns (tag last) or SQuAD v1.1 JSON.") var data: String
+    @Flag(help: "Print one JSON object with the metrics (fractions 0-1), examples and seconds.") var json = false
+
+    func run() throws {
+        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
+            let m = try inference.open()
+            try evaluate(m.plugin, m)
+        }
+    }
+
+    private func evaluate<P: TaskPlugin>(_ plugin: P, _ m: TaskModel) throws {
+        let started = Date()
+        let examples: [P.Example]
+        do { examples = try plugin.examples(from: .file(data)) } catch let e as TaskError { throw CLIError("\(e)") }
+        let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: inference.batchSize)
+        let progress = ProgressReporter("evaluate", total: examples.count, unit: .items("examples"))
+        let scores = try runner.evaluate(examples) { done, _ in progress.update(done) }
+        progress.finish()
+        let seconds = Date().timeIntervalSince(started)
+        if json {
+            var fields = scores.values.keys.sorted().map { ($0, JSONValue.number(scores.values[$0]!)) }
+            fields.append(("examples", .number(Double(scores.examples))))
+            fields.append(("seconds", .number((seconds * 100).rounded() / 100)))
+            print(JSONValue.object(fields).serialized())
+            return
+        }
+        print("\(data): \(scores.examples) examples, \(String(format: "%.1f", seconds)) s")
+        for key in scores.values.keys.sorted() { print(String(format: "  %-12@ %.4f", key as NSString, scores.values[key]!)) }
+        switch scores.detail {
+        case .classification(let c):
+            print("  per class (precision / recall / F1 / support):")
+            for label in c.labels {
+                guard let s = c.perClass[label] else { continue }
+                print(String(format: "    %-12@ %.4f  %.4f  %.4f  %d", label as NSString, s.precision, s.recall, s.f1, s.support))
+            }
+            print("  confusion (rows gold, columns predicted: \(c.labels.joined(separator: " ")))")
+            for (label, row) in zip(c.labels, c.confusion) { print("    \(label): \(row.map(String.init).joined(separator: " "))") }
+        case .entities(let e):
+            print("  per type (precision / recall / F1 / support):")
+            for type in e.perType.keys.sorted() {
+                let s = e.perType[type]!
+                print(String(format: "    %-12@ %.4f  %.4f  %.4f  %d", type as NSString, s.precision, s.recall, s.f1, s.support))
+            }
+        case .answers:
+            break
+        }
+    }
+}
+
+/// `graft tag FILES... --model DIR [--format jsonl|conll|html|pretty]`.
+struct TagCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tag",
+        abstract: "Tag entities in documents (one per line; stdin without files) with a fine-tuned NER model.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, conll, html, pretty }
+
+    @OptionGroup var inference: InferenceOptions
+    @Option(help: "jsonl (one object per document), conll (token and tag per line), html (a page), pretty (terminal).")
+    var format: Format = .jsonl
+    @Argument(help: "Input files (one document per line).") var files: [String] = []
+
+    func run() throws {
+        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
+            let m = try inference.open()
+            guard let tagger = m.plugin as? TaggingPlugin else {
+                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft tag needs a token-classification (NER) model")
+            }
+            try tag(tagger, m)
+        }
+    }
+
+    private func tag(_ plugin: TaggingPlugin, _ m: TaskModel) throws {
+        // Documents in input order; an empty (or blank) line has no words and no entities.
+        var documents: [TaggedSentence] = []
+        try forEachDocument(files) { text, id in
+            if text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) {
+                documents.append(TaggedSentence(id: id, text: text, words: [], wordOffsets: [], tags: nil, entities: []))
+            } else {
+                documents.append(try plugin.document(text, id: id, tokenizer: m.tokenizer))
+            }
+        }
+        let blank = documents.filter { $0.words.isEmpty }.count
+        if blank > 0 { printError("\(blank) empty document(s): written with no entities") }
+        let out = OutputBuffer()
+        if format == .html { out.write(EntityRendering.htmlHeader) }
+        var next = 0
+        func writeBlanks() {
+            while next < documents.count, documents[next].words.isEmpty {
+                out.write(EntityRendering.render(documents[next], [], tags: [], format: format))
+                next += 1
+            }
+        }
+        writeBlanks()
+        try predictAll(plugin, m, batchSize: inference.batchSize, documents.filter { !$0.words.isEmpty }, label: "tag") { _, doc, p in
+            out.write(EntityRendering.render(doc, p.entities, tags: p.tags, format: format))
+            next += 1
+            writeBlanks()
+        }
+        if format == .html { out.write(EntityRendering.htmlFooter) }
+        out.flush()
+    }
+}
+
+/// How `graft tag` writes a document and its entities.
+enum EntityRendering {
+    static func json(_ e: Entity) -> JSONValue {
+        .object([("start", .number(Double(e.start))), ("end", .number(Double(e.end))), ("type", .string(e.type)),
+                 ("text", .string(e.text)), ("score", .number((e.score * 1e4).rounded() / 1e4))])
+    }
+
+    static func render(_ doc: TaggedSentence, _ entities: [Entity], tags: [String], format: TagCommand.Format) -> String {
+        switch format {
+        case .jsonl:
+            return JSONValue.object([("text", .string(doc.text)), ("entities", .array(entities.map(json)))]).serialized() + "\n"
+        case .conll:
+            return zip(doc.words, tags).map { "\($0)\t\($1)\n" }.joined() + "\n"
+        case .html:
+            return "<p>" + spans(doc.text, entities, open: { "<mark class=\"e-\(escape($0.type))\" title=\"\(escape($0.type)) \(String(format: "%.2f", $0.score))\">" },
+                                 close: { "<span class=\"t\">\(escape($0.type))</span></mark>" }, escape: escape) + "</p>\n"
+        case .pretty:
+            let colors = [31, 32, 33, 34, 35, 36]
+            func color(_ type: String) -> Int { colors[Int(type.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF }) % colors.count] }
+            return spans(doc.text, entities, open: { "\u{1B}[1;\(color($0.type))m[" }, close: { " \($0.type)]\u{1B}[0m" }, escape: { $0 }) + "\n"
+        }
+    }
+
+    /// `text` with each entity wrapped in `open`/`close`, sliced at the entities' scalar offsets.
+    static func spans(_ text: String, _ entities: [Entity], open: (Entity) -> String, close: (Entity) -> String,
+                      escape: (String) -> String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        func slice(_ r: Range<Int>) -> String { var s = String.UnicodeScalarView(); s.append(contentsOf: scalars[r]); return String(s) }
+        var out = "", at = 0
+        for e in entities.sorted(by: { $0.start < $1.start }) where e.start >= at && e.end <= scalars.count {
+            out += escape(slice(at..<e.start)) + open(e) + escape(slice(e.start..<e.end)) + close(e)
+            at = e.end
+        }
+        return out + escape(slice(at..<scalars.count))
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    static let htmlHeader = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>graft tag</title>
+        <style>
+        body { font: 16px/1.9 system-ui, sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
+        mark { padding: 0.15em 0.35em; border-radius: 0.35em; background: #ddd; }
+        mark .t { font-size: 0.65em; font-weight: bold; margin-left: 0.4em; text-transform: uppercase; vertical-align: middle; }
+        .e-PER { background: #aa9cfc; } .e-ORG { background: #7aecec; } .e-LOC { background: #feca74; }
+        .e-MISC { background: #c887fb; }
+        </style></head><body>
+
+        """
+
+    static let htmlFooter = "</body></html>\n"
+}
+
+/// `graft classify FILES... --model DIR`.
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier.")
+
+    @OptionGroup var inference: InferenceOptions
+    @Argument(help: "Input files (one document per line).") var files: [String] = []
+
+    func run() throws {
+        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
+            let m = try inference.open()
+            guard let classifier = m.plugin as? TextClassificationPlugin else {
+                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft classify needs a sequence-classification model")
+            }
+            var documents: [TextExample] = []
+            var empty = 0
+            try forEachDocument(files) { text, id in
+                if text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { empty += 1 }
+                documents.append(TextExample(id: id, text: text, label: nil))
+            }
+            if empty > 0 { printError("\(empty) empty document(s): classified from the special tokens alone") }
+            let out = OutputBuffer()
+            try predictAll(classifier, m, batchSize: inference.batchSize, documents, label: "classify") { _, doc, p in
+                let scores = p.scores.keys.sorted().map { ($0, JSONValue.number((p.scores[$0]! * 1e6).rounded() / 1e6)) }
+                out.write(JSONValue.object([("text", .string(doc.text)), ("label", .string(p.label)), ("scores", .object(scores))]).serialized() + "\n")
+            }
+            out.flush()
+        }
+    }
+}
+
+/// `graft ask --model DIR --context FILE "question"`, or JSON Lines `{"context", "question"}` on stdin.
+struct AskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ask",
+        abstract: "Answer questions from a context with a fine-tuned extractive QA model.",
+        discussion: "With --context and a question, answers it; without, reads JSON Lines {\"context\": ..., \"question\": ...} from stdin.")
+
+    @OptionGroup var inference: InferenceOptions
+    @Option(help: "A file holding the context (UTF-8 text).") var context: String?
+    @Argument(help: "The question (with --context).") var question: String?
+
+    func run() throws {
+        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
+            let m = try inference.open()
+            guard let qa = m.plugin as? QuestionAnsweringPlugin else {
+                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft ask needs a question-answering model")
+            }
+            var examples: [QuestionExample] = []
+            if let context {
+                guard let question, !question.isEmpty else { throw ValidationError("give the question after --context FILE") }
+                guard let data = FileManager.default.contents(atPath: context), let text = String(validating: data, as: UTF8.self) else {
+                    throw CLIError("\(context): cannot read it as UTF-8 text")
+                }
+                examples.append(QuestionExample(id: "1", question: question, context: text, answers: []))
+            } else {
+                try forEachDocument([]) { line, id in
+                    if line.isEmpty { return }
+                    let value: JSONValue
+                    do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
+                    guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
+                        throw CLIError("\(id): expected {\"context\": string, \"question\": string}")
+                    }
+                    examples.append(QuestionExample(id: id, question: q, context: c, answers: []))
+                }
+            }
+            let out = OutputBuffer()
+            try predictAll(qa, m, batchSize: inference.batchSize, examples, label: "ask") { _, ex, p in
+                var fields: [(String, JSONValue)] = [("question", .string(ex.question))]
+                if let best = p.best {
+                    fields += [("answer", .string(best.text)), ("start", .number(Double(best.start))), ("end", .number(Double(best.end))),
+                               ("score", .number((best.score * 1e4).rounded() / 1e4))]
+                } else {
+                    fields.append(("answer", .null))
+                }
+                out.write(JSONValue.object(fields).serialized() + "\n")
+            }
+            out.flush()
+        }
+    }
+}

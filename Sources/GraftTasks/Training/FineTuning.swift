@@ -1,0 +1,154 @@
+import Foundation
+import GraftEngine
+import GraftModels
+import GraftSupport
+import GraftTokenizers
+
+/// Which parameters a fine-tuning run trains, and how fast.
+public struct FineTuningOptions: Sendable, Equatable, Codable {
+    /// Train only the head (feature extraction): the whole backbone is frozen.
+    public var freezeEncoder = false
+    /// Freeze the embeddings and the lowest `freezeLayers` layers.
+    public var freezeLayers = 0
+    /// The head's learning rate as a multiple of the base one.
+    public var headLearningRateScale: Float = 1
+    /// Windows per batch (the Trainer's batch size: length groups are cut to it).
+    public var batchSize = 32
+    /// Seeds the per-epoch order of the length groups.
+    public var seed: UInt64 = 42
+
+    public init() {}
+}
+
+/// A task's model file name in a fine-tuned model directory: a copy of the task spec, so
+/// `evaluate`, `tag`, `classify` and `ask` know the labels, scheme and windows.
+public let taskSpecFileNames = ["graft-task.toml", "graft-task.json"]
+
+/// Fine-tuning a task head: the third objective of GraftModels' one ``Trainer`` (beside masked-
+/// and causal-LM pretraining). Examples are the task's windows (``TaskFeature``), grouped by
+/// length into batches (sorted, cut, the batches shuffled with the seed each epoch) so padding
+/// stays near zero; evaluation scores the whole dev set with the task's published metric, whose
+/// main value (accuracy, entity F1, SQuAD F1) selects `best/`.
+public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
+    public typealias Example = TaskFeature
+    public typealias Batch = FeatureBatch
+
+    public let plugin: Plugin
+    public let head: ModelTaskHead
+    public let model: any PretrainedModel & TaskHeadModel
+    public let tokenizer: Tokenizer
+    public let options: FineTuningOptions
+    let train: [TaskFeature]
+    let dev: [Plugin.Example]
+    let specText: (name: String, text: Data)
+    let padID: Int32
+
+    /// - Parameters:
+    ///   - specFile: the task spec the run follows, copied into every saved model directory.
+    public init(plugin: Plugin, model: any PretrainedModel & TaskHeadModel, tokenizer: Tokenizer,
+                train: [Plugin.Example], dev: [Plugin.Example], options: FineTuningOptions, specFile: String) throws {
+        self.plugin = plugin
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options
+        head = try ModelTaskHead(kind: Plugin.headKind, model: model)
+        var features: [TaskFeature] = []
+        for (i, e) in train.enumerated() { features += try plugin.features(e, index: i, tokenizer: tokenizer) }
+        guard !features.isEmpty else { throw TaskError.invalidArgument("\(specFile): no training windows") }
+        self.train = features
+        self.dev = dev
+        guard let text = FileManager.default.contents(atPath: specFile) else { throw TaskError.unreadable(file: specFile, reason: "cannot read") }
+        specText = (specFile.hasSuffix(".json") ? taskSpecFileNames[1] : taskSpecFileNames[0], text)
+        padID = tokenizer.padding?.padId ?? tokenizer.id("[PAD]").map(Int32.init) ?? 0
+    }
+
+    public var name: String { "finetune-\(Plugin.name)" }
+    public var settings: String {
+        "task=\(plugin.spec.name) labels=\(plugin.labels?.labels.joined(separator: ",") ?? "-") window=\(plugin.spec.window.maxLength)/\(plugin.spec.window.stride) " +
+        "freeze_encoder=\(options.freezeEncoder) freeze_layers=\(options.freezeLayers) head_lr=\(options.headLearningRateScale) " +
+        "batch=\(options.batchSize) seed=\(options.seed) windows=\(train.count)"
+    }
+    public var store: ParameterStore { model.store }
+    public var dropoutRNG: SharedRNG? { model.rng }
+    public var mainMetric: GraftModels.MainMetric {
+        GraftModels.MainMetric(plugin.mainMetric.key, higherIsBetter: plugin.mainMetric.higherIsBetter)
+    }
+    public var examplesPerEpoch: Int? { train.count }
+
+    public func examples(epoch: Int) throws -> ExampleStream<TaskFeature> {
+        let order = FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch))
+        return ExampleStream(order.joined().lazy.map { self.train[$0] })
+    }
+
+    public func trainingBatch(_ examples: [TaskFeature]) throws -> FeatureBatch {
+        FeatureBatch(examples, rows: Array(examples.indices), padID: padID)
+    }
+
+    public func tokenCount(_ batch: FeatureBatch) -> Int { batch.lengths.reduce(0, +) }
+
+    public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
+        let l = try head.lossAndAccuracy(batch, training: training)
+        return TrainingLoss(loss: l.loss, correct: l.correct, counted: l.counted)
+    }
+
+    public func backward(scale: Float) throws { try head.backward(scale: scale) }
+
+    /// Scores the whole dev set (`maxBatches` does not apply: the main metric must see all of it).
+    public func evaluate(batchSize: Int, maxBatches: Int) throws -> [String: Double]? {
+        guard !dev.isEmpty else { return nil }
+        let runner = try TaskRunner(plugin: plugin, head: head, tokenizer: tokenizer, batchSize: max(batchSize, 1))
+        return try runner.evaluate(dev).values
+    }
+
+    public func parameterGroup(for parameter: Parameter) -> GraftEngine.ParameterGroup {
+        let group = model.groupName(parameter.name)
+        if group == "head" {
+            return options.headLearningRateScale == 1 ? .standard : GraftEngine.ParameterGroup(learningRateScale: options.headLearningRateScale)
+        }
+        if options.freezeEncoder { return .frozen }
+        if options.freezeLayers > 0 {
+            if group == "embeddings" { return .frozen }
+            if group.hasPrefix("layer."), let i = Int(group.dropFirst(6)), i < options.freezeLayers { return .frozen }
+        }
+        return .standard
+    }
+
+    public func save(to directory: String) throws {
+        try ModelDirectory.save(model, tokenizer: tokenizer, to: directory)
+        try AtomicFile.write([UInt8](specText.text), to: URL(fileURLWithPath: directory).appendingPathComponent(specText.name).path)
+    }
+}
+
+/// A fine-tuned model directory opened for inference: its task (from the copied spec), plugin,
+/// head and tokenizer.
+public struct TaskModel {
+    public let spec: TaskSpec
+    public let plugin: any TaskPlugin
+    public let head: ModelTaskHead
+    public let tokenizer: Tokenizer
+    public let directory: String
+
+    /// Opens `directory` (written by `graft finetune`, or a HuggingFace head model imported with
+    /// `graft import` plus a task spec given as `specFile`). The model's classes must be the
+    /// task's labels, in order.
+    public static func open(_ directory: String, specFile: String? = nil) throws -> TaskModel {
+        let specPath = specFile ?? taskSpecFileNames.map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
+            .first { FileManager.default.fileExists(atPath: $0) }
+        guard let specPath else {
+            throw TaskError.unreadable(file: directory, reason: "no \(taskSpecFileNames[0]): not a fine-tuned model directory (fine-tune one with graft finetune, or pass --task SPEC)")
+        }
+        let spec = try TaskSpec.load(specPath)
+        let plugin = try TaskRegistry.plugin(for: spec)
+        let loaded = try ModelDirectory.open(directory)
+        guard let model = loaded.model as? any PretrainedModel & TaskHeadModel else {
+            throw TaskError.invalidArgument("\(directory) holds a \(loaded.architecture.name), which has no task head (fine-tune it with graft finetune --model \(directory))")
+        }
+        if let labels = plugin.labels {
+            guard model.config.labels == labels.labels else {
+                throw TaskError.invalidArgument("\(directory)/config.json: the model's labels \(model.config.labels ?? []) are not the task's \(labels.labels) (\(specPath))")
+            }
+        }
+        return TaskModel(spec: spec, plugin: plugin, head: try ModelTaskHead(kind: spec.kind, model: model),
+                         tokenizer: loaded.tokenizer, directory: directory)
+    }
+}
