@@ -163,19 +163,35 @@ struct InferenceOptions: ParsableArguments {
     }
 }
 
-/// Runs `plugin` over examples in length-grouped batches with progress on stderr.
-func predictAll<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, _ examples: [P.Example], label: String,
-                               emit: (Int, P.Example, P.Prediction) throws -> Void) throws {
+/// Runs `plugin` over examples in length-grouped batches with progress on stderr, calling `emit`
+/// for every example in input order; examples with `skip[i]` true (empty documents) are not run
+/// and get a nil prediction.
+func predictInOrder<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, _ examples: [P.Example], skip: [Bool]? = nil,
+                                   label: String, emit: (P.Example, P.Prediction?) throws -> Void) throws {
+    let skip = skip ?? [Bool](repeating: false, count: examples.count)
+    let run = examples.indices.filter { !skip[$0] }
     let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: batchSize)
-    let progress = ProgressReporter(label, total: examples.count, unit: .items("docs"))
+    let progress = ProgressReporter(label, total: run.count, unit: .items("docs"))
     var tokens = 0
     let started = Date()
-    try runner.predict(examples, progress: { done, t in
+    var next = 0
+    func emitSkipped() throws {
+        while next < examples.count, skip[next] { try emit(examples[next], nil); next += 1 }
+    }
+    try emitSkipped()
+    try runner.predict(run.map { examples[$0] }, progress: { done, t in
         tokens += t
         progress.update(done, fields: ["tok/s": String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9))])
-    }, emit: emit)
+    }, emit: { _, example, prediction in
+        try emit(example, prediction)
+        next += 1
+        try emitSkipped()
+    })
     progress.finish()
 }
+
+/// Whether a document has nothing to run the model on.
+func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }
 
 /// `graft evaluate --model DIR --data FILE [--json]`.
 struct EvaluateCommand: ParsableCommand {
@@ -257,31 +273,18 @@ struct TagCommand: ParsableCommand {
     }
 
     private func tag(_ plugin: TaggingPlugin, _ m: TaskModel) throws {
-        // Documents in input order; an empty (or blank) line has no words and no entities.
         var documents: [TaggedSentence] = []
         try forEachDocument(files) { text, id in
-            if text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) {
-                documents.append(TaggedSentence(id: id, text: text, words: [], wordOffsets: [], tags: nil, entities: []))
-            } else {
-                documents.append(try plugin.document(text, id: id, tokenizer: m.tokenizer))
-            }
+            documents.append(isBlank(text) ? TaggedSentence(id: id, text: text, words: [], wordOffsets: [], tags: nil, entities: [])
+                                           : try plugin.document(text, id: id, tokenizer: m.tokenizer))
         }
-        let blank = documents.filter { $0.words.isEmpty }.count
+        let skip = documents.map { $0.words.isEmpty }
+        let blank = skip.filter { $0 }.count
         if blank > 0 { printError("\(blank) empty document(s): written with no entities") }
         let out = OutputBuffer()
         if format == .html { out.write(EntityRendering.htmlHeader) }
-        var next = 0
-        func writeBlanks() {
-            while next < documents.count, documents[next].words.isEmpty {
-                out.write(EntityRendering.render(documents[next], [], tags: [], format: format))
-                next += 1
-            }
-        }
-        writeBlanks()
-        try predictAll(plugin, m, batchSize: inference.batchSize, documents.filter { !$0.words.isEmpty }, label: "tag") { _, doc, p in
-            out.write(EntityRendering.render(doc, p.entities, tags: p.tags, format: format))
-            next += 1
-            writeBlanks()
+        try predictInOrder(plugin, m, batchSize: inference.batchSize, documents, skip: skip, label: "tag") { doc, p in
+            out.write(EntityRendering.render(doc, p?.entities ?? [], tags: p?.tags ?? [], format: format))
         }
         if format == .html { out.write(EntityRendering.htmlFooter) }
         out.flush()
@@ -370,14 +373,16 @@ struct ClassifyCommand: ParsableCommand {
                 throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft classify needs a sequence-classification model")
             }
             var documents: [TextExample] = []
-            var empty = 0
-            try forEachDocument(files) { text, id in
-                if text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { empty += 1 }
-                documents.append(TextExample(id: id, text: text, label: nil))
-            }
-            if empty > 0 { printError("\(empty) empty document(s): classified from the special tokens alone") }
+            try forEachDocument(files) { text, id in documents.append(TextExample(id: id, text: text, label: nil)) }
+            let skip = documents.map { isBlank($0.text) }
+            let blank = skip.filter { $0 }.count
+            if blank > 0 { printError("\(blank) empty document(s): written with \"label\": null") }
             let out = OutputBuffer()
-            try predictAll(classifier, m, batchSize: inference.batchSize, documents, label: "classify") { _, doc, p in
+            try predictInOrder(classifier, m, batchSize: inference.batchSize, documents, skip: skip, label: "classify") { doc, p in
+                guard let p else {
+                    out.write(JSONValue.object([("text", .string(doc.text)), ("label", .null), ("scores", .object([]))]).serialized() + "\n")
+                    return
+                }
                 let scores = p.scores.keys.sorted().map { ($0, JSONValue.number((p.scores[$0]! * 1e6).rounded() / 1e6)) }
                 out.write(JSONValue.object([("text", .string(doc.text)), ("label", .string(p.label)), ("scores", .object(scores))]).serialized() + "\n")
             }
@@ -422,9 +427,9 @@ struct AskCommand: ParsableCommand {
                 }
             }
             let out = OutputBuffer()
-            try predictAll(qa, m, batchSize: inference.batchSize, examples, label: "ask") { _, ex, p in
+            try predictInOrder(qa, m, batchSize: inference.batchSize, examples, label: "ask") { ex, p in
                 var fields: [(String, JSONValue)] = [("question", .string(ex.question))]
-                if let best = p.best {
+                if let best = p?.best {
                     fields += [("answer", .string(best.text)), ("start", .number(Double(best.start))), ("end", .number(Double(best.end))),
                                ("score", .number((best.score * 1e4).rounded() / 1e4))]
                 } else {
