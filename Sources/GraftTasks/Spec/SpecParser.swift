@@ -302,7 +302,9 @@ extension TaskSpec {
             try model.checkKeys(modelKeys, elsewhere: allKeys)
             baseModel = try model.string("base").map { try resolve($0, key: "model.base") }
             window.maxLength = try model.int("max_length", min: 8) ?? window.maxLength
-            window.stride = try model.int("stride", min: 0) ?? window.stride
+            // Without a stride of its own, a shorter window overlaps by a quarter of its length
+            // (the defaults, 128/32 and 384/128, keep theirs).
+            window.stride = try model.int("stride", min: 0) ?? min(window.stride, window.maxLength / 4)
             maxAnswerLength = try model.int("max_answer_length", min: 1) ?? maxAnswerLength
             if kind != .questionAnswering, let v = model["max_answer_length"] {
                 throw model.bad("max_answer_length", v, "nothing: only question answering has answers")
