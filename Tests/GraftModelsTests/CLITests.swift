@@ -18,6 +18,11 @@ func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, 
     let p = Process()
     p.executableURL = URL(fileURLWithPath: graftExecutable!)
     p.arguments = args
+    // The same OpenBLAS kernels as this test process (graft would otherwise pick faster ones
+    // where OpenBLAS falls back to its generic kernels), so outputs compare bit for bit.
+    var environment = ProcessInfo.processInfo.environment
+    environment["GRAFT_OPENBLAS_CORETYPE"] = "off"
+    p.environment = environment
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out; p.standardError = err; p.standardInput = inp
     try p.run()

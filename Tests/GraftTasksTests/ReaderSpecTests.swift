@@ -129,6 +129,5 @@ import Testing
         #expect(spec.train == .store(path: "/specs/c.sqlite", selection: StoreSelection(source: "rt", split: .train, task: "stars")))
         #expect(spec.dev == .store(path: "/specs/c.sqlite", selection: StoreSelection(source: "rt", split: .dev, task: "stars")))
         #expect(throws: TaskError.self) { try TaskRegistry.plugin(named: "summarization") }
-        #expect(throws: TaskError.self) { try TaskRegistry.makeHead(for: spec) }
     }
 }

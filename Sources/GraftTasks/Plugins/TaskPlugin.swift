@@ -127,9 +127,9 @@ extension TaskPlugin {
     public static var aliases: [String] { [] }
 }
 
-/// The seam for the network: a head of some kind on a backbone, with its forward, loss and
-/// backward. Implemented by the integration of the model heads (GraftModels' architecture
-/// registry); nothing in GraftTasks conforms to it.
+/// The network side of a task: a head of some kind on a backbone, with its forward, loss and
+/// backward. ``ModelTaskHead`` implements it over GraftModels' head models (which the
+/// architecture registry builds from `config.json`).
 public protocol TaskHead: AnyObject {
     var kind: HeadKind { get }
     /// `[B]` outputs for a batch of windows (padded to the longest).
@@ -247,7 +247,7 @@ public struct FeatureBatch: Sendable, Equatable {
     }
 }
 
-/// Task plugins by name, and the heads for each head kind once they are registered.
+/// Task plugins by name.
 public enum TaskRegistry {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var plugins: [String: any TaskPlugin.Type] = [
@@ -256,7 +256,6 @@ public enum TaskRegistry {
         "ner": TaggingPlugin.self, "tagging": TaggingPlugin.self, "token-classification": TaggingPlugin.self,
         "qa": QuestionAnsweringPlugin.self, "question-answering": QuestionAnsweringPlugin.self, "extractive-qa": QuestionAnsweringPlugin.self,
     ]
-    nonisolated(unsafe) private static var heads: [HeadKind: @Sendable (TaskSpec) throws -> TaskHead] = [:]
 
     /// Registers a plugin under its name and aliases (replacing any of the same name).
     public static func register<P: TaskPlugin>(_ plugin: P.Type) {
@@ -274,23 +273,6 @@ public enum TaskRegistry {
     /// The plugin for a spec: by its kind's canonical name.
     public static func plugin(for spec: TaskSpec) throws -> any TaskPlugin {
         try plugin(named: spec.kind.rawValue).init(spec: spec)
-    }
-
-    /// Registers the builder of a head kind (the model integration does this).
-    public static func registerHead(_ kind: HeadKind, _ build: @escaping @Sendable (TaskSpec) throws -> TaskHead) {
-        lock.lock(); defer { lock.unlock() }
-        heads[kind] = build
-    }
-
-    /// Builds the head for a spec, or says that no head of that kind is registered.
-    public static func makeHead(for spec: TaskSpec) throws -> TaskHead {
-        lock.lock()
-        let build = heads[spec.kind]
-        lock.unlock()
-        guard let build else {
-            throw TaskError.notAvailable("no \(spec.kind.rawValue) head is registered (\(spec.path)): the model heads are not part of this build")
-        }
-        return try build(spec)
     }
 
     /// The registered names, sorted.
