@@ -160,26 +160,4 @@ public enum BLAS {
             }
         }
     }
-
-    /// Backward of ``batchedMatmul`` (accumulates into `dA`, `dB`). Strides of `dA`/`dB` equal
-    /// those of `A`/`B`; a broadcast operand (stride 0) is not supported here.
-    public static func batchedMatmulBackward(_ ta: Transpose, _ tb: Transpose, batch: Int, m: Int, n: Int, k: Int,
-                                             a: UnsafePointer<Float>, strideA: Int,
-                                             b: UnsafePointer<Float>, strideB: Int,
-                                             dc: UnsafePointer<Float>, strideC: Int,
-                                             da: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
-        let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
-        let pdc = SendablePtr(UnsafeMutablePointer(mutating: dc))
-        let pda = da.map(SendablePtr.init), pdb = db.map(SendablePtr.init)
-        GemmProfiler.measure(flops: 4.0 * Double(batch * m) * Double(n) * Double(k)) {
-            // Work items run with one thread, so each matmulBackward is single-threaded BLAS.
-            Engine.parallelFor(batch) { r in
-                for i in r {
-                    matmulBackward(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, b: pb.p + i * strideB,
-                                   dc: pdc.p + i * strideC,
-                                   da: pda.map { $0.p + i * strideA }, db: pdb.map { $0.p + i * strideB })
-                }
-            }
-        }
-    }
 }
