@@ -110,13 +110,18 @@ struct FinetuneCommand: ParsableCommand {
                    "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
         if !loaded.initialized.isEmpty { printError("new head parameters: \(loaded.initialized.joined(separator: ", "))") }
         let main = plugin.mainMetric.key
+        var bestMetrics: [String: Double] = [:]
         let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json) { e in
-            e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
+            if e.isBest { bestMetrics = e.metrics }
+            return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
         }
         if json {
+            // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
+            // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
             var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
-                                                 ("seconds", .number((summary.seconds * 10).rounded() / 10))]
+                                                 ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
             if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+            for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
             fields.append(("model", .string(out + "/best")))
             print(JSONValue.object(fields).serialized())
         }

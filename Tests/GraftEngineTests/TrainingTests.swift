@@ -207,7 +207,8 @@ extension EngineTests {
         /// Same seed and thread count -> bit-identical results; 1 vs 2 threads agree closely.
         @Test func deterministicForSeedAndThreads() throws {
             let a = try trainTiny(threads: 2), b = try trainTiny(threads: 2)
-            #expect(a == b)
+            let identical = a == b   // outside #expect: a failure would diff every weight
+            #expect(identical, "two 2-thread runs of the same seed differ")
             let c = try trainTiny(threads: 1)
             var worst: Float = 0
             for i in 0..<a.count { worst = max(worst, abs(a[i] - c[i])) }

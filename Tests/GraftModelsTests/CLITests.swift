@@ -13,16 +13,21 @@ let graftExecutable: String? = {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }?.path
 }()
 
+/// The environment `graft` runs in under test: the same OpenBLAS kernels as this test process
+/// (graft would otherwise pick faster ones where OpenBLAS falls back to its generic kernels), so
+/// every run of a test, and the test process itself, compute bit for bit alike.
+let graftEnvironment: [String: String] = {
+    var environment = ProcessInfo.processInfo.environment
+    environment["GRAFT_OPENBLAS_CORETYPE"] = "off"
+    return environment
+}()
+
 /// Runs `graft` with arguments and optional standard input; returns (status, stdout, stderr).
 func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: graftExecutable!)
     p.arguments = args
-    // The same OpenBLAS kernels as this test process (graft would otherwise pick faster ones
-    // where OpenBLAS falls back to its generic kernels), so outputs compare bit for bit.
-    var environment = ProcessInfo.processInfo.environment
-    environment["GRAFT_OPENBLAS_CORETYPE"] = "off"
-    p.environment = environment
+    p.environment = graftEnvironment
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out; p.standardError = err; p.standardInput = inp
     try p.run()

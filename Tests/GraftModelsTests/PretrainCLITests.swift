@@ -50,6 +50,7 @@ struct PretrainCLITests {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: graftExecutable!)
             p.arguments = arguments
+            p.environment = graftEnvironment
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
@@ -77,7 +78,8 @@ struct PretrainCLITests {
         #expect(resumed.0 == 0, "\(resumed.2)")
         let a = try Data(contentsOf: URL(fileURLWithPath: straight).appendingPathComponent("checkpoints/step-0000024/model.safetensors"))
         let b = try Data(contentsOf: URL(fileURLWithPath: killed).appendingPathComponent("checkpoints/step-0000024/model.safetensors"))
-        #expect(a == b, "resumed weights differ from the uninterrupted run")
+        let identical = a == b   // not inside #expect: a failure would diff megabytes byte by byte
+        #expect(identical, "resumed weights differ from the uninterrupted run")
     }
 
     @Test func badArgumentsAreRefusedClearly() throws {
