@@ -146,17 +146,12 @@ public final class BertForTokenClassification: TaskHeadModel {
 
     /// Inference: logits `[B, T, L]` (owned by the model; nothing kept for backward).
     public func logits(_ input: HeadInput) throws -> Tensor {
-        try head.logits(rows(input, training: false), training: false).reshaped([input.batch, input.seqLen, numLabels])
+        try head.positionLogits(input) { try rows(input, training: false) }
     }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored).
     public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {
-        guard labels.count == input.batch * input.seqLen else {
-            throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch) x seqLen \(input.seqLen)")
-        }
-        let (z, l) = try head.loss(rows(input, training: training), targets: labels, training: training)
-        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows,
-                        logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
+        try head.positionLoss(input, labels: labels, training: training) { try rows(input, training: training) }
     }
 
     public func backward(scale: Float) throws {

@@ -278,3 +278,22 @@ extension BertForTokenClassification: PretrainedModel { public var architecture:
 extension BertForQuestionAnswering: PretrainedModel { public var architecture: String { "BertForQuestionAnswering" } }
 extension GPT2ForSequenceClassification: PretrainedModel { public var architecture: String { "GPT2ForSequenceClassification" } }
 extension GPT2ForTokenClassification: PretrainedModel { public var architecture: String { "GPT2ForTokenClassification" } }
+
+extension ClassificationHead {
+    /// Token classification (a label for every position): the logits `[B, T, L]` of the encoder
+    /// rows `[B * T, C]` that `rows` computes (inference: nothing kept for a backward pass).
+    func positionLogits(_ input: HeadInput, rows: () throws -> Tensor) throws -> Tensor {
+        try logits(rows(), training: false).reshaped([input.batch, input.seqLen, numLabels])
+    }
+
+    /// Token classification: forward + loss against `labels` `[B * T]` (-100 ignored), checked
+    /// before `rows` runs the encoder.
+    func positionLoss(_ input: HeadInput, labels: [Int32], training: Bool, rows: () throws -> Tensor) throws -> HeadLoss {
+        guard labels.count == input.batch * input.seqLen else {
+            throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch) x seqLen \(input.seqLen)")
+        }
+        let (z, l) = try loss(rows(), targets: labels, training: training)
+        return HeadLoss(loss: l, correct: crossEntropy.correctRows, counted: crossEntropy.countedRows,
+                        logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
+    }
+}
