@@ -96,7 +96,7 @@ public struct ClassificationExample: Sendable, Equatable {
 }
 
 /// An entity span: `[start, end)` in Unicode scalars of the text, with its type.
-public struct EntitySpan: Sendable, Equatable, Codable {
+public struct EntitySpan: Sendable, Equatable, Hashable, Codable {
     public var start: Int
     public var end: Int
     public var type: String

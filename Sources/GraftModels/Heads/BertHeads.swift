@@ -92,9 +92,7 @@ public final class BertForSequenceClassification: TaskHeadModel {
     /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` `[B]`
     /// optional; keeps activations for ``backward(scale:)``. Gradients are not zeroed here.
     public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
-        guard labels.count == input.batch else { throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch)") }
-        let (z, l) = try head.loss(pooled(input, training: training), targets: labels, weights: weights, training: training)
-        return HeadLoss(loss: l, correct: head.crossEntropy.correctRows, counted: head.crossEntropy.countedRows, logits: z)
+        try head.sequenceLoss(input, labels: labels, weights: weights, training: training) { try pooled(input, training: training) }
     }
 
     public func backward(scale: Float) throws {

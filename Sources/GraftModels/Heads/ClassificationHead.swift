@@ -280,6 +280,16 @@ extension GPT2ForSequenceClassification: PretrainedModel { public var architectu
 extension GPT2ForTokenClassification: PretrainedModel { public var architecture: String { "GPT2ForTokenClassification" } }
 
 extension ClassificationHead {
+    /// Sequence classification: forward + loss of the pooled rows `[B, C]` that `rows` computes
+    /// against `labels` `[B]` (-100 ignored), optional per-example `weights` `[B]`; the label
+    /// count is checked before `rows` runs the encoder.
+    func sequenceLoss(_ input: HeadInput, labels: [Int32], weights: [Float]?, training: Bool,
+                      rows: () throws -> Tensor) throws -> HeadLoss {
+        guard labels.count == input.batch else { throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch)") }
+        let (z, l) = try loss(rows(), targets: labels, weights: weights, training: training)
+        return HeadLoss(loss: l, correct: crossEntropy.correctRows, counted: crossEntropy.countedRows, logits: z)
+    }
+
     /// Token classification (a label for every position): the logits `[B, T, L]` of the encoder
     /// rows `[B * T, C]` that `rows` computes (inference: nothing kept for a backward pass).
     func positionLogits(_ input: HeadInput, rows: () throws -> Tensor) throws -> Tensor {

@@ -77,7 +77,7 @@ public enum StoreReader {
                 }
                 out.append(sentence)
             } else {
-                let spans = e.spans.map { CharacterSpan(start: $0.start, end: $0.end, type: $0.type) }
+                let spans = e.spans
                 do {
                     let sentence = try TaggedSentence(id: id, text: e.text, entities: spans, scheme: scheme)
                     if let labels, let bad = sentence.tags?.first(where: { labels.id(of: $0) == nil }) {

@@ -1,4 +1,5 @@
 import Foundation
+import GraftCorpus
 
 /// A tagging scheme: how a sequence of per-token tags encodes typed spans.
 ///
@@ -61,18 +62,9 @@ public struct TokenSpan: Sendable, Equatable, Hashable, Codable {
     }
 }
 
-/// A typed span of text: `[start, end)` in Unicode scalars of the original text.
-public struct CharacterSpan: Sendable, Equatable, Hashable, Codable {
-    public var start: Int
-    public var end: Int
-    public var type: String
-
-    public init(start: Int, end: Int, type: String) {
-        self.start = start
-        self.end = end
-        self.type = type
-    }
-}
+/// A typed span of text: `[start, end)` in Unicode scalars of the original text — the corpus
+/// store's entity span, so spans read from files and from the store are one type.
+public typealias CharacterSpan = EntitySpan
 
 extension TagScheme {
     /// The prefixes seqeval allows for this scheme.
