@@ -9,6 +9,11 @@ import GraftTokenizers
 
 /// `graft finetune --task tasks/NAME.toml [--model DIR] --out DIR`: fine-tunes a task head on a
 /// base model (Graft-pretrained or imported) with the one Trainer; `DIR/best` is a model directory.
+/// Where fine-tuning starts: the base model's weights, or a random initialisation of the same model.
+enum WeightInitialization: String, ExpressibleByArgument, CaseIterable {
+    case pretrained, random
+}
+
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
@@ -37,6 +42,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
     @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
+    @Option(name: .customLong("init"),
+            help: "pretrained: start from the base model's weights; random: the same architecture and tokenizer from a seeded random initialisation (the from-scratch baseline).")
+    var initialization: WeightInitialization = .pretrained
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
 
@@ -74,7 +82,8 @@ struct FinetuneCommand: ParsableCommand {
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
         let architecture = try headArchitecture(Plugin.headKind, base: base)
-        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, seed: options.seed)
+        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, seed: options.seed,
+                                             randomWeights: initialization == .random)
         guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
             throw CLIError("\(base): \(architecture) did not build a task head")
         }
@@ -100,7 +109,7 @@ struct FinetuneCommand: ParsableCommand {
         let store = try CorpusStore(path: db)
         let configJSON = JSONValue.object([
             ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("epochs", .number(Double(epochCount))), ("lr", .number(Double(lr))), ("batch_size", .number(Double(opts.batchSize))),
+            ("init", .string(initialization.rawValue)), ("epochs", .number(Double(epochCount))), ("lr", .number(Double(lr))), ("batch_size", .number(Double(opts.batchSize))),
             ("warmup_steps", .number(Double(opts.warmupSteps))), ("seed", .number(Double(opts.seed))),
             ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
             ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
@@ -108,7 +117,11 @@ struct FinetuneCommand: ParsableCommand {
         let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
         printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
                    "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
-        if !loaded.initialized.isEmpty { printError("new head parameters: \(loaded.initialized.joined(separator: ", "))") }
+        if initialization == .random {
+            printError("random initialisation (--init random): no weights loaded from \(base)")
+        } else if !loaded.initialized.isEmpty {
+            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+        }
         let main = plugin.mainMetric.key
         var bestMetrics: [String: Double] = [:]
         let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json) { e in

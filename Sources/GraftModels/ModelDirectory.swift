@@ -145,8 +145,11 @@ public enum ModelDirectory {
     /// `BertForMaskedLM` gets a fresh masked-LM head). Reports initialised and ignored tensors.
     /// `labels`, when given, replaces the configuration's classes: a base model opened as a
     /// classification head for fine-tuning gets a fresh head of that many outputs.
+    /// `randomWeights` builds the same model (same configuration, tokenizer and tensors) but
+    /// keeps every parameter at its seeded random initialisation instead of loading the
+    /// checkpoint: the from-scratch baseline that shows what pretraining contributes.
     public static func open(_ dir: String, as architecture: String? = nil, labels: [String]? = nil,
-                            seed: UInt64 = 0) throws -> Loaded {
+                            seed: UInt64 = 0, randomWeights: Bool = false) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.missingFile(dir)
@@ -174,6 +177,10 @@ public enum ModelDirectory {
         try checkTokenizer(tokenizer, fits: config, file: dir)
         let names = Set(file.names.map(entry.weights.stripped))
         let model = try entry.build(.init(config: config, seed: seed, checkpointNames: names))
+        if randomWeights {
+            return Loaded(model: model, tokenizer: tokenizer, initialized: model.store.parameters.map(\.name), ignored: [],
+                          architecture: entry)
+        }
         let (initialized, ignored) = try loadWeights(file, into: model.store, mapping: entry.weights, architecture: entry.name,
                                                      path: weightsPath)
         return Loaded(model: model, tokenizer: tokenizer, initialized: initialized, ignored: ignored, architecture: entry)

@@ -116,6 +116,31 @@ final class TestClassifier: PretrainedModel {
         #expect(Set(head.ignored) == Set(BertForMaskedLM.headParameterNames))
     }
 
+    /// `randomWeights` (graft finetune --init random) builds the same model as the checkpoint
+    /// would give but keeps the seeded initialisation: equal to a fresh model of that seed, and
+    /// sharing no weights with the checkpoint.
+    @Test func randomWeightsKeepTheSeededInitialisation() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cfg = tinyConfig(.bert, vocab: 24)
+        let mlm = try BertForMaskedLM(config: cfg, seed: 7)
+        randomize(mlm.store, seed: 8)
+        let base = dir.appendingPathComponent("mlm").path
+        try ModelDirectory.save(mlm, tokenizer: try smallWordPieceTokenizer(), to: base)
+        let pretrained = try ModelDirectory.open(base, as: "BertForMaskedLM", seed: 3)
+        let scratch = try ModelDirectory.open(base, as: "BertForMaskedLM", seed: 3, randomWeights: true)
+        let fresh = try BertForMaskedLM(config: cfg, seed: 3)
+        func values(_ m: any PretrainedModel) -> [Float] { Array(UnsafeBufferPointer(start: m.store.values, count: m.store.count)) }
+        #expect(values(pretrained.model) == values(mlm))
+        let s = values(scratch.model), f = values(fresh)
+        #expect(s == f, "random weights are the architecture's seeded initialisation")
+        let word = try #require(scratch.model.store.parameters.first { $0.name.hasSuffix("word_embeddings.weight") })
+        let a = Array(UnsafeBufferPointer(start: scratch.model.store.value(word), count: word.count))
+        let b = Array(UnsafeBufferPointer(start: mlm.store.value(word), count: word.count))
+        #expect(zip(a, b).allSatisfy { $0 != $1 }, "no weight comes from the checkpoint")
+        #expect(scratch.initialized.count == scratch.model.store.parameters.count && scratch.ignored.isEmpty)
+    }
+
     /// A head's class names round-trip through config.json as HF's id2label / label2id / num_labels.
     @Test func labelsRoundTripThroughConfig() throws {
         var cfg = tinyConfig(.bert, vocab: 24)

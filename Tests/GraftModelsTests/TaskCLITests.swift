@@ -89,6 +89,13 @@ struct TaskCLITests {
         #expect(abs(p.values.reduce(0, +) - 1) < 1e-4)
         #expect(empty["label"] is NSNull && r.2.contains("1 empty document"))
 
+        // The from-scratch baseline: the same architecture and tokenizer, no weights loaded.
+        r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", dir.appendingPathComponent("scratch").path,
+                          "--db", db, "--threads", "1", "--epochs", "1", "--init", "random", "--json"])
+        #expect(r.0 == 0 && r.2.contains("random initialisation"), "\(r.2)")
+        r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", dir.appendingPathComponent("x").path, "--init", "randm"])
+        #expect(r.0 != 0 && r.2.contains("pretrained") && r.2.contains("random"), "\(r.2)")
+
         // A model directory without a head, and a command of the wrong task, are refused clearly.
         r = try runGraft(["classify", "--model", base], stdin: "a cat\n")
         #expect(r.0 != 0 && r.2.contains("graft-task.toml"), "\(r.2)")
