@@ -21,6 +21,7 @@ struct Graft: AsyncParsableCommand {
             TagCommand.self,
             ClassifyCommand.self,
             AskCommand.self,
+            LogitsCommand.self,
             ImportCommand.self,
             ExportCommand.self,
             EmbedCommand.self,
