@@ -192,7 +192,7 @@ func forEachDocument(_ files: [String], _ body: (String, String) throws -> Void)
 /// Options every inference command shares.
 struct InferenceOptions: ParsableArguments {
     @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
-    @Option(help: "Task spec, for a model directory without graft-task.toml (e.g. an imported HF model).") var task: String?
+    @Option(help: "Task spec (default: the model's graft-task.toml, else the task its architectures and id2label imply, e.g. an imported transformers model).") var task: String?
     @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
 
