@@ -133,7 +133,7 @@ struct FinetuneCommand: ParsableCommand {
             ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
             ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
             ("patience", patienceValue.map { .number(Double($0)) } ?? .null),
-            ("pooling", architecture == "BertForSequenceClassification" ? .string(poolingChoice == .mean ? "mean" : "cls") : .null),
+            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
         ]).serialized()
         let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
         printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
