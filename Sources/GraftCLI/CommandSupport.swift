@@ -129,6 +129,9 @@ struct OptimizationOptionGroup: ParsableArguments {
     }
 }
 
+/// Epochs begun after `steps` updates of `stepsPerEpoch` each.
+func epochsTrained(_ steps: Int, _ stepsPerEpoch: Int) -> Int { (steps + max(stepsPerEpoch, 1) - 1) / max(stepsPerEpoch, 1) }
+
 /// Set by SIGINT; the training loop checks it after every update.
 nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 
@@ -136,11 +139,13 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 /// metrics logged into the corpus store's run record every 10 updates and at each evaluation,
 /// Ctrl-C writing a checkpoint before returning (a second Ctrl-C ends the process), and the run
 /// finished as `finished`, `interrupted` or `failed`. `describe` words an evaluation.
-/// A failure to write the run record stops training (checkpoint kept) and is thrown.
+/// A failure to write the run record stops training (checkpoint kept) and is thrown. A run that
+/// stopped early (patience) is recorded with `stopped_early` 1 and, given `stepsPerEpoch`, the
+/// `epochs` it trained.
 @discardableResult
 func runTraining<Objective: TrainingObjective>(
     _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String, announce: Bool = true,
-    describe: @escaping (TrainingEvaluation) -> String
+    stepsPerEpoch: Int? = nil, describe: @escaping (TrainingEvaluation) -> String
 ) throws -> TrainingSummary {
     let progress = ProgressReporter(label, total: trainer.totalSteps, unit: .items("steps"))
     var recordError: Error?
@@ -174,9 +179,14 @@ func runTraining<Objective: TrainingObjective>(
         var totals: [String: Double] = ["steps": Double(summary.steps), "seconds": summary.seconds]
         if let l = summary.lastLoss { totals["train_loss"] = Double(l) }
         if let b = summary.best { totals["best_dev_\(summary.mainMetric.name)"] = b }
+        if let stepsPerEpoch { totals["epochs"] = Double(epochsTrained(summary.steps, stepsPerEpoch)) }
+        if summary.stoppedEarly { totals["stopped_early"] = 1 }
         try run.finish(status: summary.interrupted ? .interrupted : .finished, summary: totals)
+        let epochText = stepsPerEpoch.map { " (epoch \(epochsTrained(summary.steps, $0)))" } ?? ""
         let message = summary.interrupted
               ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
+              : summary.stoppedEarly
+              ? "stopped early at step \(summary.steps)\(epochText): dev \(summary.mainMetric.name) did not improve for \(trainer.options.patience ?? 0) evaluations; best model in \(out)/best"
               : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
         if announce { print(message) } else { printError(message) }
         return summary

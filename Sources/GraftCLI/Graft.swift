@@ -25,6 +25,7 @@ struct Graft: AsyncParsableCommand {
             TagCommand.self,
             ClassifyCommand.self,
             AskCommand.self,
+            LogitsCommand.self,
             ImportCommand.self,
             ExportCommand.self,
             EmbedCommand.self,

@@ -23,7 +23,10 @@ struct ImportCommand: ParsableCommand {
         vocab.json + merges.txt). Tensor names with a bert./transformer. prefix are accepted. The model keeps the \
         architecture config.json names (a BertModel encoder such as all-MiniLM-L6-v2 stays an encoder, with its pooler); \
         --as loads it into another architecture of the family, e.g. --as BertForMaskedLM gives an encoder a freshly \
-        initialised masked-LM head (reported). DIR then works as --model DIR everywhere.
+        initialised masked-LM head (reported). DIR then works as --model DIR everywhere. A transformers task head \
+        saved with save_pretrained (BertFor{Sequence,Token}Classification, BertForQuestionAnswering, \
+        GPT2For{Sequence,Token}Classification) imports as it is; graft evaluate/classify/tag/ask then use it, its task \
+        taken from the architecture and id2label (or --task SPEC).
         """
     )
 

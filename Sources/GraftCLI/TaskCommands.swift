@@ -22,8 +22,16 @@ struct FinetuneCommand: ParsableCommand {
             Hyper-parameters come from the spec's [train] table; options given here override them. \
             Evaluates on the dev set after every epoch with the task's metric (accuracy, strict IOB2 \
             entity F1, SQuAD F1) and keeps the best model in OUT/best; checkpoints in OUT/checkpoints \
-            (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db.
+            (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db. \
+            --patience N stops when the dev metric has not improved for N epochs in a row (early stopping; \
+            OUT/best keeps the best). --pooling mean classifies the mean of the last hidden states instead of \
+            [CLS] through the pooler (BERT sequence classification; kept in the model's config.json).
             """)
+
+    enum PoolingChoice: String, ExpressibleByArgument, CaseIterable {
+        case cls, mean
+        var pooling: BertForSequenceClassification.Pooling { self == .cls ? .pooler : .mean }
+    }
 
     @Option(help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml.") var task: String
     @Option(help: "Base model directory (default: the spec's model.base).") var model: String?
@@ -40,6 +48,10 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(name: .customLong("freeze-encoder"), help: "Train only the head (feature extraction).") var freezeEncoder = false
     @Option(name: .customLong("freeze-layers"), help: "Freeze the embeddings and the lowest K layers.") var freezeLayers: Int?
     @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
+    @Option(help: "Early stopping: stop after N evaluations (epochs) in a row without a better dev metric (default: train.patience, else never).")
+    var patience: Int?
+    @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls).")
+    var pooling: PoolingChoice?
     @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
     @Option(name: .customLong("init"),
@@ -47,6 +59,10 @@ struct FinetuneCommand: ParsableCommand {
     var initialization: WeightInitialization = .pretrained
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
+
+    func validate() throws {
+        if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+    }
 
     func run() throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) { try finetune() }
@@ -82,8 +98,18 @@ struct FinetuneCommand: ParsableCommand {
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
         let architecture = try headArchitecture(Plugin.headKind, base: base)
-        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, seed: options.seed,
-                                             randomWeights: initialization == .random)
+        let poolingChoice = pooling?.pooling ?? spec.pooling
+        if let poolingChoice {
+            guard architecture == "BertForSequenceClassification" else {
+                throw CLIError("\(task): pooling (\(poolingChoice == .mean ? "mean" : "cls")) applies to BERT sequence classification; \(architecture) \(Plugin.headKind == .sequenceClassification ? "classifies from the last real token" : "does not pool")")
+            }
+        }
+        let patienceValue = patience ?? t.patience
+        if patienceValue != nil && devExamples.isEmpty {
+            throw CLIError("\(task): early stopping (patience) needs dev data (data.dev in the spec, or --dev FILE)")
+        }
+        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                             seed: options.seed, randomWeights: initialization == .random)
         guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
             throw CLIError("\(base): \(architecture) did not build a task head")
         }
@@ -104,6 +130,7 @@ struct FinetuneCommand: ParsableCommand {
         opts.evalEvery = stepsPerEpoch
         opts.checkpointEvery = stepsPerEpoch
         opts.keepCheckpoints = 1
+        opts.patience = patienceValue
         let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out)
 
         let store = try CorpusStore(path: db)
@@ -113,6 +140,8 @@ struct FinetuneCommand: ParsableCommand {
             ("warmup_steps", .number(Double(opts.warmupSteps))), ("seed", .number(Double(opts.seed))),
             ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
             ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
+            ("patience", patienceValue.map { .number(Double($0)) } ?? .null),
+            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
         ]).serialized()
         let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
         printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
@@ -124,7 +153,8 @@ struct FinetuneCommand: ParsableCommand {
         }
         let main = plugin.mainMetric.key
         var bestMetrics: [String: Double] = [:]
-        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json) { e in
+        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
+                                      stepsPerEpoch: stepsPerEpoch) { e in
             if e.isBest { bestMetrics = e.metrics }
             return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
         }
@@ -132,6 +162,8 @@ struct FinetuneCommand: ParsableCommand {
             // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
             // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
             var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
+                                                 ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
+                                                 ("stopped_early", .bool(summary.stoppedEarly)),
                                                  ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
             if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
             for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
@@ -172,7 +204,7 @@ func forEachDocument(_ files: [String], _ body: (String, String) throws -> Void)
 /// Options every inference command shares.
 struct InferenceOptions: ParsableArguments {
     @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
-    @Option(help: "Task spec, for a model directory without graft-task.toml (e.g. an imported HF model).") var task: String?
+    @Option(help: "Task spec (default: the model's graft-task.toml, else the task its architectures and id2label imply, e.g. an imported transformers model).") var task: String?
     @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
 
@@ -452,6 +484,80 @@ struct AskCommand: ParsableCommand {
                                ("score", .number((best.score * 1e4).rounded() / 1e4))]
                 } else {
                     fields.append(("answer", .null))
+                }
+                out.write(JSONValue.object(fields).serialized() + "\n")
+            }
+            out.flush()
+        }
+    }
+}
+
+/// `graft logits --model DIR [FILES...]`: a head model's raw logits, for checking a model against
+/// transformers (`scripts/check_hf_heads.py`).
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits",
+        abstract: "Print a task head's raw logits for each input, with the token ids it ran on (for parity checks).",
+        discussion: """
+            Reads one text per line (sequence and token classification) or JSON Lines {"question": ..., "context": ...} \
+            (question answering) from the files or stdin. Each input is one window: encoded with the model's tokenizer \
+            and special tokens, not truncated (longer than the model's positions is an error), run alone (no padding). \
+            Prints one JSON object per input: "input_ids", "token_type_ids" and "logits" ([L] for sequence \
+            classification, [T][L] for token classification) or "start_logits" and "end_logits" ([T]); values are \
+            the float32 logits exactly. Needs no task spec: any head model directory (graft finetune's OUT/best, or \
+            an imported transformers model).
+            """)
+
+    @Option(help: "A head model directory (sequence/token classification or question answering).") var model: String
+    @Argument(help: "Input files (one text, or one JSON question, per line).") var files: [String] = []
+
+    func run() throws {
+        try Engine.withThreads(Engine.defaultThreads) {
+            let loaded = try openModel(model)
+            guard let head = loaded.model as? any PretrainedModel & TaskHeadModel else {
+                throw CLIError("\(model) holds a \(loaded.architecture.name), which has no task head")
+            }
+            var tokenizer = loaded.tokenizer
+            tokenizer.truncation = nil
+            tokenizer.padding = nil
+            let isQA = head is BertForQuestionAnswering
+            let out = OutputBuffer()
+            try forEachDocument(files) { line, id in
+                let encoding: Encoding
+                do {
+                    if isQA {
+                        let value: JSONValue
+                        do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
+                        guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
+                            throw CLIError("\(id): expected {\"context\": string, \"question\": string}")
+                        }
+                        encoding = try tokenizer.encode(q, pair: c)
+                    } else {
+                        encoding = try tokenizer.encode(line)
+                    }
+                } catch let e as TokenizerError { throw CLIError("\(id): \(e)") }
+                let t = encoding.ids.count
+                guard t > 0, t <= head.config.maxPositions else {
+                    throw CLIError("\(id): \(t) tokens; the model takes 1 to \(head.config.maxPositions)")
+                }
+                let types = head.config.kind == .bert ? encoding.typeIds : nil
+                let input = HeadInput(inputIds: encoding.ids, tokenTypeIds: types, attentionMask: nil, batch: 1, seqLen: t)
+                let logits: [Float]
+                do { logits = try head.logits(input).array } catch { throw CLIError("\(id): \(error)") }
+                func row(_ r: ArraySlice<Float>) -> JSONValue { .array(r.map { .number(Double($0)) }) }
+                var fields: [(String, JSONValue)] = [
+                    ("input_ids", .array(encoding.ids.map { .number(Double($0)) })),
+                    ("token_type_ids", .array(encoding.typeIds.map { .number(Double($0)) })),
+                ]
+                switch head {
+                case is BertForQuestionAnswering:
+                    fields.append(("start_logits", .array((0..<t).map { .number(Double(logits[2 * $0])) })))
+                    fields.append(("end_logits", .array((0..<t).map { .number(Double(logits[2 * $0 + 1])) })))
+                case is BertForTokenClassification, is GPT2ForTokenClassification:
+                    let l = head.numLabels
+                    fields.append(("logits", .array((0..<t).map { row(logits[($0 * l)..<(($0 + 1) * l)]) })))
+                default:
+                    fields.append(("logits", row(logits[...])))
                 }
                 out.write(JSONValue.object(fields).serialized() + "\n")
             }

@@ -49,6 +49,9 @@ public struct WeightMapping: Sendable {
     /// buffers, tied copies, heads of other architectures. Any other tensor that is not a
     /// parameter is an error naming it.
     public var ignoring: [NamePattern]
+    /// Checkpoint tensors (after stripping ``prefix``) skipped when the model has no parameter of
+    /// that name, loaded when it has (BERT's pooler: a mean-pooled classifier has none).
+    public var ignoringAbsent: [NamePattern]
     /// Parameters a checkpoint may lack (a fresh head): they keep their initialisation and are
     /// reported as initialised. Any other missing parameter is an error.
     public var optional: [NamePattern]
@@ -59,10 +62,16 @@ public struct WeightMapping: Sendable {
     public var transposed: @Sendable (String) -> Bool
 
     public init(prefix: String = "", prefixOnExport: Bool = false, headPrefixes: [String] = [], ignoring: [NamePattern] = [],
-                optional: [NamePattern] = [], aliases: [String: String] = [:],
+                ignoringAbsent: [NamePattern] = [], optional: [NamePattern] = [], aliases: [String: String] = [:],
                 transposed: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.prefix = prefix; self.prefixOnExport = prefixOnExport; self.headPrefixes = headPrefixes
-        self.ignoring = ignoring; self.optional = optional; self.aliases = aliases; self.transposed = transposed
+        self.ignoring = ignoring; self.ignoringAbsent = ignoringAbsent; self.optional = optional; self.aliases = aliases
+        self.transposed = transposed
+    }
+
+    /// Whether the checkpoint tensor `name` (prefix stripped) is skipped for a model with `store`.
+    public func skips(_ name: String, in store: ParameterStore) -> Bool {
+        ignoring.matches(name) || (ignoringAbsent.matches(name) && !store.contains(name))
     }
 
     /// The checkpoint name without ``prefix``.
@@ -197,6 +206,7 @@ public enum ModelRegistry {
         func bert(_ head: String, ignoringPooler: Bool) -> WeightMapping {
             WeightMapping(prefix: "bert.", prefixOnExport: true, headPrefixes: [head],
                           ignoring: bertIgnoring + (ignoringPooler ? [.prefix("pooler.")] : []),
+                          ignoringAbsent: ignoringPooler ? [] : [.prefix("pooler.")],
                           optional: [.prefix(head)] + (ignoringPooler ? [] : [.prefix("pooler.")]))
         }
         func gpt(_ head: String) -> WeightMapping {
@@ -214,7 +224,8 @@ public enum ModelRegistry {
         }
         return [
             ModelArchitecture(name: "BertForSequenceClassification", family: .bert, weights: bert("classifier.", ignoringPooler: false),
-                              build: { try BertForSequenceClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
+                              build: { try BertForSequenceClassification(config: $0.config, numLabels: try classes($0),
+                                                                                         pooling: $0.config.pooling ?? .pooler, seed: $0.seed) }),
             ModelArchitecture(name: "BertForTokenClassification", family: .bert, weights: bert("classifier.", ignoringPooler: true),
                               build: { try BertForTokenClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
             ModelArchitecture(name: "BertForQuestionAnswering", family: .bert, weights: bert("qa_outputs.", ignoringPooler: true),

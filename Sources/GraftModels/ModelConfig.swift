@@ -58,6 +58,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// Class names of a classification head, in id order (`config.json`'s `id2label`,
     /// `label2id` and `num_labels`); nil for models without one.
     public var labels: [String]?
+    /// How a BERT sequence classifier pools the sentence (nil: HuggingFace's `[CLS]` + pooler);
+    /// written to `config.json` as the Graft-specific key `graft_pooling` (`"mean"`) for
+    /// `BertForSequenceClassification` only, which transformers ignores.
+    public var pooling: BertForSequenceClassification.Pooling?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -133,12 +137,17 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// HuggingFace `config.json` content: `BertConfig` or `GPT2Config` keys, plus `graft_kind`;
     /// `architectures` names `architecture` (default: `BertForMaskedLM` / `GPT2LMHeadModel`).
     public func hfJSON(architecture: String? = nil) -> JSONValue {
-        guard let labels, case .object(var members) = familyJSON(architecture: architecture) else {
+        guard case .object(var members) = familyJSON(architecture: architecture) else {
             return familyJSON(architecture: architecture)
         }
-        members.append(("num_labels", .number(Double(labels.count))))
-        members.append(("id2label", .object(labels.enumerated().map { (String($0.offset), .string($0.element)) })))
-        members.append(("label2id", .object(labels.enumerated().map { ($0.element, .number(Double($0.offset))) })))
+        if let labels {
+            members.append(("num_labels", .number(Double(labels.count))))
+            members.append(("id2label", .object(labels.enumerated().map { (String($0.offset), .string($0.element)) })))
+            members.append(("label2id", .object(labels.enumerated().map { ($0.element, .number(Double($0.offset))) })))
+        }
+        if pooling == .mean, architecture == "BertForSequenceClassification" {
+            members.append(("graft_pooling", .string("mean")))
+        }
         return .object(members)
     }
 
@@ -266,6 +275,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                 names[i] = name
             }
             labels = names.compactMap { $0 }
+        }
+        if let p = json["graft_pooling"], !p.isNull {
+            switch p.string {
+            case "mean": pooling = .mean
+            case "cls", "pooler": pooling = .pooler
+            default: throw bad("\"graft_pooling\" \(p.serialized()) is not \"cls\" or \"mean\"")
+            }
         }
         try validate(file: path)
     }

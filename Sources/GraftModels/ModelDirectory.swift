@@ -60,7 +60,12 @@ public enum ModelDirectory {
     /// model's base parameters under its prefix, e.g. `bert.`, the head's unprefixed, as
     /// `cls.predictions.*`; GPT-2: `Conv1D` layout), `tokenizer.json`, `vocab.txt` (WordPiece) or
     /// `vocab.json` + `merges.txt` (BPE), `tokenizer_config.json` and `special_tokens_map.json`.
+    /// A mean-pooled `BertForSequenceClassification` is refused: transformers' class always
+    /// classifies `[CLS]` through the pooler, so it would compute other logits.
     public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
+        if let m = model as? BertForSequenceClassification, m.pooling == .mean {
+            throw ModelError.invalidArgument("\(dir): this BertForSequenceClassification pools by the mean of the last hidden states (graft_pooling \"mean\"); transformers' BertForSequenceClassification always classifies [CLS] through the pooler and would compute other logits, so it is not exported (fine-tune with pooling = \"cls\" to export, or keep using it with graft)")
+        }
         try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: true)
         do {
             switch tokenizer.model {
@@ -144,18 +149,21 @@ public enum ModelDirectory {
     /// (any registered architecture of the same family: a `BertModel` checkpoint opened as
     /// `BertForMaskedLM` gets a fresh masked-LM head). Reports initialised and ignored tensors.
     /// `labels`, when given, replaces the configuration's classes: a base model opened as a
-    /// classification head for fine-tuning gets a fresh head of that many outputs.
+    /// classification head for fine-tuning gets a fresh head of that many outputs. `pooling`,
+    /// when given, replaces the configuration's sequence-classification pooling.
     /// `randomWeights` builds the same model (same configuration, tokenizer and tensors) but
     /// keeps every parameter at its seeded random initialisation instead of loading the
     /// checkpoint: the from-scratch baseline that shows what pretraining contributes.
     public static func open(_ dir: String, as architecture: String? = nil, labels: [String]? = nil,
-                            seed: UInt64 = 0, randomWeights: Bool = false) throws -> Loaded {
+                            pooling: BertForSequenceClassification.Pooling? = nil, seed: UInt64 = 0,
+                            randomWeights: Bool = false) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.missingFile(dir)
         }
         var (json, config, configPath) = try readConfig(dir)
         if let labels { config.labels = labels }
+        if let pooling { config.pooling = pooling }
         let entry = try ModelRegistry.architecture(named: architecture ?? architectureName(json, config: config, file: configPath),
                                                    file: configPath)
         guard entry.family == config.kind else {
@@ -207,12 +215,12 @@ public enum ModelDirectory {
         do {
             result = try store.load(from: file, stripPrefix: m.prefix.isEmpty ? nil : m.prefix, rename: { n in
                 if let target = m.aliases[n] { return store.contains(target) && !fileNames.contains(target) ? target : nil }
-                return m.ignoring.matches(n) ? nil : n
+                return m.skips(n, in: store) ? nil : n
             }, transposed: m.transposed)
         } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
         let unknown = result.unexpected.filter { n in
             let s = m.stripped(n)
-            return !m.ignoring.matches(s) && m.aliases[s] == nil
+            return !m.skips(s, in: store) && m.aliases[s] == nil
         }
         if !unknown.isEmpty {
             throw ModelError.badWeights(file: path, problem: "\(unknown.count) unexpected tensor(s) for \(architecture): \(unknown.prefix(8).joined(separator: ", "))\(unknown.count > 8 ? ", …" : "")")

@@ -123,6 +123,23 @@ import Testing
         }
     }
 
+    /// `[model] pooling` (sequence classification only) and `[train] patience` (alias
+    /// `early_stopping_patience`, not both).
+    @Test func poolingAndPatienceKeys() throws {
+        func parse(_ toml: String) throws -> TaskSpec { try TaskSpec.parse(toml, path: "/specs/x.toml", environment: [:]) }
+        let head = "name = \"x\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n"
+        #expect(try parse(head).pooling == nil && parse(head).training.patience == nil)
+        #expect(try parse(head + "[model]\npooling = \"mean\"\n").pooling == .mean)
+        #expect(try parse(head + "[model]\npooling = \"cls\"\n").pooling == .pooler)
+        #expect(try parse(head + "[train]\npatience = 3\n").training.patience == 3)
+        #expect(try parse(head + "[train]\nearly_stopping_patience = 2\n").training.patience == 2)
+        #expect(error(head + "[model]\npooling = \"max\"\n")?.description.contains("model.pooling") == true)
+        #expect(error("name = \"x\"\nkind = \"ner\"\nlabels = [\"PER\"]\n[model]\npooling = \"mean\"\n")?.description.contains("model.pooling") == true)
+        #expect(error(head + "[train]\npatience = 0\n") == .badValue(file: "/specs/x.toml", key: "train.patience", value: "0 (an integer)", expected: "an integer ≥ 1"))
+        #expect(error(head + "[train]\npatience = 2\nearly_stopping_patience = 2\n")?.description.contains("train.early_stopping_patience") == true)
+        #expect(error(head + "pooling = \"mean\"\n") == .unknownKey(file: "/specs/x.toml", key: "pooling", suggestion: "model.pooling"))
+    }
+
     @Test func jsonSpecsAndStoreSelections() throws {
         let spec = try TaskSpec.parse(#"{"name": "j", "kind": "sentiment", "labels": ["a", "b"], "data": {"store": "c.sqlite", "source": "rt", "task": "stars"}}"#,
                                       path: "/specs/j.json", environment: [:])

@@ -33,7 +33,10 @@ extension BertModel {
 ///
 /// With ``Pooling/mean`` the pooled vector is the masked mean of the last hidden states (the
 /// sentence-transformers pooling, for models whose pooler was never trained) and the model has
-/// no pooler parameters.
+/// no pooler parameters. The choice is kept in ``ModelConfig/pooling`` (`graft_pooling` in
+/// `config.json`); a checkpoint's pooler is skipped when loading into a mean-pooled model, and
+/// ``ModelDirectory/export(_:tokenizer:to:)`` refuses one (transformers' class always pools
+/// through `[CLS]`).
 public final class BertForSequenceClassification: TaskHeadModel {
     public enum Pooling: String, Sendable, Codable {
         /// `tanh(W h[CLS] + b)` (HuggingFace).
@@ -59,6 +62,8 @@ public final class BertForSequenceClassification: TaskHeadModel {
                 seed: UInt64) throws {
         guard config.kind == .bert else { throw ModelError.invalidArgument("BertForSequenceClassification needs a bert config, got \(config.kind)") }
         guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
+        var config = config
+        config.pooling = pooling == .mean ? .mean : nil   // saved as graft_pooling, so the directory reopens alike
         self.config = config
         self.pooling = pooling
         store = ParameterStore(seed: seed)

@@ -32,13 +32,16 @@ public struct OptimizationOptions: Codable, Sendable, Equatable {
     public var keepCheckpoints = 2
     /// Seeds the data order and any generator the objective derives from it.
     public var seed: UInt64 = 1
+    /// Early stopping: end the run when this many evaluations in a row have not improved the
+    /// main metric (nil: never). `best/` keeps the best; the count is saved with checkpoints.
+    public var patience: Int?
 
     public init() {}
 
     /// The options with the fields that may change between a run and its resumption cleared.
     var resumable: OptimizationOptions {
         var o = self
-        o.steps = 0; o.epochs = nil; o.evalEvery = 0; o.checkpointEvery = 0; o.keepCheckpoints = 0
+        o.steps = 0; o.epochs = nil; o.evalEvery = 0; o.checkpointEvery = 0; o.keepCheckpoints = 0; o.patience = nil
         return o
     }
 }
@@ -75,6 +78,8 @@ public struct TrainingEvaluation: Sendable {
 public struct TrainingSummary: Sendable {
     public var steps: Int
     public var interrupted: Bool
+    /// Whether the run ended early: ``OptimizationOptions/patience`` evaluations without improvement.
+    public var stoppedEarly: Bool
     public var lastLoss: Float?
     /// The best value of the main metric.
     public var best: Double?
@@ -86,8 +91,9 @@ public struct TrainingSummary: Sendable {
 
 /// Trains a ``TrainingObjective``: AdamW (with the objective's parameter groups), linear warm-up
 /// then the chosen decay, gradient accumulation and clipping, periodic evaluation keeping
-/// `best/` by the objective's main metric, and checkpoints from which a run continues with
-/// bit-identical results.
+/// `best/` by the objective's main metric, early stopping when the main metric has not improved
+/// for ``OptimizationOptions/patience`` evaluations, and checkpoints from which a run continues
+/// with bit-identical results.
 ///
 /// Layout of `outputDirectory`:
 /// - `checkpoints/step-NNNNNNN/`: the objective's model directory plus
@@ -125,6 +131,8 @@ public final class Trainer<Objective: TrainingObjective> {
     public private(set) var tokensSeen = 0
     /// The best main-metric value so far.
     public private(set) var best: Double?
+    /// Evaluations in a row (up to now) that did not improve on ``best``.
+    public private(set) var evaluationsSinceBest = 0
     private var iterator: ExampleStream<Objective.Example>?
 
     public init(objective: Objective, options: OptimizationOptions, outputDirectory: String) throws {
@@ -192,6 +200,7 @@ public final class Trainer<Objective: TrainingObjective> {
             throw ModelError.invalidArgument("the \(objective.name) evaluation lacks its main metric \(main.name) (has \(metrics.keys.sorted()))")
         }
         let isBest = main.improves(value, on: best)
+        evaluationsSinceBest = isBest ? 0 : evaluationsSinceBest + 1
         if isBest {
             best = value
             try replaceDirectory(outputDirectory.appendingPathComponent("best")) { try objective.save(to: $0.path) }
@@ -211,7 +220,10 @@ public final class Trainer<Objective: TrainingObjective> {
         var lastLoss: Float?
         var interrupted = false
         var lastCheckpoint: String?
+        var stoppedEarly = false
+        var patienceExhausted: Bool { options.patience.map { evaluationsSinceBest >= $0 } ?? false }
         while optimizer.stepCount < totalSteps {
+            if patienceExhausted { stoppedEarly = true; break }   // resumed from a run that had stopped early
             let t0 = DispatchTime.now().uptimeNanoseconds
             store.zeroGrads()
             var lossSum: Float = 0, correct = 0, counted = 0, tokens = 0
@@ -240,8 +252,9 @@ public final class Trainer<Objective: TrainingObjective> {
             if (options.evalEvery > 0 && step % options.evalEvery == 0) || finished {
                 try evaluateAndKeepBest(step: step)
             }
-            if shouldStop() {
-                interrupted = !finished
+            stoppedEarly = patienceExhausted && !finished
+            if shouldStop() || stoppedEarly {
+                interrupted = !finished && !stoppedEarly
                 lastCheckpoint = try writeCheckpoint()
                 break
             }
@@ -249,7 +262,7 @@ public final class Trainer<Objective: TrainingObjective> {
                 lastCheckpoint = try writeCheckpoint()
             }
         }
-        return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, lastLoss: lastLoss, best: best,
+        return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, stoppedEarly: stoppedEarly, lastLoss: lastLoss, best: best,
                                mainMetric: objective.mainMetric, checkpoint: lastCheckpoint,
                                seconds: Date().timeIntervalSince(started))
     }
@@ -291,6 +304,7 @@ public final class Trainer<Objective: TrainingObjective> {
             "trainer.epoch": String(epoch),
             "trainer.examples_used": String(examplesUsed),
             "trainer.tokens_seen": String(tokensSeen),
+            "trainer.evaluations_since_best": String(evaluationsSinceBest),
         ]
         if let best { meta["trainer.best"] = String(best.bitPattern) }
         for (k, v) in objective.checkpointState { meta["objective." + k] = v }
@@ -330,6 +344,7 @@ public final class Trainer<Objective: TrainingObjective> {
         try objective.restore(checkpointState: objectiveState)
         tokensSeen = meta["trainer.tokens_seen"].flatMap(Int.init) ?? 0
         best = meta["trainer.best"].flatMap(UInt64.init).map(Double.init(bitPattern:))
+        evaluationsSinceBest = meta["trainer.evaluations_since_best"].flatMap(Int.init) ?? 0
         epoch = e
         examplesUsed = 0
         let it = try objective.examples(epoch: epoch)

@@ -1,6 +1,7 @@
 import Foundation
 import GraftSupport
 import GraftCorpus
+import GraftModels
 import GraftTokenizers
 import TOMLKit
 
@@ -168,10 +169,10 @@ extension TaskSpec {
     static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train"]
     static let dataKeys = ["train", "dev", "test", "format", "invalid_tags", "store", "source", "task",
                            "train_split", "dev_split", "test_split", "split_scheme"]
-    static let modelKeys = ["base", "max_length", "stride", "max_answer_length"]
+    static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling"]
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
-                            "early_stopping_patience"]
+                            "patience", "early_stopping_patience"]
 
     /// All keys with their table (`train.lr`), for suggestions across tables.
     static var allKeys: [String] {
@@ -298,6 +299,7 @@ extension TaskSpec {
         var baseModel: String?
         var window = WindowOptions(maxLength: kind == .questionAnswering ? 384 : 128, stride: kind == .questionAnswering ? 128 : 32)
         var maxAnswerLength = 30
+        var pooling: BertForSequenceClassification.Pooling?
         if let model = try top.table("model") {
             try model.checkKeys(modelKeys, elsewhere: allKeys)
             baseModel = try model.string("base").map { try resolve($0, key: "model.base") }
@@ -308,6 +310,16 @@ extension TaskSpec {
             maxAnswerLength = try model.int("max_answer_length", min: 1) ?? maxAnswerLength
             if kind != .questionAnswering, let v = model["max_answer_length"] {
                 throw model.bad("max_answer_length", v, "nothing: only question answering has answers")
+            }
+            if let p = try model.string("pooling") {
+                guard kind == .sequenceClassification else {
+                    throw model.bad("pooling", .string(p), "nothing: only sequence classification pools a sentence vector")
+                }
+                switch p.lowercased() {
+                case "cls": pooling = .pooler
+                case "mean": pooling = .mean
+                default: throw model.bad("pooling", .string(p), "\"cls\" ([CLS] through the pooler, as HuggingFace) or \"mean\" (mean of the last hidden states)")
+                }
             }
             guard window.stride < window.maxLength / 2 else {
                 throw model.bad("stride", .int(window.stride), "an integer below max_length / 2 (\(window.maxLength / 2))")
@@ -328,7 +340,13 @@ extension TaskSpec {
             training.freezeLayers = try t.int("freeze_layers", min: 0)
             training.gradientAccumulation = try t.int("gradient_accumulation", min: 1)
             training.maxGradNorm = try t.double("max_grad_norm", range: 0...1e9)
-            training.earlyStoppingPatience = try t.int("early_stopping_patience", min: 1)
+            training.patience = try t.int("patience", min: 1)
+            if let alias = try t.int("early_stopping_patience", min: 1) {
+                guard training.patience == nil else {
+                    throw t.bad("early_stopping_patience", .int(alias), "nothing besides train.patience (the same setting)")
+                }
+                training.patience = alias
+            }
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }
@@ -336,7 +354,8 @@ extension TaskSpec {
 
         return TaskSpec(path: path, name: name, kind: kind, description: try top.string("description"), labels: labels,
                         scheme: scheme, format: format, invalidTags: invalidTags, train: train, dev: dev, test: test,
-                        baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength, training: training)
+                        baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength, training: training,
+                        pooling: pooling)
     }
 
     /// Expands `${VAR}` and `${VAR:-default}` from `environment`; an unset variable without a

@@ -1,5 +1,6 @@
 import Foundation
 import GraftCorpus
+import GraftModels
 
 /// The head kind a task trains: what the model predicts.
 public enum HeadKind: String, Sendable, Equatable, Codable, CaseIterable {
@@ -61,8 +62,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var freezeLayers: Int?
     public var gradientAccumulation: Int?
     public var maxGradNorm: Double?
-    /// Stop after this many epochs without improving the main metric.
-    public var earlyStoppingPatience: Int?
+    /// Early stopping: stop after this many evaluations (epochs) in a row without improving the
+    /// main metric (`train.patience`, alias `train.early_stopping_patience`).
+    public var patience: Int?
 
     public init() {}
 }
@@ -82,6 +84,7 @@ public struct TrainingOptions: Sendable, Equatable {
 ///
 /// [model]
 /// base = "../runs/minilm"            # a model directory
+/// pooling = "cls"                    # sequence classification on BERT: cls | mean
 /// max_length = 128
 /// stride = 32
 ///
@@ -116,4 +119,8 @@ public struct TaskSpec: Sendable, Equatable {
     /// QA: the longest answer in tokens.
     public var maxAnswerLength: Int
     public var training: TrainingOptions
+    /// Sequence classification on BERT: how the sentence vector is pooled (`model.pooling`:
+    /// `"cls"` = `[CLS]` through the pooler as HuggingFace, `"mean"` = masked mean of the last
+    /// hidden states); nil: the model's own (HuggingFace's pooler for a fresh head).
+    public var pooling: BertForSequenceClassification.Pooling?
 }

@@ -128,27 +128,71 @@ public struct TaskModel {
     public let tokenizer: Tokenizer
     public let directory: String
 
-    /// Opens `directory` (written by `graft finetune`, or a HuggingFace head model imported with
-    /// `graft import` plus a task spec given as `specFile`). The model's classes must be the
-    /// task's labels, in order.
+    /// Opens `directory`: written by `graft finetune` (its task spec copied as
+    /// `graft-task.toml`), or a HuggingFace head model imported with `graft import`. Without a
+    /// spec (`specFile` nil and no `graft-task.toml`) the task follows from the model: its kind
+    /// from the architecture, its labels from `id2label` (tagging: IOB2, or BIOES when it has
+    /// `S-`/`E-` tags), the default windows. The model's classes must be the task's labels; when
+    /// they are the same set in another order (a transformers model's `id2label`), the model's
+    /// order is used.
     public static func open(_ directory: String, specFile: String? = nil) throws -> TaskModel {
         let specPath = specFile ?? taskSpecFileNames.map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
             .first { FileManager.default.fileExists(atPath: $0) }
-        guard let specPath else {
-            throw TaskError.unreadable(file: directory, reason: "no \(taskSpecFileNames[0]): not a fine-tuned model directory (fine-tune one with graft finetune, or pass --task SPEC)")
-        }
-        let spec = try TaskSpec.load(specPath)
-        let plugin = try TaskRegistry.plugin(for: spec)
+        var spec = try specPath.map { try TaskSpec.load($0) }
         let loaded = try ModelDirectory.open(directory)
         guard let model = loaded.model as? any PretrainedModel & TaskHeadModel else {
-            throw TaskError.invalidArgument("\(directory) holds a \(loaded.architecture.name), which has no task head (fine-tune it with graft finetune --model \(directory))")
+            let what = specPath == nil ? "has no \(taskSpecFileNames[0]) and holds" : "holds"
+            throw TaskError.invalidArgument("\(directory) \(what) a \(loaded.architecture.name), which has no task head: not a fine-tuned model directory (fine-tune one with graft finetune --model \(directory))")
         }
-        if let labels = plugin.labels {
-            guard model.config.labels == labels.labels else {
-                throw TaskError.invalidArgument("\(directory)/config.json: the model's labels \(model.config.labels ?? []) are not the task's \(labels.labels) (\(specPath))")
+        if spec == nil { spec = try TaskSpec.inferred(from: model, architecture: loaded.architecture.name, directory: directory) }
+        guard var spec else { throw TaskError.invalidArgument("\(directory): no task") }
+        if let labels = spec.labels {
+            let ours = model.config.labels ?? []
+            guard ours.count == labels.count, Set(ours) == Set(labels.labels) else {
+                throw TaskError.invalidArgument("\(directory)/config.json: the model's labels \(ours) are not the task's \(labels.labels) (\(specPath ?? "id2label"))")
             }
+            if ours != labels.labels { spec.labels = try LabelSet(ours) }   // the model's ids (id2label) decide
         }
+        let plugin = try TaskRegistry.plugin(for: spec)
         return TaskModel(spec: spec, plugin: plugin, head: try ModelTaskHead(kind: spec.kind, model: model),
                          tokenizer: loaded.tokenizer, directory: directory)
+    }
+}
+
+extension TaskSpec {
+    /// The task a head model implies on its own: kind from its architecture, labels from its
+    /// `id2label` (tagging: the scheme from the tags' prefixes), default windows (at most the
+    /// model's positions), no data.
+    static func inferred(from model: any PretrainedModel & TaskHeadModel, architecture: String, directory: String) throws -> TaskSpec {
+        let file = URL(fileURLWithPath: directory).appendingPathComponent("config.json").path
+        let kind: HeadKind
+        switch model {
+        case is BertForSequenceClassification, is GPT2ForSequenceClassification: kind = .sequenceClassification
+        case is BertForTokenClassification, is GPT2ForTokenClassification: kind = .tokenClassification
+        case is BertForQuestionAnswering: kind = .questionAnswering
+        default: throw TaskError.invalidArgument("\(directory): no task for a \(architecture); pass --task SPEC")
+        }
+        var labels: LabelSet?
+        var scheme = TagScheme.iob2
+        if kind != .questionAnswering {
+            guard let names = model.config.labels, names.count >= 2 else {
+                throw TaskError.missingKey(file: file, key: "id2label")
+            }
+            if kind == .tokenClassification {
+                let prefixes = Set(names.filter { $0 != "O" }.map { String(ParsedTag($0).prefix) })
+                scheme = prefixes.isSubset(of: ["B", "I"]) ? .iob2 : .bioes
+                guard names.contains("O"), prefixes.isSubset(of: Set(scheme.prefixes)) else {
+                    throw TaskError.badValue(file: file, key: "id2label", value: names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", …" : ""),
+                                             expected: "IOB2 or BIOES tags (O, B-TYPE, I-TYPE, …) to tag without a spec; or pass --task SPEC with the tags")
+                }
+            }
+            labels = try LabelSet(names)
+        }
+        let maxLength = min(kind == .questionAnswering ? 384 : 128, model.config.maxPositions)
+        let stride = min(kind == .questionAnswering ? 128 : 32, maxLength / 4)
+        return TaskSpec(path: file, name: URL(fileURLWithPath: directory).lastPathComponent, kind: kind, description: nil,
+                        labels: labels, scheme: scheme, format: kind.defaultFormat, invalidTags: .error, train: nil, dev: nil, test: nil,
+                        baseModel: nil, window: WindowOptions(maxLength: maxLength, stride: stride), maxAnswerLength: 30,
+                        training: TrainingOptions(), pooling: nil)
     }
 }
