@@ -100,8 +100,8 @@ struct FinetuneCommand: ParsableCommand {
         let store = try CorpusStore(path: db)
         let configJSON = JSONValue.object([
             ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("epochs", .number(Double(epochCount))), ("lr", .number(Double(lr))), ("batch_size", .number(Double(opts.batchSize))),
-            ("warmup_steps", .number(Double(opts.warmupSteps))), ("seed", .number(Double(opts.seed))),
+            ("epochs", .integer(epochCount)), ("lr", .float(lr)), ("batch_size", .integer(opts.batchSize)),
+            ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
             ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
             ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
         ]).serialized()
