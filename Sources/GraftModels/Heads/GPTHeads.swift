@@ -20,6 +20,21 @@ extension GPTForCausalLM {
     }
 }
 
+/// A GPT-2 task head model: a ``GPTForCausalLM`` decoder, whose store and dropout generator
+/// are the model's (its LM head is tied to `wte`, so it adds no parameter), and a
+/// ``ClassificationHead`` on its final hidden states.
+public protocol GPT2HeadModel: TaskHeadModel {
+    var transformer: GPTForCausalLM { get }
+    var head: ClassificationHead { get }
+}
+
+extension GPT2HeadModel {
+    public static var backbonePrefix: String { "transformer." }
+    public var store: ParameterStore { transformer.store }
+    public var rng: SharedRNG { transformer.rng }
+    public var numLabels: Int { head.numLabels }
+}
+
 /// HuggingFace `GPT2ForSequenceClassification`: the decoder (`transformer.*`, final `ln_f`),
 /// then `score` (`[L, C]`, no bias) read at the last real token of each row -> logits `[B, L]`
 /// (HF applies `score` at every position and picks that row; the result is the same). The last
@@ -28,15 +43,11 @@ extension GPTForCausalLM {
 /// against one label per example (-100 ignored), optionally weighted per example.
 ///
 /// The backbone is a ``GPTForCausalLM`` whose LM head is tied to `wte`, so it adds no parameter.
-public final class GPT2ForSequenceClassification: TaskHeadModel {
-    public static let backbonePrefix = "transformer."
+public final class GPT2ForSequenceClassification: GPT2HeadModel {
     public let config: ModelConfig
-    public var store: ParameterStore { transformer.store }
-    public var rng: SharedRNG { transformer.rng }
     public let transformer: GPTForCausalLM
     /// `score` (no dropout, as HF).
     public let head: ClassificationHead
-    public var numLabels: Int { head.numLabels }
     private var lastRows: [Int] = []
     private var gathered: Tensor?
     private var dHidden: Tensor?
@@ -92,14 +103,10 @@ public final class GPT2ForSequenceClassification: TaskHeadModel {
 /// HuggingFace `GPT2ForTokenClassification`: the decoder with `ln_f`, dropout
 /// (`classifier_dropout`, HF's default 0.1 for GPT-2) and `classifier` (`[L, C]`, `[L]`) on
 /// every position -> logits `[B, T, L]`; loss: mean cross-entropy over labelled positions.
-public final class GPT2ForTokenClassification: TaskHeadModel {
-    public static let backbonePrefix = "transformer."
+public final class GPT2ForTokenClassification: GPT2HeadModel {
     public let config: ModelConfig
-    public var store: ParameterStore { transformer.store }
-    public var rng: SharedRNG { transformer.rng }
     public let transformer: GPTForCausalLM
     public let head: ClassificationHead
-    public var numLabels: Int { head.numLabels }
     private var shape: [Int] = []
 
     public init(config: ModelConfig, numLabels: Int, classifierDropout: Float = 0.1, seed: UInt64) throws {
