@@ -39,8 +39,8 @@ Tasks:
     collator (default_data_collator); postprocessing as run_qa's utils_qa
     (postprocess_qa_predictions, SQuAD v1: n-best 20, max answer length 30, the best-scoring
     span over all windows of a question). Scored with the official SQuAD v1.1 evaluate-v1.1.py
-    functions (reproduced below: normalize_answer, f1_score, exact_match_score,
-    metric_max_over_ground_truths), reported as fractions.
+    (verbatim in scripts/squad_v1.py, shared with scripts/make_metric_fixtures.py), reported as
+    fractions.
 
 Tokens: every training batch passes through a counting wrapper around the collator:
 `train_tokens` = input_ids elements (including padding), `train_real_tokens` = attention-mask
@@ -87,12 +87,14 @@ import re
 import resource
 import shlex
 import statistics
-import string
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import squad_v1  # noqa: E402  (the official SQuAD v1.1 evaluation, one copy)
+from squad_v1 import exact_match_score, f1_score  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -153,72 +155,10 @@ def seqeval_metrics(gold_seqs, pred_seqs):
             "recall": float(recall_score(gold_seqs, pred_seqs, **kw))}
 
 
-# --- The official SQuAD v1.1 evaluation (evaluate-v1.1.py), unchanged except for returning
-# --- fractions instead of percentages in squad_evaluate.
-
-def normalize_answer(s):
-    """Lower text and remove punctuation, articles and extra whitespace."""
-    def remove_articles(text):
-        return re.sub(r'\b(a|an|the)\b', ' ', text)
-
-    def white_space_fix(text):
-        return ' '.join(text.split())
-
-    def remove_punc(text):
-        exclude = set(string.punctuation)
-        return ''.join(ch for ch in text if ch not in exclude)
-
-    def lower(text):
-        return text.lower()
-
-    return white_space_fix(remove_articles(remove_punc(lower(s))))
-
-
-def f1_score(prediction, ground_truth):
-    prediction_tokens = normalize_answer(prediction).split()
-    ground_truth_tokens = normalize_answer(ground_truth).split()
-    common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
-    num_same = sum(common.values())
-    if num_same == 0:
-        return 0
-    precision = 1.0 * num_same / len(prediction_tokens)
-    recall = 1.0 * num_same / len(ground_truth_tokens)
-    f1 = (2 * precision * recall) / (precision + recall)
-    return f1
-
-
-def exact_match_score(prediction, ground_truth):
-    return (normalize_answer(prediction) == normalize_answer(ground_truth))
-
-
-def metric_max_over_ground_truths(metric_fn, prediction, ground_truths):
-    scores_for_ground_truths = []
-    for ground_truth in ground_truths:
-        score = metric_fn(prediction, ground_truth)
-        scores_for_ground_truths.append(score)
-    return max(scores_for_ground_truths)
-
-
 def squad_evaluate(dataset, predictions):
-    """evaluate-v1.1.py's evaluate(); `dataset` is the file's "data" list. Fractions 0-1."""
-    f1 = exact_match = total = 0
-    for article in dataset:
-        for paragraph in article['paragraphs']:
-            for qa in paragraph['qas']:
-                total += 1
-                if qa['id'] not in predictions:
-                    message = 'Unanswered question ' + qa['id'] + ' will receive score 0.'
-                    print(message, file=sys.stderr)
-                    continue
-                ground_truths = list(map(lambda x: x['text'], qa['answers']))
-                prediction = predictions[qa['id']]
-                exact_match += metric_max_over_ground_truths(
-                    exact_match_score, prediction, ground_truths)
-                f1 += metric_max_over_ground_truths(
-                    f1_score, prediction, ground_truths)
-    exact_match = 1.0 * exact_match / total
-    f1 = 1.0 * f1 / total
-    return {'exact_match': exact_match, 'f1': f1}
+    """The official SQuAD v1.1 evaluate() (scripts/squad_v1.py); `dataset` is the file's "data"
+    list. Fractions 0-1 instead of the official percentages."""
+    return {k: v / 100.0 for k, v in squad_v1.evaluate(dataset, predictions).items()}
 
 
 def self_test():

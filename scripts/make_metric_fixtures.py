@@ -10,75 +10,28 @@ Writes Tests/GraftTasksTests/Fixtures/seqeval.json and squad.json:
   (`precision_recall_fscore_support(..., mode='strict', scheme=IOB2 / IOBES)`, micro, macro,
   weighted and per type, plus the entities `Entities` extracts from each sentence).
 - squad.json: predictions and gold answers (punctuation, articles, unicode, empty prediction,
-  multiple gold answers, whitespace) scored with the official SQuAD v1.1 evaluation functions,
-  reproduced verbatim below from `evaluate-v1.1.py`.
+  multiple gold answers, whitespace) scored with the official SQuAD v1.1 evaluation functions
+  (`evaluate-v1.1.py`, verbatim in scripts/squad_v1.py).
 
 Usage: pip install seqeval==1.2.2; python3 scripts/make_metric_fixtures.py
 """
 import json
 import os
 import random
-import re
-import string
 import sys
 import warnings
-from collections import Counter
 from importlib.metadata import version
 
 import seqeval
 from seqeval.metrics.v1 import precision_recall_fscore_support
 from seqeval.scheme import IOB2, IOBES, Entities
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from squad_v1 import exact_match_score, f1_score, metric_max_over_ground_truths, normalize_answer  # noqa: E402
+
 warnings.filterwarnings("ignore")
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "GraftTasksTests", "Fixtures")
-
-
-# ---- Official SQuAD v1.1 evaluation logic (evaluate-v1.1.py), verbatim ----
-
-def normalize_answer(s):
-    """Lower text and remove punctuation, articles and extra whitespace."""
-    def remove_articles(text):
-        return re.sub(r'\b(a|an|the)\b', ' ', text)
-
-    def white_space_fix(text):
-        return ' '.join(text.split())
-
-    def remove_punc(text):
-        exclude = set(string.punctuation)
-        return ''.join(ch for ch in text if ch not in exclude)
-
-    def lower(text):
-        return text.lower()
-
-    return white_space_fix(remove_articles(remove_punc(lower(s))))
-
-
-def f1_score(prediction, ground_truth):
-    prediction_tokens = normalize_answer(prediction).split()
-    ground_truth_tokens = normalize_answer(ground_truth).split()
-    common = Counter(prediction_tokens) & Counter(ground_truth_tokens)
-    num_same = sum(common.values())
-    if num_same == 0:
-        return 0
-    precision = 1.0 * num_same / len(prediction_tokens)
-    recall = 1.0 * num_same / len(ground_truth_tokens)
-    f1 = (2 * precision * recall) / (precision + recall)
-    return f1
-
-
-def exact_match_score(prediction, ground_truth):
-    return (normalize_answer(prediction) == normalize_answer(ground_truth))
-
-
-def metric_max_over_ground_truths(metric_fn, prediction, ground_truths):
-    scores_for_ground_truths = []
-    for ground_truth in ground_truths:
-        score = metric_fn(prediction, ground_truth)
-        scores_for_ground_truths.append(score)
-    return max(scores_for_ground_truths)
-
-# ---- end of the official logic ----
 
 
 TYPES = ["PER", "LOC", "ORG", "MISC", "geo-loc"]

@@ -118,12 +118,10 @@ struct CorpusBench: ParsableCommand {
                 var repeats: Int
                 var results: [String: Measure]
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             let output = Output(
                 benchmark: "corpus", tokenizer: tokenizer,
                 blockLength: blockLength, cachedTokens: tokensTotal, repeats: max(1, repeats), results: measures)
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            print(try JSONValue(encoding: output, sortedKeys: true).serialized(pretty: true))
         } else {
             print("corpus benchmark, median of \(max(1, repeats)) (tokenizer \(tokenizer), \(tokensTotal) cached tokens, block length \(blockLength)):")
             for key in measures.keys.sorted() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GraftCorpus
+import GraftSupport
 
 /// `graft corpus ...`: the corpus store.
 struct CorpusCommand: ParsableCommand {
@@ -106,9 +107,7 @@ struct CorpusStatsCommand: ParsableCommand {
         let store = try database.open()
         let stats = try store.stats()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+            print(try JSONValue(encoding: stats, sortedKeys: true).serialized(pretty: true))
             return
         }
         let g = ProgressReporter.grouped

@@ -68,8 +68,8 @@ struct EngineBenchCommand: ParsableCommand {
         out.append(("bert_block_fwd_bwd_ms", dict["bert_block_fwd_bwd_ms\(hs)"]!))
         out.append(("bert_block_outside_gemm_share", dict["bert_block_outside_gemm_share\(hs)"]!))
         if json {
-            let body = out.map { "  \"\($0.0)\": \(String(format: "%.4f", $0.1))" }.joined(separator: ",\n")
-            print("{\n\(body)\n}")
+            // Four decimals, as the text output.
+            print(JSONValue.object(out.map { ($0.0, .number(($0.1 * 1e4).rounded() / 1e4)) }).serialized(pretty: true))
         } else {
             lines.forEach { print($0) }
             print(String(format: "gemm_ratio_vs_cblas (%dt, 4096x256x1024) = %.3f, bert_block_fwd_bwd_ms (%dt) = %.1f",

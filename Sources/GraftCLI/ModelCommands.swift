@@ -172,8 +172,8 @@ struct EmbedCommand: ParsableCommand {
 
     func format(_ v: [Float]) throws -> String {
         guard v.allSatisfy({ $0.isFinite }) else { throw CLIError("the model produced a non-finite embedding") }
-        let values = v.map { "\($0)" }
-        return json ? "[" + values.joined(separator: ", ") + "]\n" : values.joined(separator: " ") + "\n"
+        if json { return JSONValue.array(v.map(JSONValue.float)).serialized() + "\n" }
+        return v.map { "\($0)" }.joined(separator: " ") + "\n"
     }
 }
 

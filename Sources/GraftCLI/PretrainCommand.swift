@@ -3,6 +3,7 @@ import Foundation
 import GraftCorpus
 import GraftEngine
 import GraftModels
+import GraftSupport
 import GraftTokenizers
 
 struct PretrainCommand: ParsableCommand {
@@ -80,11 +81,11 @@ struct PretrainCommand: ParsableCommand {
         let devBlocks = Array(try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
                                                       filter: DocumentFilter(part: .dev))
             .prefix(opts.evalBatches > 0 ? opts.evalBatches * opts.batchSize : Int.max))
-        let configJSON = String(decoding: try JSONEncoder().encode([
-            "model": String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
-            "training": String(decoding: try JSONEncoder().encode(opts), as: UTF8.self),
-            "objective": String(decoding: try JSONEncoder().encode(lm), as: UTF8.self),
-            "tokenizer": fingerprint, "out": out]), as: UTF8.self)
+        let configJSON = JSONValue.object([
+            ("model", try JSONValue(encoding: config, sortedKeys: true)),
+            ("training", try JSONValue(encoding: opts, sortedKeys: true)),
+            ("objective", try JSONValue(encoding: lm, sortedKeys: true)),
+            ("tokenizer", .string(fingerprint)), ("out", .string(out))]).serialized()
         let model: LanguageModel = kind == .bert
             ? try BertForMaskedLM(config: config, seed: opts.seed) : try GPTForCausalLM(config: config, seed: opts.seed)
         func train<Objective: TrainingObjective>(_ objective: Objective) throws {

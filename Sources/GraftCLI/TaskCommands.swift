@@ -136,11 +136,11 @@ struct FinetuneCommand: ParsableCommand {
         let store = try CorpusStore(path: db)
         let configJSON = JSONValue.object([
             ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("init", .string(initialization.rawValue)), ("epochs", .number(Double(epochCount))), ("lr", .number(Double(lr))), ("batch_size", .number(Double(opts.batchSize))),
-            ("warmup_steps", .number(Double(opts.warmupSteps))), ("seed", .number(Double(opts.seed))),
+            ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
+            ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
             ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
             ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
-            ("patience", patienceValue.map { .number(Double($0)) } ?? .null),
+            ("patience", patienceValue.map { .integer($0) } ?? .null),
             ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
         ]).serialized()
         let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
@@ -210,6 +210,19 @@ struct InferenceOptions: ParsableArguments {
 
     func open() throws -> TaskModel {
         do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
+    }
+
+    /// Runs `body` under `--threads` with the opened model and its plugin, which must be a `P`:
+    /// otherwise an error saying that `graft command` needs `kind`.
+    func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String,
+                                  _ body: (P, TaskModel) throws -> Void) throws {
+        try Engine.withThreads(threads ?? Engine.defaultThreads) {
+            let m = try open()
+            guard let plugin = m.plugin as? P else {
+                throw CLIError("\(model) is a \(m.spec.kind.rawValue) model; graft \(command) needs \(kind)")
+            }
+            try body(plugin, m)
+        }
     }
 }
 
@@ -313,13 +326,7 @@ struct TagCommand: ParsableCommand {
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
     func run() throws {
-        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
-            let m = try inference.open()
-            guard let tagger = m.plugin as? TaggingPlugin else {
-                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft tag needs a token-classification (NER) model")
-            }
-            try tag(tagger, m)
-        }
+        try inference.withModel(TaggingPlugin.self, command: "tag", needs: "a token-classification (NER) model", tag)
     }
 
     private func tag(_ plugin: TaggingPlugin, _ m: TaskModel) throws {
@@ -417,11 +424,7 @@ struct ClassifyCommand: ParsableCommand {
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
     func run() throws {
-        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
-            let m = try inference.open()
-            guard let classifier = m.plugin as? TextClassificationPlugin else {
-                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft classify needs a sequence-classification model")
-            }
+        try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model") { classifier, m in
             var documents: [TextExample] = []
             try forEachDocument(files) { text, id in documents.append(TextExample(id: id, text: text, label: nil)) }
             let skip = documents.map { isBlank($0.text) }
@@ -453,11 +456,7 @@ struct AskCommand: ParsableCommand {
     @Argument(help: "The question (with --context).") var question: String?
 
     func run() throws {
-        try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
-            let m = try inference.open()
-            guard let qa = m.plugin as? QuestionAnsweringPlugin else {
-                throw CLIError("\(inference.model) is a \(m.spec.kind.rawValue) model; graft ask needs a question-answering model")
-            }
+        try inference.withModel(QuestionAnsweringPlugin.self, command: "ask", needs: "a question-answering model") { qa, m in
             var examples: [QuestionExample] = []
             if let context {
                 guard let question, !question.isEmpty else { throw ValidationError("give the question after --context FILE") }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import GRDB
 
 /// Output formats of ``CorpusStore/export(format:filter:textField:labelField:task:write:)``.
@@ -37,8 +38,7 @@ extension CorpusStore {
 
     private func json(_ object: Any) throws -> String {
         do {
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-            return String(decoding: data, as: UTF8.self)
+            return try JSONValue(jsonObject: object).serialized()
         } catch {
             throw CorpusError.invalidArgument("cannot encode JSON: \(error)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import GRDB
 
 /// Input formats understood by ``CorpusStore/importFile(_:options:progress:)``.
@@ -173,8 +174,8 @@ final class ImportSink {
         }
         var metadataJSON: String?
         if let metadata = record.metadata, !metadata.isEmpty {
-            let data = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .withoutEscapingSlashes])
-            metadataJSON = String(decoding: data, as: UTF8.self)
+            // Keys in JSONSerialization's sorted order: the bytes it stored before (see JSONValue(jsonObject:)).
+            metadataJSON = try JSONValue(jsonObject: metadata).serialized()
         }
         try db.cachedStatement(sql: """
             INSERT INTO document(sourceId, ordinal, text, hash, splitKey, bytes, fixedSplit, metadata)
@@ -221,6 +222,17 @@ final class ImportSink {
 }
 
 extension CorpusStore {
+    /// The import options that, with the file's SHA-256, identify a source: exactly the bytes
+    /// JSONSerialization (`.sortedKeys`) wrote for these keys (this order, `/` escaped), so a
+    /// file imported before is still recognised. An import without a task has the task "label".
+    static func sourceIdentity(format: ImportFormat, options: ImportOptions, deduplicate: Bool) -> String {
+        var key: [(String, JSONValue)] = [("dedupe", .bool(deduplicate)), ("format", .string(format.rawValue))]
+        if let f = options.labelField { key.append(("labelField", .string(f))) }
+        key += [("split", .string(options.split?.rawValue ?? "")), ("task", .string(options.task ?? "label"))]
+        if let f = options.textField { key.append(("textField", .string(f))) }
+        return JSONValue.object(key).serialized(escapingSlashes: true)
+    }
+
     /// Imports one file as a new source, in a single transaction: if anything fails (or the
     /// process dies) nothing of the file is stored, and running the import again completes it.
     ///
@@ -242,14 +254,7 @@ extension CorpusStore {
         let fileHash = SHA256.hex(try hashFile(path))
         let labelled = format.keepsDuplicatesByDefault || options.labelField != nil
         let deduplicate = options.deduplicate ?? !labelled
-        var key: [String: Any] = [
-            // Unchanged for imports without a task (as before: "label"), so sources keep their identity.
-            "format": format.rawValue, "task": options.task ?? "label", "dedupe": deduplicate,
-            "split": options.split?.rawValue ?? "",
-        ]
-        if let f = options.textField { key["textField"] = f }
-        if let f = options.labelField { key["labelField"] = f }
-        let optionsJSON = String(decoding: try JSONSerialization.data(withJSONObject: key, options: [.sortedKeys]), as: UTF8.self)
+        let optionsJSON = Self.sourceIdentity(format: format, options: options, deduplicate: deduplicate)
         let name = options.name ?? (path as NSString).lastPathComponent
 
         func existingSource(_ db: Database) throws -> ImportReport? {

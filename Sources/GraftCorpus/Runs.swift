@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 import GRDB
 
 /// How a run ended.
@@ -60,10 +61,11 @@ public struct RunRecorder: Sendable {
         }
     }
 
-    /// Marks the run finished (or failed) with its wall time and final metrics.
+    /// Marks the run finished (or failed) with its wall time and final metrics (a metric that
+    /// is not finite, such as a diverged loss, is stored as `null`).
     public func finish(status: RunStatus = .finished, summary: [String: Double] = [:]) throws {
         let now = Date()
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
+        let json = try JSONValue(jsonObject: summary).serialized()
         try store.write { db in
             try db.execute(sql: "UPDATE run SET status = ?, finishedAt = ?, seconds = ?, summary = ? WHERE id = ?",
                            arguments: [status.rawValue, now.timeIntervalSince1970, now.timeIntervalSince(started), json, id])
@@ -74,10 +76,8 @@ public struct RunRecorder: Sendable {
 extension CorpusStore {
     /// Starts recording a run; `config` is stored as JSON (keys sorted).
     public func startRun(kind: String, name: String? = nil, config: some Encodable) throws -> RunRecorder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let json: String
-        do { json = String(decoding: try encoder.encode(config), as: UTF8.self) } catch {
+        do { json = try JSONValue(encoding: config, sortedKeys: true).serialized() } catch {
             throw CorpusError.invalidArgument("run config is not encodable: \(error)")
         }
         return try startRun(kind: kind, name: name, configJSON: json)

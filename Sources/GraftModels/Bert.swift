@@ -181,11 +181,8 @@ public final class BertForMaskedLM: LanguageModel {
     /// HuggingFace's `BertForMaskedLM` there is no pooler, so the parameter layout depends on
     /// the configuration alone (a checkpoint's `pooler.*` tensors are ignored on load).
     public init(config: ModelConfig, seed: UInt64) throws {
-        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForMaskedLM needs a bert config, got \(config.kind)") }
         self.config = config
-        store = ParameterStore(seed: seed)
-        rng = SharedRNG(seed: seed &+ 1)
-        bert = try BertModel(config: config, store: store, rng: rng, pooler: false)
+        (store, rng, bert) = try BertModel.backbone(of: "BertForMaskedLM", config: config, seed: seed, pooler: false)
         transform = try Linear(store, name: "cls.predictions.transform.dense", inFeatures: config.hidden, outFeatures: config.hidden)
         transformNorm = try LayerNorm(store, name: "cls.predictions.transform.LayerNorm", dim: config.hidden, eps: config.layerNormEps)
         decoder = try Linear(store, tiedWeight: bert.wordEmbeddings.weight, biasName: "cls.predictions.bias")

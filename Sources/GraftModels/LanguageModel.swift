@@ -127,7 +127,7 @@ enum Rows {
     static func correct(_ logits: Tensor, targets: [Int32], vocab v: Int) -> Int {
         let n = targets.count
         var hits = [Int](repeating: 0, count: n)
-        let px = SendablePtr(logits.data)
+        let px = SharedPointer(logits.data)
         targets.withUnsafeBufferPointer { tb in
             hits.withUnsafeMutableBufferPointer { hb in
                 let t = UncheckedBox(tb.baseAddress!), h = UncheckedBox(hb.baseAddress!)
@@ -135,7 +135,7 @@ enum Rows {
                     for row in r {
                         let tg = t.value[row]
                         if tg == -100 { continue }
-                        let p = px.p + row * v
+                        let p = px.value + row * v
                         var best = 0
                         var bv = p[0]
                         for j in 1..<v where p[j] > bv { bv = p[j]; best = j }

@@ -2,19 +2,41 @@ import Foundation
 
 /// A JSON value that keeps object keys in file order and strings exactly as written
 /// (no canonical-equivalence merging of keys, unlike `[String: Any]`).
+///
+/// This is Graft's one JSON writer: every JSON text Graft writes (files, stored metadata and
+/// source identities, run records, `--json` output) is a `JSONValue` passed through
+/// ``serialized(pretty:escapingSlashes:)``. Build one directly, from an `Encodable` value
+/// (``init(encoding:sortedKeys:)``) or from Foundation JSON objects (``init(jsonObject:)``).
 public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
+    /// A number as a `Double` (what the parser produces).
     case number(Double)
+    /// A number written exactly as this JSON number text: 64-bit integers beyond 2^53 (ids,
+    /// seeds), a `Float` in its own shortest digits, decimals longer than a `Double`. The
+    /// writers make these (``integer(_:)``, ``float(_:)``); the text must be a valid JSON number.
+    case exactNumber(String)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
+
+    /// An integer, written exactly (no rounding through `Double`).
+    public static func integer(_ value: some BinaryInteger) -> JSONValue { .exactNumber(String(value)) }
+
+    /// A `Float` in its own shortest round-trip digits (as `JSONEncoder` writes it: `0.1`, not
+    /// `0.10000000149011612`); not finite: `null`.
+    public static func float(_ value: Float) -> JSONValue {
+        guard value.isFinite else { return .null }
+        return .exactNumber(trimmingPointZero(value.description))
+    }
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
         case (.number(let a), .number(let b)): return a == b
+        case (.exactNumber(let a), .exactNumber(let b)): return a == b || (Double(a).map { $0 == Double(b) } ?? false)
+        case (.number(let a), .exactNumber(let b)), (.exactNumber(let b), .number(let a)): return Double(b) == a
         case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
         case (.array(let a), .array(let b)): return a == b
         case (.object(let a), .object(let b)):
@@ -30,8 +52,18 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     public var string: String? { if case .string(let s) = self { return s }; return nil }
-    public var double: Double? { if case .number(let d) = self { return d }; return nil }
-    public var int: Int? { if case .number(let d) = self, d == d.rounded(), abs(d) < 9e15 { return Int(d) }; return nil }
+    public var double: Double? {
+        switch self {
+        case .number(let d): return d
+        case .exactNumber(let text): return Double(text)
+        default: return nil
+        }
+    }
+    public var int: Int? {
+        if case .exactNumber(let text) = self, let i = Int(text) { return i }
+        if let d = double, d == d.rounded(), abs(d) < 9e15 { return Int(d) }
+        return nil
+    }
     public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var object: [(String, JSONValue)]? { if case .object(let o) = self { return o }; return nil }
@@ -52,28 +84,40 @@ public enum JSONValue: Sendable, Equatable {
 
     // MARK: Writing
 
-    /// Serializes compactly (or pretty, with two-space indentation). Non-ASCII text is written
-    /// as UTF-8; control characters are escaped.
-    public func serialized(pretty: Bool = false) -> String {
+    /// The JSON text of this value: compact, or `pretty` (two-space indentation, `"key": value`).
+    ///
+    /// - Strings: UTF-8 as they are, except `"` and `\` escaped, `\b \f \n \r \t` as short
+    ///   escapes and the other control characters below U+0020 as `\u00XX` (what JSONSerialization,
+    ///   Python's `json` with `ensure_ascii=False` and serde_json write). `/` is written as it is
+    ///   unless `escapingSlashes` (JSONSerialization's default, `\/`: kept for the corpus store's
+    ///   source identities, whose bytes are compared).
+    /// - Numbers: a `Double` in its shortest round-trip digits (Swift's `description`, which
+    ///   `Double(_:)` reads back to the same bits), without a trailing `.0`: `1`, `0.1`, `-0`,
+    ///   `1e-07`, `1e+16`, `1.7976931348623157e+308`; the same text JSONSerialization and
+    ///   JSONEncoder write. JSON has no NaN or infinity: those are written as `null` (as
+    ///   JavaScript's `JSON.stringify` does). ``exactNumber(_:)`` is written verbatim.
+    /// - Objects keep their member order (``init(encoding:sortedKeys:)`` and
+    ///   ``init(jsonObject:)`` decide it when the source has none).
+    public func serialized(pretty: Bool = false, escapingSlashes: Bool = false) -> String {
         var out = [UInt8]()
-        write(into: &out, pretty: pretty, indent: 0)
+        write(into: &out, pretty: pretty, escapingSlashes: escapingSlashes, indent: 0)
         return String(decoding: out, as: UTF8.self)
     }
 
-    func write(into out: inout [UInt8], pretty: Bool, indent: Int) {
+    func write(into out: inout [UInt8], pretty: Bool, escapingSlashes: Bool, indent: Int) {
         switch self {
         case .null: out += Array("null".utf8)
         case .bool(let b): out += Array((b ? "true" : "false").utf8)
-        case .number(let d):
-            if d == d.rounded() && abs(d) < 9e15 { out += Array(String(Int(d)).utf8) } else { out += Array("\(d)".utf8) }
-        case .string(let s): JSONValue.writeString(s, into: &out)
+        case .number(let d): out += Array(JSONValue.numberText(d).utf8)
+        case .exactNumber(let text): out += Array(text.utf8)
+        case .string(let s): JSONValue.writeString(s, into: &out, escapingSlashes: escapingSlashes)
         case .array(let items):
             if items.isEmpty { out += Array("[]".utf8); return }
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 if pretty { newline(&out, indent + 1) }
-                item.write(into: &out, pretty: pretty, indent: indent + 1)
+                item.write(into: &out, pretty: pretty, escapingSlashes: escapingSlashes, indent: indent + 1)
             }
             if pretty { newline(&out, indent) }
             out.append(UInt8(ascii: "]"))
@@ -83,10 +127,10 @@ public enum JSONValue: Sendable, Equatable {
             for (i, (k, v)) in members.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 if pretty { newline(&out, indent + 1) }
-                JSONValue.writeString(k, into: &out)
+                JSONValue.writeString(k, into: &out, escapingSlashes: escapingSlashes)
                 out.append(UInt8(ascii: ":"))
                 if pretty { out.append(UInt8(ascii: " ")) }
-                v.write(into: &out, pretty: pretty, indent: indent + 1)
+                v.write(into: &out, pretty: pretty, escapingSlashes: escapingSlashes, indent: indent + 1)
             }
             if pretty { newline(&out, indent) }
             out.append(UInt8(ascii: "}"))
@@ -98,18 +142,28 @@ public enum JSONValue: Sendable, Equatable {
         for _ in 0..<(indent * 2) { out.append(32) }
     }
 
-    /// Writes a JSON string literal.
-    public static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// The JSON text of a `Double`: shortest round-trip digits, no trailing `.0`; `null` when not finite.
+    public static func numberText(_ d: Double) -> String {
+        d.isFinite ? trimmingPointZero(d.description) : "null"
+    }
+
+    static func trimmingPointZero(_ s: String) -> String { s.hasSuffix(".0") ? String(s.dropLast(2)) : s }
+
+    /// Writes a JSON string literal (escapes as ``serialized(pretty:escapingSlashes:)`` describes).
+    public static func writeString(_ s: String, into out: inout [UInt8], escapingSlashes: Bool = false) {
         out.append(UInt8(ascii: "\""))
         let hex = Array("0123456789abcdef".utf8)
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): out += [92, 34]
             case 92: out += [92, 92]
+            case UInt8(ascii: "/") where escapingSlashes: out += [92, 47]
+            case 8: out += [92, UInt8(ascii: "b")]
+            case 12: out += [92, UInt8(ascii: "f")]
             case 10: out += [92, UInt8(ascii: "n")]
             case 13: out += [92, UInt8(ascii: "r")]
             case 9: out += [92, UInt8(ascii: "t")]
-            case 0..<0x20, 0x7F:
+            case 0..<0x20:
                 out += [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]]
             default: out.append(b)
             }

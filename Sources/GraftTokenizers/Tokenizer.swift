@@ -165,7 +165,7 @@ public struct Tokenizer: Sendable {
                 let lo = n * w / workers, hi = n * (w + 1) / workers
                 for i in lo..<hi {
                     do {
-                        out.pointer[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
+                        out.value[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
                     } catch {
                         failures.set(w, error)
                         return

@@ -193,6 +193,45 @@ import Testing
     }
 }
 
+/// Source identities and stored metadata are written by GraftSupport's JSON writer with the
+/// bytes JSONSerialization wrote before, so databases made earlier recognise their files.
+@Suite struct StoredJSONBytesTests {
+    @Test func sourceIdentityIsJSONSerializationsBytes() throws {
+        let fields: [String?] = [nil, "text", "meta/title", "é \"x\" \u{7}\u{7F}\t😀"]
+        for format in [ImportFormat.jsonl, .conll, .squad] {
+            for (i, field) in fields.enumerated() {
+                for dedupe in [true, false] {
+                    let options = ImportOptions(format: format, textField: field, labelField: fields[(i + 1) % fields.count],
+                                                task: field.map { $0 + "-task" }, split: i % 2 == 0 ? nil : .dev)
+                    var old: [String: Any] = ["format": format.rawValue, "task": options.task ?? "label", "dedupe": dedupe,
+                                              "split": options.split?.rawValue ?? ""]
+                    if let f = options.textField { old["textField"] = f }
+                    if let f = options.labelField { old["labelField"] = f }
+                    let expected = String(decoding: try JSONSerialization.data(withJSONObject: old, options: [.sortedKeys]), as: UTF8.self)
+                    #expect(CorpusStore.sourceIdentity(format: format, options: options, deduplicate: dedupe) == expected)
+                }
+            }
+        }
+    }
+
+    @Test func storedMetadataIsJSONSerializationsBytes() throws {
+        let (store, dir) = try makeStore()
+        let lines = [
+            #"{"text": "one", "id": 9007199254740993, "Title": "a/b \u00e9\b", "score": 0.1, "ok": true, "tags": ["x", 2.5e-5], "a10": 1, "a9": null}"#,
+            #"{"text": "two", "big": 123456789012345678901234567890, "nested": {"K": 1, "k": -0.0, "e\u0301": "é"}, "w": 1E2}"#,
+        ]
+        writeFile(dir + "/m.jsonl", lines.joined(separator: "\n") + "\n")
+        _ = try store.importFile(dir + "/m.jsonl")
+        let stored = try store.read { db in try String.fetchAll(db, sql: "SELECT metadata FROM document ORDER BY id") }
+        let expected = try lines.map { line in
+            var object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            object["text"] = nil
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        }
+        #expect(stored == expected)
+    }
+}
+
 @Suite struct BadInputTests {
     /// Imports `content` written to a file and returns the error, checking nothing was stored.
     func failure(_ content: [UInt8], name: String, options: ImportOptions = ImportOptions()) throws -> CorpusError? {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GraftSupport
 import Testing
 @testable import GraftEngine
 

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Dispatch
+import GraftSupport
 
 /// Whether a matrix operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -87,19 +88,19 @@ public enum BLAS {
             // Slice boundaries on multiples of 16 (the micro-kernels' unrolling).
             let per = ((length + slices - 1) / slices + 15) / 16 * 16
             let count = (length + per - 1) / per
-            let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
-            let pc = SendablePtr(c)
+            let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
+            let pc = SharedPointer(c)
             Engine.parallelFor(count) { r in
                 for s in r {
                     let lo = s * per, hi = min(length, lo + per)
                     if alongRows {
                         // Rows lo..<hi of op(A) and of C.
-                        gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.p + (ta == .none ? lo * lda : lo), lda: lda,
-                             b: pb.p, ldb: ldb, beta: beta, c: pc.p + lo * n, ldc: n)
+                        gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.value + (ta == .none ? lo * lda : lo), lda: lda,
+                             b: pb.value, ldb: ldb, beta: beta, c: pc.value + lo * n, ldc: n)
                     } else {
                         // Columns lo..<hi of op(B) and of C.
-                        gemm(ta, tb, m: m, n: hi - lo, k: k, a: pa.p, lda: lda,
-                             b: pb.p + (tb == .none ? lo : lo * ldb), ldb: ldb, beta: beta, c: pc.p + lo, ldc: n)
+                        gemm(ta, tb, m: m, n: hi - lo, k: k, a: pa.value, lda: lda,
+                             b: pb.value + (tb == .none ? lo : lo * ldb), ldb: ldb, beta: beta, c: pc.value + lo, ldc: n)
                     }
                 }
             }
@@ -149,13 +150,13 @@ public enum BLAS {
                                      b: UnsafePointer<Float>, strideB: Int,
                                      c: UnsafeMutablePointer<Float>, strideC: Int, beta: Float = 0) {
         let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
-        let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
-        let pc = SendablePtr(c)
+        let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
+        let pc = SharedPointer(c)
         GemmProfiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k)) {
             Engine.parallelFor(batch) { r in
                 for i in r {
-                    gemm(ta, tb, m: m, n: n, k: k, a: pa.p + i * strideA, lda: lda,
-                         b: pb.p + i * strideB, ldb: ldb, beta: beta, c: pc.p + i * strideC, ldc: n)
+                    gemm(ta, tb, m: m, n: n, k: k, a: pa.value + i * strideA, lda: lda,
+                         b: pb.value + i * strideB, ldb: ldb, beta: beta, c: pc.value + i * strideC, ldc: n)
                 }
             }
         }

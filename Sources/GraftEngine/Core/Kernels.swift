@@ -1,4 +1,5 @@
 import COpenBLAS
+import GraftSupport
 
 /// Small element-wise and reduction kernels over raw pointers (SIMD8, split over cores when
 /// the arrays are large). Reductions sum per-chunk partials in a fixed order, so results depend
@@ -35,17 +36,17 @@ public enum Kernels {
 
     /// `out = a + b` (n floats). `out` may alias `a` or `b`.
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
-        let pa = SendablePtr(UnsafeMutablePointer(mutating: a)), pb = SendablePtr(UnsafeMutablePointer(mutating: b))
-        let po = SendablePtr(out)
+        let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
+        let po = SharedPointer(out)
         Engine.parallelFor(n, minChunk: minChunk) { r in
             var i = r.lowerBound
             while i + 8 <= r.upperBound {
-                let v = UnsafeRawPointer(pa.p + i).loadUnaligned(as: SIMD8<Float>.self)
-                    + UnsafeRawPointer(pb.p + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(po.p + i).storeBytes(of: v, as: SIMD8<Float>.self)
+                let v = UnsafeRawPointer(pa.value + i).loadUnaligned(as: SIMD8<Float>.self)
+                    + UnsafeRawPointer(pb.value + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(po.value + i).storeBytes(of: v, as: SIMD8<Float>.self)
                 i += 8
             }
-            while i < r.upperBound { po.p[i] = pa.p[i] + pb.p[i]; i += 1 }
+            while i < r.upperBound { po.value[i] = pa.value[i] + pb.value[i]; i += 1 }
         }
     }
 

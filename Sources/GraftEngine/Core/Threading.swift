@@ -1,13 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
-
-/// A raw pointer that may cross into ``Engine/parallelFor(_:minChunk:_:)`` work items. Each
-/// work item must touch a disjoint region (or only read).
-public struct SendablePtr: @unchecked Sendable {
-    public let p: UnsafeMutablePointer<Float>
-    @inlinable public init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
-}
+import GraftSupport
 
 /// The engine's execution settings: how many threads a computation uses.
 ///
@@ -94,11 +88,4 @@ public enum Engine {
             }
         }
     }
-}
-
-/// Wraps a value (a closure, an array) for use inside parallel work items; the caller
-/// guarantees the accesses are race-free.
-public struct UncheckedBox<T>: @unchecked Sendable {
-    public let value: T
-    @inlinable public init(_ v: T) { value = v }
 }

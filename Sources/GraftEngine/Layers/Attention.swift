@@ -82,15 +82,15 @@ public final class MultiHeadAttention {
         let scale = 1 / Float(d).squareRoot()
         let P = Tensor.ensure(probs, [b, h, t, t]); probs = P
         let y = Tensor.ensure(out, [b, t, c]); out = y
-        let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), py = SendablePtr(y.data)
+        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
         // Phase 1: S = scale * Q K^T per (batch, head).
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
                     let off = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.p + off, lda: stride,
-                              b: pk.p + off, ldb: stride, c: pP.p + i * tt, ldc: t)
+                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.value + off, lda: stride,
+                              b: pk.value + off, ldb: stride, c: pP.value + i * tt, ldc: t)
                 }
             }
         }
@@ -107,13 +107,13 @@ public final class MultiHeadAttention {
         let keep = 1 - dropout, active = dropActive
         maskCopy.withUnsafeBufferPointer { km in
             dropMask.withUnsafeMutableBufferPointer { dmb in
-                let pkm = SendablePtr(UnsafeMutablePointer(mutating: km.baseAddress!))
+                let pkm = SharedPointer(UnsafeMutablePointer(mutating: km.baseAddress!))
                 let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
                     for i in r {
-                        let kmRow = pkm.p + (i / h) * t
+                        let kmRow = pkm.value + (i / h) * t
                         for row in 0..<t {
-                            let s = pP.p + i * tt + row * t
+                            let s = pP.value + i * tt + row * t
                             let limit = causal ? row + 1 : t
                             var mx = -Float.infinity
                             for j in 0..<limit where kmRow[j] != 0 { mx = Swift.max(mx, s[j]) }
@@ -140,8 +140,8 @@ public final class MultiHeadAttention {
                 for i in r {
                     let bi = i / h, hi = i % h
                     BLAS.gemm(.none, .none, m: t, n: d, k: t, a: used(i), lda: t,
-                              b: pv.p + bi * t * stride + hi * d, ldb: stride,
-                              c: py.p + bi * t * c + hi * d, ldc: c)
+                              b: pv.value + bi * t * stride + hi * d, ldb: stride,
+                              c: py.value + bi * t * c + hi * d, ldc: c)
                 }
             }
         }
@@ -155,9 +155,9 @@ public final class MultiHeadAttention {
     private func withDroppedProbabilities(_ body: (Range<Int>, (Int) -> UnsafeMutablePointer<Float>) -> Void) {
         guard let P = probs else { return }
         let bh = b * heads, tt = t * t
-        let pP = SendablePtr(P.data)
+        let pP = SharedPointer(P.data)
         guard dropActive else {
-            Engine.parallelFor(bh) { r in body(r) { pP.p + $0 * tt } }
+            Engine.parallelFor(bh) { r in body(r) { pP.value + $0 * tt } }
             return
         }
         let dropScale = 1 / (1 - dropout)
@@ -167,7 +167,7 @@ public final class MultiHeadAttention {
                 let buf = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                 defer { buf.deallocate() }
                 body(r) { i in
-                    let s = pP.p + i * tt, m = pm.value + i * tt
+                    let s = pP.value + i * tt, m = pm.value + i * tt
                     for j in 0..<tt {
                         let kk: Float = m[j] != 0 ? dropScale : 0
                         buf[j] = s[j] * kk
@@ -214,18 +214,18 @@ public final class MultiHeadAttention {
         let scale = 1 / Float(d).squareRoot()
         let G = workspace?.tensor("attention.dP", [b, h, t, t]) ?? Tensor.ensure(dP, [b, h, t, t])
         if workspace == nil { dP = G }
-        let pq = SendablePtr(q), pk = SendablePtr(k), pv = SendablePtr(v), pP = SendablePtr(P.data), pG = SendablePtr(G.data)
-        let pdy = SendablePtr(dy.data), pdq = SendablePtr(dq), pdk = SendablePtr(dk), pdv = SendablePtr(dv)
+        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), pG = SharedPointer(G.data)
+        let pdy = SharedPointer(dy.data), pdq = SharedPointer(dq), pdk = SharedPointer(dk), pdv = SharedPointer(dv)
         // Phase 1: dP' = dY V^T ; dV = P'^T dY.
         GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
             withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
                     let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.p + yoff, lda: c,
-                              b: pv.p + voff, ldb: stride, c: pG.p + i * tt, ldc: t)
+                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.value + yoff, lda: c,
+                              b: pv.value + voff, ldb: stride, c: pG.value + i * tt, ldc: t)
                     BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: used(i), lda: t,
-                              b: pdy.p + yoff, ldb: c, c: pdv.p + voff, ldc: stride)
+                              b: pdy.value + yoff, ldb: c, c: pdv.value + voff, ldc: stride)
                 }
             }
         }
@@ -237,7 +237,7 @@ public final class MultiHeadAttention {
                 for i in r {
                     for row in 0..<t {
                         let base = i * tt + row * t
-                        let g = pG.p + base, p = pP.p + base
+                        let g = pG.value + base, p = pP.value + base
                         if active, let pdm {
                             let m = pdm.value + base
                             for j in 0..<t {
@@ -257,10 +257,10 @@ public final class MultiHeadAttention {
                 for i in r {
                     let bi = i / h, hi = i % h
                     let off = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
-                              b: pk.p + off, ldb: stride, c: pdq.p + off, ldc: stride)
-                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.p + i * tt, lda: t,
-                              b: pq.p + off, ldb: stride, c: pdk.p + off, ldc: stride)
+                    BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.value + i * tt, lda: t,
+                              b: pk.value + off, ldb: stride, c: pdq.value + off, ldc: stride)
+                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.value + i * tt, lda: t,
+                              b: pq.value + off, ldb: stride, c: pdk.value + off, ldc: stride)
                 }
             }
         }

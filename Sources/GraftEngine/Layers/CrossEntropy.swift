@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 
 /// Softmax cross-entropy over logits `[N, V]` with integer targets `[N]`.
 ///
@@ -50,7 +51,7 @@ public final class CrossEntropyLoss {
         let chunks = max(1, min(Engine.threads, n * vocab / Kernels.minChunk))
         let per = (n + chunks - 1) / chunks
         var partial = [Double](repeating: 0, count: chunks)
-        let px = SendablePtr(logits.data), pp = SendablePtr(P.data)
+        let px = SharedPointer(logits.data), pp = SharedPointer(P.data)
         let eps = Double(labelSmoothing), ignore = ignoreIndex, overwrite = P.data == logits.data
         let tb = UncheckedBox(targets)
         partial.withUnsafeMutableBufferPointer { pb in
@@ -58,7 +59,7 @@ public final class CrossEntropyLoss {
             let body: (Int) -> Void = { ch in
                 var acc = 0.0
                 for r in (ch * per)..<min(n, (ch + 1) * per) {
-                    let x = px.p + r * vocab, p = pp.p + r * vocab   // p may be x (overwriteLogits)
+                    let x = px.value + r * vocab, p = pp.value + r * vocab   // p may be x (overwriteLogits)
                     let tg = tb.value[r]
                     let mx = FastMath.max(x, vocab)
                     // What the loss reads from the logits, read before p is written.
@@ -102,10 +103,10 @@ public final class CrossEntropyLoss {
         let d = P
         let f = counted == 0 ? 0 : scale / Float(counted)
         let eps = labelSmoothing, ignore = ignoreIndex
-        let pp = SendablePtr(P.data), pd = SendablePtr(d.data), tb = UncheckedBox(targets)
+        let pp = SharedPointer(P.data), pd = SharedPointer(d.data), tb = UncheckedBox(targets)
         Engine.parallelFor(n, minChunk: max(1, Kernels.minChunk / vocab)) { r in
             for row in r {
-                let p = pp.p + row * vocab, g = pd.p + row * vocab
+                let p = pp.value + row * vocab, g = pd.value + row * vocab
                 let tg = tb.value[row]
                 if tg == ignore { g.update(repeating: 0, count: vocab); continue }
                 let u = eps / Float(vocab)

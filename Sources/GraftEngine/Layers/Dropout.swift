@@ -41,7 +41,7 @@ public final class Dropout {
         if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
         let keep = 1 - p, s = 1 / (1 - p)
         let key = rng.rng.next()   // one draw per call; element i uses hash(key, i)
-        let px = SendablePtr(x.data), py = SendablePtr(y.data), inPlace = x.data == y.data
+        let px = SharedPointer(x.data), py = SharedPointer(y.data), inPlace = x.data == y.data
         mask.withUnsafeMutableBufferPointer { m in
             let pm = UncheckedBox(m.baseAddress!)
             Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
@@ -50,11 +50,11 @@ public final class Dropout {
                         let kept = FastMath.hashUniform(key, i) < keep
                         let k: Float = kept ? s : 0
                         pm.value[i] = kept ? 1 : 0
-                        py.p[i] = src[i] * k
+                        py.value[i] = src[i] * k
                     }
                 }
                 // In place, one pointer for source and destination (see GELU.backward).
-                if inPlace { run(py.p) } else { run(px.p) }
+                if inPlace { run(py.value) } else { run(px.value) }
             }
         }
     }
@@ -67,17 +67,17 @@ public final class Dropout {
             preconditionFailure("Dropout backward: output \(into?.shape ?? []) for dy \(dy.shape)")
         }
         let s = 1 / (1 - p)
-        let pg = SendablePtr(dy.data), pd = SendablePtr(d.data), inPlace = dy.data == d.data
+        let pg = SharedPointer(dy.data), pd = SharedPointer(d.data), inPlace = dy.data == d.data
         mask.withUnsafeBufferPointer { m in
             let pm = UncheckedBox(m.baseAddress!)
             Engine.parallelFor(dy.count, minChunk: Kernels.minChunk) { r in
                 @inline(__always) func run(_ src: UnsafeMutablePointer<Float>) {
                     for i in r {
                         let k: Float = pm.value[i] != 0 ? s : 0
-                        pd.p[i] = src[i] * k
+                        pd.value[i] = src[i] * k
                     }
                 }
-                if inPlace { run(pd.p) } else { run(pg.p) }   // see apply
+                if inPlace { run(pd.value) } else { run(pg.value) }   // see apply
             }
         }
         return d

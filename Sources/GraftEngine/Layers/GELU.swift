@@ -1,3 +1,4 @@
+import GraftSupport
 /// GELU activation, element-wise on any shape.
 ///
 /// - ``Form/erf``: `0.5 x (1 + erf(x / sqrt 2))`, the exact form BERT uses.
@@ -27,10 +28,10 @@ public final class GELU {
     }
 
     private func apply(_ x: Tensor, _ y: Tensor) {
-        let px = SendablePtr(x.data), py = SendablePtr(y.data)
+        let px = SharedPointer(x.data), py = SharedPointer(y.data)
         let form = form
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            let n = r.count, src = px.p + r.lowerBound, dst = py.p + r.lowerBound
+            let n = r.count, src = px.value + r.lowerBound, dst = py.value + r.lowerBound
             switch form {
             case .erf:
                 FastMath.map(n, src, dst) { v in 0.5 * v * (1 + FastMath.erf(v * 0.70710678118654752)) }
@@ -54,10 +55,10 @@ public final class GELU {
     public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("GELU backward") }
         let d = try gradientBuffer(into, input: x)
-        let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
+        let px = SharedPointer(x.data), pg = SharedPointer(dy.data), pd = SharedPointer(d.data)
         let form = form, inPlace = d.data == dy.data
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            let n = r.count, xs = px.p + r.lowerBound, ds = pd.p + r.lowerBound
+            let n = r.count, xs = px.value + r.lowerBound, ds = pd.value + r.lowerBound
             @inline(__always) func run(_ gs: UnsafeMutablePointer<Float>) {
                 switch form {
                 case .erf:
@@ -76,7 +77,7 @@ public final class GELU {
             }
             // In place, the loop gets the one pointer for both `dy` and `dx`, so it vectorises
             // (two pointers that overlap fail the vectoriser's run-time check and run scalar).
-            if inPlace { run(ds) } else { run(pg.p + r.lowerBound) }
+            if inPlace { run(ds) } else { run(pg.value + r.lowerBound) }
         }
         return d
     }
@@ -90,10 +91,10 @@ public final class GELU {
             throw EngineError.shapeMismatch("GELU backward: dy \(dy.shape), output \(output.shape)")
         }
         let d = try gradientBuffer(into, input: x)
-        let px = SendablePtr(x.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data), py = SendablePtr(output.data)
+        let px = SharedPointer(x.data), pg = SharedPointer(dy.data), pd = SharedPointer(d.data), py = SharedPointer(output.data)
         let form = form, inPlace = d.data == dy.data
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            let n = r.count, xs = px.p + r.lowerBound, ds = pd.p + r.lowerBound, ys = py.p + r.lowerBound
+            let n = r.count, xs = px.value + r.lowerBound, ds = pd.value + r.lowerBound, ys = py.value + r.lowerBound
             // The same expressions as forward and backward, sharing the erf / tanh.
             @inline(__always) func run(_ gs: UnsafeMutablePointer<Float>) {
                 switch form {
@@ -116,7 +117,7 @@ public final class GELU {
                     }
                 }
             }
-            if inPlace { run(ds) } else { run(pg.p + r.lowerBound) }   // see backward(_:into:)
+            if inPlace { run(ds) } else { run(pg.value + r.lowerBound) }   // see backward(_:into:)
         }
         return d
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import GraftSupport
 
 /// Layer normalisation over the last axis: `y = (x - mean) / sqrt(var + eps) * weight + bias`.
 ///
@@ -35,19 +36,19 @@ public final class LayerNorm {
         input = x
         if mean.count < rows { mean = [Float](repeating: 0, count: rows); rstd = mean }
         let c = dim, eps = eps
-        let px = SendablePtr(x.data), py = SendablePtr(y.data)
-        let pw = SendablePtr(store.value(weight)), pb = SendablePtr(store.value(bias))
+        let px = SharedPointer(x.data), py = SharedPointer(y.data)
+        let pw = SharedPointer(store.value(weight)), pb = SharedPointer(store.value(bias))
         mean.withUnsafeMutableBufferPointer { mb in
             rstd.withUnsafeMutableBufferPointer { rb in
-                let pm = SendablePtr(mb.baseAddress!), pr = SendablePtr(rb.baseAddress!)
+                let pm = SharedPointer(mb.baseAddress!), pr = SharedPointer(rb.baseAddress!)
                 Engine.parallelFor(rows, minChunk: max(1, Kernels.minChunk / c)) { range in
                     for r in range {
-                        let xr = px.p + r * c, yr = py.p + r * c
+                        let xr = px.value + r * c, yr = py.value + r * c
                         let m = FastMath.sum(xr, c) / Float(c)
                         let rs = 1 / (FastMath.sumSquaredDeviations(xr, c, m) / Float(c) + eps).squareRoot()
-                        for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.p[i] + pb.p[i] }
-                        pm.p[r] = m
-                        pr.p[r] = rs
+                        for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.value[i] + pb.value[i] }
+                        pm.value[r] = m
+                        pr.value[r] = rs
                     }
                 }
             }
@@ -67,28 +68,28 @@ public final class LayerNorm {
         let chunks = max(1, min(Engine.threads, rows / max(1, Kernels.minChunk / c)))
         let per = (rows + chunks - 1) / chunks
         if partial.count < chunks * 2 * c { partial = [Float](repeating: 0, count: chunks * 2 * c) }
-        let px = SendablePtr(x.data), pdy = SendablePtr(dy.data), pdx = SendablePtr(d.data)
-        let pw = SendablePtr(store.value(weight))
+        let px = SharedPointer(x.data), pdy = SharedPointer(dy.data), pdx = SharedPointer(d.data)
+        let pw = SharedPointer(store.value(weight))
         mean.withUnsafeMutableBufferPointer { mb in
             rstd.withUnsafeMutableBufferPointer { rb in
                 partial.withUnsafeMutableBufferPointer { pb in
-                    let pm = SendablePtr(mb.baseAddress!), pr = SendablePtr(rb.baseAddress!), pp = SendablePtr(pb.baseAddress!)
-                    pp.p.update(repeating: 0, count: chunks * 2 * c)
+                    let pm = SharedPointer(mb.baseAddress!), pr = SharedPointer(rb.baseAddress!), pp = SharedPointer(pb.baseAddress!)
+                    pp.value.update(repeating: 0, count: chunks * 2 * c)
                     let body: (Int) -> Void = { ch in
-                        let dwp = pp.p + ch * 2 * c, dbp = dwp + c
+                        let dwp = pp.value + ch * 2 * c, dbp = dwp + c
                         for r in (ch * per)..<min(rows, (ch + 1) * per) {
-                            let xr = px.p + r * c, gr = pdy.p + r * c, dr = pdx.p + r * c
-                            let m = pm.p[r], rs = pr.p[r]
+                            let xr = px.value + r * c, gr = pdy.value + r * c, dr = pdx.value + r * c
+                            let m = pm.value[r], rs = pr.value[r]
                             for i in 0..<c {
                                 let xh = (xr[i] - m) * rs
                                 dwp[i] += gr[i] * xh
                                 dbp[i] += gr[i]
                             }
-                            let (sumD, sumDX) = FastMath.layerNormBackwardSums(gr, pw.p, xr, c, m, rs)
+                            let (sumD, sumDX) = FastMath.layerNormBackwardSums(gr, pw.value, xr, c, m, rs)
                             let mD = sumD / Float(c), mDX = sumDX / Float(c)
                             for i in 0..<c {
                                 let xh = (xr[i] - m) * rs
-                                dr[i] = rs * (gr[i] * pw.p[i] - mD - xh * mDX)
+                                dr[i] = rs * (gr[i] * pw.value[i] - mD - xh * mDX)
                             }
                         }
                     }
@@ -98,8 +99,8 @@ public final class LayerNorm {
                     }
                     let gw = store.grad(weight), gb = store.grad(bias)
                     for ch in 0..<chunks {
-                        Kernels.axpy(1, pp.p + ch * 2 * c, gw, c)
-                        Kernels.axpy(1, pp.p + ch * 2 * c + c, gb, c)
+                        Kernels.axpy(1, pp.value + ch * 2 * c, gw, c)
+                        Kernels.axpy(1, pp.value + ch * 2 * c + c, gb, c)
                     }
                 }
             }

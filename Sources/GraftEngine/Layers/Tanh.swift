@@ -1,3 +1,4 @@
+import GraftSupport
 /// `tanh`, element-wise (used by BERT's pooler). Keeps its output for the backward.
 public final class Tanh {
     private var out: Tensor?
@@ -7,9 +8,9 @@ public final class Tanh {
     public func forward(_ x: Tensor) -> Tensor {
         let y = Tensor.ensure(out, x.shape)
         out = y
-        let px = SendablePtr(x.data), py = SendablePtr(y.data)
+        let px = SharedPointer(x.data), py = SharedPointer(y.data)
         Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-            for i in r { py.p[i] = FastMath.tanh(px.p[i]) }
+            for i in r { py.value[i] = FastMath.tanh(px.value[i]) }
         }
         return y
     }
@@ -19,9 +20,9 @@ public final class Tanh {
         guard let y = out, dy.count == y.count else { throw EngineError.shapeMismatch("Tanh backward") }
         let d = Tensor.ensure(dx, y.shape)
         dx = d
-        let py = SendablePtr(y.data), pg = SendablePtr(dy.data), pd = SendablePtr(d.data)
+        let py = SharedPointer(y.data), pg = SharedPointer(dy.data), pd = SharedPointer(d.data)
         Engine.parallelFor(y.count, minChunk: Kernels.minChunk) { r in
-            for i in r { pd.p[i] = pg.p[i] * (1 - py.p[i] * py.p[i]) }
+            for i in r { pd.value[i] = pg.value[i] * (1 - py.value[i] * py.value[i]) }
         }
         return d
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftSupport
 
 /// An optimizer whose state lives in flat buffers parallel to ``ParameterStore/values``.
 public protocol Optimizer: AnyObject {
@@ -105,16 +106,16 @@ public final class AdamW: Optimizer {
             let groupLR = group.learningRateScale == 1 ? lr : lr * group.learningRateScale
             let stepSize = groupLR / bc1
             let decay: Float = p.decay ? 1 - groupLR * weightDecay : 1
-            let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p))
-            let mp = SendablePtr(m + p.offset), vp = SendablePtr(v + p.offset)
+            let w = SharedPointer(store.value(p)), g = SharedPointer(store.grad(p))
+            let mp = SharedPointer(m + p.offset), vp = SharedPointer(v + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
                 for i in r {
-                    let gi = g.p[i]
-                    let mi = b1 * mp.p[i] + (1 - b1) * gi
-                    let vi = b2 * vp.p[i] + (1 - b2) * gi * gi
-                    mp.p[i] = mi
-                    vp.p[i] = vi
-                    w.p[i] = w.p[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+                    let gi = g.value[i]
+                    let mi = b1 * mp.value[i] + (1 - b1) * gi
+                    let vi = b2 * vp.value[i] + (1 - b2) * gi * gi
+                    mp.value[i] = mi
+                    vp.value[i] = vi
+                    w.value[i] = w.value[i] * decay - stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
                 }
             }
         }
@@ -161,13 +162,13 @@ public final class SGD: Optimizer {
         for (p, group) in zip(store.parameters, groups) where !group.frozen {
             let groupLR = group.learningRateScale == 1 ? lr : lr * group.learningRateScale
             let wd: Float = p.decay ? weightDecay : 0
-            let w = SendablePtr(store.value(p)), g = SendablePtr(store.grad(p)), b = SendablePtr(buf + p.offset)
+            let w = SharedPointer(store.value(p)), g = SharedPointer(store.grad(p)), b = SharedPointer(buf + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
                 for i in r {
-                    let gi = g.p[i] + wd * w.p[i]
-                    let bi = mu * b.p[i] + gi
-                    b.p[i] = bi
-                    w.p[i] -= groupLR * bi
+                    let gi = g.value[i] + wd * w.value[i]
+                    let bi = mu * b.value[i] + gi
+                    b.value[i] = bi
+                    w.value[i] -= groupLR * bi
                 }
             }
         }

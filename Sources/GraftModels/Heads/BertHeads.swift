@@ -1,22 +1,23 @@
 import GraftEngine
 
 extension BertModel {
-    /// Loads a HuggingFace BERT task checkpoint by name: `bert.`-prefixed (or bare) encoder
-    /// tensors plus the head's own (`classifier.*`, `qa_outputs.*`). Tensors of heads this model
-    /// does not have (a pooler it was built without, MLM/NSP heads) are skipped; a missing tensor
-    /// is an error naming `path`. Returns the skipped file tensor names.
-    static func loadTaskCheckpoint(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> [String] {
-        let skippable: (String) -> Bool = { n in
-            n == "embeddings.position_ids" || n.hasPrefix("cls.") || (n.hasPrefix("pooler.") && !store.contains(n))
-        }
-        let result: (missing: [String], unexpected: [String])
-        do {
-            result = try store.load(from: file, stripPrefix: "bert.", rename: { skippable($0) ? nil : $0 })
-        } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
-        let unknown = result.unexpected.filter { !skippable($0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0) }
-        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
-        if !result.missing.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(result.missing.prefix(8))") }
-        return result.unexpected
+    /// A fresh encoder for a model with a head, as every BERT model here is built: its store
+    /// seeded by `seed`, dropout by `seed + 1`. `model` names the class in the error for a
+    /// config that is not BERT's.
+    static func backbone(of model: String, config: ModelConfig, seed: UInt64, pooler: Bool) throws
+        -> (store: ParameterStore, rng: SharedRNG, bert: BertModel)
+    {
+        guard config.kind == .bert else { throw ModelError.invalidArgument("\(model) needs a bert config, got \(config.kind)") }
+        let store = ParameterStore(seed: seed)
+        let rng = SharedRNG(seed: seed &+ 1)
+        return (store, rng, try BertModel(config: config, store: store, rng: rng, pooler: pooler))
+    }
+
+    /// The last hidden states `[B, T, C]` of a task head's input, checked against the config.
+    func forward(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        return try forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
+                           batch: input.batch, seqLen: input.seqLen, training: training)
     }
 
     /// `[B, T]` key mask (1 real, 0 padding) for pooling, or nil without padding.
@@ -60,29 +61,19 @@ public final class BertForSequenceClassification: TaskHeadModel {
     /// `classifierDropout` defaults to the config's hidden dropout (HF `classifier_dropout`).
     public init(config: ModelConfig, numLabels: Int, pooling: Pooling = .pooler, classifierDropout: Float? = nil,
                 seed: UInt64) throws {
-        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForSequenceClassification needs a bert config, got \(config.kind)") }
         guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
         var config = config
         config.pooling = pooling == .mean ? .mean : nil   // saved as graft_pooling, so the directory reopens alike
         self.config = config
         self.pooling = pooling
-        store = ParameterStore(seed: seed)
-        rng = SharedRNG(seed: seed &+ 1)
-        bert = try BertModel(config: config, store: store, rng: rng, pooler: pooling == .pooler)
+        (store, rng, bert) = try BertModel.backbone(of: "BertForSequenceClassification", config: config, seed: seed,
+                                                    pooler: pooling == .pooler)
         head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
-    /// Loads HuggingFace weights by name (see ``BertModel``'s task-checkpoint rules).
-    @discardableResult
-    public func load(_ file: SafeTensors) throws -> [String] {
-        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
-    }
-
     private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
-        try input.validate(config)
-        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
-                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        let h = try bert.forward(input, training: training)
         switch pooling {
         case .pooler: return try bert.pooled(h)!
         case .mean: return try meanPool.forward(h, mask: BertModel.maskTensor(input))
@@ -125,24 +116,14 @@ public final class BertForTokenClassification: TaskHeadModel {
     private var shape: [Int] = []
 
     public init(config: ModelConfig, numLabels: Int, classifierDropout: Float? = nil, seed: UInt64) throws {
-        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForTokenClassification needs a bert config, got \(config.kind)") }
         self.config = config
-        store = ParameterStore(seed: seed)
-        rng = SharedRNG(seed: seed &+ 1)
-        bert = try BertModel(config: config, store: store, rng: rng, pooler: false)
+        (store, rng, bert) = try BertModel.backbone(of: "BertForTokenClassification", config: config, seed: seed, pooler: false)
         head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
-    @discardableResult
-    public func load(_ file: SafeTensors) throws -> [String] {
-        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
-    }
-
     private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
-        try input.validate(config)
-        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
-                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        let h = try bert.forward(input, training: training)
         shape = h.shape
         return try h.reshaped([input.batch * input.seqLen, config.hidden])
     }
@@ -184,24 +165,14 @@ public final class BertForQuestionAnswering: TaskHeadModel {
     private var state = BackwardState.none
 
     public init(config: ModelConfig, seed: UInt64) throws {
-        guard config.kind == .bert else { throw ModelError.invalidArgument("BertForQuestionAnswering needs a bert config, got \(config.kind)") }
         self.config = config
-        store = ParameterStore(seed: seed)
-        rng = SharedRNG(seed: seed &+ 1)
-        bert = try BertModel(config: config, store: store, rng: rng, pooler: false)
+        (store, rng, bert) = try BertModel.backbone(of: "BertForQuestionAnswering", config: config, seed: seed, pooler: false)
         qaOutputs = try Linear(store, name: "qa_outputs", inFeatures: config.hidden, outFeatures: 2)
-    }
-
-    @discardableResult
-    public func load(_ file: SafeTensors) throws -> [String] {
-        try BertModel.loadTaskCheckpoint(file, into: store, path: file.path)
     }
 
     private func forward(_ input: HeadInput, training: Bool) throws -> Tensor {
         state = .none
-        try input.validate(config)
-        let h = try bert.forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
-                                 batch: input.batch, seqLen: input.seqLen, training: training)
+        let h = try bert.forward(input, training: training)
         shape = h.shape
         return try qaOutputs.forward(h).reshaped([input.batch, input.seqLen, 2])
     }

@@ -273,6 +273,25 @@ extension TaskHeadModel {
 
 // The heads are model-directory models under their HuggingFace class names (see
 // `ModelRegistry.taskHeads`).
+extension TaskHeadModel where Self: PretrainedModel {
+    /// Loads a HuggingFace task checkpoint (`model.safetensors` of transformers'
+    /// `BertFor…`/`GPT2For…` class) by name, with the ``ModelRegistry`` mapping of this
+    /// architecture (as ``ModelDirectory`` loads it: base prefix stripped, buffers and other
+    /// heads skipped, `Conv1D` weights transposed; a BERT pooler the model was built without is
+    /// skipped too), except that the head must be in the file: any missing tensor is an error
+    /// naming the file, as is any unknown one. Returns the file's skipped tensor names.
+    @discardableResult
+    public func load(_ file: SafeTensors) throws -> [String] {
+        let entry = try ModelRegistry.architecture(named: architecture, file: file.path)
+        var mapping = entry.weights
+        if entry.family == .bert && !store.contains("pooler.dense.weight") { mapping.ignoring.append(.prefix("pooler.")) }
+        let (missing, skipped) = try ModelDirectory.loadWeights(file, into: store, mapping: mapping, architecture: entry.name,
+                                                                path: file.path)
+        if !missing.isEmpty { throw ModelError.badWeights(file: file.path, problem: "missing tensors \(missing.prefix(8))") }
+        return skipped
+    }
+}
+
 extension BertForSequenceClassification: PretrainedModel { public var architecture: String { "BertForSequenceClassification" } }
 extension BertForTokenClassification: PretrainedModel { public var architecture: String { "BertForTokenClassification" } }
 extension BertForQuestionAnswering: PretrainedModel { public var architecture: String { "BertForQuestionAnswering" } }

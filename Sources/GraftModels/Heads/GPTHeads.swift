@@ -1,24 +1,38 @@
 import GraftEngine
 
 extension GPTForCausalLM {
-    /// Loads a HuggingFace GPT-2 task checkpoint by name: `transformer.`-prefixed (or bare)
-    /// decoder tensors (`Conv1D` weights transposed) plus the head's own (`score.*`,
-    /// `classifier.*`); attention-mask buffers and an LM head are skipped, a missing tensor is an
-    /// error naming `path`.
-    static func loadTaskCheckpoint(_ file: SafeTensors, into store: ParameterStore, path: String) throws -> [String] {
-        let skippable: (String) -> Bool = { n in
-            n == "lm_head.weight" || n.hasSuffix(".attn.bias") || n.hasSuffix(".attn.masked_bias")
-        }
-        let result: (missing: [String], unexpected: [String])
-        do {
-            result = try store.load(from: file, stripPrefix: "transformer.", rename: { skippable($0) ? nil : $0 },
-                                    transposed: GPT2Block.isConv1DWeight)
-        } catch { throw ModelError.badWeights(file: path, problem: "\(error)") }
-        let unknown = result.unexpected.filter { !skippable($0.hasPrefix("transformer.") ? String($0.dropFirst(12)) : $0) }
-        if !unknown.isEmpty { throw ModelError.badWeights(file: path, problem: "unexpected tensors \(unknown.prefix(8))") }
-        if !result.missing.isEmpty { throw ModelError.badWeights(file: path, problem: "missing tensors \(result.missing.prefix(8))") }
-        return result.unexpected
+    /// A fresh decoder (store seeded by `seed`, dropout by `seed + 1`) and a classification head
+    /// named `name` on its hidden size, in the decoder's store: what both GPT-2 heads are built from.
+    static func withClassificationHead(config: ModelConfig, name: String, numLabels: Int, bias: Bool = true,
+                                       dropout: Float, seed: UInt64) throws -> (GPTForCausalLM, ClassificationHead) {
+        let transformer = try GPTForCausalLM(config: config, seed: seed)
+        let head = try ClassificationHead(transformer.store, name: name, inFeatures: config.hidden, numLabels: numLabels,
+                                          bias: bias, dropout: dropout, rng: transformer.rng)
+        return (transformer, head)
     }
+
+    /// The final hidden states `[B, T, C]` (before `ln_f`) of a task head's input, checked
+    /// against the config; token type ids other than 0 are an error (GPT-2 has none).
+    func hidden(_ input: HeadInput, training: Bool) throws -> Tensor {
+        try input.validate(config)
+        if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
+        return try hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch, seqLen: input.seqLen, training: training)
+    }
+}
+
+/// A GPT-2 task head model: a ``GPTForCausalLM`` decoder, whose store and dropout generator
+/// are the model's (its LM head is tied to `wte`, so it adds no parameter), and a
+/// ``ClassificationHead`` on its final hidden states.
+public protocol GPT2HeadModel: TaskHeadModel {
+    var transformer: GPTForCausalLM { get }
+    var head: ClassificationHead { get }
+}
+
+extension GPT2HeadModel {
+    public static var backbonePrefix: String { "transformer." }
+    public var store: ParameterStore { transformer.store }
+    public var rng: SharedRNG { transformer.rng }
+    public var numLabels: Int { head.numLabels }
 }
 
 /// HuggingFace `GPT2ForSequenceClassification`: the decoder (`transformer.*`, final `ln_f`),
@@ -29,15 +43,11 @@ extension GPTForCausalLM {
 /// against one label per example (-100 ignored), optionally weighted per example.
 ///
 /// The backbone is a ``GPTForCausalLM`` whose LM head is tied to `wte`, so it adds no parameter.
-public final class GPT2ForSequenceClassification: TaskHeadModel {
-    public static let backbonePrefix = "transformer."
+public final class GPT2ForSequenceClassification: GPT2HeadModel {
     public let config: ModelConfig
-    public var store: ParameterStore { transformer.store }
-    public var rng: SharedRNG { transformer.rng }
     public let transformer: GPTForCausalLM
     /// `score` (no dropout, as HF).
     public let head: ClassificationHead
-    public var numLabels: Int { head.numLabels }
     private var lastRows: [Int] = []
     private var gathered: Tensor?
     private var dHidden: Tensor?
@@ -46,14 +56,8 @@ public final class GPT2ForSequenceClassification: TaskHeadModel {
     public init(config: ModelConfig, numLabels: Int, seed: UInt64) throws {
         guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
         self.config = config
-        transformer = try GPTForCausalLM(config: config, seed: seed)
-        head = try ClassificationHead(transformer.store, name: "score", inFeatures: config.hidden, numLabels: numLabels, bias: false,
-                                      dropout: 0, rng: transformer.rng)
-    }
-
-    @discardableResult
-    public func load(_ file: SafeTensors) throws -> [String] {
-        try GPTForCausalLM.loadTaskCheckpoint(file, into: store, path: file.path)
+        (transformer, head) = try GPTForCausalLM.withClassificationHead(config: config, name: "score", numLabels: numLabels,
+                                                                        bias: false, dropout: 0, seed: seed)
     }
 
     /// The flat row index of each example's last real token.
@@ -71,10 +75,7 @@ public final class GPT2ForSequenceClassification: TaskHeadModel {
     }
 
     private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
-        try input.validate(config)
-        if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
-        let h = try transformer.hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch,
-                                       seqLen: input.seqLen, training: training)
+        let h = try transformer.hidden(input, training: training)
         shape = h.shape
         lastRows = lastTokenRows(input)
         let rows = Rows.gather(h, rows: lastRows, width: config.hidden, into: gathered); gathered = rows
@@ -102,33 +103,20 @@ public final class GPT2ForSequenceClassification: TaskHeadModel {
 /// HuggingFace `GPT2ForTokenClassification`: the decoder with `ln_f`, dropout
 /// (`classifier_dropout`, HF's default 0.1 for GPT-2) and `classifier` (`[L, C]`, `[L]`) on
 /// every position -> logits `[B, T, L]`; loss: mean cross-entropy over labelled positions.
-public final class GPT2ForTokenClassification: TaskHeadModel {
-    public static let backbonePrefix = "transformer."
+public final class GPT2ForTokenClassification: GPT2HeadModel {
     public let config: ModelConfig
-    public var store: ParameterStore { transformer.store }
-    public var rng: SharedRNG { transformer.rng }
     public let transformer: GPTForCausalLM
     public let head: ClassificationHead
-    public var numLabels: Int { head.numLabels }
     private var shape: [Int] = []
 
     public init(config: ModelConfig, numLabels: Int, classifierDropout: Float = 0.1, seed: UInt64) throws {
         self.config = config
-        transformer = try GPTForCausalLM(config: config, seed: seed)
-        head = try ClassificationHead(transformer.store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
-                                      dropout: classifierDropout, rng: transformer.rng)
-    }
-
-    @discardableResult
-    public func load(_ file: SafeTensors) throws -> [String] {
-        try GPTForCausalLM.loadTaskCheckpoint(file, into: store, path: file.path)
+        (transformer, head) = try GPTForCausalLM.withClassificationHead(config: config, name: "classifier", numLabels: numLabels,
+                                                                        dropout: classifierDropout, seed: seed)
     }
 
     private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
-        try input.validate(config)
-        if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
-        let h = try transformer.hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch,
-                                       seqLen: input.seqLen, training: training)
+        let h = try transformer.hidden(input, training: training)
         shape = h.shape
         return try transformer.lnF.forward(h.reshaped([input.batch * input.seqLen, config.hidden]))
     }

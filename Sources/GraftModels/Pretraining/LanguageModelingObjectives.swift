@@ -68,12 +68,9 @@ extension LanguageModelingObjective {
     public var dropoutRNG: SharedRNG? { model.rng }
     /// Dev loss (mean cross-entropy over predicted positions), lower is better.
     public var mainMetric: MainMetric { MainMetric("loss", higherIsBetter: false) }
-    /// The options as JSON with sorted keys (the same text for the same options).
-    public var settings: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(options)) ?? Data(), as: UTF8.self)
-    }
+    /// The options as JSON with sorted keys (the same text for the same options; the bytes
+    /// JSONEncoder wrote into earlier checkpoints, which `--resume` compares).
+    public var settings: String { (try? JSONValue(encoding: options, sortedKeys: true).serialized()) ?? "" }
 
     public func examples(epoch: Int) throws -> ExampleStream<[Int32]> { try setup.trainBlocks(epoch) }
     public func tokenCount(_ batch: LMBatch) -> Int { batch.batch * batch.seqLen }

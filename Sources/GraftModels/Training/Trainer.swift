@@ -1,5 +1,6 @@
 import Foundation
 import GraftEngine
+import GraftSupport
 
 /// Settings every objective shares: optimizer, schedule, batching, evaluation and checkpoint
 /// cadence (stored with every checkpoint; resuming needs the same, except the stopping point
@@ -298,7 +299,7 @@ public final class Trainer<Objective: TrainingObjective> {
 
     func stateMetadata() throws -> [String: String] {
         var meta: [String: String] = [
-            "trainer.options": String(decoding: try JSONEncoder().encode(options), as: UTF8.self),
+            "trainer.options": try JSONValue(encoding: options).serialized(),
             "trainer.objective": objective.name,
             "trainer.objective_settings": objective.settings,
             "trainer.epoch": String(epoch),

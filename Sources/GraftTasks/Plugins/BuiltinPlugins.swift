@@ -48,8 +48,7 @@ public struct TextClassificationPlugin: TaskPlugin {
     let classes: LabelSet
 
     public init(spec: TaskSpec) throws {
-        guard spec.kind == .sequenceClassification else { throw TaskError.invalidArgument("\(spec.path): not a sequence-classification task") }
-        guard let labels = spec.labels else { throw TaskError.missingKey(file: spec.path, key: "labels") }
+        let labels = try Self.requiredLabels(spec)
         self.spec = spec
         self.labels = labels
         classes = labels
@@ -131,8 +130,7 @@ public struct TaggingPlugin: TaskPlugin {
     let viterbi: ViterbiDecoder
 
     public init(spec: TaskSpec) throws {
-        guard spec.kind == .tokenClassification else { throw TaskError.invalidArgument("\(spec.path): not a token-classification task") }
-        guard let labels = spec.labels else { throw TaskError.missingKey(file: spec.path, key: "labels") }
+        let labels = try Self.requiredLabels(spec)
         self.spec = spec
         self.labels = labels
         tags = labels
@@ -230,7 +228,7 @@ public struct QuestionAnsweringPlugin: TaskPlugin {
     public var nBest = 20
 
     public init(spec: TaskSpec) throws {
-        guard spec.kind == .questionAnswering else { throw TaskError.invalidArgument("\(spec.path): not a question-answering task") }
+        try Self.check(spec)
         self.spec = spec
     }
 

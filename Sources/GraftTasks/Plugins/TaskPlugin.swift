@@ -125,6 +125,20 @@ public protocol TaskPlugin: Sendable {
 
 extension TaskPlugin {
     public static var aliases: [String] { [] }
+
+    /// Checks, for `init(spec:)`, that `spec` is a task of this plugin's head kind (an error
+    /// naming the spec file otherwise).
+    static func check(_ spec: TaskSpec) throws {
+        guard spec.kind == headKind else { throw TaskError.invalidArgument("\(spec.path): not a \(headKind.rawValue) task") }
+    }
+
+    /// `spec`'s label set, for `init(spec:)` of a labelled kind: ``check(_:)``, then the
+    /// labels, whose absence is a missing-key error naming the spec file.
+    static func requiredLabels(_ spec: TaskSpec) throws -> LabelSet {
+        try check(spec)
+        guard let labels = spec.labels else { throw TaskError.missingKey(file: spec.path, key: "labels") }
+        return labels
+    }
 }
 
 /// The network side of a task: a head of some kind on a backbone, with its forward, loss and

@@ -389,8 +389,8 @@ struct BPETrainingRun {
                             parallelFor(parts) { part in
                                 let lo = wordTotal * part / parts, hi = wordTotal * (part + 1) / parts
                                 partials[part].count(
-                                    words: lo..<hi, symbols: sym.pointer, starts: start.pointer,
-                                    lengths: len.pointer, counts: cnt.pointer)
+                                    words: lo..<hi, symbols: sym.value, starts: start.value,
+                                    lengths: len.value, counts: cnt.value)
                             }
                         }
                     }
@@ -486,11 +486,11 @@ struct BPETrainingRun {
                                     out.items = []
                                     items.removeAll(keepingCapacity: true)
                                     for k in lo..<hi {
-                                        let w = Int(pos.pointer[k])
+                                        let w = Int(pos.value[k])
                                         mergeWord(
-                                            symbols: sym.pointer + Int(starts.pointer[w]), length: &len.pointer[w],
+                                            symbols: sym.value + Int(starts.value[w]), length: &len.value[w],
                                             word: Int32(w), a: a, b: b, replacement: newID,
-                                            tokenChars: chars.pointer, maxLength: maxLength, into: &items)
+                                            tokenChars: chars.value, maxLength: maxLength, into: &items)
                                     }
                                     out.items = items
                                 }

@@ -190,10 +190,10 @@ public struct WordCounter {
                     let hi = docs.count * (part + 1) / parts
                     // Work on a thread-local table (moved out and back), so the two threads never
                     // write to neighbouring memory.
-                    var table = (shared.pointer + part).move()
-                    defer { (shared.pointer + part).initialize(to: table) }
+                    var table = (shared.value + part).move()
+                    defer { (shared.value + part).initialize(to: table) }
                     for d in lo..<hi {
-                        var document = documents.pointer[d]
+                        var document = documents.value[d]
                         if let transform {
                             do {
                                 guard let transformed = try transform(document) else { continue }
