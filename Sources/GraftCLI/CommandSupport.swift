@@ -17,7 +17,11 @@ struct CLIError: Error, CustomStringConvertible {
 /// Buffered standard output (print() per line is slow for large outputs).
 final class OutputBuffer {
     private var bytes: [UInt8] = []
+    /// Discards everything (the ranks other than 0 of an MPI job: rank 0 writes the output).
+    private let silent: Bool
+    init(silent: Bool = false) { self.silent = silent }
     func write(_ s: String) {
+        guard !silent else { return }
         bytes.append(contentsOf: s.utf8)
         if bytes.count > 1 << 16 { flush() }
     }
@@ -139,9 +143,16 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 /// A failure to write the run record stops training (checkpoint kept) and is thrown.
 @discardableResult
 func runTraining<Objective: TrainingObjective>(
-    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String, announce: Bool = true,
+    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder?, label: String, out: String, announce: Bool = true,
     describe: @escaping (TrainingEvaluation) -> String
 ) throws -> TrainingSummary {
+    let dp = trainer.dataParallel
+    guard dp.isLeader, let run else {
+        // Another rank of a data-parallel job: rank 0 shows progress and records the run.
+        signal(SIGINT) { _ in interruptRequested = 1; signal(SIGINT, SIG_DFL) }
+        trainer.shouldStop = { interruptRequested != 0 }
+        return try trainer.run(resume: resume)
+    }
     let progress = ProgressReporter(label, total: trainer.totalSteps, unit: .items("steps"))
     var recordError: Error?
     func log(_ step: Int, _ metrics: [String: Double]) {
@@ -179,6 +190,11 @@ func runTraining<Objective: TrainingObjective>(
               ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
               : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
         if announce { print(message) } else { printError(message) }
+        if dp.size > 1 {
+            printError(String(format: "data-parallel: %d ranks; rank 0 waited %.2f s of %.2f s for gradient all-reduce (%.1f%%); %d buckets started during backward, %d after",
+                              dp.size, dp.exposedCommunicationSeconds, summary.seconds, 100 * dp.exposedCommunicationSeconds / max(summary.seconds, 1e-9),
+                              dp.overlappedBuckets, dp.trailingBuckets))
+        }
         return summary
     } catch {
         progress.cancel()

@@ -1,12 +1,29 @@
 import ArgumentParser
 import COpenBLAS
 import Foundation
+import GraftEngine
 
 @main
 struct Graft: AsyncParsableCommand {
     static func main() async {
         OpenBLASKernel.selectBeforeStart()
-        await main(nil)
+        do {
+            var command = try parseAsRoot()
+            try Ranks.refuseUnlessDataParallel(command)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Under mpirun a failing rank ends the whole job at once (MPI_Abort) instead of
+            // leaving the others waiting in a collective.
+            if MPICommunicator.isInitialised {
+                Ranks.abortJob(after: error, message: fullMessage(for: error), code: exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
+        MPICommunicator.finalize()
     }
 
     static let configuration = CommandConfiguration(
