@@ -159,7 +159,15 @@ func runTraining<Objective: TrainingObjective>(
         guard recordError == nil else { return }
         do { try run.log(step: step, metrics: metrics) } catch { recordError = error }
     }
+    var lastTokensSeen: Int?
+    var timedTokens = 0, timedSeconds = 0.0, firstStep: Int?   // throughput after this process's first update
     trainer.onStep = { s in
+        if firstStep == nil { firstStep = s.step } else if s.tokensPerSecond > 0 {
+            let tokens = s.tokensSeen - (lastTokensSeen ?? s.tokensSeen)
+            timedTokens += tokens
+            timedSeconds += Double(tokens) / s.tokensPerSecond
+        }
+        lastTokensSeen = s.tokensSeen
         progress.update(s.step, fields: ["loss": String(format: "%.4f", s.loss), "lr": String(format: "%.2e", s.learningRate),
                                          "tok/s": String(format: "%.0f", s.tokensPerSecond)])
         if s.step % 10 == 0 || s.step == s.totalSteps {
@@ -190,9 +198,13 @@ func runTraining<Objective: TrainingObjective>(
               ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
               : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
         if announce { print(message) } else { printError(message) }
+        if timedSeconds > 0 {
+            printError(String(format: "throughput: %.0f tokens/s over updates %d-%d (%.2f s per update)", Double(timedTokens) / timedSeconds,
+                              (firstStep ?? 0) + 1, summary.steps, timedSeconds / Double(max(1, summary.steps - (firstStep ?? 0)))))
+        }
         if dp.size > 1 {
-            printError(String(format: "data-parallel: %d ranks; rank 0 waited %.2f s of %.2f s for gradient all-reduce (%.1f%%); %d buckets started during backward, %d after",
-                              dp.size, dp.exposedCommunicationSeconds, summary.seconds, 100 * dp.exposedCommunicationSeconds / max(summary.seconds, 1e-9),
+            printError(String(format: "data-parallel: %d ranks; rank 0 waited %.2f s of %.2f s of updates for the gradient all-reduce (%.1f%%: communication not hidden behind backward, and waiting for the slowest rank); %d buckets started during backward, %d after",
+                              dp.size, dp.exposedCommunicationSeconds, dp.updateSeconds, 100 * dp.exposedCommunicationSeconds / max(dp.updateSeconds, 1e-9),
                               dp.overlappedBuckets, dp.trailingBuckets))
         }
         return summary

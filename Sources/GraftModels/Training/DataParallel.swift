@@ -34,6 +34,8 @@ public final class DataParallel {
     /// Seconds spent waiting for gradient sums after backward (the communication not hidden
     /// behind computation), over the whole run.
     public private(set) var exposedCommunicationSeconds = 0.0
+    /// Seconds in ``Trainer`` updates (forward, backward and all-reduce), over the whole run.
+    public internal(set) var updateSeconds = 0.0
     /// Buckets started during backward (overlapped) and after it, over the whole run.
     public private(set) var overlappedBuckets = 0
     public private(set) var trailingBuckets = 0
@@ -237,6 +239,8 @@ extension Trainer {
     /// and tokens over all ranks.
     func accumulateGradients() throws -> (lossSum: Float, correct: Int, counted: Int, tokens: Int) {
         let dp = dataParallel, store = objective.store, rng = objective.dropoutRNG
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { dp.updateSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         let micro = options.accumulation, scale = 1 / Float(micro)
         var lossSum: Float = 0, correct = 0, counted = 0, tokens = 0
         var own = 0
