@@ -22,10 +22,10 @@ enum Ranks {
         do { return try MPICommunicator.world() } catch { throw CLIError("\(error)") }
     }
 
-    /// The data-parallel setting of a training command: the job's ranks, gradient buckets of
-    /// `GRAFT_BUCKET_MB` MiB (default 4).
+    /// The data-parallel setting of a training command: the job's ranks, gradient buckets of at
+    /// least `GRAFT_BUCKET_MB` MiB (default 1: one block per bucket for BERT-Mini and larger).
     static func dataParallel() throws -> DataParallel {
-        let mb = ProcessInfo.processInfo.environment["GRAFT_BUCKET_MB"].flatMap(Double.init) ?? 4
+        let mb = ProcessInfo.processInfo.environment["GRAFT_BUCKET_MB"].flatMap(Double.init) ?? 1
         return DataParallel(try world(), bucketBytes: max(4096, Int(mb * 1_048_576)))
     }
 

@@ -56,6 +56,7 @@ struct BenchCommand: AsyncParsableCommand {
             CorpusBench.self,
             EngineBenchCommand.self,
             PretrainBenchCommand.self,
+            AllReduceBenchCommand.self,
         ]
     )
 }

@@ -16,11 +16,12 @@ import GraftSupport
 /// same update. N ranks with batch b therefore train as one process with batch b and
 /// accumulation N.
 ///
-/// Gradients are summed in buckets of about ``bucketFloats`` floats. A model that reports
-/// finished blocks (``ParameterStore/finishedGradients(_:)``, called by BERT's and GPT-2's
-/// backward after each block) has its buckets started (`MPI_Iallreduce`) during the last
-/// micro-batch's backward, so communication overlaps the remaining blocks' backward; the rest
-/// (embeddings, tied and head parameters) is reduced after backward.
+/// Gradients are summed in buckets. A model that reports finished blocks
+/// (``ParameterStore/finishedGradients(_:)``, called by BERT's and GPT-2's backward after each
+/// block) has them started (`MPI_Iallreduce`) during the last micro-batch's backward as soon as
+/// at least ``bucketFloats`` are finished, so communication overlaps the remaining blocks'
+/// backward; the rest (embeddings tied to the LM head, pooler, head) is reduced after backward,
+/// each contiguous range as one all-reduce.
 public final class DataParallel {
     public let communicator: Communicator?
     /// This process's rank (0 without a communicator).
@@ -29,7 +30,8 @@ public final class DataParallel {
     public var size: Int { communicator?.size ?? 1 }
     /// Rank 0 writes checkpoints, `best/`, run records and progress.
     public var isLeader: Bool { rank == 0 }
-    /// Gradient floats per all-reduce bucket.
+    /// Finished-block gradient floats gathered before their all-reduce starts (one block per
+    /// bucket when a block is at least this large: what the cost model in BENCHMARKS.md favours).
     public var bucketFloats: Int
     /// Seconds spent waiting for gradient sums after backward (the communication not hidden
     /// behind computation), over the whole run.
@@ -60,12 +62,12 @@ public final class DataParallel {
     /// One process: every micro-batch is this process's, nothing is communicated.
     public init() {
         communicator = nil
-        bucketFloats = 1 << 20
+        bucketFloats = 1 << 18
     }
 
-    /// The ranks of `communicator` (nil: one process). `bucketBytes`: the size of a gradient
-    /// all-reduce bucket (default 4 MiB).
-    public init(_ communicator: Communicator?, bucketBytes: Int = 4 << 20) {
+    /// The ranks of `communicator` (nil: one process). `bucketBytes`: the least size of a
+    /// gradient bucket started during backward (default 1 MiB).
+    public init(_ communicator: Communicator?, bucketBytes: Int = 1 << 20) {
         self.communicator = communicator
         bucketFloats = max(1024, bucketBytes / 4)
     }
@@ -196,10 +198,11 @@ public final class DataParallel {
         store.gradientsFinishedHandler = nil
         if let failure { self.failure = nil; throw failure }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        if let s = span, armed { try start(s, store) }
-        armed = false
+        let wasArmed = armed
+        armed = false   // what starts now waited for the end of backward
+        if let s = span, wasArmed { try start(s, store) }
         span = nil
-        // The complement of the started ranges, in bucket-sized pieces, from the top down.
+        // The complement of the started ranges, from the top down.
         var covered = started.sorted { $0.lowerBound > $1.lowerBound }
         var gaps: [Range<Int>] = []
         var top = store.count
@@ -208,14 +211,7 @@ public final class DataParallel {
             top = min(top, r.lowerBound)
         }
         if top > 0 { gaps.append(0..<top) }
-        for g in gaps {
-            var hi = g.upperBound
-            while hi > g.lowerBound {
-                let lo = max(g.lowerBound, hi - bucketFloats)
-                try start(lo..<hi, store)
-                hi = lo
-            }
-        }
+        for g in gaps { try start(g, store) }   // whole: they all start now, so pieces would only add latency
         pendingAdd = false
         try communicator.waitAll()
         covered.removeAll()
