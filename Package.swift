@@ -38,6 +38,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
         ),
 
+        // Open MPI, loaded with dlopen only under mpirun (no link-time dependency; see ARCHITECTURE.md).
+        .target(
+            name: "CGraftMPI",
+            path: "Sources/CGraftMPI",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+
         // MARK: Layers
         // GraftSupport: one copy of each shared utility (Foundation/Glibc only); every layer may import it.
         .target(name: "GraftSupport"),
@@ -47,7 +54,7 @@ let package = Package(
         ),
         .target(
             name: "GraftEngine",
-            dependencies: ["COpenBLAS", "GraftSupport"]
+            dependencies: ["COpenBLAS", "CGraftMPI", "GraftSupport"]
         ),
         .target(
             name: "GraftCorpus",

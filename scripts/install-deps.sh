@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Graft builds against (utf8proc, OpenBLAS, SQLite, pkg-config),
-# only when one is missing. Uses sudo when not run as root.
+# and Open MPI for the data-parallel tests (graft itself builds and runs without it: it loads
+# libmpi only under mpirun), only when one is missing. Uses sudo when not run as root.
+# GRAFT_SKIP_MPI=1 leaves Open MPI out (its tests are then skipped).
 set -euo pipefail
 packages=(libutf8proc-dev libopenblas-dev libsqlite3-dev pkg-config)
+[ "${GRAFT_SKIP_MPI:-0}" = 1 ] || packages+=(openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -17,7 +17,11 @@ struct CLIError: Error, CustomStringConvertible {
 /// Buffered standard output (print() per line is slow for large outputs).
 final class OutputBuffer {
     private var bytes: [UInt8] = []
+    /// Discards everything (the ranks other than 0 of an MPI job: rank 0 writes the output).
+    private let silent: Bool
+    init(silent: Bool = false) { self.silent = silent }
     func write(_ s: String) {
+        guard !silent else { return }
         bytes.append(contentsOf: s.utf8)
         if bytes.count > 1 << 16 { flush() }
     }
@@ -144,16 +148,31 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 /// `epochs` it trained.
 @discardableResult
 func runTraining<Objective: TrainingObjective>(
-    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder, label: String, out: String, announce: Bool = true,
+    _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder?, label: String, out: String, announce: Bool = true,
     stepsPerEpoch: Int? = nil, describe: @escaping (TrainingEvaluation) -> String
 ) throws -> TrainingSummary {
+    let dp = trainer.dataParallel
+    guard dp.isLeader, let run else {
+        // Another rank of a data-parallel job: rank 0 shows progress and records the run.
+        signal(SIGINT) { _ in interruptRequested = 1; signal(SIGINT, SIG_DFL) }
+        trainer.shouldStop = { interruptRequested != 0 }
+        return try trainer.run(resume: resume)
+    }
     let progress = ProgressReporter(label, total: trainer.totalSteps, unit: .items("steps"))
     var recordError: Error?
     func log(_ step: Int, _ metrics: [String: Double]) {
         guard recordError == nil else { return }
         do { try run.log(step: step, metrics: metrics) } catch { recordError = error }
     }
+    var lastTokensSeen: Int?
+    var timedTokens = 0, timedSeconds = 0.0, firstStep: Int?   // throughput after this process's first update
     trainer.onStep = { s in
+        if firstStep == nil { firstStep = s.step } else if s.tokensPerSecond > 0 {
+            let tokens = s.tokensSeen - (lastTokensSeen ?? s.tokensSeen)
+            timedTokens += tokens
+            timedSeconds += Double(tokens) / s.tokensPerSecond
+        }
+        lastTokensSeen = s.tokensSeen
         progress.update(s.step, fields: ["loss": String(format: "%.4f", s.loss), "lr": String(format: "%.2e", s.learningRate),
                                          "tok/s": String(format: "%.0f", s.tokensPerSecond)])
         if s.step % 10 == 0 || s.step == s.totalSteps {
@@ -189,6 +208,15 @@ func runTraining<Objective: TrainingObjective>(
               ? "stopped early at step \(summary.steps)\(epochText): dev \(summary.mainMetric.name) did not improve for \(trainer.options.patience ?? 0) evaluations; best model in \(out)/best"
               : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
         if announce { print(message) } else { printError(message) }
+        if timedSeconds > 0 {
+            printError(String(format: "throughput: %.0f tokens/s over updates %d-%d (%.2f s per update)", Double(timedTokens) / timedSeconds,
+                              (firstStep ?? 0) + 1, summary.steps, timedSeconds / Double(max(1, summary.steps - (firstStep ?? 0)))))
+        }
+        if dp.size > 1 {
+            printError(String(format: "data-parallel: %d ranks; rank 0 waited %.2f s of %.2f s of updates for the gradient all-reduce (%.1f%%: communication not hidden behind backward, and waiting for the slowest rank); %d buckets started during backward, %d after",
+                              dp.size, dp.exposedCommunicationSeconds, dp.updateSeconds, 100 * dp.exposedCommunicationSeconds / max(dp.updateSeconds, 1e-9),
+                              dp.overlappedBuckets, dp.trailingBuckets))
+        }
         return summary
     } catch {
         progress.cancel()

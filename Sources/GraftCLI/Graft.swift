@@ -4,13 +4,30 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import GraftEngine
 
 @main
 struct Graft: AsyncParsableCommand {
     static func main() async {
         OpenBLASKernel.selectBeforeStart()
         AllocatorPolicy.apply()
-        await main(nil)
+        do {
+            var command = try parseAsRoot()
+            try Ranks.refuseUnlessDataParallel(command)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Under mpirun a failing rank ends the whole job at once (MPI_Abort) instead of
+            // leaving the others waiting in a collective.
+            if MPICommunicator.isInitialised {
+                Ranks.abortJob(after: error, message: fullMessage(for: error), code: exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
+        MPICommunicator.finalize()
     }
 
     static let configuration = CommandConfiguration(
@@ -44,6 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
             CorpusBench.self,
             EngineBenchCommand.self,
             PretrainBenchCommand.self,
+            AllReduceBenchCommand.self,
         ]
     )
 }

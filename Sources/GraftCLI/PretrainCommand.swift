@@ -59,17 +59,21 @@ struct PretrainCommand: ParsableCommand {
             }
         }
         let fingerprint = tokenizerFingerprint(tok)
+        let dataParallel = try Ranks.dataParallel()
+        // OptimizationOptions.accumulation counts the micro-batches of an update over all ranks.
+        let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
         let store = try CorpusStore(path: db)
-        if (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
+        if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
             _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try tok.encode($0, addSpecialTokens: false).ids }
         }
+        try dataParallel.communicator?.barrier()   // the other ranks read the cache rank 0 built
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")
         guard let separator = tok.id(separatorName) else {
             throw CLIError("\(tokenizer): no \(separatorName) token to separate documents")
         }
         var config = preset.config(kind: kind, vocabSize: tok.vocabSize)
         if kind == .gpt { config.maxPositions = seqLen }  // generation then stays within the trained positions
-        let opts = optimization.options, lm = languageModeling
+        let lm = languageModeling
         let blockLength = lm.blockLength(for: kind)
         let sep = Int32(separator)
         let trainBlocks: (Int) throws -> ExampleStream<[Int32]> = { epoch in
@@ -89,10 +93,13 @@ struct PretrainCommand: ParsableCommand {
         let model: LanguageModel = kind == .bert
             ? try BertForMaskedLM(config: config, seed: opts.seed) : try GPTForCausalLM(config: config, seed: opts.seed)
         func train<Objective: TrainingObjective>(_ objective: Objective) throws {
-            let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out)
-            let run = try store.startRun(kind: "pretrain-\(kind.rawValue)", name: out, configJSON: configJSON)
-            printError("pretraining \(kind.rawValue)-\(preset.rawValue): \(model.store.count) parameters, vocabulary \(config.vocabSize), " +
-                       "\(devBlocks.count) dev blocks; writing to \(out)")
+            let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+            let run = dataParallel.isLeader ? try store.startRun(kind: "pretrain-\(kind.rawValue)", name: out, configJSON: configJSON) : nil
+            if dataParallel.isLeader {
+                printError("pretraining \(kind.rawValue)-\(preset.rawValue): \(model.store.count) parameters, vocabulary \(config.vocabSize), " +
+                           "\(devBlocks.count) dev blocks; writing to \(out)" +
+                           (dataParallel.size > 1 ? "; \(dataParallel.size) ranks x batch \(opts.batchSize) x accumulation \(opts.accumulation / dataParallel.size)" : ""))
+            }
             try runTraining(trainer, resume: optimization.resume, record: run, label: "pretrain", out: out) { e in
                 let loss = e.metrics["loss"] ?? .nan
                 return kind == .bert ? String(format: "dev MLM loss %.4f, accuracy %.3f", loss, e.metrics["accuracy"] ?? .nan)

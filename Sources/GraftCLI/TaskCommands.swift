@@ -120,7 +120,8 @@ struct FinetuneCommand: ParsableCommand {
         var opts = OptimizationOptions()
         opts.batchSize = options.batchSize
         opts.epochs = epochCount
-        opts.accumulation = t.gradientAccumulation ?? 1
+        let dataParallel = try Ranks.dataParallel()
+        opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
         opts.learningRate = lr
         opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
         opts.clipNorm = Float(t.maxGradNorm ?? 1)
@@ -131,7 +132,11 @@ struct FinetuneCommand: ParsableCommand {
         opts.checkpointEvery = stepsPerEpoch
         opts.keepCheckpoints = 1
         opts.patience = patienceValue
-        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out)
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+        guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
+            try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
+            return
+        }
 
         let store = try CorpusStore(path: db)
         let configJSON = JSONValue.object([
@@ -201,11 +206,26 @@ func forEachDocument(_ files: [String], _ body: (String, String) throws -> Void)
     }
 }
 
+/// The documents (text, where it came from) of `files`, one per line (stdin without files). Under
+/// `mpirun` rank 0 reads them and every rank receives them.
+func readDocuments(_ files: [String]) throws -> [(text: String, id: String)] {
+    try Ranks.shareDocuments(try Ranks.world()) {
+        var lines: [(String, String)] = []
+        try forEachDocument(files) { lines.append(($0, $1)) }
+        return lines
+    }.map { (text: $0.0, id: $0.1) }
+}
+
+/// Whether this process is rank 0 of an MPI job, or not under mpirun (it reports on stderr).
+func isLeaderRank() -> Bool { ((try? Ranks.world())??.rank ?? 0) == 0 }
+
 /// Options every inference command shares.
 struct InferenceOptions: ParsableArguments {
     @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
     @Option(help: "Task spec (default: the model's graft-task.toml, else the task its architectures and id2label imply, e.g. an imported transformers model).") var task: String?
     @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
+    @Option(name: .customLong("chunk-size"), help: "Documents per chunk (bounds memory; under mpirun, the unit shared out to the ranks).")
+    var chunkSize: Int = 2048
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
 
     func open() throws -> TaskModel {
@@ -226,30 +246,61 @@ struct InferenceOptions: ParsableArguments {
     }
 }
 
-/// Runs `plugin` over examples in length-grouped batches with progress on stderr, calling `emit`
-/// for every example in input order; examples with `skip[i]` true (empty documents) are not run
-/// and get a nil prediction.
-func predictInOrder<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, _ examples: [P.Example], skip: [Bool]? = nil,
-                                   label: String, emit: (P.Example, P.Prediction?) throws -> Void) throws {
+/// Runs `plugin` over examples in length-grouped batches with progress on stderr, writing
+/// `render(example, prediction)` to `out` for every example in input order; examples with
+/// `skip[i]` true (empty documents) are not run and get a nil prediction.
+///
+/// Under `mpirun -np N` the examples the model runs on are cut into the runner's chunks, rank r
+/// runs chunks r, r+N, … (each exactly as one process would, so the bytes are the same), and
+/// rank 0 writes every chunk's text in input order (the others send theirs; they write nothing).
+func predictInOrder<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, chunkSize: Int, _ examples: [P.Example], skip: [Bool]? = nil,
+                                   label: String, out: OutputBuffer, render: (P.Example, P.Prediction?) throws -> String) throws {
     let skip = skip ?? [Bool](repeating: false, count: examples.count)
     let run = examples.indices.filter { !skip[$0] }
-    let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: batchSize)
-    let progress = ProgressReporter(label, total: run.count, unit: .items("docs"))
+    let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: batchSize, chunkSize: chunkSize)
+    let world = try Ranks.world()
+    let size = world?.size ?? 1, rank = world?.rank ?? 0
+    let progress = ProgressReporter(label, total: run.count, unit: .items("docs"), enabled: rank == 0)
     var tokens = 0
     let started = Date()
-    var next = 0
-    func emitSkipped() throws {
-        while next < examples.count, skip[next] { try emit(examples[next], nil); next += 1 }
+    /// The text of the example at `index` and of the skipped ones right after it.
+    func text(_ index: Int, _ prediction: P.Prediction?) throws -> String {
+        var s = try render(examples[index], prediction)
+        var next = index + 1
+        while next < examples.count, skip[next] { s += try render(examples[next], nil); next += 1 }
+        return s
     }
-    try emitSkipped()
-    try runner.predict(run.map { examples[$0] }, progress: { done, t in
+    var leading = ""   // skipped examples before the first one run
+    var i = 0
+    while i < examples.count, skip[i] { leading += try render(examples[i], nil); i += 1 }
+    let update: (Int, Int) -> Void = { done, t in
         tokens += t
         progress.update(done, fields: ["tok/s": String(format: "%.0f", Double(tokens) / max(Date().timeIntervalSince(started), 1e-9))])
-    }, emit: { _, example, prediction in
-        try emit(example, prediction)
-        next += 1
-        try emitSkipped()
-    })
+    }
+    guard let world, size > 1 else {
+        out.write(leading)
+        try runner.predict(run.map { examples[$0] }, progress: update) { k, _, prediction in out.write(try text(run[k], prediction)) }
+        progress.finish()
+        return
+    }
+    let chunkCount = (run.count + runner.chunkSize - 1) / runner.chunkSize
+    var mine: [Int: String] = [:]   // chunk -> its text
+    try runner.predict(run.map { examples[$0] }, chunks: { $0 % size == rank }, progress: update) { k, _, prediction in
+        mine[k / runner.chunkSize, default: ""] += try text(run[k], prediction)
+    }
+    let tag = 11
+    if rank == 0 {
+        out.write(leading)
+        for c in 0..<chunkCount {
+            if c % size == 0 {
+                out.write(mine[c] ?? "")
+            } else {
+                out.write(String(decoding: try world.receive(from: c % size, tag: tag), as: UTF8.self))
+            }
+        }
+    } else {
+        for c in stride(from: rank, to: chunkCount, by: size) { try world.send(Array((mine[c] ?? "").utf8), to: 0, tag: tag) }
+    }
     progress.finish()
 }
 
@@ -331,17 +382,17 @@ struct TagCommand: ParsableCommand {
 
     private func tag(_ plugin: TaggingPlugin, _ m: TaskModel) throws {
         var documents: [TaggedSentence] = []
-        try forEachDocument(files) { text, id in
+        for (text, id) in try readDocuments(files) {
             documents.append(isBlank(text) ? TaggedSentence(id: id, text: text, words: [], wordOffsets: [], tags: nil, entities: [])
                                            : try plugin.document(text, id: id, tokenizer: m.tokenizer))
         }
         let skip = documents.map { $0.words.isEmpty }
         let blank = skip.filter { $0 }.count
-        if blank > 0 { printError("\(blank) empty document(s): written with no entities") }
-        let out = OutputBuffer()
+        if blank > 0 && isLeaderRank() { printError("\(blank) empty document(s): written with no entities") }
+        let out = OutputBuffer(silent: !isLeaderRank())
         if format == .html { out.write(EntityRendering.htmlHeader) }
-        try predictInOrder(plugin, m, batchSize: inference.batchSize, documents, skip: skip, label: "tag") { doc, p in
-            out.write(EntityRendering.render(doc, p?.entities ?? [], tags: p?.tags ?? [], format: format))
+        try predictInOrder(plugin, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, documents, skip: skip, label: "tag", out: out) { doc, p in
+            EntityRendering.render(doc, p?.entities ?? [], tags: p?.tags ?? [], format: format)
         }
         if format == .html { out.write(EntityRendering.htmlFooter) }
         out.flush()
@@ -425,19 +476,17 @@ struct ClassifyCommand: ParsableCommand {
 
     func run() throws {
         try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model") { classifier, m in
-            var documents: [TextExample] = []
-            try forEachDocument(files) { text, id in documents.append(TextExample(id: id, text: text, label: nil)) }
+            let documents = try readDocuments(files).map { TextExample(id: $0.id, text: $0.text, label: nil) }
             let skip = documents.map { isBlank($0.text) }
             let blank = skip.filter { $0 }.count
-            if blank > 0 { printError("\(blank) empty document(s): written with \"label\": null") }
-            let out = OutputBuffer()
-            try predictInOrder(classifier, m, batchSize: inference.batchSize, documents, skip: skip, label: "classify") { doc, p in
+            if blank > 0 && isLeaderRank() { printError("\(blank) empty document(s): written with \"label\": null") }
+            let out = OutputBuffer(silent: !isLeaderRank())
+            try predictInOrder(classifier, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, documents, skip: skip, label: "classify", out: out) { doc, p in
                 guard let p else {
-                    out.write(JSONValue.object([("text", .string(doc.text)), ("label", .null), ("scores", .object([]))]).serialized() + "\n")
-                    return
+                    return JSONValue.object([("text", .string(doc.text)), ("label", .null), ("scores", .object([]))]).serialized() + "\n"
                 }
                 let scores = p.scores.keys.sorted().map { ($0, JSONValue.number((p.scores[$0]! * 1e6).rounded() / 1e6)) }
-                out.write(JSONValue.object([("text", .string(doc.text)), ("label", .string(p.label)), ("scores", .object(scores))]).serialized() + "\n")
+                return JSONValue.object([("text", .string(doc.text)), ("label", .string(p.label)), ("scores", .object(scores))]).serialized() + "\n"
             }
             out.flush()
         }
@@ -460,13 +509,16 @@ struct AskCommand: ParsableCommand {
             var examples: [QuestionExample] = []
             if let context {
                 guard let question, !question.isEmpty else { throw ValidationError("give the question after --context FILE") }
-                guard let data = FileManager.default.contents(atPath: context), let text = String(validating: data, as: UTF8.self) else {
-                    throw CLIError("\(context): cannot read it as UTF-8 text")
+                let shared = try Ranks.shareDocuments(try Ranks.world()) {
+                    guard let data = FileManager.default.contents(atPath: context), let text = String(validating: data, as: UTF8.self) else {
+                        throw CLIError("\(context): cannot read it as UTF-8 text")
+                    }
+                    return [(text, "1")]
                 }
-                examples.append(QuestionExample(id: "1", question: question, context: text, answers: []))
+                examples.append(QuestionExample(id: "1", question: question, context: shared[0].0, answers: []))
             } else {
-                try forEachDocument([]) { line, id in
-                    if line.isEmpty { return }
+                for (line, id) in try readDocuments([]) {
+                    if line.isEmpty { continue }
                     let value: JSONValue
                     do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
@@ -475,8 +527,8 @@ struct AskCommand: ParsableCommand {
                     examples.append(QuestionExample(id: id, question: q, context: c, answers: []))
                 }
             }
-            let out = OutputBuffer()
-            try predictInOrder(qa, m, batchSize: inference.batchSize, examples, label: "ask") { ex, p in
+            let out = OutputBuffer(silent: !isLeaderRank())
+            try predictInOrder(qa, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, examples, label: "ask", out: out) { ex, p in
                 var fields: [(String, JSONValue)] = [("question", .string(ex.question))]
                 if let best = p?.best {
                     fields += [("answer", .string(best.text)), ("start", .number(Double(best.start))), ("end", .number(Double(best.end))),
@@ -484,7 +536,7 @@ struct AskCommand: ParsableCommand {
                 } else {
                     fields.append(("answer", .null))
                 }
-                out.write(JSONValue.object(fields).serialized() + "\n")
+                return JSONValue.object(fields).serialized() + "\n"
             }
             out.flush()
         }

@@ -55,6 +55,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case io(file: String, problem: String)
     /// A checkpoint does not match the model or optimizer it is loaded into.
     case checkpointMismatch(String)
+    /// Data-parallel communication failed (the MPI library is missing, a collective failed).
+    case communication(String)
 
     public var description: String {
         switch self {
@@ -66,6 +68,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case .unsupportedDType(let f, let t, let d): return "\(f): tensor \(t) has unsupported dtype \(d)"
         case .io(let f, let p): return "I/O error on \(f): \(p)"
         case .checkpointMismatch(let s): return "checkpoint mismatch: \(s)"
+        case .communication(let s): return "data-parallel communication: \(s)"
         }
     }
 }

@@ -19,6 +19,8 @@ public final class BertModel: PretrainedModel {
     public let tokenTypeEmbeddings: Embedding?
     public let embeddingNorm: LayerNorm
     public let layers: [TransformerBlock]
+    /// The float range of each layer's parameters in ``store`` (reported finished in backward).
+    let layerRanges: [Range<Int>]
     /// `pooler.dense` (`tanh(W h[CLS] + b)`), present when built with `pooler: true`.
     public let pooler: Linear?
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
@@ -55,9 +57,13 @@ public final class BertModel: PretrainedModel {
         let block = TransformerBlock.Config(hidden: c, heads: config.heads, ffn: config.ffn, layerNormEps: config.layerNormEps,
                                             gelu: .erf, hiddenDropout: config.dropout, attentionDropout: config.attentionDropout)
         let store = store, rng = rng, ws = workspace
+        var ranges: [Range<Int>] = []
         layers = try (0..<config.layers).map {
-            try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
+            let start = store.count
+            defer { ranges.append(start..<store.count) }
+            return try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
         }
+        layerRanges = ranges
         self.pooler = pooler ? try Linear(store, name: "pooler.dense", inFeatures: c, outFeatures: c) : nil
     }
 
@@ -115,7 +121,10 @@ public final class BertModel: PretrainedModel {
             throw ModelError.invalidArgument("BertModel.backward: gradient \(dHidden.shape) does not match the last forward")
         }
         var d = dHidden
-        for layer in layers.reversed() { d = try layer.backward(d) }
+        for (i, layer) in layers.enumerated().reversed() {
+            d = try layer.backward(d)
+            store.finishedGradients(layerRanges[i])   // data-parallel: this block's sum may start
+        }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer, the
         // LayerNorm's the (forward-only) lookup buffer.
         let shape = d.shape

@@ -16,6 +16,8 @@ public final class GPTForCausalLM: LanguageModel {
     public let wte: Embedding
     public let wpe: Embedding
     public let blocks: [GPT2Block]
+    /// The float range of each block's parameters in ``store`` (reported finished in backward).
+    let blockRanges: [Range<Int>]
     public let lnF: LayerNorm
     public let lmHead: Linear
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
@@ -40,11 +42,15 @@ public final class GPTForCausalLM: LanguageModel {
         wpe = try Embedding(store, name: "wpe", vocabSize: config.maxPositions, dim: c)
         embeddingDropout = try Dropout(p: config.dropout, rng: rng)
         let store = store, rng = rng, ws = workspace
+        var ranges: [Range<Int>] = []
         blocks = try (0..<config.layers).map {
-            try GPT2Block(store, prefix: "h.\($0)", hidden: c, heads: config.heads, ffn: config.ffn,
-                          layerNormEps: config.layerNormEps, residualDropout: config.dropout,
-                          attentionDropout: config.attentionDropout, rng: rng, workspace: ws)
+            let start = store.count
+            defer { ranges.append(start..<store.count) }
+            return try GPT2Block(store, prefix: "h.\($0)", hidden: c, heads: config.heads, ffn: config.ffn,
+                                 layerNormEps: config.layerNormEps, residualDropout: config.dropout,
+                                 attentionDropout: config.attentionDropout, rng: rng, workspace: ws)
         }
+        blockRanges = ranges
         lnF = try LayerNorm(store, name: "ln_f", dim: c, eps: config.layerNormEps)
         lmHead = try Linear(store, tiedWeight: wte.weight, biasName: nil)
         head = try LabelledRowsLoss()
@@ -84,7 +90,10 @@ public final class GPTForCausalLM: LanguageModel {
     /// gradient of the hidden states before `ln_f`; accumulates every decoder parameter gradient.
     func backwardHidden(_ d0: Tensor) throws {
         var d = d0
-        for b in blocks.reversed() { d = try b.backward(d) }
+        for (i, b) in blocks.enumerated().reversed() {
+            d = try b.backward(d)
+            store.finishedGradients(blockRanges[i])   // data-parallel: this block's sum may start
+        }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer.
         let de = embeddingDropout.backward(d, into: workspace.alternate(Workspace.blockGradient, d.shape, avoiding: d))
         try wte.backward(de)

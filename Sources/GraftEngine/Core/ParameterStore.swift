@@ -139,6 +139,14 @@ public final class ParameterStore: @unchecked Sendable {
         v.withUnsafeBufferPointer { value(p).update(from: $0.baseAddress!, count: p.count) }
     }
 
+    /// Data-parallel overlap (see `DataParallel` in GraftModels): when set, a model's backward
+    /// reports each range of ``grads`` it has finished (a whole block: this backward adds nothing
+    /// more there), so that range's all-reduce can start while the rest of backward runs.
+    public var gradientsFinishedHandler: ((Range<Int>) -> Void)?
+
+    /// Reports a range of ``grads`` this backward no longer changes (no-op without a handler).
+    @inline(__always) public func finishedGradients(_ range: Range<Int>) { gradientsFinishedHandler?(range) }
+
     /// Sets all gradients to zero (call before each accumulation cycle).
     public func zeroGrads() { grads.update(repeating: 0, count: max(count, 1)) }
 

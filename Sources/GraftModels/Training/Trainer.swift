@@ -135,11 +135,20 @@ public final class Trainer<Objective: TrainingObjective> {
     /// Evaluations in a row (up to now) that did not improve on ``best``.
     public private(set) var evaluationsSinceBest = 0
     private var iterator: ExampleStream<Objective.Example>?
+    /// The ranks sharing each update (``DataParallel``; one process by default).
+    public let dataParallel: DataParallel
 
-    public init(objective: Objective, options: OptimizationOptions, outputDirectory: String) throws {
+    /// `options.accumulation` counts the micro-batches of an update over all ranks of
+    /// `dataParallel` (a multiple of its size: N ranks × the per-rank accumulation).
+    public init(objective: Objective, options: OptimizationOptions, outputDirectory: String,
+                dataParallel: DataParallel = DataParallel()) throws {
         guard options.batchSize > 0, options.accumulation > 0, options.steps > 0 || (options.epochs ?? 0) > 0 else {
             throw ModelError.invalidArgument("batch size, accumulation and steps (or epochs) must be positive")
         }
+        guard options.accumulation % dataParallel.size == 0 else {
+            throw ModelError.invalidArgument("accumulation \(options.accumulation) (micro-batches per update over all ranks) is not a multiple of the \(dataParallel.size) ranks")
+        }
+        self.dataParallel = dataParallel
         guard options.warmupSteps >= 0, options.evalEvery >= 0, options.evalBatches >= 0, options.checkpointEvery >= 0,
               options.learningRate > 0, options.weightDecay >= 0, options.clipNorm >= 0 else {
             throw ModelError.invalidArgument("learning rate must be positive; warm-up, weight decay, clipping and cadences not negative")
@@ -227,16 +236,7 @@ public final class Trainer<Objective: TrainingObjective> {
             if patienceExhausted { stoppedEarly = true; break }   // resumed from a run that had stopped early
             let t0 = DispatchTime.now().uptimeNanoseconds
             store.zeroGrads()
-            var lossSum: Float = 0, correct = 0, counted = 0, tokens = 0
-            for _ in 0..<options.accumulation {
-                let batch = try objective.trainingBatch(try nextExamples())
-                tokens += objective.tokenCount(batch)
-                let r = try objective.loss(batch, training: true)
-                try objective.backward(scale: 1 / Float(options.accumulation))
-                lossSum += r.loss
-                correct += r.correct
-                counted += r.counted
-            }
+            let (lossSum, correct, counted, tokens) = try accumulateGradients()
             optimizer.zeroFrozenGradients(store)
             let norm = options.clipNorm > 0 ? clipGradNorm(store, maxNorm: options.clipNorm) : store.gradNorm()
             let lr = schedule.lr(at: optimizer.stepCount)
@@ -250,11 +250,12 @@ public final class Trainer<Objective: TrainingObjective> {
                                  accuracy: counted > 0 ? Float(correct) / Float(counted) : nil, learningRate: lr,
                                  gradNorm: norm, tokensPerSecond: Double(tokens) / max(seconds, 1e-9), tokensSeen: tokensSeen))
             let finished = step == totalSteps
-            if (options.evalEvery > 0 && step % options.evalEvery == 0) || finished {
+            if ((options.evalEvery > 0 && step % options.evalEvery == 0) || finished) && dataParallel.isLeader {
                 try evaluateAndKeepBest(step: step)
             }
-            stoppedEarly = patienceExhausted && !finished
-            if shouldStop() || stoppedEarly {
+            let stop = try agreedStop(interrupt: shouldStop(), early: patienceExhausted && !finished)
+            stoppedEarly = stop.early
+            if stop.interrupt || stoppedEarly {
                 interrupted = !finished && !stoppedEarly
                 lastCheckpoint = try writeCheckpoint()
                 break
@@ -278,8 +279,9 @@ public final class Trainer<Objective: TrainingObjective> {
     @discardableResult
     public func writeCheckpoint() throws -> String {
         let fm = FileManager.default
-        try fm.createDirectory(at: checkpointsDirectory, withIntermediateDirectories: true)
         let name = String(format: "step-%07d", optimizer.stepCount)
+        guard dataParallel.isLeader else { return checkpointsDirectory.appendingPathComponent(name).path }   // rank 0 writes
+        try fm.createDirectory(at: checkpointsDirectory, withIntermediateDirectories: true)
         let final = checkpointsDirectory.appendingPathComponent(name)
         if !fm.fileExists(atPath: final.path) {
             let tmp = checkpointsDirectory.appendingPathComponent("\(name).tmp-\(getpid())")

@@ -31,13 +31,20 @@ public struct TaskRunner<Plugin: TaskPlugin> {
 
     /// Predicts every example, calling `emit(index, example, prediction)` in input order.
     /// `progress(done, tokens)` is called after each batch with the examples finished so far and
-    /// the real tokens computed in that batch.
+    /// the real tokens computed in that batch. With `chunks`, only the chunks (examples
+    /// `c * chunkSize ..< (c + 1) * chunkSize`) whose index `c` it accepts are run and emitted,
+    /// each exactly as in a run over all of them (data-parallel tagging splits chunks by rank).
     public func predict(_ examples: [Plugin.Example],
+                        chunks: ((Int) -> Bool)? = nil,
                         progress: ((_ examplesDone: Int, _ tokens: Int) -> Void)? = nil,
                         emit: (Int, Plugin.Example, Plugin.Prediction) throws -> Void) throws {
         var start = 0
         while start < examples.count {
             let end = min(examples.count, start + chunkSize)
+            if let chunks, !chunks(start / chunkSize) {
+                start = end
+                continue
+            }
             var features: [TaskFeature] = []
             var ranges: [Range<Int>] = []
             for i in start..<end {
