@@ -127,7 +127,7 @@ def measure_rss(cmd, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--graft", required=True)
+    ap.add_argument("--graft", help="the graft executable (required except in the child)")
     ap.add_argument("--classifier", help="graft sequence-classification model directory (rt-snippets)")
     ap.add_argument("--tagger", help="graft token-classification model directory (CoNLL-2003)")
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "shared", "data"))
@@ -161,6 +161,8 @@ def main():
         with open(inp, "w", encoding="utf-8") as f:
             f.write("\n".join(docs) + "\n")
         tok = Tokenizer.from_file(os.path.join(hf, "tokenizer.json"))
+        tok.no_padding()
+        tok.no_truncation()
         tokens = sum(len(e.ids) - 2 for e in tok.encode_batch(docs))
         hf_cmd = [sys.executable, HERE, "--_child", "--mode", mode, "--hf-model", hf, "--input", inp,
                   "--threads", str(args.threads)]
