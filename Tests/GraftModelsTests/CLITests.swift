@@ -24,8 +24,13 @@ let graftEnvironment: [String: String] = {
 
 /// Runs `graft` with arguments and optional standard input; returns (status, stdout, stderr).
 func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+    try runProcess(graftExecutable!, args, stdin: stdin)
+}
+
+/// Runs `executable` with `graftEnvironment`; returns (status, stdout, stderr).
+func runProcess(_ executable: String, _ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: graftExecutable!)
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
     p.environment = graftEnvironment
     let out = Pipe(), err = Pipe(), inp = Pipe()

@@ -18,18 +18,7 @@ func mpirunArguments(_ ranks: Int) -> [String] {
 
 /// Runs `mpirun -np ranks graft args` (standard input reaches rank 0); returns (status, stdout, stderr).
 func runMPI(_ ranks: Int, _ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: mpirunExecutable!)
-    p.arguments = mpirunArguments(ranks) + args
-    p.environment = graftEnvironment
-    let out = Pipe(), err = Pipe(), inp = Pipe()
-    p.standardOutput = out; p.standardError = err; p.standardInput = inp
-    try p.run()
-    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try inp.fileHandleForWriting.close()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runProcess(mpirunExecutable!, mpirunArguments(ranks) + args, stdin: stdin)
 }
 
 /// `mpirun -np 2 graft ...` on loopback: 2 ranks × batch b train to the weights of one process
@@ -40,19 +29,9 @@ func runMPI(_ ranks: Int, _ args: [String], stdin: String? = nil) throws -> (Int
        .enabled(if: mpirunExecutable != nil, "Open MPI's mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; .ci/run does)"))
 struct DataParallelCLITests {
     static func corpus(in dir: URL, kind: String) throws -> (db: String, tokenizer: String) {
-        let sentences = ["The river flows to the sea.", "A cat sat on the warm mat.", "Rain fell on the old town.",
-                         "The ship sailed past the lighthouse.", "Birds sang in the tall trees."]
-        var lines: [String] = []
-        for i in 0..<300 { lines.append("\(sentences[i % 5]) \(sentences[(i * 7 + 3) % 5]) Line \(i).") }
-        let text = dir.appendingPathComponent("corpus.txt")
-        try lines.joined(separator: "\n").write(to: text, atomically: true, encoding: .utf8)
-        let db = dir.appendingPathComponent("c.sqlite").path, tok = dir.appendingPathComponent("tok").path
-        var r = try runGraft(["corpus", "add", text.path, "--format", "lines", "--db", db])
-        #expect(r.0 == 0, "\(r.2)")
-        r = try runGraft(["tokenizer", "train", "--kind", kind == "bert" ? "wordpiece" : "bpe", "--vocab-size", "400", "--db", db, "--out", tok])
-        #expect(r.0 == 0, "\(r.2)")
+        let (db, tok) = try PretrainCLITests.corpus(in: dir, lines: 300, kind: kind)
         // Build the token cache once, before any parallel run reads it.
-        r = try runGraft(["corpus", "tokenize", "--db", db, "--tokenizer", tok])
+        let r = try runGraft(["corpus", "tokenize", "--db", db, "--tokenizer", tok])
         #expect(r.0 == 0, "\(r.2)")
         return (db, tok)
     }

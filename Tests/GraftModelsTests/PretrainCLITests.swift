@@ -8,17 +8,19 @@ import Testing
 /// uninterrupted run.
 @Suite(.enabled(if: graftExecutable != nil, "needs the built graft executable next to the test bundle"))
 struct PretrainCLITests {
-    static func corpus(in dir: URL) throws -> (db: String, tokenizer: String) {
+    /// A small line corpus (`lines` lines) in a store, and a tokenizer of `kind` (`bert`: WordPiece,
+    /// `gpt`: BPE) trained on it. Shared with the data-parallel tests.
+    static func corpus(in dir: URL, lines count: Int = 400, kind: String = "gpt") throws -> (db: String, tokenizer: String) {
         let sentences = ["The river flows to the sea.", "A cat sat on the warm mat.", "Rain fell on the old town.",
                          "The ship sailed past the lighthouse.", "Birds sang in the tall trees."]
         var lines: [String] = []
-        for i in 0..<400 { lines.append("\(sentences[i % 5]) \(sentences[(i * 7 + 3) % 5]) Line \(i).") }
+        for i in 0..<count { lines.append("\(sentences[i % 5]) \(sentences[(i * 7 + 3) % 5]) Line \(i).") }
         let text = dir.appendingPathComponent("corpus.txt")
         try lines.joined(separator: "\n").write(to: text, atomically: true, encoding: .utf8)
         let db = dir.appendingPathComponent("c.sqlite").path, tok = dir.appendingPathComponent("tok").path
         var r = try runGraft(["corpus", "add", text.path, "--format", "lines", "--db", db])
         #expect(r.0 == 0, "\(r.2)")
-        r = try runGraft(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "400", "--db", db, "--out", tok])
+        r = try runGraft(["tokenizer", "train", "--kind", kind == "bert" ? "wordpiece" : "bpe", "--vocab-size", "400", "--db", db, "--out", tok])
         #expect(r.0 == 0, "\(r.2)")
         return (db, tok)
     }
