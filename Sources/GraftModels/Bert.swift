@@ -34,7 +34,7 @@ public final class BertModel: PretrainedModel {
     private var clsRows: Tensor?
     private var pooledGradient: Tensor?
     private var pooledSeqLen = 0
-    private var last: (batch: Int, seqLen: Int)?
+    private var last: (batch: Int, seqLen: Int, firstTokenOnly: Bool)?
     public var architecture: String { "BertModel" }
 
     /// Declares the encoder's parameters in `store` (BERT initialisation: normal(0.02) weights,
@@ -74,8 +74,12 @@ public final class BertModel: PretrainedModel {
 
     /// Token ids (and optional segment ids and attention mask, all `[B * T]` row-major) ->
     /// last hidden states `[B, T, C]` (owned by the model, valid until the next forward).
+    ///
+    /// `firstTokenOnly`: the last block computes position 0 alone
+    /// (``TransformerBlock/forwardFirstToken(_:mask:training:)``) and the result is `[B, 1, C]`,
+    /// the `[CLS]` states — all a `[CLS]`-pooling classifier reads; ``backward(_:)`` then takes `[B, 1, C]`.
     public func forward(inputIds: [Int32], tokenTypeIds: [Int32]? = nil, attentionMask: [Int32]? = nil,
-                        batch: Int, seqLen: Int, training: Bool) throws -> Tensor {
+                        batch: Int, seqLen: Int, training: Bool, firstTokenOnly: Bool = false) throws -> Tensor {
         let n = batch * seqLen, c = config.hidden
         guard batch > 0, seqLen > 0, inputIds.count == n else {
             throw ModelError.invalidBatch("\(inputIds.count) input ids for batch \(batch) x seqLen \(seqLen)")
@@ -90,7 +94,7 @@ public final class BertModel: PretrainedModel {
         } else if last?.seqLen != seqLen {
             for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
         }
-        last = (batch, seqLen)
+        last = (batch, seqLen, firstTokenOnly)
         // s = word + position (+ type), summed in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
         let lookup = workspace.tensor("embeddings.lookup", [batch, seqLen, c])
@@ -110,14 +114,19 @@ public final class BertModel: PretrainedModel {
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
-        for layer in layers { h = try layer.forward(h, mask: maskTensor, training: training) }
+        for (i, layer) in layers.enumerated() {
+            h = firstTokenOnly && i == layers.count - 1
+                ? try layer.forwardFirstToken(h, mask: maskTensor, training: training)
+                : try layer.forward(h, mask: maskTensor, training: training)
+        }
         return h
     }
 
     /// Backward of the last ``forward(inputIds:tokenTypeIds:attentionMask:batch:seqLen:training:)``:
-    /// `dHidden` `[B, T, C]`; accumulates every encoder parameter gradient.
+    /// `dHidden` `[B, T, C]` (`[B, 1, C]` after a `firstTokenOnly` forward); accumulates every
+    /// encoder parameter gradient.
     public func backward(_ dHidden: Tensor) throws {
-        guard let last, dHidden.count == last.batch * last.seqLen * config.hidden else {
+        guard let last, dHidden.count == last.batch * (last.firstTokenOnly ? 1 : last.seqLen) * config.hidden else {
             throw ModelError.invalidArgument("BertModel.backward: gradient \(dHidden.shape) does not match the last forward")
         }
         var d = dHidden

@@ -193,6 +193,45 @@ extension EngineTests {
             }
         }
 
+        /// Fewer queries than keys (`Tq = 1`, as the `[CLS]`-only last block asks), with padding and
+        /// dropout: gradients by finite differences, and the output equal to that query's row of
+        /// the full attention (no dropout), bit for bit or to the GEMMs' rounding.
+        @Test(arguments: [Float(0), 0.3])
+        func attentionWithFewerQueries(dropout: Float) throws {
+            let b = 2, tq = 1, tk = 4, c = 6, heads = 2
+            let rng = SharedRNG(seed: 125)
+            let attn = try MultiHeadAttention(heads: heads, dropout: dropout, rng: rng)
+            let q = randomTensor([b, tq, c], seed: 126), k = randomTensor([b, tk, c], seed: 127), v = randomTensor([b, tk, c], seed: 128)
+            let mask = Tensor(shape: [b, tk], values: [1, 1, 1, 0, 1, 1, 0, 0])
+            let r = randomArray(b * tq * c, seed: 129)
+            func run() throws -> Tensor {
+                rng.rng = RNG(seed: 78)
+                return try attn.forward(q: q, k: k, v: v, mask: mask, training: dropout > 0)
+            }
+            let y = try run()
+            #expect(y.shape == [b, tq, c])
+            #expect(attn.probabilities!.shape == [b, heads, tq, tk])
+            let (dq, dk, dv) = try attn.backward(Tensor(shape: [b, tq, c], values: r))
+            #expect(dq.shape == [b, tq, c] && dk.shape == [b, tk, c] && dv.shape == [b, tk, c])
+            let gq = dq.array, gk = dk.array, gv = dv.array
+            try expectGradientsMatch([GradVar(name: "q", pointer: q.data, count: q.count, analytic: gq),
+                                      GradVar(name: "k", pointer: k.data, count: k.count, analytic: gk),
+                                      GradVar(name: "v", pointer: v.data, count: v.count, analytic: gv)]) {
+                dot(try run(), r)
+            }
+            if dropout == 0 {
+                // Row 0 of full self-attention whose query 0 is q.
+                var qFull = k.array
+                for bi in 0..<b { for j in 0..<c { qFull[bi * tk * c + j] = q.data[bi * c + j] } }
+                let full = try MultiHeadAttention(heads: heads)
+                let yf = try full.forward(q: Tensor(shape: [b, tk, c], values: qFull), k: k, v: v, mask: mask).array
+                for bi in 0..<b { for j in 0..<c { #expect(abs(y.data[bi * c + j] - yf[bi * tk * c + j]) < 1e-6) } }
+            }
+            #expect(throws: EngineError.self) {
+                try MultiHeadAttention(heads: heads, causal: true).forward(q: q, k: k, v: v)   // causal needs Tq = Tk
+            }
+        }
+
         @Test func fusedAttentionMatchesSeparate() throws {
             let b = 2, t = 3, c = 4
             let qkv = randomTensor([b, t, 3 * c], seed: 30)
@@ -293,6 +332,42 @@ extension EngineTests {
                                      h: 1e-2, maxPerVar: 24) {
                 dot(try run(), r)
             }
+        }
+
+        /// The BERT block computing position 0 only (a `[CLS]` classifier's last layer): finite
+        /// differences through every parameter and the whole input, and in inference the same
+        /// `[CLS]` row as the full forward.
+        @Test func transformerBlockFirstToken() throws {
+            let store = ParameterStore(seed: 138)
+            let rng = SharedRNG(seed: 139)
+            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12,
+                                              gelu: .erf, hiddenDropout: 0.1, attentionDropout: 0.1)
+            let block = try TransformerBlock(store, prefix: "encoder.layer.0", config: cfg, rng: rng)
+            for p in store.parameters {
+                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 7, scale: 0.3)
+                    .map { p.name.contains("LayerNorm") && p.name.hasSuffix("weight") ? 1 + $0 : $0 })
+            }
+            let x = randomTensor([2, 3, 8], seed: 140)
+            let mask = Tensor(shape: [2, 3], values: [1, 1, 1, 1, 1, 0])
+            let r = randomArray(16, seed: 141)
+            func run() throws -> Tensor {
+                rng.rng = RNG(seed: 15)
+                return try block.forwardFirstToken(x, mask: mask, training: true)
+            }
+            store.zeroGrads()
+            #expect(try run().shape == [2, 1, 8])
+            let dx = try block.backward(Tensor(shape: [2, 1, 8], values: r))
+            #expect(dx.shape == [2, 3, 8])
+            let g = dx.array
+            try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: g)] + paramVars(store),
+                                     h: 1e-2, maxPerVar: 24) {
+                dot(try run(), r)
+            }
+            let first = try block.forwardFirstToken(x, mask: mask, training: false).array
+            let full = try block.forward(x, mask: mask, training: false).array
+            for bi in 0..<2 { for j in 0..<8 { #expect(abs(first[bi * 8 + j] - full[bi * 24 + j]) < 1e-5) } }
+            // After a full forward the backward is the full one again.
+            #expect(try block.backward(Tensor(shape: [2, 3, 8], values: randomArray(48, seed: 142))).shape == [2, 3, 8])
         }
 
         /// GPT-2 block (fused QKV, causal, tanh GELU, dropout on) end to end, with a padding mask.

@@ -2,17 +2,19 @@ import GraftSupport
 /// Scaled dot-product multi-head attention (no parameters of its own; the Q/K/V and output
 /// projections are ``Linear`` layers around it).
 ///
-/// Inputs are `Q`, `K`, `V` `[B, T, C]` with `C = heads * D` (or one fused `[B, T, 3C]` tensor),
-/// an optional key padding mask `[B, T]` (1 = real token, 0 = padding) and a causal flag.
-/// Per batch item and head: `S = Q K^T / sqrt(D)` `[T, T]`; masked keys get probability 0
+/// Inputs are `Q` `[B, Tq, C]`, `K`, `V` `[B, Tk, C]` with `C = heads * D` (or one fused
+/// `[B, T, 3C]` tensor), an optional key padding mask `[B, Tk]` (1 = real token, 0 = padding)
+/// and a causal flag (which needs `Tq = Tk`). Queries may be fewer than keys: a sequence
+/// classifier's last block asks only for the `[CLS]` row (`Tq = 1`).
+/// Per batch item and head: `S = Q K^T / sqrt(D)` `[Tq, Tk]`; masked keys get probability 0
 /// (a row with no visible key gives all zeros); `P = softmax(S)`; optional dropout on `P`;
-/// output `P V` written back with heads merged, `[B, T, C]`.
+/// output `P V` written back with heads merged, `[B, Tq, C]`.
 ///
 /// Each phase (scores GEMM, softmax, `P V` GEMM, and their backward) runs the `B * heads`
 /// small products with single-threaded BLAS, spread over ``Engine/threads`` cores.
-/// The probabilities `[B, heads, T, T]` are kept for the backward; with dropout, its mask is
+/// The probabilities `[B, heads, Tq, Tk]` are kept for the backward; with dropout, its mask is
 /// kept as one byte per probability and the dropped probabilities are rebuilt per head in a
-/// small per-thread buffer when a product needs them. The backward's `[B, heads, T, T]`
+/// small per-thread buffer when a product needs them. The backward's `[B, heads, Tq, Tk]`
 /// gradient buffer comes from the ``Workspace`` given at construction (shareable by every
 /// attention layer of a model), else from one the layer owns.
 public final class MultiHeadAttention {
@@ -20,7 +22,7 @@ public final class MultiHeadAttention {
     public let causal: Bool
     public let dropout: Float
     public let rng: SharedRNG?
-    private var b = 0, t = 0, c = 0, stride = 0
+    private var b = 0, tq = 0, tk = 0, c = 0, stride = 0
     private var q: UnsafeMutablePointer<Float>?
     private var k: UnsafeMutablePointer<Float>?
     private var v: UnsafeMutablePointer<Float>?
@@ -49,13 +51,14 @@ public final class MultiHeadAttention {
         self.workspace = workspace
     }
 
-    /// Separate `Q`, `K`, `V` `[B, T, C]` -> context `[B, T, C]`.
+    /// Separate `Q` `[B, Tq, C]`, `K`, `V` `[B, Tk, C]` -> context `[B, Tq, C]`.
     public func forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
-        guard q.rank == 3, q.shape == k.shape, q.shape == v.shape, q.shape[2] % heads == 0 else {
-            throw EngineError.shapeMismatch("attention q \(q.shape) k \(k.shape) v \(v.shape), \(heads) heads")
+        guard q.rank == 3, k.rank == 3, k.shape == v.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
+              q.shape[2] % heads == 0, !causal || q.shape[1] == k.shape[1] else {
+            throw EngineError.shapeMismatch("attention q \(q.shape) k \(k.shape) v \(v.shape), \(heads) heads\(causal ? ", causal" : "")")
         }
         inputs = [q, k, v]
-        return try run(b: q.shape[0], t: q.shape[1], c: q.shape[2], stride: q.shape[2],
+        return try run(b: q.shape[0], tq: q.shape[1], tk: k.shape[1], c: q.shape[2], stride: q.shape[2],
                        q: q.data, k: k.data, v: v.data, mask: mask, training: training)
     }
 
@@ -66,38 +69,37 @@ public final class MultiHeadAttention {
         }
         inputs = [qkv]
         let c = qkv.shape[2] / 3
-        return try run(b: qkv.shape[0], t: qkv.shape[1], c: c, stride: 3 * c,
+        return try run(b: qkv.shape[0], tq: qkv.shape[1], tk: qkv.shape[1], c: c, stride: 3 * c,
                        q: qkv.data, k: qkv.data + c, v: qkv.data + 2 * c, mask: mask, training: training)
     }
 
-    private func run(b: Int, t: Int, c: Int, stride: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
+    private func run(b: Int, tq: Int, tk: Int, c: Int, stride: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
                      v: UnsafeMutablePointer<Float>, mask: Tensor?, training: Bool) throws -> Tensor {
-        if let mask, mask.count != b * t {
-            throw EngineError.shapeMismatch("attention mask \(mask.shape) for [B, T] = [\(b), \(t)]")
+        if let mask, mask.count != b * tk {
+            throw EngineError.shapeMismatch("attention mask \(mask.shape) for [B, Tk] = [\(b), \(tk)]")
         }
-        self.b = b; self.t = t; self.c = c; self.stride = stride
+        self.b = b; self.tq = tq; self.tk = tk; self.c = c; self.stride = stride
         self.q = q; self.k = k; self.v = v
         hasMask = mask != nil
-        let h = heads, d = c / h, bh = b * h, tt = t * t
+        let h = heads, d = c / h, bh = b * h, tt = tq * tk
         let scale = 1 / Float(d).squareRoot()
-        let P = Tensor.ensure(probs, [b, h, t, t]); probs = P
-        let y = Tensor.ensure(out, [b, t, c]); out = y
+        let P = Tensor.ensure(probs, [b, h, tq, tk]); probs = P
+        let y = Tensor.ensure(out, [b, tq, c]); out = y
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
         // Phase 1: S = scale * Q K^T per (batch, head).
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
-                    let off = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: pq.value + off, lda: stride,
-                              b: pk.value + off, ldb: stride, c: pP.value + i * tt, ldc: t)
+                    BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, alpha: scale, a: pq.value + bi * tq * stride + hi * d,
+                              lda: stride, b: pk.value + bi * tk * stride + hi * d, ldb: stride, c: pP.value + i * tt, ldc: tk)
                 }
             }
         }
         // Phase 2: masked softmax per row, then optional dropout on P. Masked keys get exactly 0.
         let causal = causal
-        if maskCopy.count < b * t || !hasMask { maskCopy = [Float](repeating: 1, count: b * t) }
-        if let mask { for i in 0..<(b * t) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
+        if maskCopy.count < b * tk || !hasMask { maskCopy = [Float](repeating: 1, count: b * tk) }
+        if let mask { for i in 0..<(b * tk) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
         dropActive = training && dropout > 0
         var key: UInt64 = 0
         if dropActive, let rng {
@@ -111,37 +113,37 @@ public final class MultiHeadAttention {
                 let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
                     for i in r {
-                        let kmRow = pkm.value + (i / h) * t
-                        for row in 0..<t {
-                            let s = pP.value + i * tt + row * t
-                            let limit = causal ? row + 1 : t
+                        let kmRow = pkm.value + (i / h) * tk
+                        for row in 0..<tq {
+                            let s = pP.value + i * tt + row * tk
+                            let limit = causal ? row + 1 : tk
                             var mx = -Float.infinity
                             for j in 0..<limit where kmRow[j] != 0 { mx = Swift.max(mx, s[j]) }
                             if mx == -Float.infinity {
-                                s.update(repeating: 0, count: t)
+                                s.update(repeating: 0, count: tk)
                             } else {
                                 FastMath.map2(limit, s, kmRow, s) { v, k in FastMath.exp(v - mx) * k }
-                                if limit < t { (s + limit).update(repeating: 0, count: t - limit) }
-                                FastMath.scale(s, t, 1 / FastMath.sum(s, t))
+                                if limit < tk { (s + limit).update(repeating: 0, count: tk - limit) }
+                                FastMath.scale(s, tk, 1 / FastMath.sum(s, tk))
                             }
                             if active, let pdm {
-                                let base = i * tt + row * t
+                                let base = i * tt + row * tk
                                 let m = pdm.value + base
-                                for j in 0..<t { m[j] = FastMath.hashUniform(key, base + j) < keep ? 1 : 0 }
+                                for j in 0..<tk { m[j] = FastMath.hashUniform(key, base + j) < keep ? 1 : 0 }
                             }
                         }
                     }
                 }
             }
         }
-        // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, T, C].
+        // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, Tq, C].
         GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             self.withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
-                    BLAS.gemm(.none, .none, m: t, n: d, k: t, a: used(i), lda: t,
-                              b: pv.value + bi * t * stride + hi * d, ldb: stride,
-                              c: py.value + bi * t * c + hi * d, ldc: c)
+                    BLAS.gemm(.none, .none, m: tq, n: d, k: tk, a: used(i), lda: tk,
+                              b: pv.value + bi * tk * stride + hi * d, ldb: stride,
+                              c: py.value + bi * tq * c + hi * d, ldc: c)
                 }
             }
         }
@@ -149,12 +151,12 @@ public final class MultiHeadAttention {
     }
 
     /// Runs `body` over the `B * heads` products split across threads; `used(i)` is the
-    /// `[T, T]` matrix of product `i` as used in `P' V`: the stored probabilities, or (dropout
+    /// `[Tq, Tk]` matrix of product `i` as used in `P' V`: the stored probabilities, or (dropout
     /// active) their dropped and rescaled copy, built in a per-thread buffer (valid until the
     /// next `used` call on that thread).
     private func withDroppedProbabilities(_ body: (Range<Int>, (Int) -> UnsafeMutablePointer<Float>) -> Void) {
         guard let P = probs else { return }
-        let bh = b * heads, tt = t * t
+        let bh = b * heads, tt = tq * tk
         let pP = SharedPointer(P.data)
         guard dropActive else {
             Engine.parallelFor(bh) { r in body(r) { pP.value + $0 * tt } }
@@ -178,17 +180,17 @@ public final class MultiHeadAttention {
         }
     }
 
-    /// Backward for the separate-input forward: `dy` `[B, T, C]` -> `(dQ, dK, dV)`, in `into`
-    /// when given (three distinct tensors of `B*T*C` elements, none sharing memory with `dy`),
-    /// else in tensors the layer owns.
+    /// Backward for the separate-input forward: `dy` `[B, Tq, C]` -> `(dQ [B, Tq, C], dK, dV [B, Tk, C])`,
+    /// in `into` when given (three distinct tensors of those element counts, none sharing memory
+    /// with `dy`), else in tensors the layer owns.
     public func backward(_ dy: Tensor, into: (dq: Tensor, dk: Tensor, dv: Tensor)? = nil) throws
         -> (dq: Tensor, dk: Tensor, dv: Tensor) {
         guard inputs.count == 3 else { throw EngineError.invalidArgument("attention backward: last forward was not q/k/v") }
-        let shape = [b, t, c]
-        guard let gq = Tensor.output(into: into?.dq, shape: shape, owned: &dq, notSharingWith: [dy]),
-              let gk = Tensor.output(into: into?.dk, shape: shape, owned: &dk, notSharingWith: [dy, gq]),
-              let gv = Tensor.output(into: into?.dv, shape: shape, owned: &dv, notSharingWith: [dy, gq, gk]) else {
-            throw EngineError.shapeMismatch("attention backward: outputs \([into?.dq, into?.dk, into?.dv].map { $0?.shape ?? [] }) for \(shape), distinct from dy and each other")
+        let qShape = [b, tq, c], kShape = [b, tk, c]
+        guard let gq = Tensor.output(into: into?.dq, shape: qShape, owned: &dq, notSharingWith: [dy]),
+              let gk = Tensor.output(into: into?.dk, shape: kShape, owned: &dk, notSharingWith: [dy, gq]),
+              let gv = Tensor.output(into: into?.dv, shape: kShape, owned: &dv, notSharingWith: [dy, gq, gk]) else {
+            throw EngineError.shapeMismatch("attention backward: outputs \([into?.dq, into?.dk, into?.dv].map { $0?.shape ?? [] }) for \(qShape), \(kShape), \(kShape), distinct from dy and each other")
         }
         try runBackward(dy, dq: gq.data, dk: gk.data, dv: gv.data)
         return (gq, gk, gv)
@@ -198,8 +200,8 @@ public final class MultiHeadAttention {
     /// given (`B*T*3C` elements, not sharing memory with `dy`), else in a tensor the layer owns.
     public func backwardFused(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
         guard inputs.count == 1 else { throw EngineError.invalidArgument("attention backwardFused: last forward was not fused") }
-        guard let g = Tensor.output(into: into, shape: [b, t, 3 * c], owned: &dqkv, notSharingWith: [dy]) else {
-            throw EngineError.shapeMismatch("attention backwardFused: output \(into?.shape ?? []) for [\(b), \(t), \(3 * c)]")
+        guard let g = Tensor.output(into: into, shape: [b, tq, 3 * c], owned: &dqkv, notSharingWith: [dy]) else {
+            throw EngineError.shapeMismatch("attention backwardFused: output \(into?.shape ?? []) for [\(b), \(tq), \(3 * c)]")
         }
         try runBackward(dy, dq: g.data, dk: g.data + c, dv: g.data + 2 * c)
         return g
@@ -207,12 +209,12 @@ public final class MultiHeadAttention {
 
     private func runBackward(_ dy: Tensor, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                              dv: UnsafeMutablePointer<Float>) throws {
-        guard dy.count == b * t * c, let q, let k, let v, let P = probs else {
+        guard dy.count == b * tq * c, let q, let k, let v, let P = probs else {
             throw EngineError.shapeMismatch("attention backward: dy \(dy.shape)")
         }
-        let h = heads, d = c / h, bh = b * h, tt = t * t, t = t, c = c, stride = stride
+        let h = heads, d = c / h, bh = b * h, tq = tq, tk = tk, tt = tq * tk, c = c, stride = stride
         let scale = 1 / Float(d).squareRoot()
-        let G = workspace?.tensor("attention.dP", [b, h, t, t]) ?? Tensor.ensure(dP, [b, h, t, t])
+        let G = workspace?.tensor("attention.dP", [b, h, tq, tk]) ?? Tensor.ensure(dP, [b, h, tq, tk])
         if workspace == nil { dP = G }
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), pG = SharedPointer(G.data)
         let pdy = SharedPointer(dy.data), pdq = SharedPointer(dq), pdk = SharedPointer(dk), pdv = SharedPointer(dv)
@@ -221,10 +223,10 @@ public final class MultiHeadAttention {
             withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
-                    let yoff = bi * t * c + hi * d, voff = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .transposed, m: t, n: t, k: d, a: pdy.value + yoff, lda: c,
-                              b: pv.value + voff, ldb: stride, c: pG.value + i * tt, ldc: t)
-                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, a: used(i), lda: t,
+                    let yoff = bi * tq * c + hi * d, voff = bi * tk * stride + hi * d
+                    BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, a: pdy.value + yoff, lda: c,
+                              b: pv.value + voff, ldb: stride, c: pG.value + i * tt, ldc: tk)
+                    BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, a: used(i), lda: tk,
                               b: pdy.value + yoff, ldb: c, c: pdv.value + voff, ldc: stride)
                 }
             }
@@ -235,18 +237,18 @@ public final class MultiHeadAttention {
             let pdm = dmb.baseAddress.map(UncheckedBox.init)
             Engine.parallelFor(bh) { r in
                 for i in r {
-                    for row in 0..<t {
-                        let base = i * tt + row * t
+                    for row in 0..<tq {
+                        let base = i * tt + row * tk
                         let g = pG.value + base, p = pP.value + base
                         if active, let pdm {
                             let m = pdm.value + base
-                            for j in 0..<t {
+                            for j in 0..<tk {
                                 let kk: Float = m[j] != 0 ? dropScale : 0
                                 g[j] = g[j] * kk
                             }
                         }
-                        let dot = FastMath.dot(g, p, t)
-                        FastMath.map2(t, g, p, g) { gv, pv in pv * (gv - dot) }
+                        let dot = FastMath.dot(g, p, tk)
+                        FastMath.map2(tk, g, p, g) { gv, pv in pv * (gv - dot) }
                     }
                 }
             }
@@ -256,16 +258,16 @@ public final class MultiHeadAttention {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
-                    let off = bi * t * stride + hi * d
-                    BLAS.gemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: pG.value + i * tt, lda: t,
-                              b: pk.value + off, ldb: stride, c: pdq.value + off, ldc: stride)
-                    BLAS.gemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: pG.value + i * tt, lda: t,
-                              b: pq.value + off, ldb: stride, c: pdk.value + off, ldc: stride)
+                    let qoff = bi * tq * stride + hi * d, koff = bi * tk * stride + hi * d
+                    BLAS.gemm(.none, .none, m: tq, n: d, k: tk, alpha: scale, a: pG.value + i * tt, lda: tk,
+                              b: pk.value + koff, ldb: stride, c: pdq.value + qoff, ldc: stride)
+                    BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, alpha: scale, a: pG.value + i * tt, lda: tk,
+                              b: pq.value + qoff, ldb: stride, c: pdk.value + koff, ldc: stride)
                 }
             }
         }
     }
 
-    /// The attention probabilities of the last forward, `[B, heads, T, T]` (before dropout).
+    /// The attention probabilities of the last forward, `[B, heads, Tq, Tk]` (before dropout).
     public var probabilities: Tensor? { probs }
 }

@@ -40,6 +40,7 @@ public final class TransformerBlock {
     public let workspace: Workspace
     private let drop1, drop2: Dropout
     private var act: Tensor?      // the GELU output of the last forward (workspace memory)
+    private var firstTokenSeqLen: Int?   // T of the last forward when it computed position 0 only
 
     /// `workspace`: shared scratch for the forward's GELU output and every backward buffer;
     /// pass one per model to all its blocks. Without it the block makes its own.
@@ -69,10 +70,35 @@ public final class TransformerBlock {
         guard x.rank == 3, x.shape[2] == config.hidden else {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
-        let n = x.count
-        let ffnShape = [x.shape[0], x.shape[1], config.ffn]
+        firstTokenSeqLen = nil
         let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
                                         mask: mask, training: training)
+        return try finishForward(ctx, residual: x, training: training)
+    }
+
+    /// The block's output at position 0 only: `x` `[B, T, C]` -> `[B, 1, C]`, equal to row 0 of
+    /// ``forward(_:mask:training:)`` (up to the GEMMs' rounding; dropout draws differ). Keys and
+    /// values are projected for every position, but the query, the attention output, both
+    /// LayerNorms and the feed-forward run on the `[CLS]` row alone — what a sequence
+    /// classifier pooling `[CLS]` reads from the last block, at about a sixth of the block's cost.
+    /// Its ``backward(_:)`` takes `[B, 1, C]` and returns `[B, T, C]`.
+    public func forwardFirstToken(_ x: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == config.hidden else {
+            throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
+        }
+        let b = x.shape[0], t = x.shape[1], c = config.hidden
+        let x0 = workspace.tensor("block.first.x", [b, 1, c])
+        for i in 0..<b { (x0.data + i * c).update(from: x.data + i * t * c, count: c) }
+        firstTokenSeqLen = t
+        let ctx = try attention.forward(q: query.forward(x0), k: key.forward(x), v: value.forward(x),
+                                        mask: mask, training: training)
+        return try finishForward(ctx, residual: x0, training: training)
+    }
+
+    /// Everything after attention: `ctx` and the residual `x`, both `[B, R, C]` -> `[B, R, C]`.
+    private func finishForward(_ ctx: Tensor, residual x: Tensor, training: Bool) throws -> Tensor {
+        let n = x.count
+        let ffnShape = [x.shape[0], x.shape[1], config.ffn]
         // r1 = x + drop1(O(ctx)), in place in O's output; h = LN1(r1)
         let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
         Kernels.add(x.data, r1.data, r1.data, n)
@@ -86,27 +112,18 @@ public final class TransformerBlock {
     }
 
     /// `dy` `[B, T, C]` -> `dx` `[B, T, C]` (workspace memory); accumulates all parameter gradients.
+    /// After ``forwardFirstToken(_:mask:training:)``: `dy` `[B, 1, C]` -> `dx` `[B, T, C]`.
     /// `dy` is only read.
     public func backward(_ dy: Tensor) throws -> Tensor {
         guard let a = act, dy.count == a.count / config.ffn * config.hidden else {
             throw EngineError.shapeMismatch("TransformerBlock backward: dy \(dy.shape) does not match the last forward")
         }
         let n = dy.count, shape = dy.shape, ws = workspace
-        // Five [B, T, C] buffers, one [B, T, F]; comments say what each holds when.
-        let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape), s3 = ws.tensor("block.c3", shape)
-        let s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
-        let f1 = ws.tensor("block.f1", a.shape)
-        // y = LN2(h + o) ; o = drop2(Out(gelu(I(h))))
-        let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
-        let t = drop2.backward(dr2, into: s2)
-        let dAct = try output.backwardInput(t, into: f1)
-        let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
-        try output.backwardParameters(t)
-        let dhFfn = try intermediate.backward(dI, into: s2)
-        let g = s1                                                   // s1: dh = dr2 + dhFfn
-        Kernels.add(dr2.data, dhFfn.data, g.data, n)
-        // h = LN1(x + drop1(O(attn(x))))
-        let dr1 = try attnNorm.backward(g, into: s2)                 // s2: dr1 until the end
+        let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape)
+        // Through the feed-forward and LN1 (the same for both forwards): s1 holds dh's work, s2 dr1.
+        let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2)
+        if let t = firstTokenSeqLen { return try firstTokenAttentionBackward(dy, dr1: dr1, seqLen: t, s1: s1) }
+        let s3 = ws.tensor("block.c3", shape), s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let t2 = drop1.backward(dr1, into: s3)
         let dctx = try attnOut.backward(t2, into: s1)
         let (dq, dk, dv) = try attention.backward(dctx, into: (s3, s4, s5))
@@ -115,6 +132,43 @@ public final class TransformerBlock {
         Kernels.add(gq.data, gk.data, d.data, n)
         Kernels.add(d.data, gv.data, d.data, n)
         Kernels.add(d.data, dr1.data, d.data, n)
+        return d
+    }
+
+    /// `y = LN2(h + drop2(Out(gelu(I(h)))))`, `h = LN1(r1)`: `dy` -> `dr1` (in `s2`); `s1` is scratch.
+    private func feedForwardBackward(_ dy: Tensor, act a: Tensor, s1: Tensor, s2: Tensor) throws -> Tensor {
+        let n = dy.count
+        let f1 = workspace.tensor("block.f1", a.shape)
+        let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
+        let t = drop2.backward(dr2, into: s2)
+        let dAct = try output.backwardInput(t, into: f1)
+        let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
+        try output.backwardParameters(t)
+        let dhFfn = try intermediate.backward(dI, into: s2)
+        let g = s1                                                   // s1: dh = dr2 + dhFfn
+        Kernels.add(dr2.data, dhFfn.data, g.data, n)
+        return try attnNorm.backward(g, into: s2)                    // s2: dr1
+    }
+
+    /// The attention part of the backward after ``forwardFirstToken(_:mask:training:)``: `dr1`
+    /// `[B, 1, C]` -> `dx` `[B, T, C]`: keys and values give every row, the query and the
+    /// residual add into row 0.
+    private func firstTokenAttentionBackward(_ dy: Tensor, dr1: Tensor, seqLen t: Int, s1: Tensor) throws -> Tensor {
+        let ws = workspace, rows = dr1.shape, b = rows[0], c = config.hidden, full = [b, t, c]
+        let t2 = drop1.backward(dr1, into: ws.tensor("block.c3", rows))
+        let dctx = try attnOut.backward(t2, into: s1)
+        let (dq, dk, dv) = try attention.backward(dctx, into: (ws.tensor("block.c3", rows), ws.tensor("block.c4", full),
+                                                                  ws.tensor("block.c5", full)))
+        let d = ws.alternate(Workspace.blockGradient, full, avoiding: dy)
+        let gq = try query.backward(dq, into: s1)
+        _ = try key.backward(dk, into: d)
+        let gv = try value.backward(dv, into: dk)
+        Kernels.add(d.data, gv.data, d.data, b * t * c)
+        for i in 0..<b {
+            let row = d.data + i * t * c
+            Kernels.add(row, gq.data + i * c, row, c)
+            Kernels.add(row, dr1.data + i * c, row, c)
+        }
         return d
     }
 }

@@ -13,11 +13,12 @@ extension BertModel {
         return (store, rng, try BertModel(config: config, store: store, rng: rng, pooler: pooler))
     }
 
-    /// The last hidden states `[B, T, C]` of a task head's input, checked against the config.
-    func forward(_ input: HeadInput, training: Bool) throws -> Tensor {
+    /// The last hidden states `[B, T, C]` of a task head's input, checked against the config
+    /// (`[B, 1, C]` with `firstTokenOnly`).
+    func forward(_ input: HeadInput, training: Bool, firstTokenOnly: Bool = false) throws -> Tensor {
         try input.validate(config)
         return try forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
-                           batch: input.batch, seqLen: input.seqLen, training: training)
+                           batch: input.batch, seqLen: input.seqLen, training: training, firstTokenOnly: firstTokenOnly)
     }
 
     /// `[B, T]` key mask (1 real, 0 padding) for pooling, or nil without padding.
@@ -72,11 +73,12 @@ public final class BertForSequenceClassification: TaskHeadModel {
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
+    /// With `[CLS]` pooling the last block runs at `[CLS]` alone (`firstTokenOnly`): the
+    /// other positions of the last layer feed nothing the classifier reads.
     private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
-        let h = try bert.forward(input, training: training)
         switch pooling {
-        case .pooler: return try bert.pooled(h)!
-        case .mean: return try meanPool.forward(h, mask: BertModel.maskTensor(input))
+        case .pooler: return try bert.pooled(bert.forward(input, training: training, firstTokenOnly: true))!
+        case .mean: return try meanPool.forward(bert.forward(input, training: training), mask: BertModel.maskTensor(input))
         }
     }
 
