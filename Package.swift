@@ -5,6 +5,27 @@
 //   GraftCorpus (SQLite via GRDB) sits beside them and depends only on GraftTokenizers.
 //   GraftTasks (task specs in TOML via TOMLKit, metrics, data readers, decoding) uses GraftModels and GraftCorpus.
 import PackageDescription
+import Foundation
+
+// The engine's element-wise kernels (GELU, softmax, LayerNorm, AdamW, dropout, …) are plain loops
+// that the compiler vectorises; built for baseline x86-64 they get 4-wide SSE. Where the machine
+// building Graft (which, built from source, is the machine running it) has AVX2 and FMA, the
+// engine is compiled for `haswell` (8-wide AVX2, FMA; what x86-64-v3 names), as llama.cpp builds for the native CPU.
+// Results do not change: no floating-point contraction or reassociation is enabled, so every
+// element is computed by the same IEEE operations in the same order. GRAFT_TARGET_CPU overrides
+// it: `baseline` (portable binaries), or an LLVM CPU name such as `skylake-avx512`.
+let engineSettings: [SwiftSetting] = {
+    let requested = ProcessInfo.processInfo.environment["GRAFT_TARGET_CPU"]
+    if requested == "baseline" { return [] }
+    if let requested, !requested.isEmpty { return [.unsafeFlags(["-target-cpu", requested])] }
+    #if arch(x86_64) && os(Linux)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    let flags = Set(flagsLine.split(separator: " ").map(String.init))
+    if ["avx", "avx2", "fma", "bmi2", "movbe"].allSatisfy(flags.contains) { return [.unsafeFlags(["-target-cpu", "haswell"])] }
+    #endif
+    return []
+}()
 
 let package = Package(
     name: "Graft",
@@ -54,7 +75,8 @@ let package = Package(
         ),
         .target(
             name: "GraftEngine",
-            dependencies: ["COpenBLAS", "CGraftMPI", "GraftSupport"]
+            dependencies: ["COpenBLAS", "CGraftMPI", "GraftSupport"],
+            swiftSettings: engineSettings
         ),
         .target(
             name: "GraftCorpus",
