@@ -118,6 +118,26 @@ public final class BPE: @unchecked Sendable {
     final class CacheShard: @unchecked Sendable {
         let lock = NSLock()
         var map: [[UInt8]: [Int32]] = [:]
+        var free: [[[UInt8]: [Int32]]] = []
+    }
+    /// Word caches of batch workers between batches: a worker takes one for a whole batch
+    /// (``takeWorkerCache()``) and gives it back after, so no two threads touch one cache and
+    /// the next batch starts warm.
+    private let workerCaches = CacheShard()
+    typealias WordCache = [[UInt8]: [Int32]]
+
+    /// A word cache for one batch worker (warm from an earlier batch when one is free).
+    func takeWorkerCache() -> WordCache {
+        workerCaches.lock.lock()
+        defer { workerCaches.lock.unlock() }
+        return workerCaches.free.popLast() ?? [:]
+    }
+
+    /// Returns a worker's cache for later batches (at most 64 are kept).
+    func returnWorkerCache(_ cache: WordCache) {
+        workerCaches.lock.lock()
+        defer { workerCaches.lock.unlock() }
+        if workerCaches.free.count < 64 { workerCaches.free.append(cache) }
     }
 
     public init(vocab: Vocabulary, merges: [(String, String)], unkToken: String? = nil,
@@ -222,8 +242,22 @@ public final class BPE: @unchecked Sendable {
     }
 
     /// Tokenizes one byte-level word: `bytes` are its UTF-8 bytes and `charOfByte[k]` the word
-    /// scalar index of byte k (with one extra entry, the word length).
-    func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
+    /// scalar index of byte k (with one extra entry, the word length). Merges are memoised in
+    /// `cache` when the caller has one of its own (a batch worker), else in the model's shared,
+    /// sharded cache; either holds at most ``cacheCapacity`` words.
+    func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken],
+                       cache: inout [[UInt8]: [Int32]]?) {
+        if cacheCapacity > 0, cache != nil {
+            if let ids = cache?[bytes] {
+                emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)
+                return
+            }
+            let symbols = mergedSymbols(bytes)
+            if cache!.count >= cacheCapacity { cache!.removeAll(keepingCapacity: true) }
+            cache![bytes] = symbols
+            emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
+            return
+        }
         var h: UInt32 = 2166136261
         for b in bytes { h = (h ^ UInt32(b)) &* 16777619 }
         let shard = shards[Int(h & 31)]
@@ -236,6 +270,18 @@ public final class BPE: @unchecked Sendable {
                 return
             }
         }
+        let symbols = mergedSymbols(bytes)
+        if cacheCapacity > 0 {
+            shard.lock.lock()
+            if shard.map.count >= cacheCapacity / 32 + 1 { shard.map.removeAll(keepingCapacity: true) }
+            shard.map[bytes] = symbols
+            shard.lock.unlock()
+        }
+        emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
+    }
+
+    /// The merged symbols of one byte-level word.
+    private func mergedSymbols(_ bytes: [UInt8]) -> [Int32] {
         var symbols = [Int32](), starts = [Int32](), ends = [Int32]()
         symbols.reserveCapacity(bytes.count)
         starts.reserveCapacity(bytes.count)
@@ -250,13 +296,7 @@ public final class BPE: @unchecked Sendable {
             starts.append(Int32(k)); ends.append(Int32(k + 1))
         }
         merge(&symbols, &starts, &ends)
-        if cacheCapacity > 0 {
-            shard.lock.lock()
-            if shard.map.count >= cacheCapacity / 32 + 1 { shard.map.removeAll(keepingCapacity: true) }
-            shard.map[bytes] = symbols
-            shard.lock.unlock()
-        }
-        emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
+        return symbols
     }
 
     /// Converts merged byte-level symbols to tokens with scalar spans: a token covering only part

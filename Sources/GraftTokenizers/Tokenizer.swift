@@ -74,7 +74,9 @@ public struct Tokenizer: Sendable {
     public var model: TokenizerModel
     public var postProcessor: PostProcessor?
     public var decoder: Decoder?
-    public var addedTokens: [AddedToken]
+    public var addedTokens: [AddedToken] { didSet { addedPatterns = addedTokens.map { UTF8Util.scalars($0.content) } } }
+    /// The scalars of each added token, in ``addedTokens``' order (matched in every encode).
+    private var addedPatterns: [[UInt32]]
     public var truncation: Truncation?
     public var padding: Padding?
 
@@ -86,7 +88,9 @@ public struct Tokenizer: Sendable {
         self.model = model
         self.postProcessor = postProcessor
         self.decoder = decoder
-        self.addedTokens = addedTokens.sorted { $0.content.utf8.count > $1.content.utf8.count }
+        let sorted = addedTokens.sorted { $0.content.utf8.count > $1.content.utf8.count }
+        self.addedTokens = sorted
+        addedPatterns = sorted.map { UTF8Util.scalars($0.content) }
         self.truncation = truncation
         self.padding = padding
     }
@@ -112,9 +116,15 @@ public struct Tokenizer: Sendable {
     /// Encodes `text` (and optionally a second sequence `pair`), applying truncation and
     /// post-processing, and padding when it is set to a fixed length.
     public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
-        var a = encodeSequence(text)
+        var state = WorkState()
+        return try encode(text, pair: pair, addSpecialTokens: addSpecialTokens, state: &state)
+    }
+
+    /// ``encode(_:pair:addSpecialTokens:)`` with the caller's scratch (one per thread of a batch).
+    func encode(_ text: String, pair: String?, addSpecialTokens: Bool, state: inout WorkState) throws -> Encoding {
+        var a = encodeSequence(text, state: &state)
         var b = pair.map { s -> Encoding in
-            var e = encodeSequence(s)
+            var e = encodeSequence(s, state: &state)
             e.setSequenceId(1)
             return e
         }
@@ -163,9 +173,14 @@ public struct Tokenizer: Sendable {
             let out = SharedPointer(buf.baseAddress!)
             parallelFor(workers) { w in
                 let lo = n * w / workers, hi = n * (w + 1) / workers
+                // Each worker keeps its own scratch and word cache: nothing shared is written, and
+                // no reference count is touched by two threads in the inner loops.
+                var state = WorkState()
+                if case .bpe(let bpe) = model { state.bpeCache = bpe.takeWorkerCache() }
+                defer { if case .bpe(let bpe) = model, let cache = state.bpeCache { bpe.returnWorkerCache(cache) } }
                 for i in lo..<hi {
                     do {
-                        out.value[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens)
+                        out.value[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens, state: &state)
                     } catch {
                         failures.set(w, error)
                         return
@@ -215,7 +230,7 @@ public struct Tokenizer: Sendable {
     }
 
     /// Encodes one sequence: added-token split, then each segment through the pipeline.
-    func encodeSequence(_ text: String) -> Encoding {
+    func encodeSequence(_ text: String, state: inout WorkState) -> Encoding {
         let scalars = UTF8Util.scalars(text)
         var enc = Encoding()
         enc.ids.reserveCapacity(scalars.count / 3)
@@ -224,14 +239,13 @@ public struct Tokenizer: Sendable {
         var i = 0
         let n = scalars.count
         let vocab = model.vocab
-        var state = WorkState()
         func flush(_ end: Int) {
             if end > segmentStart {
                 encodeSegment(scalars, segmentStart..<end, into: &enc, wordIndex: &wordIndex, vocab: vocab, state: &state)
             }
         }
         if !addedTokens.isEmpty {
-            let patterns = addedTokens.map { UTF8Util.scalars($0.content) }
+            let patterns = addedPatterns
             while i < n {
                 var matched: Int? = nil
                 for (k, p) in patterns.enumerated() where !p.isEmpty && p[0] == scalars[i] && i + p.count <= n {
@@ -261,12 +275,14 @@ public struct Tokenizer: Sendable {
         return enc
     }
 
-    /// Scratch buffers reused across the words of one call.
+    /// Scratch buffers reused across the words of one call (or of one batch worker's inputs).
     struct WorkState {
         var words: [Range<Int>] = []
         var modelTokens: [ModelToken] = []
         var bytes: [UInt8] = []
         var charOfByte: [Int32] = []
+        /// A batch worker's own BPE word cache (nil: a single encode uses the model's shared one).
+        var bpeCache: [[UInt8]: [Int32]]?
     }
 
     private func encodeSegment(_ scalars: [UInt32], _ range: Range<Int>, into enc: inout Encoding,
@@ -283,13 +299,29 @@ public struct Tokenizer: Sendable {
             if let p = preTokenizer { p.split(buf, into: &state.words) } else { state.words.append(0..<buf.count) }
         }
         ns.scalars.withUnsafeBufferPointer { buf in
-            for w in state.words {
-                state.modelTokens.removeAll(keepingCapacity: true)
-                let word = UnsafeBufferPointer(rebasing: buf[w])
-                switch model {
-                case .wordPiece(let wp):
-                    wp.tokenize(word, into: &state.modelTokens, scratch: &state.bytes, charOfByte: &state.charOfByte)
-                case .bpe(let bpe):
+            // The model is taken out of its enum once per segment, not once per word (a copy of
+            // WordPiece retains its tables: per word, two threads' atomics fight over them).
+            func emit(_ w: Range<Int>) {
+                for t in state.modelTokens {
+                    let a = w.lowerBound + Int(t.start), b = w.lowerBound + Int(t.end)
+                    let offset = ns.originalRange(a, b) ?? 0..<0
+                    enc.append(id: t.id, token: vocab.tokens[Int(t.id)], offset: offset, word: wordIndex,
+                               type: 0, special: false, sequence: 0)
+                }
+                wordIndex += 1
+            }
+            switch model {
+            case .wordPiece(let wp):
+                for w in state.words {
+                    state.modelTokens.removeAll(keepingCapacity: true)
+                    wp.tokenize(UnsafeBufferPointer(rebasing: buf[w]), into: &state.modelTokens, scratch: &state.bytes,
+                                charOfByte: &state.charOfByte)
+                    emit(w)
+                }
+            case .bpe(let bpe):
+                for w in state.words {
+                    state.modelTokens.removeAll(keepingCapacity: true)
+                    let word = UnsafeBufferPointer(rebasing: buf[w])
                     if byteLevel {
                         state.bytes.removeAll(keepingCapacity: true)
                         state.charOfByte.removeAll(keepingCapacity: true)
@@ -299,18 +331,12 @@ public struct Tokenizer: Sendable {
                             for _ in before..<state.bytes.count { state.charOfByte.append(Int32(k)) }
                         }
                         state.charOfByte.append(Int32(word.count))
-                        bpe.tokenizeBytes(state.bytes, charOfByte: state.charOfByte, into: &state.modelTokens)
+                        bpe.tokenizeBytes(state.bytes, charOfByte: state.charOfByte, into: &state.modelTokens, cache: &state.bpeCache)
                     } else {
                         bpe.tokenizeScalars(word, into: &state.modelTokens)
                     }
+                    emit(w)
                 }
-                for t in state.modelTokens {
-                    let a = w.lowerBound + Int(t.start), b = w.lowerBound + Int(t.end)
-                    let offset = ns.originalRange(a, b) ?? 0..<0
-                    enc.append(id: t.id, token: vocab.tokens[Int(t.id)], offset: offset, word: wordIndex,
-                               type: 0, special: false, sequence: 0)
-                }
-                wordIndex += 1
             }
         }
     }

@@ -84,6 +84,23 @@ import Testing
         }
     }
 
+    /// Batches use per-worker word caches that persist between batches: three batches of
+    /// repeated and new words, on 1 and 3 threads, equal encoding each text alone.
+    @Test(arguments: ["bert-uncased", "gpt2"])
+    func batchesEqualSingleEncodes(name: String) throws {
+        let tok = try Tokenizer.load(from: TestPaths.fixtures.appendingPathComponent("tokenizers/\(name)").path)
+        let words = ["naïve", "tokenization", "Zürich", "the", "unbelievably", "café", "résumé", "42", "GPT-2's", "東京"]
+        for round in 0..<3 {
+            let texts = (0..<40).map { i in (0..<(3 + i % 5)).map { words[($0 * 7 + i + round) % words.count] }.joined(separator: " ") }
+            let single = try texts.map { try tok.encode($0) }
+            for threads in [1, 3] {
+                let batch = try tok.encodeBatch(texts, threads: threads)
+                #expect(batch.map(\.ids) == single.map(\.ids))
+                #expect(batch.map(\.offsets) == single.map(\.offsets))
+            }
+        }
+    }
+
     @Test func truncationRejectsImpossibleSettings() throws {
         var tok = try Tokenizer.load(from: TestPaths.fixtures.appendingPathComponent("tokenizers/bert-uncased").path)
         tok.truncation = Truncation(maxLength: 8, strategy: .longestFirst, stride: 6)
