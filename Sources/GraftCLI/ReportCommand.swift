@@ -172,7 +172,7 @@ struct RunHistory {
 }
 
 /// A line chart drawn as hand-written SVG: axes with "nice" ticks (1, 2, 5 × 10^k), one polyline
-/// per series (markers where a series has few points), a legend and axis labels.
+/// per series (markers where a series has few points), a legend below and axis labels.
 struct LineChart {
     struct Series {
         var name: String
@@ -228,9 +228,12 @@ struct LineChart {
         return String(format: "%.\(decimals)f", abs(v) < step * 1e-9 ? 0 : v)
     }
 
-    func svg(width: Double = 640, height: Double = 360) -> String {
+    /// The chart as an SVG document: the plot, then the legend below the axis label (one row
+    /// per series, so it never hides a line).
+    func svg(width: Double = 640, plotHeight: Double = 276) -> String {
         let e = Self.escape
-        let left = 64.0, right = 16.0, top = 36.0, bottom = 48.0
+        let left = 64.0, right = 16.0, top = 36.0, bottom = 48.0 + 16 * Double(series.count) + 6
+        let height = top + plotHeight + bottom
         let plotW = width - left - right, plotH = height - top - bottom
         let all = series.flatMap(\.points).filter { $0.0.isFinite && $0.1.isFinite }
         let xTicks = Self.ticks(min(0, all.map(\.0).min() ?? 0), all.map(\.0).max() ?? 1)
@@ -253,7 +256,7 @@ struct LineChart {
         }
         // Axes and their labels.
         s += "<polyline points=\"\(f(left)),\(f(top)) \(f(left)),\(f(top + plotH)) \(f(left + plotW)),\(f(top + plotH))\" fill=\"none\" stroke=\"#333\"/>\n"
-        s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 10))\" text-anchor=\"middle\">\(e(xLabel))</text>\n"
+        s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH + 34))\" text-anchor=\"middle\">\(e(xLabel))</text>\n"
         s += "<text transform=\"translate(16 \(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(e(yLabel))</text>\n"
         // One line per series.
         for (i, serie) in series.enumerated() {
@@ -264,16 +267,11 @@ struct LineChart {
                 for p in points { s += "<circle cx=\"\(f(px(p.0)))\" cy=\"\(f(py(p.1)))\" r=\"2.8\" fill=\"\(color)\"/>\n" }
             }
         }
-        // Legend, top right inside the plot.
-        let longest = series.map(\.name.count).max() ?? 0
-        let legendW = min(plotW - 8, 34 + 6.6 * Double(longest)), legendX = left + plotW - legendW - 6
-        if !series.isEmpty {
-            s += "<rect x=\"\(f(legendX))\" y=\"\(f(top + 6))\" width=\"\(f(legendW))\" height=\"\(f(Double(series.count) * 16 + 8))\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n"
-        }
+        // Legend below the axis label.
         for (i, serie) in series.enumerated() {
-            let y = top + 18 + Double(i) * 16, color = Self.palette[i % Self.palette.count]
-            s += "<line x1=\"\(f(legendX + 6))\" y1=\"\(f(y - 4))\" x2=\"\(f(legendX + 24))\" y2=\"\(f(y - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            s += "<text x=\"\(f(legendX + 30))\" y=\"\(f(y))\">\(e(serie.name))</text>\n"
+            let y = top + plotH + 52 + Double(i) * 16, color = Self.palette[i % Self.palette.count]
+            s += "<line x1=\"\(f(left))\" y1=\"\(f(y - 4))\" x2=\"\(f(left + 18))\" y2=\"\(f(y - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+            s += "<text x=\"\(f(left + 24))\" y=\"\(f(y))\">\(e(serie.name))</text>\n"
         }
         return s + "</svg>\n"
     }

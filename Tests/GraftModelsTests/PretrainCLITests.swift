@@ -147,20 +147,7 @@ struct PretrainCLITests {
         r = try runGraft(args("c", ["--from", encoderDir]))
         #expect(r.0 == 0, "\(r.2)")
         #expect(r.2.contains("no masked-LM head") && r.2.contains("cls.predictions"), "\(r.2)")
-        let (train, dev) = try FineTuneCLITests.sentimentData(dir)
-        let spec = try TaskCLITests.write("""
-            name = "tiny-sentiment"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            [train]
-            epochs = 1
-            batch_size = 16
-            """, dir, "task.toml")
+        let spec = try FineTuneCLITests.sentimentSpec(in: dir, epochs: 1, batchSize: 16).spec
         r = try runGraft(["finetune", "--task", spec, "--model", dir.appendingPathComponent("c").path + "/best", "--out", dir.appendingPathComponent("ft").path,
                           "--db", dir.appendingPathComponent("runs.sqlite").path, "--threads", "1"])
         #expect(r.0 == 0, "\(r.2)")

@@ -11,23 +11,7 @@ import Testing
 /// page with SVG charts, rendered by headless Chromium where one is installed.
 @Suite(.enabled(if: graftExecutable != nil, "needs the built graft executable next to the test bundle"))
 struct TransferCLITests {
-    static func spec(_ dir: URL, epochs: Int = 2) throws -> String {
-        let (train, dev) = try FineTuneCLITests.sentimentData(dir)
-        return try TaskCLITests.write("""
-            name = "tiny-sentiment"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            [train]
-            epochs = \(epochs)
-            lr = 3e-3
-            batch_size = 8
-            """, dir, "task.toml")
-    }
+    static func spec(_ dir: URL, epochs: Int = 2) throws -> String { try FineTuneCLITests.sentimentSpec(in: dir, epochs: epochs).spec }
 
     /// The transfer run and its from-scratch twin: the JSON holds both with their difference,
     /// stderr the side-by-side table, the store both runs; then the report of the two runs.
