@@ -109,6 +109,32 @@ struct PretrainCLITests {
         return d
     }
 
+    /// 4 updates at lr 1e-3 on sequences of 32, evaluated and checkpointed at the end.
+    static func shortRun(db: String, out: String) -> [String] {
+        ["pretrain", "--db", db, "--out", out, "--steps", "4", "--batch-size", "4", "--seq-len", "32",
+         "--eval-every", "4", "--checkpoint-every", "4", "--warmup-steps", "1", "--lr", "1e-3", "--threads", "1"]
+    }
+
+    /// The GPT family: `--from` a causal-LM directory continues causal-LM pretraining from its
+    /// weights with its tokenizer.json unchanged.
+    @Test func continuesCausalPretrainingFromAModelDirectory() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir, lines: 120, kind: "gpt")
+        let start = dir.appendingPathComponent("a").path, continued = dir.appendingPathComponent("b").path
+        var r = try runGraft(Self.shortRun(db: db, out: start) + ["--tokenizer", tok, "--kind", "gpt", "--preset", "tiny"])
+        #expect(r.0 == 0, "\(r.2)")
+        r = try runGraft(Self.shortRun(db: db, out: continued) + ["--from", start + "/best"])
+        #expect(r.0 == 0 && r.2.contains("dev loss") && !r.2.contains("freshly initialised"), "\(r.2)")
+        #expect(try ModelDirectory.architecture(continued + "/best") == "GPT2LMHeadModel")
+        let moved = try Self.maxDifference(start + "/best", continued + "/best")
+        #expect(moved > 0 && moved < 0.01, "moved \(moved)")
+        let same = try Data(contentsOf: URL(fileURLWithPath: continued + "/best/tokenizer.json")) == Data(contentsOf: URL(fileURLWithPath: start + "/best/tokenizer.json"))
+        #expect(same)
+        r = try runGraft(Self.shortRun(db: db, out: dir.appendingPathComponent("x").path) + ["--from", start + "/best", "--kind", "bert"])
+        #expect(r.0 != 0 && r.2.contains("--kind bert contradicts"), "\(r.2)")
+    }
+
     /// `--from`: continued masked-LM pretraining starts from the directory's weights (they move,
     /// but only as far as a few small updates take them) and keeps its tokenizer.json byte for
     /// byte; an encoder-only directory gets a fresh masked-LM head (reported); the result
@@ -118,10 +144,7 @@ struct PretrainCLITests {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (db, tok) = try Self.corpus(in: dir, lines: 120, kind: "bert")
-        func args(_ out: String, _ extra: [String]) -> [String] {
-            ["pretrain", "--db", db, "--out", dir.appendingPathComponent(out).path, "--steps", "4", "--batch-size", "4", "--seq-len", "32",
-             "--eval-every", "4", "--checkpoint-every", "4", "--warmup-steps", "1", "--lr", "1e-3", "--threads", "1"] + extra
-        }
+        func args(_ out: String, _ extra: [String]) -> [String] { Self.shortRun(db: db, out: dir.appendingPathComponent(out).path) + extra }
         var r = try runGraft(args("a", ["--tokenizer", tok, "--kind", "bert", "--preset", "tiny"]))
         #expect(r.0 == 0, "\(r.2)")
         let start = dir.appendingPathComponent("a/best").path
