@@ -11,7 +11,7 @@ import Testing
 /// (`unfreezeTop`), gradual unfreezing (frozen bits across epoch boundaries, bit-identical
 /// resumption) and cached frozen features (the same model as the uncached frozen run whose
 /// encoder runs without dropout).
-struct TransferTests {
+struct FineTuningSpectrumTests {
     /// A tiny BERT configuration over the shipped uncased vocabulary.
     static func config(layers: Int, dropout: Float = 0.1) -> ModelConfig {
         ModelConfig(kind: .bert, vocabSize: bertTokenizer.vocabSize, hidden: 8, layers: layers, heads: 2, ffn: 16, maxPositions: 32,
@@ -209,6 +209,15 @@ struct TransferTests {
         options.cacheFeatures = true
         let error = taskError { _ = try Self.sentimentObjective(options) }
         #expect(error.map { "\($0)".contains("frozen encoder") } == true, "\(String(describing: error))")
+        options.freezeEncoder = true
+        let qaSpec = temporaryFile("qa.toml", "name = \"q\"\nkind = \"qa\"\n[model]\nmax_length = 32\nstride = 8\n")
+        let qa = taskError {
+            _ = try FineTuningObjective(plugin: try QuestionAnsweringPlugin(spec: try TaskSpec.load(qaSpec)),
+                                        model: try BertForQuestionAnswering(config: Self.config(layers: 1), seed: 1), tokenizer: bertTokenizer,
+                                        train: [QuestionExample(id: "q", question: "who sat", context: "the cat sat", answers: [AnswerSpan(text: "the cat", start: 0)])],
+                                        dev: [], options: options, specFile: qaSpec)
+        }
+        #expect(qa.map { "\($0)".contains("BertForQuestionAnswering") && "\($0)".contains(qaSpec) } == true, "\(String(describing: qa))")
         for (body, key) in [("cache_features = true", "train.cache_features"),
                             ("freeze_encoder = true\nunfreeze_top = 1", "train.unfreeze_top"),
                             ("freeze_layers = 1\ngradual_unfreeze = true", "train.gradual_unfreeze"),

@@ -10,7 +10,7 @@ import Testing
 /// options on the command line, and `graft report` drawing the runs' `history.jsonl` as an HTML
 /// page with SVG charts, rendered by headless Chromium where one is installed.
 @Suite(.enabled(if: graftExecutable != nil, "needs the built graft executable next to the test bundle"))
-struct TransferCLITests {
+struct TransferOptionsCLITests {
     static func spec(_ dir: URL, epochs: Int = 2) throws -> String { try FineTuneCLITests.sentimentSpec(in: dir, epochs: epochs).spec }
 
     /// The transfer run and its from-scratch twin: the JSON holds both with their difference,
@@ -65,7 +65,7 @@ struct TransferCLITests {
     func renderInChromium(_ html: String, dir: URL) throws {
         let candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
         guard let chromium = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            print("TransferCLITests: no chromium binary found; the headless rendering check is skipped (apt-get install chromium)")
+            print("TransferOptionsCLITests: no chromium binary found; the headless rendering check is skipped (apt-get install chromium)")
             return
         }
         let common = ["--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0"]
