@@ -38,6 +38,7 @@ struct Graft: AsyncParsableCommand {
             CorpusCommand.self,
             PretrainCommand.self,
             FinetuneCommand.self,
+            ReportCommand.self,
             EvaluateCommand.self,
             TagCommand.self,
             ClassifyCommand.self,

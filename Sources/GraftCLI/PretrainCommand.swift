@@ -14,21 +14,28 @@ struct PretrainCommand: ParsableCommand {
         Reads packed token blocks of the corpus's train split (caching the tokenizer's ids first if needed), \
         evaluates on the dev split, and writes OUT/checkpoints/step-N (model + training state), \
         OUT/checkpoints/LATEST and OUT/best (lowest dev loss). --resume continues from LATEST with results \
-        identical to an uninterrupted run; Ctrl-C writes a checkpoint before exiting.
+        identical to an uninterrupted run; Ctrl-C writes a checkpoint before exiting. \
+        --from MODEL_DIR continues pretraining an imported or Graft-pretrained model on this corpus \
+        (domain-adaptive pretraining): its config.json gives the kind and size, its tokenizer.json is kept \
+        byte for byte, its weights are the start point; an encoder without a masked-LM head (BertModel) \
+        gets a fresh one.
         """
     )
 
     @Option(help: "Corpus database (see graft corpus add).")
     var db: String = "graft.sqlite"
 
-    @Option(help: "Tokenizer (tokenizer.json, or a directory holding one).")
-    var tokenizer: String
+    @Option(help: "Tokenizer (tokenizer.json, or a directory holding one); with --from, the model's own (this must then be the same).")
+    var tokenizer: String?
 
-    @Option(help: "bert: masked LM; gpt: causal LM.")
-    var kind: ModelKind = .bert
+    @Option(name: .customLong("from"), help: "Continue pretraining this model directory (imported or Graft-pretrained) instead of a new model.")
+    var from: String?
 
-    @Option(help: "Model size.")
-    var preset: ModelPreset = .mini
+    @Option(help: "bert: masked LM; gpt: causal LM (default bert; with --from, the model's).")
+    var kind: ModelKind?
+
+    @Option(help: "Model size (default mini; with --from, the model's).")
+    var preset: ModelPreset?
 
     @Option(help: "Output directory.")
     var out: String
@@ -50,8 +57,57 @@ struct PretrainCommand: ParsableCommand {
         try Engine.withThreads(optimization.threads ?? Engine.defaultThreads) { try train() }
     }
 
+    /// The model to train, its tokenizer and where they came from: a new model of `--kind` and
+    /// `--preset`, or (`--from`) a model directory's weights and tokenizer.json.
+    private struct Start {
+        var kind: ModelKind
+        var tokenizer: Tokenizer
+        /// The tokenizer's source (a path), for messages.
+        var tokenizerPath: String
+        /// `--from`: the loaded model and the exact bytes of its tokenizer.json.
+        var loaded: ModelDirectory.Loaded?
+        var tokenizerFile: [UInt8]?
+    }
+
+    private func start(seed: UInt64) throws -> Start {
+        guard let from else {
+            guard let tokenizer else { throw ValidationError("--tokenizer is required (or --from MODEL_DIR, which brings its own)") }
+            return Start(kind: kind ?? .bert, tokenizer: try loadTokenizer(tokenizer), tokenizerPath: tokenizer)
+        }
+        let configFile = (from as NSString).appendingPathComponent(ModelDirectory.configFile)
+        let config: ModelConfig
+        do { config = try ModelDirectory.config(from) } catch let e as ModelError { throw CLIError("--from \(from): \(e)") }
+        if let kind, kind != config.kind {
+            throw CLIError("--kind \(kind.rawValue) contradicts \(configFile), which describes a \(config.kind.rawValue) model (drop --kind: --from takes the model's)")
+        }
+        if let preset {
+            let p = preset.config(kind: config.kind, vocabSize: config.vocabSize)
+            if (p.layers, p.hidden, p.heads, p.ffn) != (config.layers, config.hidden, config.heads, config.ffn) {
+                throw CLIError("--preset \(preset.rawValue) (\(p.layers) layers x \(p.hidden), \(p.heads) heads, FFN \(p.ffn)) contradicts \(configFile) (\(config.layers) layers x \(config.hidden), \(config.heads) heads, FFN \(config.ffn)); drop --preset: --from takes the model's size")
+            }
+        }
+        let tokenizerPath = (from as NSString).appendingPathComponent(ModelDirectory.tokenizerFile)
+        guard let bytes = FileManager.default.contents(atPath: tokenizerPath) else {
+            throw CLIError("--from \(from): \(tokenizerPath) is missing; continued pretraining keeps the model's own tokenizer.json (graft import writes one for a transformers directory)")
+        }
+        let own = try loadTokenizer(tokenizerPath)
+        if let tokenizer {
+            let given = try loadTokenizer(tokenizer)
+            guard tokenizerFingerprint(given) == tokenizerFingerprint(own) else {
+                throw CLIError("--tokenizer \(tokenizer) is not the tokenizer of --from \(from) (\(tokenizerPath)): the model's embeddings belong to its own tokenizer; drop --tokenizer")
+            }
+        }
+        let loaded: ModelDirectory.Loaded
+        do {
+            loaded = try ModelDirectory.open(from, as: config.kind == .bert ? "BertForMaskedLM" : "GPT2LMHeadModel", seed: seed)
+        } catch let e as ModelError { throw CLIError("--from \(from): \(e)") }
+        return Start(kind: config.kind, tokenizer: own, tokenizerPath: tokenizerPath, loaded: loaded, tokenizerFile: [UInt8](bytes))
+    }
+
     private func train() throws {
-        let tok = try loadTokenizer(tokenizer)
+        let seed = optimization.seed
+        let start = try start(seed: seed)
+        let kind = start.kind, tok = start.tokenizer, tokenizer = start.tokenizerPath
         if kind == .bert {
             let missing = ["[CLS]", "[SEP]", "[MASK]"].filter { tok.id($0) == nil }
             guard missing.isEmpty else {
@@ -64,15 +120,19 @@ struct PretrainCommand: ParsableCommand {
         let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
         let store = try CorpusStore(path: db)
         if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
-            _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try tok.encode($0, addSpecialTokens: false).ids }
+            // Whole documents: a model's tokenizer.json may truncate and pad (MiniLM's: 128), which packing must not.
+            var whole = tok
+            whole.truncation = nil
+            whole.padding = nil
+            _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try whole.encode($0, addSpecialTokens: false).ids }
         }
         try dataParallel.communicator?.barrier()   // the other ranks read the cache rank 0 built
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")
         guard let separator = tok.id(separatorName) else {
             throw CLIError("\(tokenizer): no \(separatorName) token to separate documents")
         }
-        var config = preset.config(kind: kind, vocabSize: tok.vocabSize)
-        if kind == .gpt { config.maxPositions = seqLen }  // generation then stays within the trained positions
+        var config = start.loaded?.model.config ?? (preset ?? .mini).config(kind: kind, vocabSize: tok.vocabSize)
+        if kind == .gpt && start.loaded == nil { config.maxPositions = seqLen }  // generation then stays within the trained positions
         let lm = languageModeling
         let blockLength = lm.blockLength(for: kind)
         let sep = Int32(separator)
@@ -89,14 +149,23 @@ struct PretrainCommand: ParsableCommand {
             ("model", try JSONValue(encoding: config, sortedKeys: true)),
             ("training", try JSONValue(encoding: opts, sortedKeys: true)),
             ("objective", try JSONValue(encoding: lm, sortedKeys: true)),
-            ("tokenizer", .string(fingerprint)), ("out", .string(out))]).serialized()
-        let model: LanguageModel = kind == .bert
-            ? try BertForMaskedLM(config: config, seed: opts.seed) : try GPTForCausalLM(config: config, seed: opts.seed)
+            ("tokenizer", .string(fingerprint)), ("out", .string(out)), ("from", from.map { .string($0) } ?? .null)]).serialized()
+        let model: LanguageModel
+        if let loaded = start.loaded {
+            guard let lm = loaded.model as? LanguageModel else { throw CLIError("--from \(from ?? ""): \(loaded.architecture.name) is not a language model") }
+            model = lm
+        } else {
+            model = kind == .bert ? try BertForMaskedLM(config: config, seed: opts.seed) : try GPTForCausalLM(config: config, seed: opts.seed)
+        }
+        let sizeName = from.map { "from \($0)" } ?? (preset ?? .mini).rawValue
         func train<Objective: TrainingObjective>(_ objective: Objective) throws {
             let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
             let run = dataParallel.isLeader ? try store.startRun(kind: "pretrain-\(kind.rawValue)", name: out, configJSON: configJSON) : nil
             if dataParallel.isLeader {
-                printError("pretraining \(kind.rawValue)-\(preset.rawValue): \(model.store.count) parameters, vocabulary \(config.vocabSize), " +
+                if let loaded = start.loaded, !loaded.initialized.isEmpty {
+                    printError("\(from ?? ""): \(loaded.architecture.name == "BertForMaskedLM" ? "no masked-LM head in the checkpoint; " : "")freshly initialised: \(loaded.initialized.joined(separator: ", "))")
+                }
+                printError("pretraining \(kind.rawValue) \(sizeName): \(model.store.count) parameters, vocabulary \(config.vocabSize), " +
                            "\(devBlocks.count) dev blocks; writing to \(out)" +
                            (dataParallel.size > 1 ? "; \(dataParallel.size) ranks x batch \(opts.batchSize) x accumulation \(opts.accumulation / dataParallel.size)" : ""))
             }
@@ -110,10 +179,10 @@ struct PretrainCommand: ParsableCommand {
             switch kind {
             case .bert:
                 try train(try MaskedLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
-                                                trainBlocks: trainBlocks, devBlocks: devBlocks))
+                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile))
             case .gpt:
                 try train(try CausalLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
-                                                trainBlocks: trainBlocks, devBlocks: devBlocks))
+                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile))
             }
         } catch let e as ModelError { throw CLIError("\(e)") }
     }

@@ -25,7 +25,13 @@ struct FinetuneCommand: ParsableCommand {
             (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db. \
             --patience N stops when the dev metric has not improved for N epochs in a row (early stopping; \
             OUT/best keeps the best). --pooling mean classifies the mean of the last hidden states instead of \
-            [CLS] through the pooler (BERT sequence classification; kept in the model's config.json).
+            [CLS] through the pooler (BERT sequence classification; kept in the model's config.json). \
+            Freezing spectrum: --freeze-encoder (head only), --unfreeze-top K (top K layers + head), --freeze-layers K \
+            (embeddings + lowest K frozen), --gradual-unfreeze (ULMFiT: head only in epoch 1, one more layer from the top \
+            each epoch); --layer-lr-decay F gives each layer below the top F times the rate of the one above. \
+            --freeze-encoder --cache-features runs the frozen encoder once (no dropout in it) and trains the head on the \
+            cached features. --baseline scratch trains the same run from a random initialisation into OUT/scratch and \
+            reports both dev scores side by side.
             """)
 
     enum PoolingChoice: String, ExpressibleByArgument, CaseIterable {
@@ -47,6 +53,14 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("head-lr"), help: "The head's learning rate (default: the base one).") var headLearningRate: Float?
     @Flag(name: .customLong("freeze-encoder"), help: "Train only the head (feature extraction).") var freezeEncoder = false
     @Option(name: .customLong("freeze-layers"), help: "Freeze the embeddings and the lowest K layers.") var freezeLayers: Int?
+    @Option(name: .customLong("unfreeze-top"), help: "Train only the top K encoder layers (with the pooler or final norm) and the head (default: train.unfreeze_top).")
+    var unfreezeTop: Int?
+    @Flag(name: .customLong("gradual-unfreeze"), help: "ULMFiT gradual unfreezing: epoch 1 trains the head only, each later epoch one more layer from the top (default: train.gradual_unfreeze).")
+    var gradualUnfreeze = false
+    @Option(name: .customLong("layer-lr-decay"), help: "Discriminative rates: head and top layer at --lr, each layer below at F times the one above, embeddings at F^layers (default: train.layer_lr_decay, else 1).")
+    var layerLearningRateDecay: Float?
+    @Flag(name: .customLong("cache-features"), help: "With --freeze-encoder: run the frozen encoder once per training window (no dropout in it) and train the head on the cached features (default: train.cache_features).")
+    var cacheFeatures = false
     @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
     @Option(help: "Early stopping: stop after N evaluations (epochs) in a row without a better dev metric (default: train.patience, else never).")
     var patience: Int?
@@ -57,11 +71,23 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("init"),
             help: "pretrained: start from the base model's weights; random: the same architecture and tokenizer from a seeded random initialisation (the from-scratch baseline).")
     var initialization: WeightInitialization = .pretrained
+    @Option(help: "scratch: train the same run again from a random initialisation into OUT/scratch and report both dev scores side by side (--json: {\"transfer\", \"scratch\", \"difference\"}).")
+    var baseline: Baseline?
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
 
+    /// What a transfer run is compared with.
+    enum Baseline: String, ExpressibleByArgument, CaseIterable {
+        case scratch
+    }
+
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if baseline == .scratch && initialization == .random {
+            throw ValidationError("--baseline scratch compares with a random initialisation; the run itself must start from the pretrained weights (drop --init random)")
+        }
+        if let unfreezeTop, unfreezeTop < 0 { throw ValidationError("--unfreeze-top must not be negative") }
+        if let f = layerLearningRateDecay, !(f > 0 && f <= 1) { throw ValidationError("--layer-lr-decay must lie in (0, 1]") }
     }
 
     func run() throws {
@@ -94,6 +120,18 @@ struct FinetuneCommand: ParsableCommand {
         options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
         options.freezeEncoder = freezeEncoder || (t.freezeEncoder ?? false)
         options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
+        options.unfreezeTop = unfreezeTop ?? t.unfreezeTop
+        options.gradualUnfreeze = gradualUnfreeze || (t.gradualUnfreeze ?? false)
+        options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
+        options.cacheFeatures = cacheFeatures || (t.cacheFeatures ?? false)
+        if options.cacheFeatures && !options.freezeEncoder {
+            throw CLIError("\(task): --cache-features (train.cache_features) needs --freeze-encoder (train.freeze_encoder): only a frozen encoder's features stay the same")
+        }
+        if options.freezeEncoder || options.freezeLayers > 0 {
+            let other = options.freezeEncoder ? "--freeze-encoder" : "--freeze-layers \(options.freezeLayers)"
+            if let k = options.unfreezeTop { throw CLIError("\(task): --unfreeze-top \(k) (train.unfreeze_top) and \(other) both say which layers train; give one") }
+            if options.gradualUnfreeze { throw CLIError("\(task): --gradual-unfreeze (train.gradual_unfreeze) decides which layers train; it does not combine with \(other)") }
+        }
         let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
@@ -108,72 +146,102 @@ struct FinetuneCommand: ParsableCommand {
         if patienceValue != nil && devExamples.isEmpty {
             throw CLIError("\(task): early stopping (patience) needs dev data (data.dev in the spec, or --dev FILE)")
         }
-        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
-                                             seed: options.seed, randomWeights: initialization == .random)
-        guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
-            throw CLIError("\(base): \(architecture) did not build a task head")
-        }
-        let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
-                                                train: trainExamples, dev: devExamples, options: options, specFile: task)
-        let windows = objective.examplesPerEpoch ?? 0
-        let epochCount = epochs ?? t.epochs ?? 3
-        var opts = OptimizationOptions()
-        opts.batchSize = options.batchSize
-        opts.epochs = epochCount
-        let dataParallel = try Ranks.dataParallel()
-        opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
-        opts.learningRate = lr
-        opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
-        opts.clipNorm = Float(t.maxGradNorm ?? 1)
-        opts.seed = options.seed
-        let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
-        opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
-        opts.evalEvery = stepsPerEpoch
-        opts.checkpointEvery = stepsPerEpoch
-        opts.keepCheckpoints = 1
-        opts.patience = patienceValue
-        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
-        guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
-            try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
-            return
-        }
+        /// Trains one run from `initialization` into `out`; rank 0 records it, reports it and
+        /// returns its `--json` fields and best dev scores (the other ranks: nil fields).
+        func trainRun(_ initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
+            let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                                 seed: options.seed, randomWeights: initialization == .random)
+            guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
+                throw CLIError("\(base): \(architecture) did not build a task head")
+            }
+            let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
+                                                    train: trainExamples, dev: devExamples, options: options, specFile: task)
+            let windows = objective.examplesPerEpoch ?? 0
+            let epochCount = epochs ?? t.epochs ?? 3
+            var opts = OptimizationOptions()
+            opts.batchSize = options.batchSize
+            opts.epochs = epochCount
+            let dataParallel = try Ranks.dataParallel()
+            opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
+            opts.learningRate = lr
+            opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
+            opts.clipNorm = Float(t.maxGradNorm ?? 1)
+            opts.seed = options.seed
+            let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
+            opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
+            opts.evalEvery = stepsPerEpoch
+            opts.checkpointEvery = stepsPerEpoch
+            opts.keepCheckpoints = 1
+            opts.patience = patienceValue
+            let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+            guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
+                let summary = try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
+                return FinetuneResult(fields: nil, scores: [:], interrupted: summary.interrupted)
+            }
 
-        let store = try CorpusStore(path: db)
-        let configJSON = JSONValue.object([
-            ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
-            ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
-            ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
-            ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
-            ("patience", patienceValue.map { .integer($0) } ?? .null),
-            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
-        ]).serialized()
-        let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
-        printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
-                   "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
-        if initialization == .random {
-            printError("random initialisation (--init random): no weights loaded from \(base)")
-        } else if !loaded.initialized.isEmpty {
-            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
-        }
-        let main = plugin.mainMetric.key
-        var bestMetrics: [String: Double] = [:]
-        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
-                                      stepsPerEpoch: stepsPerEpoch) { e in
-            if e.isBest { bestMetrics = e.metrics }
-            return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
-        }
-        if json {
+            let store = try CorpusStore(path: db)
+            let configJSON = JSONValue.object([
+                ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
+                ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
+                ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
+                ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
+                ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
+                ("patience", patienceValue.map { .integer($0) } ?? .null),
+                ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
+            ]).serialized()
+            let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
+            printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
+                       "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+            if options.cacheFeatures {
+                printError(String(format: "cached features: the frozen encoder runs once over the %d training windows (inference mode, no dropout in it); the cache holds %.1f MB (%@ x %d floats)",
+                                  windows, Double(objective.featureCacheBytes) / 1e6, Plugin.headKind == .tokenClassification ? "tokens" : "windows", headModel.config.hidden))
+            }
+            if initialization == .random {
+                printError("random initialisation (--init random): no weights loaded from \(base)")
+            } else if !loaded.initialized.isEmpty {
+                printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+            }
+            let main = plugin.mainMetric.key
+            var bestMetrics: [String: Double] = [:]
+            let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
+                                          stepsPerEpoch: stepsPerEpoch) { e in
+                if e.isBest { bestMetrics = e.metrics }
+                return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
+            }
             // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
             // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
             var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
                                                  ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
                                                  ("stopped_early", .bool(summary.stoppedEarly)),
                                                  ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
-            if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+            var scores = bestMetrics
+            if let best = summary.best { scores["best_dev_\(main)"] = best; fields.append(("best_dev_\(main)", .number(best))) }
             for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
             fields.append(("model", .string(out + "/best")))
-            print(JSONValue.object(fields).serialized())
+            return FinetuneResult(fields: fields, scores: scores, interrupted: summary.interrupted)
+        }
+
+        let transfer = try trainRun(initialization, out: out, resume: resume)
+        guard baseline == .scratch, !transfer.interrupted else {
+            if json, let fields = transfer.fields { print(JSONValue.object(fields).serialized()) }
+            return
+        }
+        // The same run from a random initialisation (resumed when it has a checkpoint).
+        let scratchOut = (out as NSString).appendingPathComponent("scratch")
+        let scratchResume = resume && FileManager.default.fileExists(atPath: (scratchOut as NSString).appendingPathComponent("checkpoints/LATEST"))
+        let scratch = try trainRun(.random, out: scratchOut, resume: scratchResume)
+        guard let transferFields = transfer.fields, let scratchFields = scratch.fields else { return }
+        let keys = transfer.scores.keys.filter { scratch.scores[$0] != nil }.sorted()
+        let difference = keys.map { ($0, transfer.scores[$0]! - scratch.scores[$0]!) }
+        printError("baseline: best dev scores, transfer (\(out)) vs scratch (\(scratchOut))")
+        printError("  " + "metric".padding(toLength: 24, withPad: " ", startingAt: 0) + "  transfer   scratch  difference")
+        for (key, d) in difference {
+            printError("  " + key.padding(toLength: 24, withPad: " ", startingAt: 0) +
+                       String(format: "  %8.4f  %8.4f  %+10.4f", transfer.scores[key]!, scratch.scores[key]!, d))
+        }
+        if json {
+            print(JSONValue.object([("transfer", .object(transferFields)), ("scratch", .object(scratchFields)),
+                                    ("difference", .object(difference.map { ($0.0, .number($0.1)) }))]).serialized())
         }
     }
 
@@ -189,6 +257,14 @@ struct FinetuneCommand: ParsableCommand {
         case (.questionAnswering, .gpt): throw CLIError("\(base): question answering needs a BERT encoder (GPT-2 has no QA head here)")
         }
     }
+}
+
+/// One fine-tuning run's outcome: its `--json` fields and best dev scores (rank 0; nil fields
+/// on the other ranks of a data-parallel job), and whether it was interrupted.
+struct FinetuneResult {
+    var fields: [(String, JSONValue)]?
+    var scores: [String: Double]
+    var interrupted: Bool
 }
 
 /// Reads documents, one per line, from files or standard input.

@@ -38,18 +38,23 @@ public enum ModelDirectory {
 
     /// Writes `config.json`, `model.safetensors` and `tokenizer.json` into `dir` (created if
     /// needed). Each file is written to a temporary name and renamed into place.
-    public static func save(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
-        try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: false)
+    /// `tokenizerFile`, when given, is written as `tokenizer.json` byte for byte instead of
+    /// `tokenizer`'s own serialization: the exact file a model came with (continued pretraining
+    /// with `graft pretrain --from` keeps the start model's `tokenizer.json` unchanged).
+    public static func save(_ model: any PretrainedModel, tokenizer: Tokenizer, tokenizerFile: [UInt8]? = nil, to dir: String) throws {
+        try writeModelFiles(model, tokenizer: tokenizer, tokenizerFile: tokenizerFile, to: dir, exported: false)
     }
 
     /// `config.json` (with the model's architecture), `model.safetensors` (`exported`: under
-    /// HuggingFace's names for the architecture) and `tokenizer.json`.
-    private static func writeModelFiles(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String, exported: Bool) throws {
+    /// HuggingFace's names for the architecture) and `tokenizer.json` (`tokenizerFile`'s bytes when given).
+    private static func writeModelFiles(_ model: any PretrainedModel, tokenizer: Tokenizer, tokenizerFile bytes: [UInt8]? = nil,
+                                        to dir: String, exported: Bool) throws {
         let architecture = try ModelRegistry.architecture(named: model.architecture, file: path(dir, configFile))
         try checkTokenizer(tokenizer, fits: model.config, file: dir)
         try createDirectory(dir)
         try writeJSON(model.config.hfJSON(architecture: architecture.name), to: path(dir, configFile))
         try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: exported)
+        if let bytes { return try writeBytes(bytes, to: path(dir, tokenizerFile)) }
         do { try tokenizer.save(to: path(dir, tokenizerFile)) } catch {
             throw ModelError.io(file: path(dir, tokenizerFile), problem: "\(error)")
         }

@@ -25,15 +25,14 @@ struct FineTuneCLITests {
                 try write("label\ttext\npos\ta red house .\nneg\ta blue tree .\n", dir, "dev.tsv"))
     }
 
-    /// With 2 dev examples accuracy takes 3 values, so it cannot improve 4 epochs running: patience 1
-    /// ends a 12-epoch run early. The run record and --json say so; --resume of the stopped run
-    /// trains nothing more.
-    @Test func patienceStopsEarlyAndResumeKeepsTheStop() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let base = try TaskCLITests.baseModel(in: dir)
-        let (train, dev) = try Self.sentimentData(dir)
-        let spec = try Self.write("""
+    /// ``sentimentData(_:)`` and a spec over it (max_length 16) with these `[train]` settings plus
+    /// the extra `[model]` and `[train]` lines; returns the spec and the dev file.
+    @discardableResult
+    static func sentimentSpec(in dir: URL, epochs: Int, lr: String = "3e-3", batchSize: Int = 8, model: String = "", train extra: String = "")
+        throws -> (spec: String, dev: String)
+    {
+        let (train, dev) = try sentimentData(dir)
+        let spec = try write("""
             name = "tiny-sentiment"
             kind = "sentiment"
             labels = ["neg", "pos"]
@@ -42,12 +41,24 @@ struct FineTuneCLITests {
             dev = "\(dev)"
             [model]
             max_length = 16
+            \(model)
             [train]
-            epochs = 12
-            lr = 3e-3
-            batch_size = 8
-            patience = 1
+            epochs = \(epochs)
+            lr = \(lr)
+            batch_size = \(batchSize)
+            \(extra)
             """, dir, "task.toml")
+        return (spec, dev)
+    }
+
+    /// With 2 dev examples accuracy takes 3 values, so it cannot improve 4 epochs running: patience 1
+    /// ends a 12-epoch run early. The run record and --json say so; --resume of the stopped run
+    /// trains nothing more.
+    @Test func patienceStopsEarlyAndResumeKeepsTheStop() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try TaskCLITests.baseModel(in: dir)
+        let spec = try Self.sentimentSpec(in: dir, epochs: 12, train: "patience = 1").spec
         let out = dir.appendingPathComponent("run").path, db = dir.appendingPathComponent("g.sqlite").path
         var r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1", "--json"])
         #expect(r.0 == 0, "\(r.2)")
@@ -78,22 +89,7 @@ struct FineTuneCLITests {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let base = try TaskCLITests.baseModel(in: dir)
-        let (train, dev) = try Self.sentimentData(dir)
-        let spec = try Self.write("""
-            name = "tiny-sentiment"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            pooling = "cls"
-            [train]
-            epochs = 2
-            lr = 3e-3
-            batch_size = 8
-            """, dir, "task.toml")
+        let (spec, dev) = try Self.sentimentSpec(in: dir, epochs: 2, model: "pooling = \"cls\"")
         let out = dir.appendingPathComponent("mean").path, db = dir.appendingPathComponent("g.sqlite").path
         var r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1", "--pooling", "mean", "--json"])
         #expect(r.0 == 0, "\(r.2)")

@@ -1,6 +1,7 @@
 import GraftSupport
 import Foundation
 import Testing
+import GraftTokenizers
 @testable import GraftModels
 
 /// `graft pretrain` end to end on a small corpus database: progress, checkpoints, and a run
@@ -94,5 +95,113 @@ struct PretrainCLITests {
         r = try runGraft(["pretrain", "--db", db, "--tokenizer", tok, "--kind", "gpt", "--out", dir.appendingPathComponent("o").path, "--resume"])
         #expect(r.0 != 0)
         #expect(r.2.contains("nothing to resume"), "\(r.2)")
+    }
+
+    /// The largest absolute difference between the parameters of two model directories of the same shape.
+    static func maxDifference(_ a: String, _ b: String) throws -> Float {
+        let x = try ModelDirectory.open(a).model.store, y = try ModelDirectory.open(b).model.store
+        var d: Float = 0
+        for p in x.parameters {
+            let q = try y.parameter(named: p.name)
+            let u = x.value(p), v = y.value(q)
+            for i in 0..<p.count { d = max(d, abs(u[i] - v[i])) }
+        }
+        return d
+    }
+
+    /// 4 updates at lr 1e-3 on sequences of 32, evaluated and checkpointed at the end.
+    static func shortRun(db: String, out: String) -> [String] {
+        ["pretrain", "--db", db, "--out", out, "--steps", "4", "--batch-size", "4", "--seq-len", "32",
+         "--eval-every", "4", "--checkpoint-every", "4", "--warmup-steps", "1", "--lr", "1e-3", "--threads", "1"]
+    }
+
+    /// The GPT family: `--from` a causal-LM directory continues causal-LM pretraining from its
+    /// weights with its tokenizer.json unchanged.
+    @Test func continuesCausalPretrainingFromAModelDirectory() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir, lines: 120, kind: "gpt")
+        let start = dir.appendingPathComponent("a").path, continued = dir.appendingPathComponent("b").path
+        var r = try runGraft(Self.shortRun(db: db, out: start) + ["--tokenizer", tok, "--kind", "gpt", "--preset", "tiny"])
+        #expect(r.0 == 0, "\(r.2)")
+        r = try runGraft(Self.shortRun(db: db, out: continued) + ["--from", start + "/best"])
+        #expect(r.0 == 0 && r.2.contains("dev loss") && !r.2.contains("freshly initialised"), "\(r.2)")
+        #expect(try ModelDirectory.architecture(continued + "/best") == "GPT2LMHeadModel")
+        let moved = try Self.maxDifference(start + "/best", continued + "/best")
+        #expect(moved > 0 && moved < 0.01, "moved \(moved)")
+        let same = try Data(contentsOf: URL(fileURLWithPath: continued + "/best/tokenizer.json")) == Data(contentsOf: URL(fileURLWithPath: start + "/best/tokenizer.json"))
+        #expect(same)
+        r = try runGraft(Self.shortRun(db: db, out: dir.appendingPathComponent("x").path) + ["--from", start + "/best", "--kind", "bert"])
+        #expect(r.0 != 0 && r.2.contains("--kind bert contradicts"), "\(r.2)")
+    }
+
+    /// `--from`: continued masked-LM pretraining starts from the directory's weights (they move,
+    /// but only as far as a few small updates take them) and keeps its tokenizer.json byte for
+    /// byte; an encoder-only directory gets a fresh masked-LM head (reported); the result
+    /// fine-tunes; contradicting --kind/--preset/--tokenizer and a missing or mismatched
+    /// tokenizer are refused with the file and the problem.
+    @Test func continuesPretrainingFromAModelDirectory() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir, lines: 120, kind: "bert")
+        func args(_ out: String, _ extra: [String]) -> [String] { Self.shortRun(db: db, out: dir.appendingPathComponent(out).path) + extra }
+        var r = try runGraft(args("a", ["--tokenizer", tok, "--kind", "bert", "--preset", "tiny"]))
+        #expect(r.0 == 0, "\(r.2)")
+        let start = dir.appendingPathComponent("a/best").path
+        r = try runGraft(args("b", ["--from", start]))
+        #expect(r.0 == 0, "\(r.2)")
+        #expect(!r.2.contains("freshly initialised"), "\(r.2)")
+        let continued = dir.appendingPathComponent("b/best").path
+        let moved = try Self.maxDifference(start, continued)
+        #expect(moved > 0 && moved < 0.01, "4 updates at lr 1e-3 from the start point moved the weights by at most \(moved)")
+        let startTokenizer = try Data(contentsOf: URL(fileURLWithPath: start + "/tokenizer.json"))
+        for file in ["b/best/tokenizer.json", "b/checkpoints/step-0000004/tokenizer.json"] {
+            let same = try Data(contentsOf: dir.appendingPathComponent(file)) == startTokenizer
+            #expect(same, "\(file) differs from the start model's tokenizer.json")
+        }
+        // The same tokenizer given explicitly is accepted.
+        r = try runGraft(args("b2", ["--from", start, "--tokenizer", start + "/tokenizer.json", "--kind", "bert", "--preset", "tiny"]))
+        #expect(r.0 == 0, "\(r.2)")
+
+        // An encoder without a masked-LM head gets a fresh one; the output fine-tunes.
+        let encoderDir = dir.appendingPathComponent("encoder").path
+        let (encoder, tokenizer) = try ModelDirectory.openEncoder(start)
+        try ModelDirectory.save(encoder, tokenizer: tokenizer, to: encoderDir)
+        r = try runGraft(args("c", ["--from", encoderDir]))
+        #expect(r.0 == 0, "\(r.2)")
+        #expect(r.2.contains("no masked-LM head") && r.2.contains("cls.predictions"), "\(r.2)")
+        let spec = try FineTuneCLITests.sentimentSpec(in: dir, epochs: 1, batchSize: 16).spec
+        r = try runGraft(["finetune", "--task", spec, "--model", dir.appendingPathComponent("c").path + "/best", "--out", dir.appendingPathComponent("ft").path,
+                          "--db", dir.appendingPathComponent("runs.sqlite").path, "--threads", "1"])
+        #expect(r.0 == 0, "\(r.2)")
+
+        // Contradictions and bad directories.
+        r = try runGraft(args("x", ["--from", start, "--kind", "gpt"]))
+        #expect(r.0 != 0 && r.2.contains("--kind gpt contradicts") && r.2.contains("config.json"), "\(r.2)")
+        r = try runGraft(args("x", ["--from", start, "--preset", "mini"]))
+        #expect(r.0 != 0 && r.2.contains("--preset mini") && r.2.contains("2 layers x 128"), "\(r.2)")
+        let otherTokenizer = dir.appendingPathComponent("bpe").path
+        r = try runGraft(["tokenizer", "train", "--kind", "bpe", "--vocab-size", "300", "--db", db, "--out", otherTokenizer])
+        #expect(r.0 == 0, "\(r.2)")
+        r = try runGraft(args("x", ["--from", start, "--tokenizer", otherTokenizer]))
+        #expect(r.0 != 0 && r.2.contains("is not the tokenizer of --from"), "\(r.2)")
+        let fm = FileManager.default
+        let noTokenizer = dir.appendingPathComponent("no-tokenizer").path
+        try fm.copyItem(atPath: start, toPath: noTokenizer)
+        try fm.removeItem(atPath: noTokenizer + "/tokenizer.json")
+        r = try runGraft(args("x", ["--from", noTokenizer]))
+        #expect(r.0 != 0 && r.2.contains(noTokenizer + "/tokenizer.json is missing"), "\(r.2)")
+        // A tokenizer with more tokens than the model's embeddings.
+        let mismatched = dir.appendingPathComponent("mismatched").path
+        try fm.copyItem(atPath: start, toPath: mismatched)
+        try fm.removeItem(atPath: mismatched + "/tokenizer.json")
+        try fm.copyItem(atPath: otherTokenizer + "/tokenizer.json", toPath: mismatched + "/tokenizer.json")
+        let config = try String(contentsOfFile: mismatched + "/config.json", encoding: .utf8)
+        let vocab = try Tokenizer.load(from: otherTokenizer).vocabSize
+        try config.replacingOccurrences(of: "\"vocab_size\": \(try ModelDirectory.config(start).vocabSize)", with: "\"vocab_size\": \(vocab - 1)")
+            .write(toFile: mismatched + "/config.json", atomically: true, encoding: .utf8)
+        r = try runGraft(args("x", ["--from", mismatched]))
+        #expect(r.0 != 0 && r.2.contains(mismatched) && r.2.contains("the tokenizer has \(vocab) tokens"), "\(r.2)")
+        #expect(!fm.fileExists(atPath: dir.appendingPathComponent("x/best").path))
     }
 }

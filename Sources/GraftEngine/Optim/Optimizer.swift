@@ -66,7 +66,9 @@ public final class AdamW: Optimizer {
     public var weightDecay: Float
     public var stepCount = 0
     public let count: Int
-    public let groups: [ParameterGroup]
+    /// The group of each parameter; ``regroup(_:_:)`` changes them between updates (gradual
+    /// unfreezing). A parameter's moments are kept while it is frozen.
+    public private(set) var groups: [ParameterGroup]
     let m: UnsafeMutablePointer<Float>
     let v: UnsafeMutablePointer<Float>
 
@@ -82,6 +84,11 @@ public final class AdamW: Optimizer {
     }
 
     deinit { UnsafeMutableRawPointer(m).deallocate(); UnsafeMutableRawPointer(v).deallocate() }
+
+    /// Replaces every parameter's group by `rule`'s (from the next update on).
+    public func regroup(_ store: ParameterStore, _ rule: (Parameter) -> ParameterGroup) {
+        groups = store.parameters.map(rule)
+    }
 
     public var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { [("exp_avg", m), ("exp_avg_sq", v)] }
 

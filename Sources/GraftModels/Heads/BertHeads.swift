@@ -39,7 +39,7 @@ extension BertModel {
 /// `config.json`); a checkpoint's pooler is skipped when loading into a mean-pooled model, and
 /// ``ModelDirectory/export(_:tokenizer:to:)`` refuses one (transformers' class always pools
 /// through `[CLS]`).
-public final class BertForSequenceClassification: TaskHeadModel {
+public final class BertForSequenceClassification: ClassificationRowsModel {
     public enum Pooling: String, Sendable, Codable {
         /// `tanh(W h[CLS] + b)` (HuggingFace).
         case pooler
@@ -87,6 +87,10 @@ public final class BertForSequenceClassification: TaskHeadModel {
         try head.logits(pooled(input, training: false), training: false)
     }
 
+    public var classifiesPositions: Bool { false }
+    /// The pooled rows `[B, C]` (inference mode).
+    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false) }
+
     /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` `[B]`
     /// optional; keeps activations for ``backward(scale:)``. Gradients are not zeroed here.
     public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
@@ -107,7 +111,7 @@ public final class BertForSequenceClassification: TaskHeadModel {
 /// HuggingFace `BertForTokenClassification`: dropout and `classifier` (`[L, C]`, `[L]`) on
 /// every position -> logits `[B, T, L]`; loss: the mean cross-entropy over labelled positions
 /// (label -100 ignored: padding, special tokens, continuation subwords).
-public final class BertForTokenClassification: TaskHeadModel {
+public final class BertForTokenClassification: ClassificationRowsModel {
     public static let backbonePrefix = "bert."
     public let config: ModelConfig
     public let store: ParameterStore
@@ -134,6 +138,10 @@ public final class BertForTokenClassification: TaskHeadModel {
     public func logits(_ input: HeadInput) throws -> Tensor {
         try head.positionLogits(input) { try rows(input, training: false) }
     }
+
+    public var classifiesPositions: Bool { true }
+    /// The last hidden states as rows `[B * T, C]` (inference mode).
+    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored).
     public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {

@@ -236,6 +236,20 @@ public protocol TaskHeadModel: AnyObject {
     func backward(scale: Float) throws
 }
 
+/// A head model whose head is a ``ClassificationHead`` over rows its backbone computes: one per
+/// example (sequence classification: the pooled `[B, C]`) or one per position (token
+/// classification: `[B * T, C]`). With the backbone frozen those rows do not change, so they can
+/// be computed once and the head trained on them alone (cached features).
+public protocol ClassificationRowsModel: TaskHeadModel {
+    /// Dropout, linear and cross-entropy over the rows.
+    var head: ClassificationHead { get }
+    /// Whether the head classifies every position (`[B * T, C]`) rather than one row per example (`[B, C]`).
+    var classifiesPositions: Bool { get }
+    /// The rows the head classifies, computed in inference mode (no dropout, nothing kept for a
+    /// backward pass): `[B, C]` or `[B * T, C]`, owned by the model until its next forward.
+    func headRows(_ input: HeadInput) throws -> Tensor
+}
+
 extension TaskHeadModel {
     /// The parameter groups in layout order: `embeddings`, `layer.0` ..< `layer.{layers-1}`,
     /// then `pooler` / `final_norm` where present, then `head`.

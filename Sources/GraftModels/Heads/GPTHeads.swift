@@ -43,7 +43,7 @@ extension GPT2HeadModel {
 /// against one label per example (-100 ignored), optionally weighted per example.
 ///
 /// The backbone is a ``GPTForCausalLM`` whose LM head is tied to `wte`, so it adds no parameter.
-public final class GPT2ForSequenceClassification: GPT2HeadModel {
+public final class GPT2ForSequenceClassification: GPT2HeadModel, ClassificationRowsModel {
     public let config: ModelConfig
     public let transformer: GPTForCausalLM
     /// `score` (no dropout, as HF).
@@ -87,6 +87,10 @@ public final class GPT2ForSequenceClassification: GPT2HeadModel {
         try head.logits(pooled(input, training: false), training: false)
     }
 
+    public var classifiesPositions: Bool { false }
+    /// The normalised last-real-token rows `[B, C]` (inference mode).
+    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false) }
+
     /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` optional.
     public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
         try head.sequenceLoss(input, labels: labels, weights: weights, training: training) { try pooled(input, training: training) }
@@ -103,7 +107,7 @@ public final class GPT2ForSequenceClassification: GPT2HeadModel {
 /// HuggingFace `GPT2ForTokenClassification`: the decoder with `ln_f`, dropout
 /// (`classifier_dropout`, HF's default 0.1 for GPT-2) and `classifier` (`[L, C]`, `[L]`) on
 /// every position -> logits `[B, T, L]`; loss: mean cross-entropy over labelled positions.
-public final class GPT2ForTokenClassification: GPT2HeadModel {
+public final class GPT2ForTokenClassification: GPT2HeadModel, ClassificationRowsModel {
     public let config: ModelConfig
     public let transformer: GPTForCausalLM
     public let head: ClassificationHead
@@ -125,6 +129,10 @@ public final class GPT2ForTokenClassification: GPT2HeadModel {
     public func logits(_ input: HeadInput) throws -> Tensor {
         try head.positionLogits(input) { try rows(input, training: false) }
     }
+
+    public var classifiesPositions: Bool { true }
+    /// The normalised hidden states as rows `[B * T, C]` (inference mode).
+    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored).
     public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {

@@ -30,11 +30,14 @@ public struct LanguageModelingSetup {
     public var trainBlocks: (_ epoch: Int) throws -> ExampleStream<[Int32]>
     /// Dev blocks (same length), evaluated in order.
     public var devBlocks: [[Int32]]
+    /// The exact `tokenizer.json` bytes saved with the model (nil: the tokenizer's own
+    /// serialization); continued pretraining keeps the start model's file.
+    public var tokenizerFile: [UInt8]?
 
     /// Checks the model family and the sequence length.
     init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
          trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-         kind: ModelKind, objective: String, minimumLength: Int) throws {
+         tokenizerFile: [UInt8]?, kind: ModelKind, objective: String, minimumLength: Int) throws {
         guard model.config.kind == kind else {
             throw ModelError.invalidArgument("\(objective) pretraining needs a \(kind.rawValue) model, not \(model.config.kind.rawValue)")
         }
@@ -45,7 +48,7 @@ public struct LanguageModelingSetup {
             throw ModelError.invalidArgument("sequence length \(options.seqLen) exceeds the model's \(model.config.maxPositions) positions")
         }
         self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
-        self.trainBlocks = trainBlocks; self.devBlocks = devBlocks
+        self.trainBlocks = trainBlocks; self.devBlocks = devBlocks; self.tokenizerFile = tokenizerFile
     }
 }
 
@@ -103,7 +106,9 @@ extension LanguageModelingObjective {
         return ["loss": Double(loss), "accuracy": Double(Float(correct) / Float(counted)), "perplexity": Foundation.exp(Double(loss))]
     }
 
-    public func save(to directory: String) throws { try ModelDirectory.save(model, tokenizer: tokenizer, to: directory) }
+    public func save(to directory: String) throws {
+        try ModelDirectory.save(model, tokenizer: tokenizer, tokenizerFile: setup.tokenizerFile, to: directory)
+    }
 }
 
 /// BERT masked-LM pretraining on packed blocks: each sequence is `[CLS] block [SEP]`, corrupted
@@ -119,9 +124,10 @@ public final class MaskedLMObjective: LanguageModelingObjective {
 
     /// `seed` (normally ``OptimizationOptions/seed``) seeds the masking and the evaluation's fixed masking.
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
-                trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]]) throws {
+                trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
+                tokenizerFile: [UInt8]? = nil) throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, kind: .bert, objective: "masked-LM", minimumLength: 3)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, kind: .bert, objective: "masked-LM", minimumLength: 3)
         masker = try MLMMasker(tokenizer: tokenizer, probability: options.maskProbability, wholeWord: options.wholeWordMask)
         guard let cls = tokenizer.id("[CLS]"), let sep = tokenizer.id("[SEP]") else {
             throw ModelError.invalidArgument("a BERT tokenizer needs [CLS] and [SEP]")
@@ -163,9 +169,10 @@ public final class CausalLMObjective: LanguageModelingObjective {
     public var name: String { "causal-lm" }
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
-                trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]]) throws {
+                trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
+                tokenizerFile: [UInt8]? = nil) throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, kind: .gpt, objective: "causal-LM", minimumLength: 1)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, kind: .gpt, objective: "causal-LM", minimumLength: 1)
     }
 
     public func makeBatch(_ blocks: [[Int32]], rng: inout RNG) -> LMBatch {

@@ -103,6 +103,8 @@ public struct TrainingSummary: Sendable {
 ///   renamed when complete.
 /// - `checkpoints/LATEST`: the name of the newest complete checkpoint (replaced atomically).
 /// - `best/`: the model with the best main metric so far (swapped in whole).
+/// - `history.jsonl`: every update's loss, learning rate and throughput and every evaluation's
+///   metrics, one JSON line each (``TrainingHistory``; a resumed run continues it).
 ///
 /// ```swift
 /// let trainer = try Trainer(objective: MaskedLMObjective(...), options: options, outputDirectory: "out")
@@ -135,6 +137,8 @@ public final class Trainer<Objective: TrainingObjective> {
     /// Evaluations in a row (up to now) that did not improve on ``best``.
     public private(set) var evaluationsSinceBest = 0
     private var iterator: ExampleStream<Objective.Example>?
+    /// `history.jsonl` of the running ``run(resume:)`` (rank 0).
+    private var history: TrainingHistory?
     /// The ranks sharing each update (``DataParallel``; one process by default).
     public let dataParallel: DataParallel
 
@@ -165,7 +169,7 @@ public final class Trainer<Objective: TrainingObjective> {
         self.objective = objective
         self.options = options
         self.outputDirectory = URL(fileURLWithPath: outputDirectory)
-        optimizer = AdamW(objective.store, weightDecay: options.weightDecay, groups: objective.parameterGroup(for:))
+        optimizer = AdamW(objective.store, weightDecay: options.weightDecay, groups: { objective.parameterGroup(for: $0, epoch: 0) })
         schedule = LRSchedule(baseLR: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: totalSteps,
                               decay: options.schedule)
     }
@@ -196,6 +200,25 @@ public final class Trainer<Objective: TrainingObjective> {
         return out
     }
 
+    /// The epoch of the next micro-batch's first example (the current one, or the next when
+    /// the current one is used up).
+    var upcomingEpoch: Int {
+        if let n = objective.examplesPerEpoch, examplesUsed >= n { return epoch + 1 }
+        return epoch
+    }
+
+    /// The epoch whose parameter groups the optimizer holds.
+    private var groupsEpoch = 0
+
+    /// Gives the optimizer the objective's groups for the epoch of the coming update, when it
+    /// differs from the one it has (gradual unfreezing).
+    func updateParameterGroups() {
+        let e = upcomingEpoch
+        guard e != groupsEpoch else { return }
+        optimizer.regroup(objective.store) { objective.parameterGroup(for: $0, epoch: e) }
+        groupsEpoch = e
+    }
+
     // MARK: Evaluation
 
     /// Evaluates the objective now (no side effects on `best/`); nil without held-out data.
@@ -215,7 +238,9 @@ public final class Trainer<Objective: TrainingObjective> {
             best = value
             try replaceDirectory(outputDirectory.appendingPathComponent("best")) { try objective.save(to: $0.path) }
         }
-        onEvaluation?(TrainingEvaluation(step: step, metrics: metrics, mainMetric: main, isBest: isBest))
+        let evaluation = TrainingEvaluation(step: step, metrics: metrics, mainMetric: main, isBest: isBest)
+        try history?.record(evaluation)
+        onEvaluation?(evaluation)
     }
 
     // MARK: Training
@@ -226,6 +251,8 @@ public final class Trainer<Objective: TrainingObjective> {
     public func run(resume: Bool = false) throws -> TrainingSummary {
         let started = Date()
         if resume { try restoreLatest() }
+        history = dataParallel.isLeader ? try TrainingHistory(directory: outputDirectory, resumingAt: resume ? optimizer.stepCount : nil) : nil
+        defer { history = nil }
         let store = objective.store
         var lastLoss: Float?
         var interrupted = false
@@ -235,6 +262,8 @@ public final class Trainer<Objective: TrainingObjective> {
         while optimizer.stepCount < totalSteps {
             if patienceExhausted { stoppedEarly = true; break }   // resumed from a run that had stopped early
             let t0 = DispatchTime.now().uptimeNanoseconds
+            updateParameterGroups()
+            let updateEpoch = groupsEpoch
             store.zeroGrads()
             let (lossSum, correct, counted, tokens) = try accumulateGradients()
             optimizer.zeroFrozenGradients(store)
@@ -246,9 +275,11 @@ public final class Trainer<Objective: TrainingObjective> {
             lastLoss = loss
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let step = optimizer.stepCount
-            onStep?(TrainingStep(step: step, totalSteps: totalSteps, loss: loss,
-                                 accuracy: counted > 0 ? Float(correct) / Float(counted) : nil, learningRate: lr,
-                                 gradNorm: norm, tokensPerSecond: Double(tokens) / max(seconds, 1e-9), tokensSeen: tokensSeen))
+            let report = TrainingStep(step: step, totalSteps: totalSteps, loss: loss,
+                                      accuracy: counted > 0 ? Float(correct) / Float(counted) : nil, learningRate: lr,
+                                      gradNorm: norm, tokensPerSecond: Double(tokens) / max(seconds, 1e-9), tokensSeen: tokensSeen)
+            try history?.record(report, epoch: updateEpoch)
+            onStep?(report)
             let finished = step == totalSteps
             if ((options.evalEvery > 0 && step % options.evalEvery == 0) || finished) && dataParallel.isLeader {
                 try evaluateAndKeepBest(step: step)

@@ -87,6 +87,11 @@ public protocol TrainingObjective: AnyObject {
     func evaluate(batchSize: Int, maxBatches: Int) throws -> [String: Double]?
     /// The optimizer settings of a parameter (learning-rate multiplier, frozen).
     func parameterGroup(for parameter: Parameter) -> ParameterGroup
+    /// The optimizer settings of a parameter in the updates of `epoch` (0-based: the epoch of an
+    /// update's first example). Default: ``parameterGroup(for:)`` in every epoch; gradual
+    /// unfreezing frees one more layer per epoch. The trainer asks again whenever the epoch
+    /// changes, so the groups follow the data position and a resumed run gets the same ones.
+    func parameterGroup(for parameter: Parameter, epoch: Int) -> ParameterGroup
     /// State to save with a checkpoint besides the weights and dropout generator (e.g. the masking generator).
     var checkpointState: [String: String] { get }
     /// Restores ``checkpointState``.
@@ -99,6 +104,7 @@ extension TrainingObjective {
     public var dropoutRNG: SharedRNG? { nil }
     public var examplesPerEpoch: Int? { nil }
     public func parameterGroup(for parameter: Parameter) -> ParameterGroup { .standard }
+    public func parameterGroup(for parameter: Parameter, epoch: Int) -> ParameterGroup { parameterGroup(for: parameter) }
     public var checkpointState: [String: String] { [:] }
     public func restore(checkpointState: [String: String]) throws {}
 }

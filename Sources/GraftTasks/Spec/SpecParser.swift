@@ -172,7 +172,8 @@ extension TaskSpec {
     static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling"]
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
-                            "patience", "early_stopping_patience"]
+                            "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
+                            "cache_features"]
 
     /// All keys with their table (`train.lr`), for suggestions across tables.
     static var allKeys: [String] {
@@ -349,6 +350,19 @@ extension TaskSpec {
             }
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
+            }
+            training.unfreezeTop = try t.int("unfreeze_top", min: 0)
+            training.gradualUnfreeze = try t.bool("gradual_unfreeze")
+            training.layerLearningRateDecay = try t.double("layer_lr_decay", range: 1e-6...1)
+            training.cacheFeatures = try t.bool("cache_features")
+            if let k = training.unfreezeTop, training.freezeEncoder == true || (training.freezeLayers ?? 0) > 0 {
+                throw t.bad("unfreeze_top", .int(k), "nothing beside freeze_encoder or freeze_layers (one way to say which layers train)")
+            }
+            if training.gradualUnfreeze == true, training.freezeEncoder == true || (training.freezeLayers ?? 0) > 0 {
+                throw t.bad("gradual_unfreeze", .bool(true), "nothing beside freeze_encoder or freeze_layers (gradual unfreezing decides which layers train)")
+            }
+            if training.cacheFeatures == true, training.freezeEncoder != true {
+                throw t.bad("cache_features", .bool(true), "true only with freeze_encoder = true (only a frozen encoder's features can be cached)")
             }
         }
 

@@ -65,6 +65,14 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Early stopping: stop after this many evaluations (epochs) in a row without improving the
     /// main metric (`train.patience`, alias `train.early_stopping_patience`).
     public var patience: Int?
+    /// Train only the top k encoder layers (and the head).
+    public var unfreezeTop: Int?
+    /// Gradual unfreezing (ULMFiT): the head alone in epoch 1, one more layer from the top each epoch.
+    public var gradualUnfreeze: Bool?
+    /// Discriminative rates: each layer below the top at this factor times the one above.
+    public var layerLearningRateDecay: Double?
+    /// With a frozen encoder: run it once per window and train the head on the cached features.
+    public var cacheFeatures: Bool?
 
     public init() {}
 }

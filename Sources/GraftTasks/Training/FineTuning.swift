@@ -12,6 +12,23 @@ public struct FineTuningOptions: Sendable, Equatable, Codable {
     public var freezeLayers = 0
     /// The head's learning rate as a multiple of the base one.
     public var headLearningRateScale: Float = 1
+    /// Train only the top `unfreezeTop` layers of the backbone (with the pooler or final norm)
+    /// and the head; the embeddings and the layers below stay frozen (nil: no such limit; 0: the
+    /// head alone, as ``freezeEncoder``).
+    public var unfreezeTop: Int?
+    /// Gradual unfreezing (ULMFiT): epoch 1 trains the head only, each later epoch one more
+    /// layer from the top (the pooler or final norm with the top layer), the embeddings once
+    /// every layer trains; within ``unfreezeTop`` when both are set.
+    public var gradualUnfreeze = false
+    /// Discriminative learning rates: the head and the top layer train at the base rate, each
+    /// layer below at `layerLearningRateDecay` times the one above, the embeddings at
+    /// `layerLearningRateDecay`^layers (1: one rate for the whole backbone).
+    public var layerLearningRateDecay: Float = 1
+    /// With ``freezeEncoder``: run the frozen backbone once over every training window (inference
+    /// mode: no dropout in the frozen part) and train the head on those cached rows, so epochs
+    /// cost only the head. Memory: `C` floats per window (sequence classification: `[windows, C]`)
+    /// or per token (tagging: `[tokens, C]`), 4 bytes each (``FineTuningObjective/featureCacheBytes``).
+    public var cacheFeatures = false
     /// Windows per batch (the Trainer's batch size: length groups are cut to it).
     public var batchSize = 32
     /// Seeds the per-epoch order of the length groups.
@@ -30,7 +47,9 @@ public let taskSpecFileNames = ["graft-task.toml", "graft-task.json"]
 /// stays near zero; evaluation scores the whole dev set with the task's published metric, whose
 /// main value (accuracy, entity F1, SQuAD F1) selects `best/`.
 public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
-    public typealias Example = TaskFeature
+    /// A training window, as its index in the objective's windows (a batch's ``FeatureBatch/rows``
+    /// are these indices, which find a window's cached features).
+    public typealias Example = Int
     public typealias Batch = FeatureBatch
 
     public let plugin: Plugin
@@ -42,6 +61,12 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     let dev: [Plugin.Example]
     let specText: (name: String, text: Data)
     let padID: Int32
+    /// ``FineTuningOptions/cacheFeatures``: the model as a head over backbone rows, and the rows
+    /// of every training window once computed (flat, `C` floats per row; window i's rows start at
+    /// row `cacheStart[i]`).
+    let rowsModel: (any ClassificationRowsModel)?
+    private var cache: [Float] = []
+    private var cacheStart: [Int] = []
 
     /// - Parameters:
     ///   - specFile: the task spec the run follows, copied into every saved model directory.
@@ -60,13 +85,73 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         guard let text = FileManager.default.contents(atPath: specFile) else { throw TaskError.unreadable(file: specFile, reason: "cannot read") }
         specText = (specFile.hasSuffix(".json") ? taskSpecFileNames[1] : taskSpecFileNames[0], text)
         padID = tokenizer.padding?.padId ?? tokenizer.id("[PAD]").map(Int32.init) ?? 0
+        if options.cacheFeatures {
+            guard options.freezeEncoder else {
+                throw TaskError.invalidArgument("\(specFile): cached features (cache_features, --cache-features) need a frozen encoder (freeze_encoder, --freeze-encoder)")
+            }
+            guard let m = model as? any ClassificationRowsModel else {
+                throw TaskError.invalidArgument("\(specFile): cached features serve sequence and token classification heads; a \(type(of: model)) (\(Plugin.headKind.rawValue)) trains through its backbone")
+            }
+            rowsModel = m
+        } else {
+            rowsModel = nil
+        }
+    }
+
+    /// Bytes the cached features take (or will take): 4 × `C` × rows, one row per window for
+    /// sequence classification, one per token for tagging; 0 without ``FineTuningOptions/cacheFeatures``.
+    public var featureCacheBytes: Int {
+        guard let m = rowsModel else { return 0 }
+        let rows = m.classifiesPositions ? train.reduce(0) { $0 + $1.window.count } : train.count
+        return rows * model.config.hidden * MemoryLayout<Float>.size
+    }
+
+    /// Runs the frozen backbone once over every training window (length-grouped batches,
+    /// inference mode) and keeps the rows its head classifies.
+    func buildFeatureCache() throws {
+        guard let m = rowsModel, cacheStart.isEmpty else { return }
+        let c = model.config.hidden
+        var start = [Int](repeating: 0, count: train.count), next = 0
+        for i in train.indices { start[i] = next; next += m.classifiesPositions ? train[i].window.count : 1 }
+        var values = [Float](repeating: 0, count: next * c)
+        for group in FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: nil) {
+            let batch = FeatureBatch(train, rows: group, padID: padID)
+            let rows = try m.headRows(ModelTaskHead.input(batch))
+            for (b, i) in group.enumerated() {
+                let count = m.classifiesPositions ? train[i].window.count : 1
+                let from = (m.classifiesPositions ? b * batch.length : b) * c
+                values.withUnsafeMutableBufferPointer { v in
+                    (v.baseAddress! + start[i] * c).update(from: rows.data + from, count: count * c)
+                }
+            }
+        }
+        cache = values
+        cacheStart = start
+    }
+
+    /// The cached rows of a batch in the layout the head sees: `[B, C]`, or `[B * T, C]` with
+    /// zero rows at padding (labelled -100, so they count for nothing).
+    func cachedRows(_ batch: FeatureBatch, positions: Bool) -> Tensor {
+        let c = model.config.hidden
+        let rowsPerWindow = positions ? batch.length : 1
+        let t = Tensor(shape: [batch.batchSize * rowsPerWindow, c])
+        cache.withUnsafeBufferPointer { v in
+            for (b, i) in batch.rows.enumerated() {
+                let count = positions ? batch.lengths[b] : 1
+                (t.data + b * rowsPerWindow * c).update(from: v.baseAddress! + cacheStart[i] * c, count: count * c)
+            }
+        }
+        return t
     }
 
     public var name: String { "finetune-\(Plugin.name)" }
     public var settings: String {
         "task=\(plugin.spec.name) labels=\(plugin.labels?.labels.joined(separator: ",") ?? "-") window=\(plugin.spec.window.maxLength)/\(plugin.spec.window.stride) " +
         "freeze_encoder=\(options.freezeEncoder) freeze_layers=\(options.freezeLayers) head_lr=\(options.headLearningRateScale) " +
-        "batch=\(options.batchSize) seed=\(options.seed) windows=\(train.count)"
+        "batch=\(options.batchSize) seed=\(options.seed) windows=\(train.count)" +
+        (options.unfreezeTop.map { " unfreeze_top=\($0)" } ?? "") + (options.gradualUnfreeze ? " gradual_unfreeze=true" : "") +
+        (options.layerLearningRateDecay != 1 ? " layer_lr_decay=\(options.layerLearningRateDecay)" : "") +
+        (options.cacheFeatures ? " cache_features=true" : "")
     }
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }
@@ -75,23 +160,34 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     }
     public var examplesPerEpoch: Int? { train.count }
 
-    public func examples(epoch: Int) throws -> ExampleStream<TaskFeature> {
-        let order = FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch))
-        return ExampleStream(order.joined().lazy.map { self.train[$0] })
+    public func examples(epoch: Int) throws -> ExampleStream<Int> {
+        ExampleStream(FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch)).joined())
     }
 
-    public func trainingBatch(_ examples: [TaskFeature]) throws -> FeatureBatch {
-        FeatureBatch(examples, rows: Array(examples.indices), padID: padID)
+    public func trainingBatch(_ examples: [Int]) throws -> FeatureBatch {
+        FeatureBatch(train, rows: examples, padID: padID)
     }
 
     public func tokenCount(_ batch: FeatureBatch) -> Int { batch.lengths.reduce(0, +) }
 
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
+        if let m = rowsModel {
+            // Cached features: the head alone, on the frozen backbone's rows.
+            try buildFeatureCache()
+            let targets = m.classifiesPositions ? batch.tokenLabels : batch.classLabels
+            guard let targets else { throw TaskError.invalidArgument("a \(Plugin.headKind.rawValue) batch without targets cannot be trained on") }
+            let l = try m.head.loss(cachedRows(batch, positions: m.classifiesPositions), targets: targets,
+                                    weights: m.classifiesPositions ? nil : head.rowWeights, training: training).loss
+            return TrainingLoss(loss: l, correct: m.head.crossEntropy.correctRows, counted: m.head.crossEntropy.countedRows)
+        }
         let l = try head.lossAndAccuracy(batch, training: training)
         return TrainingLoss(loss: l.loss, correct: l.correct, counted: l.counted)
     }
 
-    public func backward(scale: Float) throws { try head.backward(scale: scale) }
+    public func backward(scale: Float) throws {
+        if let m = rowsModel { _ = try m.head.backward(scale: scale); return }
+        try head.backward(scale: scale)
+    }
 
     /// Scores the whole dev set (`maxBatches` does not apply: the main metric must see all of it).
     public func evaluate(batchSize: Int, maxBatches: Int) throws -> [String: Double]? {
@@ -101,16 +197,37 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     }
 
     public func parameterGroup(for parameter: Parameter) -> GraftEngine.ParameterGroup {
+        parameterGroup(for: parameter, epoch: 0)
+    }
+
+    /// The head at the head rate; the backbone frozen as the options say in `epoch` (0-based),
+    /// else at the base rate times ``FineTuningOptions/layerLearningRateDecay`` to the power of
+    /// the parameter's depth below the top layer (pooler and final norm: depth 0 with the top
+    /// layer; embeddings: depth `layers`).
+    public func parameterGroup(for parameter: Parameter, epoch: Int) -> GraftEngine.ParameterGroup {
         let group = model.groupName(parameter.name)
         if group == "head" {
             return options.headLearningRateScale == 1 ? .standard : GraftEngine.ParameterGroup(learningRateScale: options.headLearningRateScale)
         }
         if options.freezeEncoder { return .frozen }
+        let layer = group.hasPrefix("layer.") ? Int(group.dropFirst(6)) : nil
         if options.freezeLayers > 0 {
             if group == "embeddings" { return .frozen }
-            if group.hasPrefix("layer."), let i = Int(group.dropFirst(6)), i < options.freezeLayers { return .frozen }
+            if let i = layer, i < options.freezeLayers { return .frozen }
         }
-        return .standard
+        let layers = model.config.layers
+        let depth = layer.map { layers - 1 - $0 } ?? (group == "embeddings" ? layers : 0)
+        if let top = trainedTopLayers(epoch: epoch), depth >= top { return .frozen }
+        let decay = options.layerLearningRateDecay
+        return decay == 1 || depth == 0 ? .standard : GraftEngine.ParameterGroup(learningRateScale: Float(Foundation.pow(Double(decay), Double(depth))))
+    }
+
+    /// How many backbone layers, from the top, train in `epoch` under ``FineTuningOptions/unfreezeTop``
+    /// and ``FineTuningOptions/gradualUnfreeze`` (more than the layer count: the embeddings too; nil: no limit).
+    public func trainedTopLayers(epoch: Int) -> Int? {
+        var top = options.unfreezeTop
+        if options.gradualUnfreeze { top = min(top ?? Int.max, epoch) }
+        return top
     }
 
     public func save(to directory: String) throws {
