@@ -64,6 +64,11 @@ import Testing
     static let targetTexts = ["omg u r so cool lol", "john smith lol", "paris so cool", "u went to london lol omg"]
         .enumerated().map { TextExample(id: "t\($0.offset)", text: $0.element, label: nil) }
 
+    /// The windows of ``sourceSentences()`` (one each).
+    static func sourceFeatures(_ plugin: TaggingPlugin) throws -> [TaskFeature] {
+        try sourceSentences().enumerated().flatMap { try plugin.features($1, index: $0, tokenizer: tokenizer) }
+    }
+
     static func plugin(_ dir: String) throws -> TaggingPlugin {
         try TaggingPlugin(spec: try spec(dir, data: "train = \"x.txt\""))
     }
@@ -265,11 +270,8 @@ import Testing
     /// The weighted token loss is `Σ_p w_row(p) ℓ_p / Σ_p w_row(p)` over labelled positions,
     /// computed by hand from the model's logits.
     @Test func weightedLossEqualsTheHandComputedOne() throws {
-        let dir = Self.directory()
-        let plugin = try Self.plugin(dir)
-        let model = try Self.tagger()
-        var features: [TaskFeature] = []
-        for (i, s) in try Self.sourceSentences().enumerated() { features += try plugin.features(s, index: i, tokenizer: Self.tokenizer) }
+        let (plugin, model) = (try Self.plugin(Self.directory()), try Self.tagger())
+        var features = try Self.sourceFeatures(plugin)
         let weights: [Float] = [0.5, 2, 1, 0.25]
         for i in features.indices { features[i].weight = weights[i] }
         let batch = FeatureBatch(features, rows: Array(features.indices), padID: 0)
@@ -331,11 +333,8 @@ import Testing
     /// gets exactly -λ times the gradient of that loss (the same step without reversal), so the
     /// encoder's update raises it.
     @Test func domainLossFallsForTheClassifierAndRisesForTheEncoder() throws {
-        let dir = Self.directory()
-        let plugin = try Self.plugin(dir)
-        let model = try Self.tagger()
-        var features: [TaskFeature] = []
-        for (i, s) in try Self.sourceSentences().enumerated() { features += try plugin.features(s, index: i, tokenizer: Self.tokenizer) }
+        let (plugin, model) = (try Self.plugin(Self.directory()), try Self.tagger())
+        let features = try Self.sourceFeatures(plugin)
         let target = try TargetDomain.features(Self.targetTexts, tokenizer: Self.tokenizer, window: plugin.spec.window, origin: "t")
         let adversary = try DomainAdversary(model: model, target: target, maxWeight: 1, plannedBatches: 10, padID: 0, seed: 3)
         let store = model.store
