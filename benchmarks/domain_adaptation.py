@@ -16,7 +16,9 @@ by tasks/wnut16-to-conll2003.toml), with the training wall time:
 The F1 is the best epoch's (each run keeps the epoch with the best WNUT dev F1, the same rule for
 every row). Writes a markdown table (--table) and one JSON object per row (--jsonl).
 
-    python3 benchmarks/domain_adaptation.py                      # the full table (hours on 2 cores)
+    python3 benchmarks/domain_adaptation.py --threads 2          # the full table
+    # (about an hour on 2 idle cores, estimated from the 409 s CoNLL-2003 fine-tune in BENCHMARKS.md:
+    #  adversarial runs the encoder three times per batch, weighting embeds every example once more)
     python3 benchmarks/domain_adaptation.py --limit-train 40 --epochs 1 --work /tmp/da   # a quick check
 """
 import argparse

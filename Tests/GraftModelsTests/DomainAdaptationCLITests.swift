@@ -49,6 +49,7 @@ struct DomainAdaptationCLITests {
             label_map = "\(map)"
             """)
         let db = dir.appendingPathComponent("g.sqlite").path
+        var adversarialF1: Double?
         for method in ["adversarial", "weighting"] {
             let out = dir.appendingPathComponent(method).path
             let r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1",
@@ -57,6 +58,7 @@ struct DomainAdaptationCLITests {
             let s = try TaskCLITests.json(try #require(r.1.split(separator: "\n").last))
             #expect(s["adapt"] as? String == method && s["f1"] is Double && s["steps"] as? Int == 3, "\(s)")
             #expect(r.2.contains("domain adaptation: \(method) to 4 target texts"), "\(r.2)")
+            if method == "adversarial" { adversarialF1 = s["best_dev_f1"] as? Double }
             // best/ is a plain tagger: no training-only tensors.
             let weights = try SafeTensors(contentsOf: URL(fileURLWithPath: out + "/best/model.safetensors"))
             #expect(!weights.names.contains { $0.hasPrefix(ModelDirectory.trainingOnlyPrefix) } && weights.names.contains("classifier.weight"))
@@ -70,6 +72,8 @@ struct DomainAdaptationCLITests {
         let again = try runGraft(["finetune", "--task", spec, "--model", base, "--out", dir.appendingPathComponent("adversarial").path,
                                   "--db", db, "--threads", "1", "--adapt", "adversarial", "--adapt-weight", "0.5", "--json", "--resume"])
         #expect(again.0 == 0, "\(again.2)")
+        let resumed = try TaskCLITests.json(try #require(again.1.split(separator: "\n").last))
+        #expect(resumed["steps"] as? Int == 3 && adversarialF1 != nil && resumed["best_dev_f1"] as? Double == adversarialF1, "\(resumed)")
 
         // Two labelled sources at their rates.
         let multi = try Self.spec(dir, "multi.toml", data: """

@@ -438,6 +438,21 @@ import Testing
 
     // MARK: Shipped specs on the shared data
 
+    @Test func shippedBenchmarkSpecsParse() throws {
+        let env = ["GRAFT_DATA_DIR": "/data"], map = packageRoot + "/tasks/wnut16-to-conll2003.toml"
+        let spec = try TaskSpec.load(packageRoot + "/tasks/ner-conll-to-wnut.toml", environment: env)
+        #expect(spec.train == .file("/data/ner/conll2003/train.txt") && spec.target == TargetDomain(text: .conll("/data/ner/wnut16/train.txt")))
+        #expect(spec.dev == .mapped(.file("/data/ner/wnut16/dev.txt"), labelMap: map))
+        let multi = try TaskSpec.load(packageRoot + "/tasks/ner-conll-wnut-multisource.toml", environment: env)
+        #expect(multi.trainSources == [TrainingSourceSpec(source: .file("/data/ner/conll2003/train.txt"), rate: 0.7),
+                                       TrainingSourceSpec(source: .mapped(.file("/data/ner/wnut16/train.txt"), labelMap: map), rate: 0.3)])
+        let only = try TaskSpec.load(packageRoot + "/tasks/ner-wnut16-mapped.toml", environment: env)
+        #expect(only.train == .mapped(.file("/data/ner/wnut16/train.txt"), labelMap: map))
+        let labels = try LabelMap.load(map)
+        #expect(labels.sourceTypes.sorted() == ["company", "facility", "geo-loc", "movie", "musicartist", "other", "person", "product", "sportsteam", "tvshow"])
+        try labels.checkTargets(try #require(spec.labels), tagging: .iob2)
+    }
+
     @Test(.enabled(if: sharedDataDirectory != nil, "needs ../shared/data (WNUT-16, CoNLL-2003)"))
     func shippedBenchmarkSpecsReadTheSharedData() throws {
         let env = ["GRAFT_DATA_DIR": sharedDataDirectory!]
