@@ -1,4 +1,5 @@
 import Foundation
+import GraftCorpus
 import GraftEngine
 import GraftModels
 import GraftSupport
@@ -161,6 +162,25 @@ import Testing
             Issue.record("an unknown method must be refused"); return
         }
         #expect(k2 == "train.adapt")
+    }
+
+    @Test func targetTextFromACorpusStore() throws {
+        let dir = Self.directory()
+        let tweets = dir + "/tweets.txt"
+        try Data("omg u r so cool\nparis lol\njohn smith lol\n".utf8).write(to: URL(fileURLWithPath: tweets))
+        let store = try CorpusStore(path: dir + "/c.sqlite")
+        _ = try store.importFile(tweets, options: ImportOptions(format: .lines, split: .train, deduplicate: false, name: "tweets"))
+        let spec = try Self.spec(dir, data: "train = \"x.txt\"", extra: "[target]\nstore = \"c.sqlite\"\nsource = \"tweets\"\nsplit = \"train\"")
+        #expect(spec.target == TargetDomain(text: .store(path: dir + "/c.sqlite", selection: StoreSelection(source: "tweets", split: .train))))
+        #expect(try spec.target!.texts().map(\.text) == ["omg u r so cool", "paris lol", "john smith lol"])
+        // Nothing in the selected part is the empty-target error, naming the store.
+        let none = TargetDomain(text: .store(path: dir + "/c.sqlite", selection: StoreSelection(source: "tweets", split: .dev)))
+        guard case .malformed(let at, _)? = taskError({ _ = try none.texts() }) else { Issue.record("an empty selection must be refused"); return }
+        #expect(at.file.contains(dir + "/c.sqlite"))
+        guard case .badValue(_, let key, _, _)? = taskError({
+            _ = try Self.spec(dir, data: "", extra: "[target]\nstore = \"c.sqlite\"\ntext = \"t.txt\"")
+        }) else { Issue.record("text beside store must be refused"); return }
+        #expect(key == "target.text")
     }
 
     @Test func emptyOrForeignTargetTextIsAClearError() throws {
