@@ -24,7 +24,8 @@ struct FinetuneCommand: ParsableCommand {
             entity F1, SQuAD F1) and keeps the best model in OUT/best; checkpoints in OUT/checkpoints \
             (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db. \
             --patience N stops when the dev metric has not improved for N epochs in a row (early stopping; \
-            OUT/best keeps the best). --pooling mean classifies the mean of the last hidden states instead of \
+            OUT/best keeps the best). --adapt adversarial|weighting adapts to the spec's [target] text (domain-adversarial \
+            training, or instance weighting); a spec whose data.train lists several sources mixes them at their rates. --pooling mean classifies the mean of the last hidden states instead of \
             [CLS] through the pooler (BERT sequence classification; kept in the model's config.json). \
             Freezing spectrum: --freeze-encoder (head only), --unfreeze-top K (top K layers + head), --freeze-layers K \
             (embeddings + lowest K frozen), --gradual-unfreeze (ULMFiT: head only in epoch 1, one more layer from the top \
@@ -73,6 +74,10 @@ struct FinetuneCommand: ParsableCommand {
     var initialization: WeightInitialization = .pretrained
     @Option(help: "scratch: train the same run again from a random initialisation into OUT/scratch and report both dev scores side by side (--json: {\"transfer\", \"scratch\", \"difference\"}).")
     var baseline: Baseline?
+    @Option(help: "Domain adaptation to the spec's [target] text: none, adversarial (DANN: a domain classifier behind gradient reversal) or weighting (source examples weighted by p(target|x)/p(source|x)) (default: train.adapt, else none).")
+    var adapt: AdaptationMethod?
+    @Option(name: .customLong("adapt-weight"), help: "Adversarial: the largest weight of the reversed domain gradient (default: train.adapt_weight, else 0.1).")
+    var adaptWeight: Float?
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
 
@@ -83,6 +88,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if let adaptWeight, !(adaptWeight >= 0 && adaptWeight.isFinite) { throw ValidationError("--adapt-weight must be a number ≥ 0") }
         if baseline == .scratch && initialization == .random {
             throw ValidationError("--baseline scratch compares with a random initialisation; the run itself must start from the pretrained weights (drop --init random)")
         }
@@ -107,19 +113,37 @@ struct FinetuneCommand: ParsableCommand {
             if let override { return .file(override) }
             return fallback
         }
-        guard let trainSource = try source(train, spec.train, "train") else {
+        let sourceSpecs = try train != nil || spec.trainSources.isEmpty
+            ? source(train, spec.train, "train").map { [TrainingSourceSpec(source: $0, rate: 1)] } ?? []
+            : spec.trainSources
+        guard !sourceSpecs.isEmpty else {
             throw CLIError("\(task): no training data (data.train in the spec, or --train FILE)")
         }
-        var trainExamples = try plugin.examples(from: trainSource)
-        if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
+        // --limit-train keeps the first N examples of each source.
+        let sources = try sourceSpecs.map { s -> TrainingSource<Plugin.Example> in
+            var examples = try plugin.examples(from: s.source)
+            if let limitTrain { examples = Array(examples.prefix(max(0, limitTrain))) }
+            guard !examples.isEmpty else { throw CLIError("\(task): the training data \(s.source.origin) has no examples") }
+            return TrainingSource(examples: examples, rate: s.rate)
+        }
+        let trainCount = sources.reduce(0) { $0 + $1.examples.count }
         let devExamples = try source(dev, spec.dev, "dev").map { try plugin.examples(from: $0) } ?? []
-        guard !trainExamples.isEmpty else { throw CLIError("\(task): the training data has no examples") }
+        var adaptation = AdaptationOptions(method: adapt ?? t.adapt ?? .none)
+        adaptation.weight = adaptWeight ?? t.adaptWeight.map(Float.init) ?? adaptation.weight
+        var targetTexts: [TextExample] = []
+        if adaptation.method != .none {
+            guard let target = spec.target else {
+                throw CLIError("\(task): --adapt \(adaptation.method.rawValue) needs unlabelled target text: a [target] section with text = FILE (or store = …)")
+            }
+            targetTexts = try target.texts()
+        }
 
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
         options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
         options.freezeEncoder = freezeEncoder || (t.freezeEncoder ?? false)
         options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
+        options.adaptation = adaptation
         options.unfreezeTop = unfreezeTop ?? t.unfreezeTop
         options.gradualUnfreeze = gradualUnfreeze || (t.gradualUnfreeze ?? false)
         options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
@@ -148,6 +172,12 @@ struct FinetuneCommand: ParsableCommand {
         }
         /// Trains one run from `initialization` into `out`; rank 0 records it, reports it and
         /// returns its `--json` fields and best dev scores (the other ranks: nil fields).
+        let targetOrigin: String
+        switch spec.target?.text {
+        case .lines(let p)?, .conll(let p)?: targetOrigin = p
+        case .store(let p, _)?: targetOrigin = p
+        case nil: targetOrigin = task
+        }
         func trainRun(_ initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
             let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
                                                  seed: options.seed, randomWeights: initialization == .random)
@@ -155,13 +185,17 @@ struct FinetuneCommand: ParsableCommand {
                 throw CLIError("\(base): \(architecture) did not build a task head")
             }
             let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
-                                                    train: trainExamples, dev: devExamples, options: options, specFile: task)
+                                                    sources: sources, dev: devExamples, options: options, specFile: task,
+                                                    target: targetTexts, targetOrigin: targetOrigin)
             let windows = objective.examplesPerEpoch ?? 0
             let epochCount = epochs ?? t.epochs ?? 3
             var opts = OptimizationOptions()
             opts.batchSize = options.batchSize
             opts.epochs = epochCount
             let dataParallel = try Ranks.dataParallel()
+            if adaptation.method == .adversarial && dataParallel.size > 1 {
+                throw CLIError("--adapt adversarial runs in one process: its domain classifier runs extra encoder passes whose dropout draws the data-parallel ranks cannot follow")
+            }
             opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
             opts.learningRate = lr
             opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
@@ -174,6 +208,7 @@ struct FinetuneCommand: ParsableCommand {
             opts.keepCheckpoints = 1
             opts.patience = patienceValue
             let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+            objective.plannedBatches = trainer.totalSteps * opts.accumulation
             guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
                 let summary = try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
                 return FinetuneResult(fields: nil, scores: [:], interrupted: summary.interrupted)
@@ -184,14 +219,22 @@ struct FinetuneCommand: ParsableCommand {
                 ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
                 ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
                 ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
-                ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
+                ("train_examples", .number(Double(trainCount))), ("train_windows", .number(Double(windows))),
+                ("adapt", .string(adaptation.method.rawValue)), ("adapt_weight", .float(adaptation.weight)),
+                ("train_sources", .array(sourceSpecs.map { .object([("data", .string($0.source.origin)), ("rate", .number($0.rate))]) })),
+                ("target_texts", .number(Double(targetTexts.count))),
                 ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
                 ("patience", patienceValue.map { .integer($0) } ?? .null),
                 ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
             ]).serialized()
             let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
-            printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
-                       "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+            printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainCount) training examples " +
+                       "(\(windows) windows\(sources.count > 1 ? " from \(sources.count) sources" : "")), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+            if adaptation.method != .none {
+                let detail = adaptation.method == .adversarial ? String(format: ", λ_max %g on Ganin et al.'s schedule", adaptation.weight)
+                    : objective.trainingWeights.map { w in String(format: ", source weights %.3f…%.3f", Double(w.min() ?? 1), Double(w.max() ?? 1)) } ?? ""
+                printError("domain adaptation: \(adaptation.method.rawValue) to \(targetTexts.count) target texts\(detail)")
+            }
             if options.cacheFeatures {
                 printError(String(format: "cached features: the frozen encoder runs once over the %d training windows (inference mode, no dropout in it); the cache holds %.1f MB (%@ x %d floats)",
                                   windows, Double(objective.featureCacheBytes) / 1e6, Plugin.headKind == .tokenClassification ? "tokens" : "windows", headModel.config.hidden))
@@ -210,7 +253,8 @@ struct FinetuneCommand: ParsableCommand {
             }
             // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
             // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
-            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
+            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("adapt", .string(adaptation.method.rawValue)),
+                                                 ("steps", .number(Double(summary.steps))),
                                                  ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
                                                  ("stopped_early", .bool(summary.stoppedEarly)),
                                                  ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
@@ -391,6 +435,8 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var inference: InferenceOptions
     @Option(help: "Labelled data: TSV label<TAB>text, CoNLL columns (tag last) or SQuAD v1.1 JSON.") var data: String
+    @Option(name: .customLong("label-map"), help: "A label-map file (e.g. tasks/wnut16-to-conll2003.toml): the data's labels are renamed to the model's before scoring.")
+    var labelMap: String?
     @Flag(help: "Print one JSON object with the metrics (fractions 0-1), examples and seconds.") var json = false
 
     func run() throws {
@@ -403,7 +449,8 @@ struct EvaluateCommand: ParsableCommand {
     private func evaluate<P: TaskPlugin>(_ plugin: P, _ m: TaskModel) throws {
         let started = Date()
         let examples: [P.Example]
-        do { examples = try plugin.examples(from: .file(data)) } catch let e as TaskError { throw CLIError("\(e)") }
+        let source = labelMap.map { DataSource.mapped(.file(data), labelMap: $0) } ?? .file(data)
+        do { examples = try plugin.examples(from: source) } catch let e as TaskError { throw CLIError("\(e)") }
         let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: inference.batchSize)
         let progress = ProgressReporter("evaluate", total: examples.count, unit: .items("examples"))
         let scores = try runner.evaluate(examples) { done, _ in progress.update(done) }
@@ -692,3 +739,5 @@ struct LogitsCommand: ParsableCommand {
         }
     }
 }
+
+extension AdaptationMethod: ExpressibleByArgument {}

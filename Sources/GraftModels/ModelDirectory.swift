@@ -36,6 +36,12 @@ public enum ModelDirectory {
 
     // MARK: Saving
 
+    /// Parameters whose names start with this prefix belong to training alone (the domain
+    /// classifier of domain-adversarial fine-tuning): they live in the model's store, so the
+    /// optimizer and checkpoints' training state carry them, but no model directory holds them
+    /// (the model a directory describes has no such part; reopening it would refuse them).
+    public static let trainingOnlyPrefix = "graft_training."
+
     /// Writes `config.json`, `model.safetensors` and `tokenizer.json` into `dir` (created if
     /// needed). Each file is written to a temporary name and renamed into place.
     /// `tokenizerFile`, when given, is written as `tokenizer.json` byte for byte instead of
@@ -288,7 +294,7 @@ public enum ModelDirectory {
         var copies: [UnsafeMutablePointer<Float>] = []
         defer { for c in copies { c.deallocate() } }
         var entries: [SafeTensors.Entry] = []
-        for p in store.parameters {
+        for p in store.parameters where !p.name.hasPrefix(trainingOnlyPrefix) {
             let name = exported ? mapping.exportedName(p.name) : p.name
             if mapping.transposed(p.name) && p.shape.count == 2 {
                 let rows = p.shape[0], cols = p.shape[1], src = store.value(p)

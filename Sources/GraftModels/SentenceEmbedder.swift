@@ -37,16 +37,22 @@ public final class SentenceEmbedder {
 
     /// Last hidden states `[B, T, C]` of a batch of encodings padded to the longest, and the mask `[B, T]`.
     public func hiddenStates(_ encodings: [Encoding]) throws -> (hidden: Tensor, mask: Tensor, seqLen: Int) {
-        let b = encodings.count
-        let t = max(1, encodings.map(\.ids.count).max() ?? 1)
+        try hiddenStates(ids: encodings.map(\.ids), typeIds: encodings.map(\.typeIds))
+    }
+
+    /// Last hidden states `[B, T, C]` of token sequences (`ids[i]`, segment ids `typeIds[i]`,
+    /// all real tokens) padded to the longest, and the mask `[B, T]`.
+    public func hiddenStates(ids sequences: [[Int32]], typeIds: [[Int32]]) throws -> (hidden: Tensor, mask: Tensor, seqLen: Int) {
+        let b = sequences.count
+        let t = max(1, sequences.map(\.count).max() ?? 1)
         var ids = [Int32](repeating: encoder.config.padTokenId ?? 0, count: b * t)
         var types = [Int32](repeating: 0, count: b * t)
         var mask = [Int32](repeating: 0, count: b * t)
-        for (i, e) in encodings.enumerated() {
-            for j in 0..<e.ids.count {
-                ids[i * t + j] = e.ids[j]
-                types[i * t + j] = j < e.typeIds.count ? e.typeIds[j] : 0
-                mask[i * t + j] = j < e.attentionMask.count ? e.attentionMask[j] : 1
+        for (i, e) in sequences.enumerated() {
+            for j in 0..<e.count {
+                ids[i * t + j] = e[j]
+                types[i * t + j] = j < typeIds[i].count ? typeIds[i][j] : 0
+                mask[i * t + j] = 1
             }
         }
         let h = try encoder.forward(inputIds: ids, tokenTypeIds: encoder.config.typeVocabSize > 0 ? types : nil,
@@ -58,13 +64,20 @@ public final class SentenceEmbedder {
     /// (batches of ``batchSize``) so that little padding is computed.
     public func embed(_ texts: [String]) throws -> [[Float]] {
         let encodings = try encode(texts)
-        let order = encodings.indices.sorted { (encodings[$0].ids.count, $0) < (encodings[$1].ids.count, $1) }
-        var out = [[Float]](repeating: [], count: texts.count)
+        return try embed(ids: encodings.map(\.ids), typeIds: encodings.map(\.typeIds))
+    }
+
+    /// One L2-normalised embedding per token sequence already cut by a tokenizer (a task's
+    /// windows: `ids[i]` with segment ids `typeIds[i]`), in order, batched by length as
+    /// ``embed(_:)``.
+    public func embed(ids: [[Int32]], typeIds: [[Int32]]) throws -> [[Float]] {
+        let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
+        var out = [[Float]](repeating: [], count: ids.count)
         let c = encoder.config.hidden
         var start = 0
         while start < order.count {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
-            let (h, mask, _) = try hiddenStates(idx.map { encodings[$0] })
+            let (h, mask, _) = try hiddenStates(ids: idx.map { ids[$0] }, typeIds: idx.map { typeIds[$0] })
             let pooled = try pool.forward(h, mask: mask)
             for (i, target) in idx.enumerated() {
                 let row = pooled.data + i * c

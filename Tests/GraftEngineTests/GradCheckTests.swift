@@ -137,6 +137,29 @@ extension EngineTests {
             expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: dx)]) { dot(t.forward(x), r) }
         }
 
+        /// Gradient reversal is the identity forward, so the finite-difference gradient of
+        /// `dot(tanh(GRL(x)), r)` is tanh's; its backward must be exactly that gradient negated
+        /// and scaled by λ (bit for bit against tanh's own backward, within the stated tolerance
+        /// against finite differences).
+        @Test(arguments: [Float(0.75), 1, 0]) func gradientReversal(lambda: Float) throws {
+            let grl = GradientReversal(lambda: lambda), t = Tanh()
+            let x = randomTensor([4, 3], seed: 60)
+            let r = randomArray(12, seed: 61)
+            #expect(grl.forward(x) === x)
+            _ = t.forward(grl.forward(x))
+            let g = try t.backward(Tensor(shape: [4, 3], values: r)).array
+            let dx = try grl.backward(Tensor(shape: [4, 3], values: g)).array
+            #expect(dx == g.map { -lambda * $0 })
+            if lambda != 0 {
+                expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: dx.map { $0 / -lambda })]) {
+                    dot(t.forward(grl.forward(x)), r)
+                }
+            } else {
+                #expect(dx.allSatisfy { $0 == 0 })
+            }
+            #expect(throws: EngineError.self) { try grl.backward(Tensor(shape: [3, 4])) }
+        }
+
         @Test func dropout() throws {
             let rng = SharedRNG(seed: 22)
             let d = try Dropout(p: 0.4, rng: rng)

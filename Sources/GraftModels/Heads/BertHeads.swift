@@ -143,9 +143,10 @@ public final class BertForTokenClassification: ClassificationRowsModel {
     /// The last hidden states as rows `[B * T, C]` (inference mode).
     public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
 
-    /// Forward + loss against `labels` `[B * T]` (-100 ignored).
-    public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {
-        try head.positionLoss(input, labels: labels, training: training) { try rows(input, training: training) }
+    /// Forward + loss against `labels` `[B * T]` (-100 ignored); optional per-example `weights`
+    /// `[B]` weigh all labelled positions of their row (instance weighting).
+    public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
+        try head.positionLoss(input, labels: labels, weights: weights, training: training) { try rows(input, training: training) }
     }
 
     public func backward(scale: Float) throws {
@@ -224,3 +225,26 @@ public final class BertForQuestionAnswering: TaskHeadModel {
         try bert.backward(try qaOutputs.backward(d).reshaped(shape))
     }
 }
+
+/// A BERT head model whose encoder also runs on its own: the last hidden states `[B, T, C]` of a
+/// batch and their backward into the same store. Domain-adversarial training feeds them to a
+/// domain classifier, and instance weighting embeds sentences with the encoder. Running the
+/// encoder replaces the activations a head's `loss` kept, so it comes after that loss's `backward`.
+public protocol EncoderHeadModel: TaskHeadModel {
+    /// The encoder (its parameters are the store's backbone).
+    var bert: BertModel { get }
+}
+
+extension EncoderHeadModel {
+    /// The encoder's last hidden states `[B, T, C]` (owned by the encoder; `training` applies
+    /// dropout and keeps activations for ``hiddenStatesBackward(_:)``).
+    public func hiddenStates(_ input: HeadInput, training: Bool) throws -> Tensor { try bert.forward(input, training: training) }
+
+    /// Adds the encoder's gradients for `dHidden` `[B, T, C]` (of the last training
+    /// ``hiddenStates(_:training:)``) into the store.
+    public func hiddenStatesBackward(_ dHidden: Tensor) throws { try bert.backward(dHidden) }
+}
+
+extension BertForSequenceClassification: EncoderHeadModel {}
+extension BertForTokenClassification: EncoderHeadModel {}
+extension BertForQuestionAnswering: EncoderHeadModel {}

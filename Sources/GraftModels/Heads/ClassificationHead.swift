@@ -330,12 +330,18 @@ extension ClassificationHead {
     }
 
     /// Token classification: forward + loss against `labels` `[B * T]` (-100 ignored), checked
-    /// before `rows` runs the encoder.
-    func positionLoss(_ input: HeadInput, labels: [Int32], training: Bool, rows: () throws -> Tensor) throws -> HeadLoss {
+    /// before `rows` runs the encoder. Optional per-example `weights` `[B]` weigh every position
+    /// of their row: `loss = Σ_p w_row(p) l_p / Σ_p w_row(p)` over the labelled positions.
+    func positionLoss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool,
+                      rows: () throws -> Tensor) throws -> HeadLoss {
         guard labels.count == input.batch * input.seqLen else {
             throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch) x seqLen \(input.seqLen)")
         }
-        let (z, l) = try loss(rows(), targets: labels, training: training)
+        if let weights, weights.count != input.batch {
+            throw ModelError.invalidBatch("\(weights.count) weights for batch \(input.batch)")
+        }
+        let positionWeights = weights.map { w in w.flatMap { [Float](repeating: $0, count: input.seqLen) } }
+        let (z, l) = try loss(rows(), targets: labels, weights: positionWeights, training: training)
         return HeadLoss(loss: l, correct: crossEntropy.correctRows, counted: crossEntropy.countedRows,
                         logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
     }

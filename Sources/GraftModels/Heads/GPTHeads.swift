@@ -135,8 +135,8 @@ public final class GPT2ForTokenClassification: GPT2HeadModel, ClassificationRows
     public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored).
-    public func loss(_ input: HeadInput, labels: [Int32], training: Bool) throws -> HeadLoss {
-        try head.positionLoss(input, labels: labels, training: training) { try rows(input, training: training) }
+    public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
+        try head.positionLoss(input, labels: labels, weights: weights, training: training) { try rows(input, training: training) }
     }
 
     public func backward(scale: Float) throws {

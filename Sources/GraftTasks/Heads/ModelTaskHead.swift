@@ -7,8 +7,9 @@ import GraftModels
 public final class ModelTaskHead: TaskHead {
     public let kind: HeadKind
     public let model: any TaskHeadModel
-    /// Per-row loss weights for the next ``loss(_:training:)`` of a sequence-classification head
-    /// (instance weighting); nil weighs every row 1.
+    /// Per-row (per-window) loss weights `[B]` for the next ``loss(_:training:)`` of a sequence-
+    /// or token-classification head (instance weighting; a token head weighs every labelled
+    /// position of the row); nil weighs every row 1. Question answering takes none.
     public var rowWeights: [Float]?
 
     public init(kind: HeadKind, model: any TaskHeadModel) throws {
@@ -49,11 +50,12 @@ public final class ModelTaskHead: TaskHead {
             return try m.loss(input, labels: labels, weights: rowWeights, training: training)
         case let m as BertForTokenClassification:
             guard let labels = batch.tokenLabels else { throw missing("token") }
-            return try m.loss(input, labels: labels, training: training)
+            return try m.loss(input, labels: labels, weights: rowWeights, training: training)
         case let m as GPT2ForTokenClassification:
             guard let labels = batch.tokenLabels else { throw missing("token") }
-            return try m.loss(input, labels: labels, training: training)
+            return try m.loss(input, labels: labels, weights: rowWeights, training: training)
         case let m as BertForQuestionAnswering:
+            guard rowWeights == nil else { throw TaskError.invalidArgument("question answering takes no per-example loss weights") }
             guard let spans = batch.spanPositions else { throw missing("span") }
             return try m.loss(input, startPositions: spans.start, endPositions: spans.end, training: training)
         default:

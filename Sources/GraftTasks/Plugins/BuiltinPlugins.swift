@@ -1,5 +1,6 @@
 import Foundation
 import GraftCorpus
+import GraftSupport
 import GraftTokenizers
 
 /// Opens the corpus store of a store data source.
@@ -13,6 +14,12 @@ private func requireFormat(_ spec: TaskSpec, _ expected: DataFormat, _ file: Str
         throw TaskError.badValue(file: spec.path, key: "data.format", value: "\"\(spec.format.rawValue)\"",
                                  expected: "\(expected.rawValue) for a \(spec.kind.rawValue) task (reading \(file))")
     }
+}
+
+/// Reads a source under a label map's source types: a label the map does not cover is an error
+/// naming the data's file and line and the map.
+private func readMapped<T>(_ map: LabelMap, _ read: () throws -> T) throws -> T {
+    do { return try read() } catch TaskError.unknownLabel(let at, let label, _) { throw map.uncovered(at, label: label) }
 }
 
 /// Log-softmax of each `[L]` row of `[T, L]` logits (in Double, max-shifted).
@@ -64,6 +71,13 @@ public struct TextClassificationPlugin: TaskPlugin {
             return try TSVReader.read(path, labels: classes)
         case .store(let path, let selection):
             return try StoreReader.textExamples(try openStore(path), path: path, selection, labels: classes)
+        case .mapped(let inner, let mapFile):
+            let map = try LabelMap.load(mapFile)
+            try map.checkTargets(classes, tagging: nil)
+            var sourceSpec = spec
+            sourceSpec.labels = try LabelSet(map.sourceTypes)
+            let raw = try readMapped(map) { try TextClassificationPlugin(spec: sourceSpec).examples(from: inner) }
+            return try map.apply(raw, origin: inner.origin)
         }
     }
 
@@ -148,6 +162,13 @@ public struct TaggingPlugin: TaskPlugin {
         case .store(let path, let selection):
             return try StoreReader.taggedSentences(try openStore(path), path: path, selection, labels: tags,
                                                    scheme: spec.scheme, invalidTags: spec.invalidTags)
+        case .mapped(let inner, let mapFile):
+            let map = try LabelMap.load(mapFile)
+            try map.checkTargets(tags, tagging: spec.scheme)
+            var sourceSpec = spec
+            sourceSpec.labels = try LabelSet.tagging(entityTypes: map.sourceTypes, scheme: spec.scheme)
+            let raw = try readMapped(map) { try TaggingPlugin(spec: sourceSpec).examples(from: inner) }
+            return try map.apply(raw, scheme: spec.scheme, origin: inner.origin)
         }
     }
 
@@ -242,6 +263,9 @@ public struct QuestionAnsweringPlugin: TaskPlugin {
             return try SquadReader.read(path)
         case .store(let path, let selection):
             return try StoreReader.questions(try openStore(path), path: path, selection)
+        case .mapped(let inner, let mapFile):
+            throw TaskError.badValue(file: spec.path, key: "label_map", value: JSONValue.quoted(mapFile),
+                                     expected: "nothing for \(inner.origin): question answering has no labels to map")
         }
     }
 

@@ -32,12 +32,15 @@ public struct TaskFeature: Sendable, Equatable {
     public var words: [Int?]?
     /// QA: `[T]` true for context tokens.
     public var contextMask: [Bool]?
+    /// The window's loss weight in training (instance weighting); nil weighs it 1.
+    public var weight: Float?
 
-    public init(window: Window, target: HeadTarget?, words: [Int?]? = nil, contextMask: [Bool]? = nil) {
+    public init(window: Window, target: HeadTarget?, words: [Int?]? = nil, contextMask: [Bool]? = nil, weight: Float? = nil) {
         self.window = window
         self.target = target
         self.words = words
         self.contextMask = contextMask
+        self.weight = weight
     }
 }
 
@@ -168,6 +171,8 @@ public struct FeatureBatch: Sendable, Equatable {
     public var rows: [Int]
     /// `[B]` real (unpadded) length of each row.
     public var lengths: [Int]
+    /// `[B]` loss weights of the rows when any window carries one (others weigh 1), else nil.
+    public var weights: [Float]?
 
     /// Pads `features[rows]` to their longest window with `padID`.
     public init(_ features: [TaskFeature], rows: [Int], padID: Int32) {
@@ -189,6 +194,7 @@ public struct FeatureBatch: Sendable, Equatable {
             }
         }
         self.rows = rows
+        weights = rows.contains { features[$0].weight != nil } ? rows.map { features[$0].weight ?? 1 } : nil
     }
 
     /// `[B]` class ids, when every row has a ``HeadTarget/classID(_:)`` target.

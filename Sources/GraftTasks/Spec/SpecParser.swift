@@ -166,18 +166,22 @@ struct SpecTable {
 }
 
 extension TaskSpec {
-    static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train"]
+    static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train", "target"]
     static let dataKeys = ["train", "dev", "test", "format", "invalid_tags", "store", "source", "task",
                            "train_split", "dev_split", "test_split", "split_scheme"]
     static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling"]
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
-                            "cache_features"]
+                            "cache_features", "adapt", "adapt_weight"]
+    static let targetKeys = ["text", "format", "store", "source", "split", "split_scheme", "dev", "label_map"]
+    /// The keys of a data source written as an inline table (`{ file = "…", label_map = "…" }`).
+    static let sourceKeys = ["file", "label_map", "rate"]
 
     /// All keys with their table (`train.lr`), for suggestions across tables.
     static var allKeys: [String] {
         topKeys + dataKeys.map { "data." + $0 } + modelKeys.map { "model." + $0 } + trainKeys.map { "train." + $0 }
+            + targetKeys.map { "target." + $0 }
     }
 
     /// Reads a spec file (`.toml`, or `.json` with the same keys).
@@ -258,6 +262,7 @@ extension TaskSpec {
         var format = kind.defaultFormat
         var invalidTags = InvalidTagPolicy.error
         var train: DataSource?, dev: DataSource?, test: DataSource?
+        var trainSources: [TrainingSourceSpec] = []
         if let data = try top.table("data") {
             try data.checkKeys(dataKeys, elsewhere: allKeys)
             if let f = try data.string("format") {
@@ -291,9 +296,68 @@ extension TaskSpec {
                 for k in ["source", "task", "train_split", "dev_split", "test_split", "split_scheme"] where data[k] != nil {
                     throw data.bad(k, data[k]!, "nothing: \(k) selects from a corpus store, and [data] names no store")
                 }
-                train = try data.string("train").map { .file(try resolve($0, key: "data.train")) }
-                dev = try data.string("dev").map { .file(try resolve($0, key: "data.dev")) }
-                test = try data.string("test").map { .file(try resolve($0, key: "data.test")) }
+                /// A file source: a path, or `{ file = "…", label_map = "…" [, rate = r] }`.
+                func fileSource(_ value: SpecValue, key: String, rated: Bool) throws -> (source: DataSource, rate: Double?) {
+                    switch value {
+                    case .string(let p): return (.file(try resolve(p, key: key)), nil)
+                    case .table(let entries):
+                        let t = SpecTable(file: path, prefix: key, entries: entries)
+                        try t.checkKeys(rated ? sourceKeys : sourceKeys.filter { $0 != "rate" })
+                        var source = DataSource.file(try resolve(try t.requiredString("file"), key: key + ".file"))
+                        if let map = try t.string("label_map") { source = .mapped(source, labelMap: try resolve(map, key: key + ".label_map")) }
+                        let rate = try t.double("rate", range: 1e-9...1e9)
+                        if rated && rate == nil { throw TaskError.missingKey(file: path, key: key + ".rate") }
+                        return (source, rate)
+                    default:
+                        throw data.bad(key.replacingOccurrences(of: "data.", with: ""), value,
+                                       rated ? "a table { file = \"…\", rate = r[, label_map = \"…\"] }" : "a path, or a table { file = \"…\", label_map = \"…\" }")
+                    }
+                }
+                if case .array(let items)? = data["train"] {
+                    guard items.count >= 2 else { throw data.bad("train", .array(items), "a path, or an array of at least two sources { file = \"…\", rate = r }") }
+                    trainSources = try items.enumerated().map { i, item in
+                        let (source, rate) = try fileSource(item, key: "data.train[\(i)]", rated: true)
+                        return TrainingSourceSpec(source: source, rate: rate!)
+                    }
+                } else {
+                    train = try data["train"].map { try fileSource($0, key: "data.train", rated: false).source }
+                }
+                dev = try data["dev"].map { try fileSource($0, key: "data.dev", rated: false).source }
+                test = try data["test"].map { try fileSource($0, key: "data.test", rated: false).source }
+            }
+        }
+
+        var target: TargetDomain?
+        if let t = try top.table("target") {
+            try t.checkKeys(targetKeys, elsewhere: allKeys)
+            if let store = try t.string("store") {
+                if let v = t["text"] { throw t.bad("text", v, "nothing: [target] names a corpus store (store = …); select with source and split") }
+                if let v = t["format"] { throw t.bad("format", v, "nothing: a corpus store's documents are texts already") }
+                var selection = StoreSelection(source: try t.string("source"), split: nil, scheme: try t.string("split_scheme") ?? "default")
+                if let sp = try t.string("split") {
+                    guard let part = SplitPart(rawValue: sp) else { throw t.bad("split", .string(sp), "train, dev or test") }
+                    selection.split = part
+                }
+                target = TargetDomain(text: .store(path: try resolve(store, key: "target.store"), selection: selection))
+            } else {
+                for k in ["source", "split", "split_scheme"] where t[k] != nil {
+                    throw t.bad(k, t[k]!, "nothing: \(k) selects from a corpus store, and [target] names no store")
+                }
+                let text = try resolve(try t.requiredString("text"), key: "target.text")
+                let format = try t.string("format") ?? (kind == .tokenClassification ? "conll" : "lines")
+                switch format {
+                case "lines": target = TargetDomain(text: .lines(text))
+                case "conll": target = TargetDomain(text: .conll(text))
+                default: throw t.bad("format", .string(format), "\"lines\" (one text per line) or \"conll\" (CoNLL sentences, tags ignored)")
+                }
+            }
+            if let d = try t.string("dev") {
+                if dev != nil { throw t.bad("dev", .string(d), "nothing besides data.dev: a run has one dev set") }
+                var source = DataSource.file(try resolve(d, key: "target.dev"))
+                if let map = try t.string("label_map") { source = .mapped(source, labelMap: try resolve(map, key: "target.label_map")) }
+                dev = source
+            } else if let v = t["label_map"] {
+                throw t.bad("label_map", v, "nothing without target.dev (the label map applies to the target's dev set)")
             }
         }
 
@@ -348,6 +412,13 @@ extension TaskSpec {
                 }
                 training.patience = alias
             }
+            if let a = try t.string("adapt") {
+                guard let method = AdaptationMethod(rawValue: a) else {
+                    throw t.bad("adapt", .string(a), "one of " + AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                training.adapt = method
+            }
+            training.adaptWeight = try t.double("adapt_weight", range: 0...1e3)
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }
@@ -366,10 +437,13 @@ extension TaskSpec {
             }
         }
 
+        if let method = training.adapt, method != .none, target == nil {
+            throw TaskError.missingKey(file: path, key: "target.text")
+        }
         return TaskSpec(path: path, name: name, kind: kind, description: try top.string("description"), labels: labels,
-                        scheme: scheme, format: format, invalidTags: invalidTags, train: train, dev: dev, test: test,
-                        baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength, training: training,
-                        pooling: pooling)
+                        scheme: scheme, format: format, invalidTags: invalidTags, train: train, trainSources: trainSources,
+                        dev: dev, test: test, baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength,
+                        training: training, pooling: pooling, target: target)
     }
 
     /// Expands `${VAR}` and `${VAR:-default}` from `environment`; an unset variable without a

@@ -40,10 +40,54 @@ public enum DataFormat: String, Sendable, Equatable, Codable, CaseIterable {
 }
 
 /// Where a task's examples come from: files, or a selection of a corpus store.
-public enum DataSource: Sendable, Equatable {
+public indirect enum DataSource: Sendable, Equatable {
     case file(String)
     /// A corpus store file and the selection in it.
     case store(path: String, selection: StoreSelection)
+    /// A source labelled with other types, read under the types of the label-map file
+    /// `labelMap` (``LabelMap``) and renamed to the task's (`{ file = "…", label_map = "…" }`).
+    case mapped(DataSource, labelMap: String)
+
+    /// The file or store the examples are read from (for messages).
+    public var origin: String {
+        switch self {
+        case .file(let path): path
+        case .store(let path, let selection): selection.describe(path)
+        case .mapped(let inner, _): inner.origin
+        }
+    }
+}
+
+/// One labelled source of a multi-source run (`[data] train = [{ file = "…", rate = 0.7 }, …]`):
+/// where its examples come from and its share of the training draws.
+public struct TrainingSourceSpec: Sendable, Equatable {
+    public var source: DataSource
+    /// The sampling rate (positive; the rates of a spec's sources are normalised to sum to 1).
+    public var rate: Double
+
+    public init(source: DataSource, rate: Double) {
+        self.source = source
+        self.rate = rate
+    }
+}
+
+/// Unlabelled text of the target domain (`[target]`), read by ``TargetDomain/texts()``.
+public enum TargetTextSource: Sendable, Equatable {
+    /// One text per non-empty line of a file (`format = "lines"`).
+    case lines(String)
+    /// The sentences of a CoNLL file, their tags ignored (`format = "conll"`).
+    case conll(String)
+    /// The documents of a corpus-store selection (`store`, `source`, `split`).
+    case store(path: String, selection: StoreSelection)
+}
+
+/// A spec's `[target]` section: unlabelled text of the domain the model will meet in use, for
+/// domain adaptation (`graft finetune --adapt adversarial|weighting`). Its `dev` set (with its
+/// `label_map`) becomes the run's dev set.
+public struct TargetDomain: Sendable, Equatable {
+    public var text: TargetTextSource
+
+    public init(text: TargetTextSource) { self.text = text }
 }
 
 /// Fine-tuning hyper-parameters; nil means "the trainer's default".
@@ -73,6 +117,10 @@ public struct TrainingOptions: Sendable, Equatable {
     public var layerLearningRateDecay: Double?
     /// With a frozen encoder: run it once per window and train the head on the cached features.
     public var cacheFeatures: Bool?
+    /// Domain adaptation (`train.adapt`: `none`, `adversarial` or `weighting`; needs `[target]`).
+    public var adapt: AdaptationMethod?
+    /// The largest weight of the domain-adversarial loss (`train.adapt_weight`).
+    public var adaptWeight: Double?
 
     public init() {}
 }
@@ -119,6 +167,9 @@ public struct TaskSpec: Sendable, Equatable {
     public var format: DataFormat
     public var invalidTags: InvalidTagPolicy
     public var train: DataSource?
+    /// Several labelled training sources with sampling rates (`[data] train` given as an array);
+    /// empty for one source (then ``train``, which is nil when this is not empty).
+    public var trainSources: [TrainingSourceSpec] = []
     public var dev: DataSource?
     public var test: DataSource?
     /// The base model directory (nil: the command line must give one).
@@ -131,4 +182,6 @@ public struct TaskSpec: Sendable, Equatable {
     /// `"cls"` = `[CLS]` through the pooler as HuggingFace, `"mean"` = masked mean of the last
     /// hidden states); nil: the model's own (HuggingFace's pooler for a fresh head).
     public var pooling: BertForSequenceClassification.Pooling?
+    /// Unlabelled target-domain text for domain adaptation (`[target]`), nil without one.
+    public var target: TargetDomain?
 }

@@ -33,8 +33,22 @@ public struct FineTuningOptions: Sendable, Equatable, Codable {
     public var batchSize = 32
     /// Seeds the per-epoch order of the length groups.
     public var seed: UInt64 = 42
+    /// Domain adaptation to the spec's `[target]` text (none by default).
+    public var adaptation = AdaptationOptions()
 
     public init() {}
+}
+
+/// One labelled training source of a fine-tuning run and its sampling rate (multi-source
+/// transfer: the rates of several sources are normalised to sum to 1).
+public struct TrainingSource<Example> {
+    public var examples: [Example]
+    public var rate: Double
+
+    public init(examples: [Example], rate: Double = 1) {
+        self.examples = examples
+        self.rate = rate
+    }
 }
 
 /// A task's model file name in a fine-tuned model directory: a copy of the task spec, so
@@ -46,6 +60,13 @@ public let taskSpecFileNames = ["graft-task.toml", "graft-task.json"]
 /// length into batches (sorted, cut, the batches shuffled with the seed each epoch) so padding
 /// stays near zero; evaluation scores the whole dev set with the task's published metric, whose
 /// main value (accuracy, entity F1, SQuAD F1) selects `best/`.
+///
+/// Transfer across domains composes with this one loop (``FineTuningOptions/adaptation``):
+/// several labelled sources are mixed at their rates by a ``MultiSourceSampler`` (an epoch is
+/// as many draws as all sources have windows, then length-grouped as usual); instance weighting
+/// gives every training window the ``InstanceWeighting`` weight of its example (the loss is the
+/// head's weighted mean); domain-adversarial training follows each task backward with a
+/// ``DomainAdversary`` step on the same batch and a target batch.
 public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     /// A training window, as its index in the objective's windows (a batch's ``FeatureBatch/rows``
     /// are these indices, which find a window's cached features).
@@ -67,25 +88,96 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     let rowsModel: (any ClassificationRowsModel)?
     private var cache: [Float] = []
     private var cacheStart: [Int] = []
+    /// The sampler of a multi-source run (nil: one source, every window once per epoch).
+    let sampler: MultiSourceSampler?
+    /// `[S]` the first training window of each source (multi-source runs).
+    let sourceStarts: [Int]
+    /// Domain-adversarial training's classifier (``AdaptationMethod/adversarial``).
+    public let adversary: DomainAdversary?
+    /// The last training batch, for the adversary's step after the task's backward.
+    private var pendingBatch: FeatureBatch?
 
     /// - Parameters:
     ///   - specFile: the task spec the run follows, copied into every saved model directory.
+    public convenience init(plugin: Plugin, model: any PretrainedModel & TaskHeadModel, tokenizer: Tokenizer,
+                            train: [Plugin.Example], dev: [Plugin.Example], options: FineTuningOptions, specFile: String) throws {
+        try self.init(plugin: plugin, model: model, tokenizer: tokenizer, sources: [TrainingSource(examples: train)], dev: dev,
+                      options: options, specFile: specFile)
+    }
+
+    /// - Parameters:
+    ///   - sources: the labelled training sources (several: sampled at their rates).
+    ///   - specFile: the task spec the run follows, copied into every saved model directory.
+    ///   - target: unlabelled target-domain texts, required by ``AdaptationOptions/method``
+    ///     `adversarial` and `weighting` (``TargetDomain/texts()``).
+    ///   - targetOrigin: where `target` came from (for messages).
     public init(plugin: Plugin, model: any PretrainedModel & TaskHeadModel, tokenizer: Tokenizer,
-                train: [Plugin.Example], dev: [Plugin.Example], options: FineTuningOptions, specFile: String) throws {
+                sources: [TrainingSource<Plugin.Example>], dev: [Plugin.Example], options: FineTuningOptions, specFile: String,
+                target: [TextExample] = [], targetOrigin: String = "target") throws {
         self.plugin = plugin
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
         head = try ModelTaskHead(kind: Plugin.headKind, model: model)
-        var features: [TaskFeature] = []
-        for (i, e) in train.enumerated() { features += try plugin.features(e, index: i, tokenizer: tokenizer) }
+        var features: [TaskFeature] = [], starts: [Int] = [], exampleOfFeature: [Int] = []
+        var exampleCount = 0
+        for source in sources {
+            starts.append(features.count)
+            for (i, e) in source.examples.enumerated() {
+                let f = try plugin.features(e, index: i, tokenizer: tokenizer)
+                features += f
+                exampleOfFeature += [Int](repeating: exampleCount + i, count: f.count)
+            }
+            exampleCount += source.examples.count
+        }
         guard !features.isEmpty else { throw TaskError.invalidArgument("\(specFile): no training windows") }
-        self.train = features
+        sourceStarts = starts
+        sampler = try sources.count > 1
+            ? MultiSourceSampler(counts: zip(starts, starts.dropFirst() + [features.count]).map { $1 - $0 }, rates: sources.map(\.rate))
+            : nil
         self.dev = dev
         guard let text = FileManager.default.contents(atPath: specFile) else { throw TaskError.unreadable(file: specFile, reason: "cannot read") }
         specText = (specFile.hasSuffix(".json") ? taskSpecFileNames[1] : taskSpecFileNames[0], text)
-        padID = tokenizer.padding?.padId ?? tokenizer.id("[PAD]").map(Int32.init) ?? 0
+        let pad = tokenizer.padding?.padId ?? tokenizer.id("[PAD]").map(Int32.init) ?? 0
+        padID = pad
+
+        var adversary: DomainAdversary?
+        if options.adaptation.method != .none {
+            guard !target.isEmpty else {
+                throw TaskError.missingKey(file: specFile, key: "target.text")
+            }
+            guard let encoder = model as? any EncoderHeadModel else {
+                throw TaskError.invalidArgument("\(specFile): --adapt \(options.adaptation.method.rawValue) needs a BERT encoder; \(type(of: model)) has none")
+            }
+            let targetFeatures = try TargetDomain.features(target, tokenizer: tokenizer, window: plugin.spec.window, origin: targetOrigin)
+            switch options.adaptation.method {
+            case .none: break
+            case .weighting:
+                // Example embeddings of the base encoder (the model as loaded, before any update):
+                // an example's first window stands for it.
+                let embedder = SentenceEmbedder(encoder: encoder.bert, tokenizer: tokenizer, batchSize: max(options.batchSize, 8))
+                var firstWindow = [Int](repeating: -1, count: exampleCount)
+                for (f, e) in exampleOfFeature.enumerated() where firstWindow[e] < 0 { firstWindow[e] = f }
+                let sourceRows = firstWindow.filter { $0 >= 0 }
+                let sourceEmbeddings = try embedder.embed(ids: sourceRows.map { features[$0].window.inputIds },
+                                                          typeIds: sourceRows.map { features[$0].window.typeIds })
+                let targetEmbeddings = try embedder.embed(ids: targetFeatures.map(\.window.inputIds), typeIds: targetFeatures.map(\.window.typeIds))
+                let weights = try InstanceWeighting.weights(source: sourceEmbeddings, target: targetEmbeddings)
+                var weightOfExample = [Float](repeating: 1, count: exampleCount)
+                for (k, f) in sourceRows.enumerated() { weightOfExample[exampleOfFeature[f]] = weights[k] }
+                for i in features.indices { features[i].weight = weightOfExample[exampleOfFeature[i]] }
+            case .adversarial:
+                adversary = try DomainAdversary(model: encoder, target: targetFeatures, maxWeight: options.adaptation.weight,
+                                                plannedBatches: (features.count + options.batchSize - 1) / max(options.batchSize, 1),
+                                                padID: pad, seed: options.seed)
+            }
+        }
+        self.adversary = adversary
+        train = features
         if options.cacheFeatures {
+            guard options.adaptation.method == .none else {
+                throw TaskError.invalidArgument("\(specFile): cached features (cache_features, --cache-features) train the head alone on fixed rows; domain adaptation (--adapt \(options.adaptation.method.rawValue)) needs the encoder's own forward")
+            }
             guard options.freezeEncoder else {
                 throw TaskError.invalidArgument("\(specFile): cached features (cache_features, --cache-features) need a frozen encoder (freeze_encoder, --freeze-encoder)")
             }
@@ -144,6 +236,18 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         return t
     }
 
+    /// The micro-batches the whole run trains (the adversarial weight's schedule runs over them);
+    /// nil without an adversary.
+    public var plannedBatches: Int? {
+        get { adversary?.plannedBatches }
+        set { if let newValue { adversary?.plannedBatches = max(newValue, 1) } }
+    }
+
+    /// The training windows' loss weights (instance weighting), in window order; nil without.
+    public var trainingWeights: [Float]? {
+        options.adaptation.method == .weighting ? train.map { $0.weight ?? 1 } : nil
+    }
+
     public var name: String { "finetune-\(Plugin.name)" }
     public var settings: String {
         "task=\(plugin.spec.name) labels=\(plugin.labels?.labels.joined(separator: ",") ?? "-") window=\(plugin.spec.window.maxLength)/\(plugin.spec.window.stride) " +
@@ -151,7 +255,9 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         "batch=\(options.batchSize) seed=\(options.seed) windows=\(train.count)" +
         (options.unfreezeTop.map { " unfreeze_top=\($0)" } ?? "") + (options.gradualUnfreeze ? " gradual_unfreeze=true" : "") +
         (options.layerLearningRateDecay != 1 ? " layer_lr_decay=\(options.layerLearningRateDecay)" : "") +
-        (options.cacheFeatures ? " cache_features=true" : "")
+        (options.cacheFeatures ? " cache_features=true" : "") +
+        (sampler.map { " sources=\(sourceStarts.count) rates=\($0.rates.map { String($0) }.joined(separator: ","))" } ?? "") +
+        (options.adaptation.method == .none ? "" : " adapt=\(options.adaptation.method.rawValue) adapt_weight=\(options.adaptation.weight)")
     }
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }
@@ -161,7 +267,12 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     public var examplesPerEpoch: Int? { train.count }
 
     public func examples(epoch: Int) throws -> ExampleStream<Int> {
-        ExampleStream(FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch)).joined())
+        guard let sampler else {
+            return ExampleStream(FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch)).joined())
+        }
+        let drawn = sampler.draws(train.count, seed: SplitMix64.mix(options.seed &+ UInt64(epoch))).map { sourceStarts[$0.source] + $0.element }
+        let order = FeatureBatch.lengthGrouped(drawn.map { train[$0] }, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch))
+        return ExampleStream(order.joined().lazy.map { drawn[$0] })
     }
 
     public func trainingBatch(_ examples: [Int]) throws -> FeatureBatch {
@@ -171,6 +282,8 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     public func tokenCount(_ batch: FeatureBatch) -> Int { batch.lengths.reduce(0, +) }
 
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
+        head.rowWeights = batch.weights
+        defer { head.rowWeights = nil }
         if let m = rowsModel {
             // Cached features: the head alone, on the frozen backbone's rows.
             try buildFeatureCache()
@@ -181,12 +294,30 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
             return TrainingLoss(loss: l, correct: m.head.crossEntropy.correctRows, counted: m.head.crossEntropy.countedRows)
         }
         let l = try head.lossAndAccuracy(batch, training: training)
+        pendingBatch = training && adversary != nil ? batch : nil
         return TrainingLoss(loss: l.loss, correct: l.correct, counted: l.counted)
     }
 
+    /// The task's backward, then (domain-adversarial training) the adversary's step on the same batch.
     public func backward(scale: Float) throws {
         if let m = rowsModel { _ = try m.head.backward(scale: scale); return }
         try head.backward(scale: scale)
+        if let adversary, let batch = pendingBatch {
+            pendingBatch = nil
+            try adversary.train(source: batch, scale: scale)
+        }
+    }
+
+    public var checkpointState: [String: String] {
+        adversary.map { ["adversary.batches": String($0.batches)] } ?? [:]
+    }
+
+    public func restore(checkpointState: [String: String]) throws {
+        guard let adversary else { return }
+        guard let n = checkpointState["adversary.batches"].flatMap(Int.init), n >= 0 else {
+            throw TaskError.invalidArgument("the checkpoint lacks the adversary's position (objective.adversary.batches)")
+        }
+        adversary.batches = n
     }
 
     /// Scores the whole dev set (`maxBatches` does not apply: the main metric must see all of it).
