@@ -45,6 +45,8 @@ struct Graft: AsyncParsableCommand {
             LogitsCommand.self,
             ImportCommand.self,
             ExportCommand.self,
+            SurgeryCommand.self,
+            DistillCommand.self,
             EmbedCommand.self,
             GenerateCommand.self,
             BenchCommand.self,

@@ -52,6 +52,9 @@ struct FinetuneCommand: ParsableCommand {
     var patience: Int?
     @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls).")
     var pooling: PoolingChoice?
+    @Option(name: .customLong("from-layer"),
+            help: "Put the head on layer K's output: the base model's layers above K are cut off (not run, not saved) (default: model.from_layer, else all layers).")
+    var fromLayer: Int?
     @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
     @Option(name: .customLong("init"),
@@ -62,6 +65,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if let fromLayer, fromLayer < 1 { throw ValidationError("--from-layer must be at least 1 (the head on layer K's output keeps layers 0..<K)") }
     }
 
     func run() throws {
@@ -74,9 +78,13 @@ struct FinetuneCommand: ParsableCommand {
         try finetune(plugin, spec: spec)
     }
 
-    private func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec) throws {
+    /// Fine-tunes `plugin`'s head on the base model; with `distillation`, trains the student it
+    /// describes towards its teacher instead (``DistillationObjective`` over the same
+    /// fine-tuning objective, data and options).
+    func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec, distillation: Distillation? = nil) throws {
         let t = spec.training
-        let base = try spec.requireBaseModel(override: model)
+        let base = try distillation.map(\.student) ?? spec.requireBaseModel(override: model)
+        let label = distillation == nil ? "finetune" : "distill"
         func source(_ override: String?, _ fallback: DataSource?, _ what: String) throws -> DataSource? {
             if let override { return .file(override) }
             return fallback
@@ -88,6 +96,13 @@ struct FinetuneCommand: ParsableCommand {
         if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
         let devExamples = try source(dev, spec.dev, "dev").map { try plugin.examples(from: $0) } ?? []
         guard !trainExamples.isEmpty else { throw CLIError("\(task): the training data has no examples") }
+        var unlabelled: [Plugin.Example] = []
+        if let texts = distillation?.unlabelled, !texts.isEmpty {
+            guard let u = texts as? [Plugin.Example] else {
+                throw CLIError("\(task): unlabelled text applies to sequence classification; a \(Plugin.headKind.rawValue) student is distilled on labelled data")
+            }
+            unlabelled = u
+        }
 
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
@@ -97,7 +112,8 @@ struct FinetuneCommand: ParsableCommand {
         let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
-        let architecture = try headArchitecture(Plugin.headKind, base: base)
+        let family = try distillation?.teacherModel.config.kind ?? ModelDirectory.config(base).kind
+        let architecture = try headArchitecture(Plugin.headKind, family: family, base: base)
         let poolingChoice = pooling?.pooling ?? spec.pooling
         if let poolingChoice {
             guard architecture == "BertForSequenceClassification" else {
@@ -108,78 +124,112 @@ struct FinetuneCommand: ParsableCommand {
         if patienceValue != nil && devExamples.isEmpty {
             throw CLIError("\(task): early stopping (patience) needs dev data (data.dev in the spec, or --dev FILE)")
         }
-        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
-                                             seed: options.seed, randomWeights: initialization == .random)
-        guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
+        let loaded: (model: any PretrainedModel, tokenizer: Tokenizer, initialized: [String])
+        if let distillation {
+            loaded = try distillation.studentModel(architecture: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                                   seed: options.seed, randomWeights: initialization == .random)
+        } else {
+            let l = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                            seed: options.seed, randomWeights: initialization == .random)
+            loaded = (l.model, l.tokenizer, l.initialized)
+        }
+        let topLayer = fromLayer ?? spec.fromLayer
+        var cutModel: (any PretrainedModel)?
+        if let topLayer {
+            let count = loaded.model.config.layers
+            guard topLayer <= count else {
+                throw CLIError("\(task): from layer \(topLayer), but \(base) has \(count) layers (1...\(count))")
+            }
+            if topLayer < count { cutModel = try ModelSurgery.keepingLayers(Array(0..<topLayer), of: loaded.model, seed: options.seed) }
+        }
+        guard let headModel = (cutModel ?? loaded.model) as? any PretrainedModel & TaskHeadModel else {
             throw CLIError("\(base): \(architecture) did not build a task head")
         }
-        let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
-                                                train: trainExamples, dev: devExamples, options: options, specFile: task)
-        let windows = objective.examplesPerEpoch ?? 0
-        let epochCount = epochs ?? t.epochs ?? 3
-        var opts = OptimizationOptions()
-        opts.batchSize = options.batchSize
-        opts.epochs = epochCount
-        let dataParallel = try Ranks.dataParallel()
-        opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
-        opts.learningRate = lr
-        opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
-        opts.clipNorm = Float(t.maxGradNorm ?? 1)
-        opts.seed = options.seed
-        let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
-        opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
-        opts.evalEvery = stepsPerEpoch
-        opts.checkpointEvery = stepsPerEpoch
-        opts.keepCheckpoints = 1
-        opts.patience = patienceValue
-        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
-        guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
-            try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
-            return
-        }
+        let fineTuning = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
+                                                 train: trainExamples + unlabelled, dev: devExamples, options: options, specFile: task)
+        /// Trains `objective` (the fine-tuning one or the distillation over it), records the run and reports.
+        func trainAndReport<Objective: TrainingObjective>(_ objective: Objective) throws {
+            let windows = objective.examplesPerEpoch ?? 0
+            let epochCount = epochs ?? t.epochs ?? 3
+            var opts = OptimizationOptions()
+            opts.batchSize = options.batchSize
+            opts.epochs = epochCount
+            let dataParallel = try Ranks.dataParallel()
+            opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
+            opts.learningRate = lr
+            opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
+            opts.clipNorm = Float(t.maxGradNorm ?? 1)
+            opts.seed = options.seed
+            let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
+            opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
+            opts.evalEvery = stepsPerEpoch
+            opts.checkpointEvery = stepsPerEpoch
+            opts.keepCheckpoints = 1
+            opts.patience = patienceValue
+            let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+            guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
+                try runTraining(trainer, resume: resume, record: nil, label: label, out: out) { _ in "" }
+                return
+            }
 
-        let store = try CorpusStore(path: db)
-        let configJSON = JSONValue.object([
-            ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
-            ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
-            ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
-            ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
-            ("patience", patienceValue.map { .integer($0) } ?? .null),
-            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
-        ]).serialized()
-        let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
-        printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
-                   "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
-        if initialization == .random {
-            printError("random initialisation (--init random): no weights loaded from \(base)")
-        } else if !loaded.initialized.isEmpty {
-            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+            let store = try CorpusStore(path: db)
+            var config: [(String, JSONValue)] = [
+                ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
+                ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
+                ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
+                ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
+                ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
+                ("patience", patienceValue.map { .integer($0) } ?? .null), ("from_layer", topLayer.map { .integer($0) } ?? .null),
+                ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
+            ]
+            if let distillation {
+                config += [("teacher", .string(distillation.teacher.directory)), ("temperature", .float(distillation.temperature)),
+                           ("alpha", .float(distillation.alpha)), ("unlabelled_examples", .integer(unlabelled.count))]
+            }
+            let run = try store.startRun(kind: objective.name, name: out, configJSON: JSONValue.object(config).serialized())
+            printError("\(distillation == nil ? "fine-tuning" : "distilling into") \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
+                       "\(unlabelled.isEmpty ? "" : "+ \(unlabelled.count) unlabelled ")(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+            if initialization == .random {
+                printError("random initialisation (--init random): no weights loaded from \(base)")
+            } else if !loaded.initialized.isEmpty {
+                printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+            }
+            let main = plugin.mainMetric.key
+            var bestMetrics: [String: Double] = [:]
+            let summary = try runTraining(trainer, resume: resume, record: run, label: label, out: out, announce: !json,
+                                          stepsPerEpoch: stepsPerEpoch) { e in
+                if e.isBest { bestMetrics = e.metrics }
+                return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
+            }
+            if json {
+                // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
+                // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
+                var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
+                                                     ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
+                                                     ("stopped_early", .bool(summary.stoppedEarly)),
+                                                     ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
+                if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+                for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
+                fields.append(("model", .string(out + "/best")))
+                print(JSONValue.object(fields).serialized())
+            }
         }
-        let main = plugin.mainMetric.key
-        var bestMetrics: [String: Double] = [:]
-        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
-                                      stepsPerEpoch: stepsPerEpoch) { e in
-            if e.isBest { bestMetrics = e.metrics }
-            return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
-        }
-        if json {
-            // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
-            // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
-            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
-                                                 ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
-                                                 ("stopped_early", .bool(summary.stoppedEarly)),
-                                                 ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
-            if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
-            for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
-            fields.append(("model", .string(out + "/best")))
-            print(JSONValue.object(fields).serialized())
+        if let distillation {
+            let objective: DistillationObjective<Plugin>
+            do {
+                objective = try DistillationObjective(student: fineTuning, teacher: distillation.teacherModel,
+                                                      teacherLabels: distillation.teacherModel.config.labels ?? [],
+                                                      teacherTokenizer: distillation.teacher.tokenizer,
+                                                      temperature: distillation.temperature, alpha: distillation.alpha)
+            } catch let e as TaskError { throw CLIError("\(distillation.student): \(e)") }
+            try trainAndReport(objective)
+        } else {
+            try trainAndReport(fineTuning)
         }
     }
 
     /// The HuggingFace head class for a head kind on the base model's family.
-    private func headArchitecture(_ kind: HeadKind, base: String) throws -> String {
-        let family = try ModelDirectory.config(base).kind
+    private func headArchitecture(_ kind: HeadKind, family: ModelKind, base: String) throws -> String {
         switch (kind, family) {
         case (.sequenceClassification, .bert): return "BertForSequenceClassification"
         case (.tokenClassification, .bert): return "BertForTokenClassification"
@@ -232,17 +282,59 @@ struct InferenceOptions: ParsableArguments {
         do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
     }
 
-    /// Runs `body` under `--threads` with the opened model and its plugin, which must be a `P`:
-    /// otherwise an error saying that `graft command` needs `kind`.
-    func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String,
+    /// Runs `body` under `--threads` with the opened model (`opening`, else ``open()``) and its
+    /// plugin, which must be a `P`: otherwise an error saying that `graft command` needs `kind`.
+    func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String, opening: (() throws -> TaskModel?)? = nil,
                                   _ body: (P, TaskModel) throws -> Void) throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) {
-            let m = try open()
+            let m = try opening?() ?? open()
             guard let plugin = m.plugin as? P else {
                 throw CLIError("\(model) is a \(m.spec.kind.rawValue) model; graft \(command) needs \(kind)")
             }
             try body(plugin, m)
         }
+    }
+}
+
+/// `--zero-shot --labels` / `--examples` of `graft classify` and `graft evaluate`: a
+/// sentence-embedding model (`--model`, e.g. all-MiniLM-L6-v2) as a classifier without training
+/// (``EmbeddingClassifierHead``).
+struct EmbeddingClassifierOptions: ParsableArguments {
+    static let discussion = """
+        Zero-shot: --zero-shot --labels "positive=a great, enjoyable film;negative=a dull, bad film" with --model a \
+        sentence-embedding model (e.g. an imported all-MiniLM-L6-v2): each text's embedding (masked mean of the last \
+        hidden states, L2-normalised) is compared with each label description's; the label is the most similar. \
+        Few-shot: --examples FILE (TSV label<TAB>text, a handful per class): each class's prototype is the normalised \
+        mean of its examples' embeddings, with its description (if --labels gives one) counted as one more example; \
+        without --labels the classes are the file's labels. Output as a fine-tuned classifier's; "scores" are \
+        softmax(cosine / T) over the classes with T = --temperature (default 0.05).
+        """
+
+    @Flag(name: .customLong("zero-shot"), help: "Classify with a sentence-embedding model and label descriptions (--labels), no training.")
+    var zeroShot = false
+    @Option(help: "Classes for --zero-shot / --examples: \"LABEL=DESCRIPTION;LABEL=DESCRIPTION\" (a bare LABEL with --examples).")
+    var labels: String?
+    @Option(help: "Few-shot examples: TSV label<TAB>text; class prototypes are the normalised mean of their embeddings.")
+    var examples: String?
+    @Option(help: "Softmax temperature of the zero-/few-shot scores, softmax(cosine / T) (default 0.05).")
+    var temperature: Float = 0.05
+
+    var isEnabled: Bool { zeroShot || examples != nil }
+
+    func validate(_ inference: InferenceOptions) throws {
+        if !isEnabled && labels != nil { throw ValidationError("--labels needs --zero-shot or --examples FILE") }
+        if zeroShot && labels == nil { throw ValidationError("--zero-shot needs --labels \"LABEL=DESCRIPTION;LABEL=DESCRIPTION\"") }
+        if isEnabled && inference.task != nil { throw ValidationError("--task does not apply to a zero-/few-shot classifier (its task is --labels / --examples)") }
+        if !(temperature > 0 && temperature.isFinite) { throw ValidationError("--temperature must be a positive number") }
+    }
+
+    /// The embedding classifier, or nil without --zero-shot / --examples.
+    func open(_ inference: InferenceOptions) throws -> TaskModel? {
+        guard isEnabled else { return nil }
+        do {
+            let classes = try labels.map { try ClassDescription.parse($0, requireDescriptions: examples == nil) }
+            return try TaskModel.embeddingClassifier(inference.model, classes: classes, examplesFile: examples, temperature: temperature)
+        } catch let e as TaskError { throw CLIError("\(e)") } catch let e as ModelError { throw CLIError("\(e)") }
     }
 }
 
@@ -311,15 +403,19 @@ func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.prope
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Score a fine-tuned model on labelled data in its task's format (TSV, CoNLL, SQuAD JSON).")
+        abstract: "Score a fine-tuned model on labelled data in its task's format (TSV, CoNLL, SQuAD JSON).",
+        discussion: "With --zero-shot --labels or --examples, scores a zero-/few-shot sentence-embedding classifier on TSV data (accuracy, macro_f1). " + EmbeddingClassifierOptions.discussion)
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var embedding: EmbeddingClassifierOptions
     @Option(help: "Labelled data: TSV label<TAB>text, CoNLL columns (tag last) or SQuAD v1.1 JSON.") var data: String
     @Flag(help: "Print one JSON object with the metrics (fractions 0-1), examples and seconds.") var json = false
 
+    func validate() throws { try embedding.validate(inference) }
+
     func run() throws {
         try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
-            let m = try inference.open()
+            let m = try embedding.open(inference) ?? inference.open()
             try evaluate(m.plugin, m)
         }
     }
@@ -469,13 +565,18 @@ enum EntityRendering {
 struct ClassifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
-        abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier.")
+        abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier, or zero-/few-shot with a sentence-embedding model.",
+        discussion: EmbeddingClassifierOptions.discussion)
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var embedding: EmbeddingClassifierOptions
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
+    func validate() throws { try embedding.validate(inference) }
+
     func run() throws {
-        try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model") { classifier, m in
+        try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model",
+                                opening: { try embedding.open(inference) }) { classifier, m in
             let documents = try readDocuments(files).map { TextExample(id: $0.id, text: $0.text, label: nil) }
             let skip = documents.map { isBlank($0.text) }
             let blank = skip.filter { $0 }.count

@@ -25,6 +25,9 @@ public final class BertModel: PretrainedModel {
     public let pooler: Linear?
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
     public let workspace = Workspace()
+    /// Layers the forward and backward pass over (default none): the original model computes
+    /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
+    public var skippedLayers: Set<Int> = []
     private let embeddingDropout: Dropout
     private let poolerActivation = Tanh()
     private var positionIds: [Int32] = []
@@ -110,7 +113,9 @@ public final class BertModel: PretrainedModel {
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
-        for layer in layers { h = try layer.forward(h, mask: maskTensor, training: training) }
+        for (i, layer) in layers.enumerated() where !skippedLayers.contains(i) {
+            h = try layer.forward(h, mask: maskTensor, training: training)
+        }
         return h
     }
 
@@ -122,7 +127,7 @@ public final class BertModel: PretrainedModel {
         }
         var d = dHidden
         for (i, layer) in layers.enumerated().reversed() {
-            d = try layer.backward(d)
+            if !skippedLayers.contains(i) { d = try layer.backward(d) }
             store.finishedGradients(layerRanges[i])   // data-parallel: this block's sum may start
         }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer, the
