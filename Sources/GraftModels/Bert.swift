@@ -64,7 +64,9 @@ public final class BertModel: PretrainedModel {
         layers = try (0..<config.layers).map {
             let start = store.count
             defer { ranges.append(start..<store.count) }
-            return try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
+            var layerBlock = block
+            if let pruned = config.prunedHeads?[$0], !pruned.isEmpty { layerBlock.attentionHeads = config.heads - pruned.count }
+            return try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: layerBlock, rng: rng, workspace: ws)
         }
         layerRanges = ranges
         self.pooler = pooler ? try Linear(store, name: "pooler.dense", inFeatures: c, outFeatures: c) : nil

@@ -14,6 +14,15 @@ struct DistillationTests {
         return (0..<count).map { _ in r.normal() * scale }
     }
 
+    /// A tiny BERT with three classes, and a padded batch of two rows.
+    static let headConfig: ModelConfig = {
+        var config = tinyConfig(.bert, vocab: 24)
+        config.labels = ["a", "b", "c"]
+        return config
+    }()
+    static let input = HeadInput(inputIds: [2, 5, 6, 3, 2, 7, 3, 0], tokenTypeIds: nil, attentionMask: [1, 1, 1, 1, 1, 1, 1, 0],
+                                 batch: 2, seqLen: 4)
+
     /// The loss's gradient equals central differences of the loss (gold rows, ignored rows and
     /// soft rows mixed; several temperatures and weights).
     @Test func gradientMatchesFiniteDifferences() throws {
@@ -77,9 +86,7 @@ struct DistillationTests {
     /// A student identical to its teacher, at T = 1 and alpha = 1, sits at the minimum: loss 0
     /// and every parameter gradient 0 (sequence and token classification heads).
     @Test func identicalStudentHasZeroLossAndGradient() throws {
-        var config = tinyConfig(.bert, vocab: 24)
-        config.labels = ["a", "b", "c"]
-        let input = HeadInput(inputIds: [2, 5, 6, 3, 2, 7, 3, 0], tokenTypeIds: nil, attentionMask: [1, 1, 1, 1, 1, 1, 1, 0], batch: 2, seqLen: 4)
+        let config = Self.headConfig, input = Self.input
         let teacher = try BertForSequenceClassification(config: config, numLabels: 3, seed: 3)
         randomize(teacher.store, seed: 4)
         let student = try BertForSequenceClassification(config: config, numLabels: 3, seed: 9)
@@ -113,9 +120,7 @@ struct DistillationTests {
 
     /// Through a head model the distillation gradient of every parameter matches finite differences.
     @Test func headModelGradientsMatchFiniteDifferences() throws {
-        var config = tinyConfig(.bert, vocab: 24)
-        config.labels = ["a", "b", "c"]
-        let input = HeadInput(inputIds: [2, 5, 6, 3, 2, 7, 3, 0], tokenTypeIds: nil, attentionMask: [1, 1, 1, 1, 1, 1, 1, 0], batch: 2, seqLen: 4)
+        let config = Self.headConfig, input = Self.input
         let student = try BertForSequenceClassification(config: config, numLabels: 3, seed: 3)
         randomize(student.store, seed: 14)
         student.head.softTargets = SoftTargets(teacherLogits: Self.values(7, 6), temperature: 2, alpha: 0.7)
@@ -138,20 +143,7 @@ struct DistillCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let base = try TaskCLITests.baseModel(in: dir)
         let (train, dev) = try FineTuneCLITests.sentimentData(dir)
-        let spec = try TaskCLITests.write("""
-            name = "tiny-sentiment"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            [train]
-            epochs = 1
-            lr = 3e-3
-            batch_size = 8
-            """, dir, "task.toml")
+        let spec = try FineTuneCLITests.sentimentSpec(dir, train: train, dev: dev)
         let db = dir.appendingPathComponent("g.sqlite").path
         let teacher = dir.appendingPathComponent("teacher").path
         var r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", teacher, "--db", db, "--threads", "1"])

@@ -25,15 +25,11 @@ struct FineTuneCLITests {
                 try write("label\ttext\npos\ta red house .\nneg\ta blue tree .\n", dir, "dev.tsv"))
     }
 
-    /// With 2 dev examples accuracy takes 3 values, so it cannot improve 4 epochs running: patience 1
-    /// ends a 12-epoch run early. The run record and --json say so; --resume of the stopped run
-    /// trains nothing more.
-    @Test func patienceStopsEarlyAndResumeKeepsTheStop() throws {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let base = try TaskCLITests.baseModel(in: dir)
-        let (train, dev) = try Self.sentimentData(dir)
-        let spec = try Self.write("""
+    /// A tiny sentiment spec over `train`/`dev`, written as `dir/name`: `model` adds `[model]`
+    /// lines, `training` is the `[train]` table (default: one epoch).
+    static func sentimentSpec(_ dir: URL, train: String, dev: String, model: String = "",
+                              training: String = "epochs = 1\nlr = 3e-3\nbatch_size = 8", name: String = "task.toml") throws -> String {
+        try write("""
             name = "tiny-sentiment"
             kind = "sentiment"
             labels = ["neg", "pos"]
@@ -42,12 +38,21 @@ struct FineTuneCLITests {
             dev = "\(dev)"
             [model]
             max_length = 16
+            \(model)
             [train]
-            epochs = 12
-            lr = 3e-3
-            batch_size = 8
-            patience = 1
-            """, dir, "task.toml")
+            \(training)
+            """, dir, name)
+    }
+
+    /// With 2 dev examples accuracy takes 3 values, so it cannot improve 4 epochs running: patience 1
+    /// ends a 12-epoch run early. The run record and --json say so; --resume of the stopped run
+    /// trains nothing more.
+    @Test func patienceStopsEarlyAndResumeKeepsTheStop() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try TaskCLITests.baseModel(in: dir)
+        let (train, dev) = try Self.sentimentData(dir)
+        let spec = try Self.sentimentSpec(dir, train: train, dev: dev, training: "epochs = 12\nlr = 3e-3\nbatch_size = 8\npatience = 1")
         let out = dir.appendingPathComponent("run").path, db = dir.appendingPathComponent("g.sqlite").path
         var r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1", "--json"])
         #expect(r.0 == 0, "\(r.2)")

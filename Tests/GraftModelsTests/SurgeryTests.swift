@@ -138,28 +138,24 @@ struct SurgeryCLITests {
 
         for (args, text) in [(["--keep-layers", "0,2"], "layer 2 is out of range"), (["--keep-layers", "1,0"], "increasing order"),
                              (["--keep-layers", "0,0"], "listed twice"), (["--keep-layers", ""], "empty"),
-                             (["--every", "2", "--keep-layers", "0"], "exactly one")] {
+                             (["--every", "2", "--keep-layers", "0"], "at most one"), ([], "--drop-heads"),
+                             (["--drop-heads", "0:2"], "head 2 of layer 0 is out of range"), (["--drop-heads", "0:0,0:1"], "none of its 2 heads"),
+                             (["--drop-heads", "1"], "not LAYER:HEAD")] {
             r = try runGraft(["surgery", "--model", base, "--out", dir.appendingPathComponent("bad").path] + args)
             #expect(r.0 != 0 && r.2.contains(text), "\(args): \(r.2)")
         }
 
+        // Dropping a head records pruned_heads; the model reopens with one head in layer 0.
+        let pruned = dir.appendingPathComponent("pruned").path
+        r = try runGraft(["surgery", "--model", base, "--drop-heads", "0:1", "--out", pruned, "--json"])
+        #expect(r.0 == 0 && r.1.contains("\"pruned_heads\":{\"0\":[1]}"), "\(r.1) \(r.2)")
+        let p = try ModelDirectory.open(pruned)
+        #expect(p.model.config.prunedHeads == [0: [1]] && p.model.config.layers == 2)
+        #expect(try p.model.store.parameter(named: "encoder.layer.0.attention.self.query.weight").shape == [8, 16])
+
         // The head on layer 1's output: the fine-tuned model has 1 layer and reopens for evaluate/classify.
         let (train, dev) = try FineTuneCLITests.sentimentData(dir)
-        let spec = try TaskCLITests.write("""
-            name = "tiny-sentiment"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            from_layer = 1
-            [train]
-            epochs = 1
-            lr = 3e-3
-            batch_size = 8
-            """, dir, "task.toml")
+        let spec = try FineTuneCLITests.sentimentSpec(dir, train: train, dev: dev, model: "from_layer = 1")
         let out = dir.appendingPathComponent("run").path, db = dir.appendingPathComponent("g.sqlite").path
         r = try runGraft(["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1", "--json"])
         #expect(r.0 == 0, "\(r.2)")
