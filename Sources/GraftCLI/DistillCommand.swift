@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftCorpus
 import GraftEngine
 import GraftModels
 import GraftTasks
@@ -61,8 +62,9 @@ struct DistillCommand: ParsableCommand {
             (1 - alpha) * cross-entropy(gold) (Hinton et al.), the teacher's logits computed on the same batches (inference \
             only). Sequence and token classification. The student is a preset (tiny, mini, small, or bert-mini …: built \
             with the teacher's vocabulary and tokenizer) or a model directory with the teacher's tokenizer. --unlabelled \
-            FILE (one document per line) adds text the teacher labels on the fly (soft targets only; sequence \
-            classification). Every finetune option applies (epochs, lr, batch size, patience, …); OUT/best is the student, \
+            FILE (one document per line) or --unlabelled-store DB (a corpus store's documents, optionally one \
+            --unlabelled-source and --unlabelled-split) adds text the teacher labels on the fly (soft targets only; \
+            sequence classification). Every finetune option applies (epochs, lr, batch size, patience, …); OUT/best is the student, \
             a fine-tuned model directory for evaluate / classify / tag.
             """)
 
@@ -72,11 +74,22 @@ struct DistillCommand: ParsableCommand {
     @Option(help: "Softmax temperature T of the soft targets (> 0).") var temperature: Float = 2
     @Option(help: "Weight of the soft (distillation) term; 1 - alpha weighs the gold cross-entropy.") var alpha: Float = 0.5
     @Option(help: "Unlabelled documents (one per line) the teacher labels with soft targets.") var unlabelled: String?
+    @Option(name: .customLong("unlabelled-store"), help: "A corpus store whose documents (all, or --unlabelled-source / --unlabelled-split) the teacher labels with soft targets.")
+    var unlabelledStore: String?
+    @Option(name: .customLong("unlabelled-source"), help: "With --unlabelled-store: only this imported source's documents.") var unlabelledSource: String?
+    @Option(name: .customLong("unlabelled-split"), help: "With --unlabelled-store: only this split part (train, dev, test; the default scheme).")
+    var unlabelledSplit: String?
     @OptionGroup var training: FinetuneCommand
 
     func validate() throws {
         guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be a positive number") }
         guard alpha >= 0, alpha <= 1 else { throw ValidationError("--alpha must lie in [0, 1]") }
+        if unlabelledStore == nil && (unlabelledSource != nil || unlabelledSplit != nil) {
+            throw ValidationError("--unlabelled-source and --unlabelled-split select from --unlabelled-store DB")
+        }
+        if let unlabelledSplit, SplitPart(rawValue: unlabelledSplit) == nil {
+            throw ValidationError("--unlabelled-split \(unlabelledSplit) is not one of \(SplitPart.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         if training.model != nil { throw ValidationError("graft distill takes the student as --student PRESET|DIR (and the teacher as --teacher), not --model") }
         try training.validate()
     }
@@ -96,6 +109,15 @@ struct DistillCommand: ParsableCommand {
                     if !isBlank(text) { documents.append(TextExample(id: id, text: text, label: nil)) }
                 }
                 guard !documents.isEmpty else { throw CLIError("\(unlabelled): no documents") }
+            }
+            if let unlabelledStore {
+                guard FileManager.default.fileExists(atPath: unlabelledStore) else { throw CLIError("\(unlabelledStore): no such corpus store") }
+                let selection = StoreSelection(source: unlabelledSource, split: unlabelledSplit.flatMap(SplitPart.init(rawValue:)))
+                let found = try StoreReader.documents(try CorpusStore(path: unlabelledStore), selection)
+                guard !found.isEmpty else {
+                    throw CLIError("\(unlabelledStore): no documents in the selection (source \(unlabelledSource ?? "any"), split \(unlabelledSplit ?? "any"))")
+                }
+                documents += found
             }
             let d = Distillation(teacher: m, teacherModel: head, student: student, temperature: temperature, alpha: alpha, unlabelled: documents)
             try training.finetune(plugin, spec: spec, distillation: d)

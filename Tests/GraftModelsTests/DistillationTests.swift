@@ -163,6 +163,17 @@ struct DistillCLITests {
         r = try runGraft(["corpus", "runs", "--db", db])
         #expect(r.1.contains("distill-sentiment"), "\(r.1)")
 
+        // Unlabelled documents from a corpus-store selection.
+        let store = dir.appendingPathComponent("u.sqlite").path
+        r = try runGraft(["corpus", "add", unlabelled, "--format", "lines", "--db", store, "--quiet"])
+        #expect(r.0 == 0, "\(r.2)")
+        r = try runGraft(["distill", "--teacher", teacher + "/best", "--student", "tiny", "--task", spec, "--out", out + "-store",
+                          "--unlabelled-store", store, "--db", db, "--threads", "1"])
+        #expect(r.0 == 0 && r.2.contains("+ 2 unlabelled"), "\(r.2)")
+        r = try runGraft(["distill", "--teacher", teacher + "/best", "--student", "tiny", "--task", spec, "--out", out + "-x",
+                          "--unlabelled-store", store, "--unlabelled-source", "nope", "--db", db, "--threads", "1"])
+        #expect(r.0 != 0 && r.2.contains("nope"), "\(r.2)")
+
         // A student directory with another tokenizer (same size, other ids) is refused.
         var words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog", "sat", "on", "mat", "a", "ran",
                      "##s", "##ed", "and", ".", ",", "big", "small", "red", "blue", "house", "tree"]
