@@ -46,6 +46,8 @@ struct Graft: AsyncParsableCommand {
             LogitsCommand.self,
             ImportCommand.self,
             ExportCommand.self,
+            SurgeryCommand.self,
+            DistillCommand.self,
             EmbedCommand.self,
             GenerateCommand.self,
             BenchCommand.self,

@@ -67,6 +67,9 @@ struct FinetuneCommand: ParsableCommand {
     var patience: Int?
     @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls).")
     var pooling: PoolingChoice?
+    @Option(name: .customLong("from-layer"),
+            help: "Put the head on layer K's output: the base model's layers above K are cut off (not run, not saved) (default: model.from_layer, else all layers).")
+    var fromLayer: Int?
     @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
     @Option(name: .customLong("init"),
@@ -94,6 +97,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         if let unfreezeTop, unfreezeTop < 0 { throw ValidationError("--unfreeze-top must not be negative") }
         if let f = layerLearningRateDecay, !(f > 0 && f <= 1) { throw ValidationError("--layer-lr-decay must lie in (0, 1]") }
+        if let fromLayer, fromLayer < 1 { throw ValidationError("--from-layer must be at least 1 (the head on layer K's output keeps layers 0..<K)") }
     }
 
     func run() throws {
@@ -106,9 +110,13 @@ struct FinetuneCommand: ParsableCommand {
         try finetune(plugin, spec: spec)
     }
 
-    private func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec) throws {
+    /// Fine-tunes `plugin`'s head on the base model; with `distillation`, trains the student it
+    /// describes towards its teacher instead (``DistillationObjective`` over the same
+    /// fine-tuning objective, data and options).
+    func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec, distillation: Distillation? = nil) throws {
         let t = spec.training
-        let base = try spec.requireBaseModel(override: model)
+        let base = try distillation.map(\.student) ?? spec.requireBaseModel(override: model)
+        let label = distillation == nil ? "finetune" : "distill"
         func source(_ override: String?, _ fallback: DataSource?, _ what: String) throws -> DataSource? {
             if let override { return .file(override) }
             return fallback
@@ -137,6 +145,18 @@ struct FinetuneCommand: ParsableCommand {
             }
             targetTexts = try target.texts()
         }
+        var unlabelled: [Plugin.Example] = []
+        if let texts = distillation?.unlabelled, !texts.isEmpty {
+            guard let u = texts as? [Plugin.Example] else {
+                throw CLIError("\(task): unlabelled text applies to sequence classification; a \(Plugin.headKind.rawValue) student is distilled on labelled data")
+            }
+            guard sources.count == 1 else {
+                throw CLIError("\(task): distillation on unlabelled text takes one labelled source; data.train lists \(sources.count)")
+            }
+            unlabelled = u
+        }
+        var runSources = sources
+        runSources[0].examples += unlabelled   // the teacher labels them (soft targets only)
 
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
@@ -159,7 +179,8 @@ struct FinetuneCommand: ParsableCommand {
         let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
-        let architecture = try headArchitecture(Plugin.headKind, base: base)
+        let family = try distillation?.teacherModel.config.kind ?? ModelDirectory.config(base).kind
+        let architecture = try headArchitecture(Plugin.headKind, family: family, base: base)
         let poolingChoice = pooling?.pooling ?? spec.pooling
         if let poolingChoice {
             guard architecture == "BertForSequenceClassification" else {
@@ -178,15 +199,11 @@ struct FinetuneCommand: ParsableCommand {
         case .store(let p, _)?: targetOrigin = p
         case nil: targetOrigin = task
         }
-        func trainRun(_ initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
-            let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
-                                                 seed: options.seed, randomWeights: initialization == .random)
-            guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
-                throw CLIError("\(base): \(architecture) did not build a task head")
-            }
-            let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
-                                                    sources: sources, dev: devExamples, options: options, specFile: task,
-                                                    target: targetTexts, targetOrigin: targetOrigin)
+        let topLayer = fromLayer ?? spec.fromLayer
+        /// Trains `objective` (the fine-tuning one or the distillation over it), records the run and reports.
+        func trainAndReport<Objective: TrainingObjective>(_ objective: Objective, fineTuning: FineTuningObjective<Plugin>,
+                                                          headModel: any PretrainedModel & TaskHeadModel, loaded initialized: [String],
+                                                          initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
             let windows = objective.examplesPerEpoch ?? 0
             let epochCount = epochs ?? t.epochs ?? 3
             var opts = OptimizationOptions()
@@ -208,14 +225,14 @@ struct FinetuneCommand: ParsableCommand {
             opts.keepCheckpoints = 1
             opts.patience = patienceValue
             let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
-            objective.plannedBatches = trainer.totalSteps * opts.accumulation
+            fineTuning.plannedBatches = trainer.totalSteps * opts.accumulation
             guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
-                let summary = try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
+                let summary = try runTraining(trainer, resume: resume, record: nil, label: label, out: out) { _ in "" }
                 return FinetuneResult(fields: nil, scores: [:], interrupted: summary.interrupted)
             }
 
             let store = try CorpusStore(path: db)
-            let configJSON = JSONValue.object([
+            var config: [(String, JSONValue)] = [
                 ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
                 ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
                 ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
@@ -224,29 +241,33 @@ struct FinetuneCommand: ParsableCommand {
                 ("train_sources", .array(sourceSpecs.map { .object([("data", .string($0.source.origin)), ("rate", .number($0.rate))]) })),
                 ("target_texts", .number(Double(targetTexts.count))),
                 ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
-                ("patience", patienceValue.map { .integer($0) } ?? .null),
+                ("patience", patienceValue.map { .integer($0) } ?? .null), ("from_layer", topLayer.map { .integer($0) } ?? .null),
                 ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
-            ]).serialized()
-            let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
-            printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainCount) training examples " +
-                       "(\(windows) windows\(sources.count > 1 ? " from \(sources.count) sources" : "")), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+            ]
+            if let distillation {
+                config += [("teacher", .string(distillation.teacher.directory)), ("temperature", .float(distillation.temperature)),
+                           ("alpha", .float(distillation.alpha)), ("unlabelled_examples", .integer(unlabelled.count))]
+            }
+            let run = try store.startRun(kind: objective.name, name: out, configJSON: JSONValue.object(config).serialized())
+            printError("\(distillation == nil ? "fine-tuning" : "distilling into") \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainCount) training examples " +
+                       "\(unlabelled.isEmpty ? "" : "+ \(unlabelled.count) unlabelled ")(\(windows) windows\(sources.count > 1 ? " from \(sources.count) sources" : "")), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
             if adaptation.method != .none {
                 let detail = adaptation.method == .adversarial ? String(format: ", λ_max %g on Ganin et al.'s schedule", adaptation.weight)
-                    : objective.trainingWeights.map { w in String(format: ", source weights %.3f…%.3f", Double(w.min() ?? 1), Double(w.max() ?? 1)) } ?? ""
+                    : fineTuning.trainingWeights.map { w in String(format: ", source weights %.3f…%.3f", Double(w.min() ?? 1), Double(w.max() ?? 1)) } ?? ""
                 printError("domain adaptation: \(adaptation.method.rawValue) to \(targetTexts.count) target texts\(detail)")
             }
             if options.cacheFeatures {
                 printError(String(format: "cached features: the frozen encoder runs once over the %d training windows (inference mode, no dropout in it); the cache holds %.1f MB (%@ x %d floats)",
-                                  windows, Double(objective.featureCacheBytes) / 1e6, Plugin.headKind == .tokenClassification ? "tokens" : "windows", headModel.config.hidden))
+                                  windows, Double(fineTuning.featureCacheBytes) / 1e6, Plugin.headKind == .tokenClassification ? "tokens" : "windows", headModel.config.hidden))
             }
             if initialization == .random {
                 printError("random initialisation (--init random): no weights loaded from \(base)")
-            } else if !loaded.initialized.isEmpty {
-                printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+            } else if !initialized.isEmpty {
+                printError("new head parameters: \(initialized.joined(separator: ", "))")
             }
             let main = plugin.mainMetric.key
             var bestMetrics: [String: Double] = [:]
-            let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
+            let summary = try runTraining(trainer, resume: resume, record: run, label: label, out: out, announce: !json,
                                           stepsPerEpoch: stepsPerEpoch) { e in
                 if e.isBest { bestMetrics = e.metrics }
                 return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
@@ -263,6 +284,46 @@ struct FinetuneCommand: ParsableCommand {
             for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
             fields.append(("model", .string(out + "/best")))
             return FinetuneResult(fields: fields, scores: scores, interrupted: summary.interrupted)
+        }
+
+        /// Trains one run from `initialization` into `out` (fine-tuning, or distillation over the
+        /// same fine-tuning objective); rank 0 records it, reports it and returns its `--json`
+        /// fields and best dev scores (the other ranks: nil fields).
+        func trainRun(_ initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
+            let loaded: (model: any PretrainedModel, tokenizer: Tokenizer, initialized: [String])
+            if let distillation {
+                loaded = try distillation.studentModel(architecture: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                                       seed: options.seed, randomWeights: initialization == .random)
+            } else {
+                let l = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                                seed: options.seed, randomWeights: initialization == .random)
+                loaded = (l.model, l.tokenizer, l.initialized)
+            }
+            var cutModel: (any PretrainedModel)?
+            if let topLayer {
+                let count = loaded.model.config.layers
+                guard topLayer <= count else {
+                    throw CLIError("\(task): from layer \(topLayer), but \(base) has \(count) layers (1...\(count))")
+                }
+                if topLayer < count { cutModel = try ModelSurgery.keepingLayers(Array(0..<topLayer), of: loaded.model, seed: options.seed) }
+            }
+            guard let headModel = (cutModel ?? loaded.model) as? any PretrainedModel & TaskHeadModel else {
+                throw CLIError("\(base): \(architecture) did not build a task head")
+            }
+            let fineTuning = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
+                                                     sources: runSources, dev: devExamples, options: options, specFile: task,
+                                                     target: targetTexts, targetOrigin: targetOrigin)
+            guard let distillation else { return try trainAndReport(fineTuning, fineTuning: fineTuning, headModel: headModel, loaded: loaded.initialized,
+                                                                    initialization: initialization, out: out, resume: resume) }
+            let objective: DistillationObjective<Plugin>
+            do {
+                objective = try DistillationObjective(student: fineTuning, teacher: distillation.teacherModel,
+                                                      teacherLabels: distillation.teacherModel.config.labels ?? [],
+                                                      teacherTokenizer: distillation.teacher.tokenizer,
+                                                      temperature: distillation.temperature, alpha: distillation.alpha)
+            } catch let e as TaskError { throw CLIError("\(distillation.student): \(e)") }
+            return try trainAndReport(objective, fineTuning: fineTuning, headModel: headModel, loaded: loaded.initialized,
+                                      initialization: initialization, out: out, resume: resume)
         }
 
         let transfer = try trainRun(initialization, out: out, resume: resume)
@@ -290,8 +351,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     /// The HuggingFace head class for a head kind on the base model's family.
-    private func headArchitecture(_ kind: HeadKind, base: String) throws -> String {
-        let family = try ModelDirectory.config(base).kind
+    private func headArchitecture(_ kind: HeadKind, family: ModelKind, base: String) throws -> String {
         switch (kind, family) {
         case (.sequenceClassification, .bert): return "BertForSequenceClassification"
         case (.tokenClassification, .bert): return "BertForTokenClassification"
@@ -352,17 +412,59 @@ struct InferenceOptions: ParsableArguments {
         do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
     }
 
-    /// Runs `body` under `--threads` with the opened model and its plugin, which must be a `P`:
-    /// otherwise an error saying that `graft command` needs `kind`.
-    func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String,
+    /// Runs `body` under `--threads` with the opened model (`opening`, else ``open()``) and its
+    /// plugin, which must be a `P`: otherwise an error saying that `graft command` needs `kind`.
+    func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String, opening: (() throws -> TaskModel?)? = nil,
                                   _ body: (P, TaskModel) throws -> Void) throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) {
-            let m = try open()
+            let m = try opening?() ?? open()
             guard let plugin = m.plugin as? P else {
                 throw CLIError("\(model) is a \(m.spec.kind.rawValue) model; graft \(command) needs \(kind)")
             }
             try body(plugin, m)
         }
+    }
+}
+
+/// `--zero-shot --labels` / `--examples` of `graft classify` and `graft evaluate`: a
+/// sentence-embedding model (`--model`, e.g. all-MiniLM-L6-v2) as a classifier without training
+/// (``EmbeddingClassifierHead``).
+struct EmbeddingClassifierOptions: ParsableArguments {
+    static let discussion = """
+        Zero-shot: --zero-shot --labels "positive=a great, enjoyable film;negative=a dull, bad film" with --model a \
+        sentence-embedding model (e.g. an imported all-MiniLM-L6-v2): each text's embedding (masked mean of the last \
+        hidden states, L2-normalised) is compared with each label description's; the label is the most similar. \
+        Few-shot: --examples FILE (TSV label<TAB>text, a handful per class): each class's prototype is the normalised \
+        mean of its examples' embeddings, with its description (if --labels gives one) counted as one more example; \
+        without --labels the classes are the file's labels. Output as a fine-tuned classifier's; "scores" are \
+        softmax(cosine / T) over the classes with T = --temperature (default 0.05).
+        """
+
+    @Flag(name: .customLong("zero-shot"), help: "Classify with a sentence-embedding model and label descriptions (--labels), no training.")
+    var zeroShot = false
+    @Option(help: "Classes for --zero-shot / --examples: \"LABEL=DESCRIPTION;LABEL=DESCRIPTION\" (a bare LABEL with --examples).")
+    var labels: String?
+    @Option(help: "Few-shot examples: TSV label<TAB>text; class prototypes are the normalised mean of their embeddings.")
+    var examples: String?
+    @Option(help: "Softmax temperature of the zero-/few-shot scores, softmax(cosine / T) (default 0.05).")
+    var temperature: Float = 0.05
+
+    var isEnabled: Bool { zeroShot || examples != nil }
+
+    func validate(_ inference: InferenceOptions) throws {
+        if !isEnabled && labels != nil { throw ValidationError("--labels needs --zero-shot or --examples FILE") }
+        if zeroShot && labels == nil { throw ValidationError("--zero-shot needs --labels \"LABEL=DESCRIPTION;LABEL=DESCRIPTION\"") }
+        if isEnabled && inference.task != nil { throw ValidationError("--task does not apply to a zero-/few-shot classifier (its task is --labels / --examples)") }
+        if !(temperature > 0 && temperature.isFinite) { throw ValidationError("--temperature must be a positive number") }
+    }
+
+    /// The embedding classifier, or nil without --zero-shot / --examples.
+    func open(_ inference: InferenceOptions) throws -> TaskModel? {
+        guard isEnabled else { return nil }
+        do {
+            let classes = try labels.map { try ClassDescription.parse($0, requireDescriptions: examples == nil) }
+            return try TaskModel.embeddingClassifier(inference.model, classes: classes, examplesFile: examples, temperature: temperature)
+        } catch let e as TaskError { throw CLIError("\(e)") } catch let e as ModelError { throw CLIError("\(e)") }
     }
 }
 
@@ -431,17 +533,21 @@ func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.prope
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Score a fine-tuned model on labelled data in its task's format (TSV, CoNLL, SQuAD JSON).")
+        abstract: "Score a fine-tuned model on labelled data in its task's format (TSV, CoNLL, SQuAD JSON).",
+        discussion: "With --zero-shot --labels or --examples, scores a zero-/few-shot sentence-embedding classifier on TSV data (accuracy, macro_f1). " + EmbeddingClassifierOptions.discussion)
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var embedding: EmbeddingClassifierOptions
     @Option(help: "Labelled data: TSV label<TAB>text, CoNLL columns (tag last) or SQuAD v1.1 JSON.") var data: String
     @Option(name: .customLong("label-map"), help: "A label-map file (e.g. tasks/wnut16-to-conll2003.toml): the data's labels are renamed to the model's before scoring.")
     var labelMap: String?
     @Flag(help: "Print one JSON object with the metrics (fractions 0-1), examples and seconds.") var json = false
 
+    func validate() throws { try embedding.validate(inference) }
+
     func run() throws {
         try Engine.withThreads(inference.threads ?? Engine.defaultThreads) {
-            let m = try inference.open()
+            let m = try embedding.open(inference) ?? inference.open()
             try evaluate(m.plugin, m)
         }
     }
@@ -592,13 +698,18 @@ enum EntityRendering {
 struct ClassifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "classify",
-        abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier.")
+        abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier, or zero-/few-shot with a sentence-embedding model.",
+        discussion: EmbeddingClassifierOptions.discussion)
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var embedding: EmbeddingClassifierOptions
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
+    func validate() throws { try embedding.validate(inference) }
+
     func run() throws {
-        try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model") { classifier, m in
+        try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model",
+                                opening: { try embedding.open(inference) }) { classifier, m in
             let documents = try readDocuments(files).map { TextExample(id: $0.id, text: $0.text, label: nil) }
             let skip = documents.map { isBlank($0.text) }
             let blank = skip.filter { $0 }.count

@@ -164,6 +164,17 @@ public enum ModelRegistry {
         return a
     }
 
+    /// A freshly initialised model of the architecture registered as `name` (store seeded by
+    /// `seed`, dropout by `seed + 1`), e.g. a distillation student built from a preset.
+    public static func build(_ name: String, config: ModelConfig, seed: UInt64) throws -> any PretrainedModel {
+        let entry = try architecture(named: name, file: "config")
+        guard entry.family == config.kind else {
+            throw ModelError.invalidArgument("\(name) is a \(entry.family.rawValue) architecture, the configuration describes \(config.kind.rawValue)")
+        }
+        try config.validate()
+        return try entry.build(.init(config: config, seed: seed, checkpointNames: nil))
+    }
+
     /// The architecture a configuration of `kind` gets when `config.json` names none.
     public static func defaultArchitecture(for kind: ModelKind) -> String {
         kind == .bert ? "BertForMaskedLM" : "GPT2LMHeadModel"

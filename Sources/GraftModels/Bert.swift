@@ -25,6 +25,9 @@ public final class BertModel: PretrainedModel {
     public let pooler: Linear?
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
     public let workspace = Workspace()
+    /// Layers the forward and backward pass over (default none): the original model computes
+    /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
+    public var skippedLayers: Set<Int> = []
     private let embeddingDropout: Dropout
     private let poolerActivation = Tanh()
     private var positionIds: [Int32] = []
@@ -61,7 +64,9 @@ public final class BertModel: PretrainedModel {
         layers = try (0..<config.layers).map {
             let start = store.count
             defer { ranges.append(start..<store.count) }
-            return try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: block, rng: rng, workspace: ws)
+            var layerBlock = block
+            if let pruned = config.prunedHeads?[$0], !pruned.isEmpty { layerBlock.attentionHeads = config.heads - pruned.count }
+            return try TransformerBlock(store, prefix: "encoder.layer.\($0)", config: layerBlock, rng: rng, workspace: ws)
         }
         layerRanges = ranges
         self.pooler = pooler ? try Linear(store, name: "pooler.dense", inFeatures: c, outFeatures: c) : nil
@@ -114,8 +119,9 @@ public final class BertModel: PretrainedModel {
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
-        for (i, layer) in layers.enumerated() {
-            h = firstTokenOnly && i == layers.count - 1
+        let lastRun = layers.indices.last { !skippedLayers.contains($0) }
+        for (i, layer) in layers.enumerated() where !skippedLayers.contains(i) {
+            h = firstTokenOnly && i == lastRun
                 ? try layer.forwardFirstToken(h, mask: maskTensor, training: training)
                 : try layer.forward(h, mask: maskTensor, training: training)
         }
@@ -131,7 +137,7 @@ public final class BertModel: PretrainedModel {
         }
         var d = dHidden
         for (i, layer) in layers.enumerated().reversed() {
-            d = try layer.backward(d)
+            if !skippedLayers.contains(i) { d = try layer.backward(d) }
             store.finishedGradients(layerRanges[i])   // data-parallel: this block's sum may start
         }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer, the

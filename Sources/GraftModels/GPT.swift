@@ -22,6 +22,9 @@ public final class GPTForCausalLM: LanguageModel {
     public let lmHead: Linear
     /// Scratch shared by the blocks (backward buffers, GELU outputs) and the embeddings.
     public let workspace = Workspace()
+    /// Blocks the forward and backward pass over (default none): the original model computes
+    /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
+    public var skippedLayers: Set<Int> = []
     private let embeddingDropout: Dropout
     private let head: LabelledRowsLoss
     private var positionIds: [Int32] = []
@@ -82,7 +85,7 @@ public final class GPTForCausalLM: LanguageModel {
             throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens")
         }
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
-        for b in blocks { h = try b.forward(h, mask: maskTensor, training: training) }
+        for (i, b) in blocks.enumerated() where !skippedLayers.contains(i) { h = try b.forward(h, mask: maskTensor, training: training) }
         return h
     }
 
@@ -91,7 +94,7 @@ public final class GPTForCausalLM: LanguageModel {
     func backwardHidden(_ d0: Tensor) throws {
         var d = d0
         for (i, b) in blocks.enumerated().reversed() {
-            d = try b.backward(d)
+            if !skippedLayers.contains(i) { d = try b.backward(d) }
             store.finishedGradients(blockRanges[i])   // data-parallel: this block's sum may start
         }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer.

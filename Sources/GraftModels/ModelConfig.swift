@@ -62,6 +62,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// written to `config.json` as the Graft-specific key `graft_pooling` (`"mean"`) for
     /// `BertForSequenceClassification` only, which transformers ignores.
     public var pooling: BertForSequenceClassification.Pooling?
+    /// BERT attention heads removed per layer (HuggingFace `pruned_heads`: layer -> head indices
+    /// of the unpruned layer); ``heads`` stays the unpruned count, as in transformers. nil: none.
+    public var prunedHeads: [Int: [Int]]?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -115,6 +118,19 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         guard layerNormEps > 0 else { throw bad("layer norm epsilon \(layerNormEps) must be positive") }
         if let p = padTokenId, p < 0 || Int(p) >= vocabSize { throw bad("pad token id \(p) outside 0..<\(vocabSize)") }
+        for (layer, pruned) in prunedHeads ?? [:] where !pruned.isEmpty {
+            guard kind == .bert else { throw bad("pruned_heads: head pruning is supported for BERT only") }
+            guard layer >= 0, layer < layers else { throw bad("pruned_heads: layer \(layer) outside 0..<\(layers)") }
+            for h in pruned where h < 0 || h >= heads { throw bad("pruned_heads: head \(h) of layer \(layer) outside 0..<\(heads)") }
+            guard Set(pruned).count == pruned.count else { throw bad("pruned_heads: layer \(layer) lists a head twice (\(pruned))") }
+            guard pruned.count < heads else { throw bad("pruned_heads: all \(heads) heads of layer \(layer) are pruned (keep at least one)") }
+        }
+    }
+
+    /// The heads layer `layer` keeps, in order (indices of the unpruned layer).
+    public func keptHeads(layer: Int) -> [Int] {
+        let pruned = Set(prunedHeads?[layer] ?? [])
+        return (0..<heads).filter { !pruned.contains($0) }
     }
 
     /// The most parameters a model may have (2^32 floats: 16 GB of weights, as much again of
@@ -144,6 +160,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             members.append(("num_labels", .number(Double(labels.count))))
             members.append(("id2label", .object(labels.enumerated().map { (String($0.offset), .string($0.element)) })))
             members.append(("label2id", .object(labels.enumerated().map { ($0.element, .number(Double($0.offset))) })))
+        }
+        if let pruned = prunedHeads?.filter({ !$0.value.isEmpty }), !pruned.isEmpty {
+            members.append(("pruned_heads", .object(pruned.keys.sorted().map { (String($0), .array(pruned[$0]!.sorted().map { .integer($0) })) })))
         }
         if pooling == .mean, architecture == "BertForSequenceClassification" {
             members.append(("graft_pooling", .string("mean")))
@@ -275,6 +294,20 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                 names[i] = name
             }
             labels = names.compactMap { $0 }
+        }
+        if let p = json["pruned_heads"], !p.isNull {
+            guard let members = p.object else { throw bad("\"pruned_heads\" is not an object of layer -> head list") }
+            var pruned: [Int: [Int]] = [:]
+            for (key, value) in members {
+                guard let layer = Int(key), let list = value.array, list.count <= 1 << 12 else {
+                    throw bad("\"pruned_heads\": \"\(key)\" must map a layer number to a list of head numbers")
+                }
+                pruned[layer, default: []] += try list.map { v in
+                    guard let h = v.int else { throw bad("\"pruned_heads\": layer \(key) has \(v.serialized()), not a head number") }
+                    return h
+                }
+            }
+            prunedHeads = pruned.isEmpty ? nil : pruned
         }
         if let p = json["graft_pooling"], !p.isNull {
             switch p.string {

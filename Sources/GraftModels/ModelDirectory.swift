@@ -72,10 +72,16 @@ public enum ModelDirectory {
     /// `cls.predictions.*`; GPT-2: `Conv1D` layout), `tokenizer.json`, `vocab.txt` (WordPiece) or
     /// `vocab.json` + `merges.txt` (BPE), `tokenizer_config.json` and `special_tokens_map.json`.
     /// A mean-pooled `BertForSequenceClassification` is refused: transformers' class always
-    /// classifies `[CLS]` through the pooler, so it would compute other logits.
+    /// classifies `[CLS]` through the pooler, so it would compute other logits. So is a model with
+    /// pruned attention heads (``ModelConfig/prunedHeads``): transformers 5 dropped `pruned_heads`
+    /// support (checked with 5.24), so it would not load the narrower projections.
     public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
         if let m = model as? BertForSequenceClassification, m.pooling == .mean {
             throw ModelError.invalidArgument("\(dir): this BertForSequenceClassification pools by the mean of the last hidden states (graft_pooling \"mean\"); transformers' BertForSequenceClassification always classifies [CLS] through the pooler and would compute other logits, so it is not exported (fine-tune with pooling = \"cls\" to export, or keep using it with graft)")
+        }
+        if let pruned = model.config.prunedHeads, pruned.values.contains(where: { !$0.isEmpty }) {
+            let list = pruned.keys.sorted().map { "\($0): \(pruned[$0]!.sorted())" }.joined(separator: ", ")
+            throw ModelError.invalidArgument("\(dir): this model has pruned attention heads (pruned_heads {\(list)}); transformers 5 no longer prunes heads when it loads a model (its BERT layers always have num_attention_heads heads), so it could not load these weights: not exported (keep using it with graft, or export the model before graft surgery --drop-heads)")
         }
         try writeModelFiles(model, tokenizer: tokenizer, to: dir, exported: true)
         do {

@@ -73,20 +73,26 @@ public final class SentenceEmbedder {
     public func embed(ids: [[Int32]], typeIds: [[Int32]]) throws -> [[Float]] {
         let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
         var out = [[Float]](repeating: [], count: ids.count)
-        let c = encoder.config.hidden
         var start = 0
         while start < order.count {
             let idx = Array(order[start..<min(order.count, start + batchSize)])
             let (h, mask, _) = try hiddenStates(ids: idx.map { ids[$0] }, typeIds: idx.map { typeIds[$0] })
-            let pooled = try pool.forward(h, mask: mask)
-            for (i, target) in idx.enumerated() {
-                let row = pooled.data + i * c
-                let norm = max(Kernels.l2Norm(row, c), 1e-12)
-                out[target] = (0..<c).map { Float(Double(row[$0]) / norm) }
-            }
+            for (target, e) in zip(idx, try embeddings(h, mask: mask)) { out[target] = e }
             start += idx.count
         }
         return out
+    }
+
+    /// The embeddings of hidden states `[B, T, C]` with their mask `[B, T]` (1 real, 0 padding;
+    /// nil: no padding): the masked mean of each row, L2-normalised (`x / max(|x|, 1e-12)`).
+    public func embeddings(_ hidden: Tensor, mask: Tensor?) throws -> [[Float]] {
+        let c = encoder.config.hidden
+        let pooled = try pool.forward(hidden, mask: mask)
+        return (0..<hidden.shape[0]).map { i in
+            let row = pooled.data + i * c
+            let norm = max(Kernels.l2Norm(row, c), 1e-12)
+            return (0..<c).map { Float(Double(row[$0]) / norm) }
+        }
     }
 
     /// Cosine similarity of two vectors (Double accumulation).

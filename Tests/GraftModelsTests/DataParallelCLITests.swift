@@ -125,21 +125,9 @@ struct DataParallelCLITests {
         let train = try TaskCLITests.write(rows.joined(separator: "\n") + "\n", dir, "train.tsv")
         let dev = try TaskCLITests.write("label\ttext\npos\ta red house .\nneg\ta blue tree .\n", dir, "dev.tsv")
         func spec(_ accumulation: Int) throws -> String {
-            try TaskCLITests.write("""
-                name = "tiny-sentiment"
-                kind = "sentiment"
-                labels = ["neg", "pos"]
-                [data]
-                train = "\(train)"
-                dev = "\(dev)"
-                [model]
-                max_length = 16
-                [train]
-                epochs = 2
-                lr = 1e-3
-                batch_size = 4
-                gradient_accumulation = \(accumulation)
-                """, dir, "spec-\(accumulation).toml")
+            try FineTuneCLITests.sentimentSpec(dir, train: train, dev: dev,
+                                               training: "epochs = 2\nlr = 1e-3\nbatch_size = 4\ngradient_accumulation = \(accumulation)",
+                                               name: "spec-\(accumulation).toml")
         }
         let parallel = dir.appendingPathComponent("parallel").path, single = dir.appendingPathComponent("single").path
         let db = dir.appendingPathComponent("g.sqlite").path

@@ -25,14 +25,11 @@ struct FineTuneCLITests {
                 try write("label\ttext\npos\ta red house .\nneg\ta blue tree .\n", dir, "dev.tsv"))
     }
 
-    /// ``sentimentData(_:)`` and a spec over it (max_length 16) with these `[train]` settings plus
-    /// the extra `[model]` and `[train]` lines; returns the spec and the dev file.
-    @discardableResult
-    static func sentimentSpec(in dir: URL, epochs: Int, lr: String = "3e-3", batchSize: Int = 8, model: String = "", train extra: String = "")
-        throws -> (spec: String, dev: String)
-    {
-        let (train, dev) = try sentimentData(dir)
-        let spec = try write("""
+    /// A tiny sentiment spec over `train`/`dev`, written as `dir/name`: `model` adds `[model]`
+    /// lines, `training` is the `[train]` table (default: one epoch).
+    static func sentimentSpec(_ dir: URL, train: String, dev: String, model: String = "",
+                              training: String = "epochs = 1\nlr = 3e-3\nbatch_size = 8", name: String = "task.toml") throws -> String {
+        try write("""
             name = "tiny-sentiment"
             kind = "sentiment"
             labels = ["neg", "pos"]
@@ -43,12 +40,19 @@ struct FineTuneCLITests {
             max_length = 16
             \(model)
             [train]
-            epochs = \(epochs)
-            lr = \(lr)
-            batch_size = \(batchSize)
-            \(extra)
-            """, dir, "task.toml")
-        return (spec, dev)
+            \(training)
+            """, dir, name)
+    }
+
+    /// ``sentimentData(_:)`` and a spec over it (max_length 16) with these `[train]` settings plus
+    /// the extra `[model]` and `[train]` lines; returns the spec and the dev file.
+    @discardableResult
+    static func sentimentSpec(in dir: URL, epochs: Int, lr: String = "3e-3", batchSize: Int = 8, model: String = "", train extra: String = "")
+        throws -> (spec: String, dev: String)
+    {
+        let (train, dev) = try sentimentData(dir)
+        return (try sentimentSpec(dir, train: train, dev: dev, model: model,
+                                  training: "epochs = \(epochs)\nlr = \(lr)\nbatch_size = \(batchSize)\n\(extra)"), dev)
     }
 
     /// With 2 dev examples accuracy takes 3 values, so it cannot improve 4 epochs running: patience 1

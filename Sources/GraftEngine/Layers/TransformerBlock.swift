@@ -23,12 +23,20 @@ public final class TransformerBlock {
         public var gelu: GELU.Form
         public var hiddenDropout: Float
         public var attentionDropout: Float
+        /// The heads this block keeps (pruned heads removed, HuggingFace `pruned_heads`), each of
+        /// width `hidden / heads`; nil: all `heads`. The query, key and value projections are then
+        /// `C -> A` and the attention output `A -> C`, `A = attentionHeads * hidden / heads`.
+        public var attentionHeads: Int?
 
         public init(hidden: Int, heads: Int, ffn: Int, layerNormEps: Float = 1e-12, gelu: GELU.Form = .erf,
-                    hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1) {
+                    hiddenDropout: Float = 0.1, attentionDropout: Float = 0.1, attentionHeads: Int? = nil) {
             self.hidden = hidden; self.heads = heads; self.ffn = ffn; self.layerNormEps = layerNormEps
             self.gelu = gelu; self.hiddenDropout = hiddenDropout; self.attentionDropout = attentionDropout
+            self.attentionHeads = attentionHeads
         }
+
+        /// The width `A` of the attention projections: kept heads × head width.
+        public var attentionWidth: Int { (attentionHeads ?? heads) * (hidden / heads) }
     }
 
     public let config: Config
@@ -48,17 +56,22 @@ public final class TransformerBlock {
         self.config = config
         let c = config.hidden, f = config.ffn
         guard c % config.heads == 0 else { throw EngineError.invalidArgument("hidden \(c) not divisible by \(config.heads) heads") }
+        let kept = config.attentionHeads ?? config.heads
+        guard kept >= 1, kept <= config.heads else {
+            throw EngineError.invalidArgument("\(prefix): \(kept) attention heads kept of \(config.heads) (at least one)")
+        }
+        let a = config.attentionWidth
         let ws = workspace ?? Workspace()
         self.workspace = ws
-        query = try Linear(store, name: "\(prefix).attention.self.query", inFeatures: c, outFeatures: c)
-        key = try Linear(store, name: "\(prefix).attention.self.key", inFeatures: c, outFeatures: c)
-        value = try Linear(store, name: "\(prefix).attention.self.value", inFeatures: c, outFeatures: c)
-        attnOut = try Linear(store, name: "\(prefix).attention.output.dense", inFeatures: c, outFeatures: c)
+        query = try Linear(store, name: "\(prefix).attention.self.query", inFeatures: c, outFeatures: a)
+        key = try Linear(store, name: "\(prefix).attention.self.key", inFeatures: c, outFeatures: a)
+        value = try Linear(store, name: "\(prefix).attention.self.value", inFeatures: c, outFeatures: a)
+        attnOut = try Linear(store, name: "\(prefix).attention.output.dense", inFeatures: a, outFeatures: c)
         attnNorm = try LayerNorm(store, name: "\(prefix).attention.output.LayerNorm", dim: c, eps: config.layerNormEps)
         intermediate = try Linear(store, name: "\(prefix).intermediate.dense", inFeatures: c, outFeatures: f)
         output = try Linear(store, name: "\(prefix).output.dense", inFeatures: f, outFeatures: c)
         outNorm = try LayerNorm(store, name: "\(prefix).output.LayerNorm", dim: c, eps: config.layerNormEps)
-        attention = try MultiHeadAttention(heads: config.heads, causal: false,
+        attention = try MultiHeadAttention(heads: kept, causal: false,
                                            dropout: config.attentionDropout, rng: rng, workspace: ws)
         gelu = GELU(config.gelu)
         drop1 = try Dropout(p: config.hiddenDropout, rng: rng)
@@ -125,8 +138,11 @@ public final class TransformerBlock {
         if let t = firstTokenSeqLen { return try firstTokenAttentionBackward(dy, dr1: dr1, seqLen: t, s1: s1) }
         let s3 = ws.tensor("block.c3", shape), s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let t2 = drop1.backward(dr1, into: s3)
-        let dctx = try attnOut.backward(t2, into: s1)
-        let (dq, dk, dv) = try attention.backward(dctx, into: (s3, s4, s5))
+        // With pruned heads the attention tensors are [B, T, A]: narrower views of the same buffers.
+        let width = config.attentionWidth
+        func narrow(_ name: String, _ full: Tensor) -> Tensor { width == config.hidden ? full : ws.tensor(name, [shape[0], shape[1], width]) }
+        let dctx = try attnOut.backward(t2, into: narrow("block.c1", s1))
+        let (dq, dk, dv) = try attention.backward(dctx, into: (narrow("block.c3", s3), narrow("block.c4", s4), narrow("block.c5", s5)))
         let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
         let gq = try query.backward(dq, into: s1), gk = try key.backward(dk, into: s3), gv = try value.backward(dv, into: s4)
         Kernels.add(gq.data, gk.data, d.data, n)

@@ -144,6 +144,12 @@ public final class ClassificationHead {
     public let dropout: Dropout
     public let crossEntropy: LabelCrossEntropy
     public var numLabels: Int { linear.outFeatures }
+    /// Knowledge distillation: when set, ``loss(_:targets:weights:training:)`` is
+    /// ``DistillationLoss`` against these teacher logits (and the gold targets) instead of the
+    /// plain cross-entropy. The distilling objective sets it before each loss and clears it after.
+    public var softTargets: SoftTargets?
+    public let distillation: DistillationLoss
+    private var distilled = false
     private var state = BackwardState.none
 
     /// Declares `<name>.weight` `[L, C]` (and `<name>.bias` `[L]` with `bias`) in `store`.
@@ -153,7 +159,12 @@ public final class ClassificationHead {
         linear = try Linear(store, name: name, inFeatures: inFeatures, outFeatures: numLabels, bias: bias)
         dropout = try Dropout(p: p, rng: rng)
         crossEntropy = LabelCrossEntropy(ignoreIndex: ignoreIndex)
+        distillation = DistillationLoss(ignoreIndex: ignoreIndex)
     }
+
+    /// Rows with a gold target in the last loss, and how many of them the argmax got right.
+    public var countedRows: Int { distilled ? distillation.countedRows : crossEntropy.countedRows }
+    public var correctRows: Int { distilled ? distillation.correctRows : crossEntropy.correctRows }
 
     /// Rows `[N, C]` -> logits `[N, L]` (owned by the layer). With `training` false nothing is
     /// kept for a backward pass (no dropout mask, no probabilities).
@@ -166,6 +177,15 @@ public final class ClassificationHead {
     /// optional per-row `weights`); keeps what ``backward(scale:)`` needs.
     public func loss(_ rows: Tensor, targets: [Int32], weights: [Float]? = nil, training: Bool) throws -> (logits: Tensor, loss: Float) {
         let z = try logits(rows, training: training)
+        if let soft = softTargets {
+            guard weights == nil else { throw ModelError.invalidArgument("per-row weights do not apply to distillation") }
+            let l = try distillation.forward(z, targets: targets, soft: soft)
+            distilled = true
+            let softRows = soft.rows.map { $0.contains(true) } ?? !targets.isEmpty
+            state = distillation.countedRows == 0 && !(softRows && soft.alpha > 0) ? .nothingCounted : .ready
+            return (z, l)
+        }
+        distilled = false
         let l = try crossEntropy.forward(z, targets: targets, weights: weights)
         state = crossEntropy.countedRows == 0 ? .nothingCounted : .ready
         return (z, l)
@@ -175,7 +195,7 @@ public final class ClassificationHead {
     /// `[N, C]` (owned by the layers), nil when no row counted; accumulates the head's gradients.
     public func backward(scale: Float) throws -> Tensor? {
         guard try state.beginBackward() else { return nil }
-        let dz = try crossEntropy.backward(scale: scale)
+        let dz = try distilled ? distillation.backward(scale: scale) : crossEntropy.backward(scale: scale)
         return dropout.backward(try linear.backward(dz))
     }
 }
@@ -306,6 +326,18 @@ extension TaskHeadModel where Self: PretrainedModel {
     }
 }
 
+/// A head model whose outputs are one ``ClassificationHead``'s logits (sequence and token
+/// classification, BERT and GPT-2): what knowledge distillation trains through
+/// ``ClassificationHead/softTargets``.
+public protocol ClassificationHeadModel: TaskHeadModel {
+    var head: ClassificationHead { get }
+}
+
+extension BertForSequenceClassification: ClassificationHeadModel {}
+extension BertForTokenClassification: ClassificationHeadModel {}
+extension GPT2ForSequenceClassification: ClassificationHeadModel {}
+extension GPT2ForTokenClassification: ClassificationHeadModel {}
+
 extension BertForSequenceClassification: PretrainedModel { public var architecture: String { "BertForSequenceClassification" } }
 extension BertForTokenClassification: PretrainedModel { public var architecture: String { "BertForTokenClassification" } }
 extension BertForQuestionAnswering: PretrainedModel { public var architecture: String { "BertForQuestionAnswering" } }
@@ -320,7 +352,7 @@ extension ClassificationHead {
                       rows: () throws -> Tensor) throws -> HeadLoss {
         guard labels.count == input.batch else { throw ModelError.invalidBatch("\(labels.count) labels for batch \(input.batch)") }
         let (z, l) = try loss(rows(), targets: labels, weights: weights, training: training)
-        return HeadLoss(loss: l, correct: crossEntropy.correctRows, counted: crossEntropy.countedRows, logits: z)
+        return HeadLoss(loss: l, correct: correctRows, counted: countedRows, logits: z)
     }
 
     /// Token classification (a label for every position): the logits `[B, T, L]` of the encoder
@@ -342,7 +374,7 @@ extension ClassificationHead {
         }
         let positionWeights = weights.map { w in w.flatMap { [Float](repeating: $0, count: input.seqLen) } }
         let (z, l) = try loss(rows(), targets: labels, weights: positionWeights, training: training)
-        return HeadLoss(loss: l, correct: crossEntropy.correctRows, counted: crossEntropy.countedRows,
+        return HeadLoss(loss: l, correct: correctRows, counted: countedRows,
                         logits: try z.reshaped([input.batch, input.seqLen, numLabels]))
     }
 }

@@ -50,6 +50,13 @@ public enum StoreReader {
         return out
     }
 
+    /// The selection's documents as unlabelled text examples (no annotation read; empty
+    /// documents skipped): the text a distillation teacher labels with soft targets.
+    public static func documents(_ store: CorpusStore, _ selection: StoreSelection) throws -> [TextExample] {
+        try store.documents(try selection.filter(store)).all().filter { !$0.text.isEmpty }
+            .map { TextExample(id: "doc:\($0.id)", text: $0.text, label: nil) }
+    }
+
     /// Tagging examples: CoNLL rows when the document has them (tokens and tags as imported),
     /// else the document's entity spans over its whitespace-separated words.
     public static func taggedSentences(_ store: CorpusStore, path: String, _ selection: StoreSelection,

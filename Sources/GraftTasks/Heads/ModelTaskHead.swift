@@ -11,6 +11,9 @@ public final class ModelTaskHead: TaskHead {
     /// or token-classification head (instance weighting; a token head weighs every labelled
     /// position of the row); nil weighs every row 1. Question answering takes none.
     public var rowWeights: [Float]?
+    /// Sequence classification: rows without a class target count as ignored (-100) instead of
+    /// making the batch an error (distillation on unlabelled text: those rows get soft targets only).
+    public var unlabelledRowsIgnored = false
 
     public init(kind: HeadKind, model: any TaskHeadModel) throws {
         switch (kind, model) {
@@ -43,10 +46,10 @@ public final class ModelTaskHead: TaskHead {
         }
         switch model {
         case let m as BertForSequenceClassification:
-            guard let labels = batch.classLabels else { throw missing("class") }
+            guard let labels = classLabels(batch) else { throw missing("class") }
             return try m.loss(input, labels: labels, weights: rowWeights, training: training)
         case let m as GPT2ForSequenceClassification:
-            guard let labels = batch.classLabels else { throw missing("class") }
+            guard let labels = classLabels(batch) else { throw missing("class") }
             return try m.loss(input, labels: labels, weights: rowWeights, training: training)
         case let m as BertForTokenClassification:
             guard let labels = batch.tokenLabels else { throw missing("token") }
@@ -61,6 +64,13 @@ public final class ModelTaskHead: TaskHead {
         default:
             throw TaskError.invalidArgument("no loss for \(type(of: model))")
         }
+    }
+
+    /// `[B]` class ids; with ``unlabelledRowsIgnored``, -100 for rows without one.
+    private func classLabels(_ batch: FeatureBatch) -> [Int32]? {
+        if let labels = batch.classLabels { return labels }
+        guard unlabelledRowsIgnored else { return nil }
+        return batch.targets.map { t -> Int32 in if case .classID(let c)? = t { return Int32(c) } else { return -100 } }
     }
 
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> Float {

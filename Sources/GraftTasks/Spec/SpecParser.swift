@@ -169,7 +169,7 @@ extension TaskSpec {
     static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train", "target"]
     static let dataKeys = ["train", "dev", "test", "format", "invalid_tags", "store", "source", "task",
                            "train_split", "dev_split", "test_split", "split_scheme"]
-    static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling"]
+    static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling", "from_layer"]
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
@@ -365,6 +365,7 @@ extension TaskSpec {
         var window = WindowOptions(maxLength: kind == .questionAnswering ? 384 : 128, stride: kind == .questionAnswering ? 128 : 32)
         var maxAnswerLength = 30
         var pooling: BertForSequenceClassification.Pooling?
+        var fromLayer: Int?
         if let model = try top.table("model") {
             try model.checkKeys(modelKeys, elsewhere: allKeys)
             baseModel = try model.string("base").map { try resolve($0, key: "model.base") }
@@ -386,6 +387,7 @@ extension TaskSpec {
                 default: throw model.bad("pooling", .string(p), "\"cls\" ([CLS] through the pooler, as HuggingFace) or \"mean\" (mean of the last hidden states)")
                 }
             }
+            fromLayer = try model.int("from_layer", min: 1)
             guard window.stride < window.maxLength / 2 else {
                 throw model.bad("stride", .int(window.stride), "an integer below max_length / 2 (\(window.maxLength / 2))")
             }
@@ -443,7 +445,7 @@ extension TaskSpec {
         return TaskSpec(path: path, name: name, kind: kind, description: try top.string("description"), labels: labels,
                         scheme: scheme, format: format, invalidTags: invalidTags, train: train, trainSources: trainSources,
                         dev: dev, test: test, baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength,
-                        training: training, pooling: pooling, target: target)
+                        training: training, pooling: pooling, target: target, fromLayer: fromLayer)
     }
 
     /// Expands `${VAR}` and `${VAR:-default}` from `environment`; an unset variable without a

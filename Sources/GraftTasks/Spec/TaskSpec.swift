@@ -141,6 +141,7 @@ public struct TrainingOptions: Sendable, Equatable {
 /// [model]
 /// base = "../runs/minilm"            # a model directory
 /// pooling = "cls"                    # sequence classification on BERT: cls | mean
+/// from_layer = 3                     # optional: the head on layer 3's output (layers above cut off)
 /// max_length = 128
 /// stride = 32
 ///
@@ -184,4 +185,8 @@ public struct TaskSpec: Sendable, Equatable {
     public var pooling: BertForSequenceClassification.Pooling?
     /// Unlabelled target-domain text for domain adaptation (`[target]`), nil without one.
     public var target: TargetDomain?
+    /// The head sits on the output of the base model's first `fromLayer` layers (`model.from_layer`):
+    /// the layers above are cut off before fine-tuning (``ModelSurgery``), so they are neither run
+    /// nor saved; nil: all layers.
+    public var fromLayer: Int? = nil
 }

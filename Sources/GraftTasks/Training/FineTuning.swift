@@ -372,7 +372,8 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
 public struct TaskModel {
     public let spec: TaskSpec
     public let plugin: any TaskPlugin
-    public let head: ModelTaskHead
+    /// A fine-tuned head model (``ModelTaskHead``), or an ``EmbeddingClassifierHead``.
+    public let head: any TaskHead
     public let tokenizer: Tokenizer
     public let directory: String
 
