@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GraftTasksTests",
-            dependencies: ["GraftTasks", "GraftCorpus", "GraftTokenizers", "GraftSupport"],
+            dependencies: ["GraftTasks", "GraftModels", "GraftEngine", "GraftCorpus", "GraftTokenizers", "GraftSupport"],
             resources: [.copy("Fixtures")]
         ),
     ]

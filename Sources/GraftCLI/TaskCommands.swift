@@ -25,7 +25,12 @@ struct FinetuneCommand: ParsableCommand {
             (--resume continues bit for bit; Ctrl-C writes one). The run is recorded in --db. \
             --patience N stops when the dev metric has not improved for N epochs in a row (early stopping; \
             OUT/best keeps the best). --pooling mean classifies the mean of the last hidden states instead of \
-            [CLS] through the pooler (BERT sequence classification; kept in the model's config.json).
+            [CLS] through the pooler (BERT sequence classification; kept in the model's config.json). \
+            Several --task specs train one BERT encoder with a head per task (multi-task learning): each \
+            micro-batch is one task's, drawn with --sampling (proportional to the tasks' training windows, or \
+            temperature-scaled, n^(1/T)); every task is scored on its dev set each epoch and OUT/best is kept by \
+            mean_main, the mean of the tasks' main metrics. evaluate/tag/classify/ask serve each head by --head NAME \
+            (the task's name).
             """)
 
     enum PoolingChoice: String, ExpressibleByArgument, CaseIterable {
@@ -33,10 +38,15 @@ struct FinetuneCommand: ParsableCommand {
         var pooling: BertForSequenceClassification.Pooling { self == .cls ? .pooler : .mean }
     }
 
-    @Option(help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml.") var task: String
-    @Option(help: "Base model directory (default: the spec's model.base).") var model: String?
-    @Option(help: "Training data (default: the spec's data.train).") var train: String?
-    @Option(help: "Dev data (default: the spec's data.dev).") var dev: String?
+    enum SamplingChoice: String, ExpressibleByArgument, CaseIterable {
+        case proportional, temperature
+    }
+
+    @Option(help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml. Repeat it to train several tasks together (multi-task: one encoder, a head per task).")
+    var task: [String]
+    @Option(help: "Base model directory (default: the (first) spec's model.base).") var model: String?
+    @Option(help: "Training data (default: the spec's data.train; one task only).") var train: String?
+    @Option(help: "Dev data (default: the spec's data.dev; one task only).") var dev: String?
     @Option(help: "Output directory.") var out: String
     @Option(help: "Epochs (default: the spec's train.epochs, else 3).") var epochs: Int?
     @Option(name: .customLong("lr"), help: "Peak learning rate (default: train.lr, else 5e-5).") var learningRate: Float?
@@ -47,11 +57,15 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("head-lr"), help: "The head's learning rate (default: the base one).") var headLearningRate: Float?
     @Flag(name: .customLong("freeze-encoder"), help: "Train only the head (feature extraction).") var freezeEncoder = false
     @Option(name: .customLong("freeze-layers"), help: "Freeze the embeddings and the lowest K layers.") var freezeLayers: Int?
-    @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
+    @Option(name: .customLong("limit-train"), help: "Use only the first N training examples (of each task).") var limitTrain: Int?
     @Option(help: "Early stopping: stop after N evaluations (epochs) in a row without a better dev metric (default: train.patience, else never).")
     var patience: Int?
-    @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls).")
+    @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls; one task only: several tasks follow their specs).")
     var pooling: PoolingChoice?
+    @Option(help: "Several tasks: how each micro-batch's task is drawn: proportional (probability ∝ its training windows n) or temperature (∝ n^(1/T)).")
+    var sampling: SamplingChoice = .proportional
+    @Option(name: .customLong("sampling-temperature"), help: "T of --sampling temperature (default 2; 1 is proportional, larger flattens towards uniform).")
+    var samplingTemperature: Double?
     @Option(help: "Corpus database that records the run.") var db: String = "graft.sqlite"
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
     @Option(name: .customLong("init"),
@@ -62,6 +76,16 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        guard !task.isEmpty else { throw ValidationError("--task SPEC is required") }
+        if task.count > 1 {
+            for (given, name) in [(train != nil, "--train"), (dev != nil, "--dev"), (pooling != nil, "--pooling")] where given {
+                throw ValidationError("\(name) applies to one task; with several --task specs each spec's [data] and model.pooling apply")
+            }
+        }
+        if let samplingTemperature {
+            guard sampling == .temperature else { throw ValidationError("--sampling-temperature needs --sampling temperature") }
+            guard samplingTemperature > 0, samplingTemperature.isFinite else { throw ValidationError("--sampling-temperature must be a positive number") }
+        }
     }
 
     func run() throws {
@@ -69,26 +93,28 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     private func finetune() throws {
-        let spec = try TaskSpec.load(task)
+        if task.count > 1 { return try finetuneTasks() }
+        let spec = try TaskSpec.load(task[0])
         let plugin = try TaskRegistry.plugin(for: spec)
         try finetune(plugin, spec: spec)
     }
 
-    private func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec) throws {
-        let t = spec.training
-        let base = try spec.requireBaseModel(override: model)
-        func source(_ override: String?, _ fallback: DataSource?, _ what: String) throws -> DataSource? {
-            if let override { return .file(override) }
-            return fallback
-        }
-        guard let trainSource = try source(train, spec.train, "train") else {
-            throw CLIError("\(task): no training data (data.train in the spec, or --train FILE)")
+    /// The training and dev examples of one task (`--train`/`--dev` override the spec's data).
+    private func examples<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec, specFile: String) throws
+        -> (train: [Plugin.Example], dev: [Plugin.Example])
+    {
+        guard let trainSource = train.map(DataSource.file) ?? spec.train else {
+            throw CLIError("\(specFile): no training data (data.train in the spec, or --train FILE)")
         }
         var trainExamples = try plugin.examples(from: trainSource)
         if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
-        let devExamples = try source(dev, spec.dev, "dev").map { try plugin.examples(from: $0) } ?? []
-        guard !trainExamples.isEmpty else { throw CLIError("\(task): the training data has no examples") }
+        let devExamples = try (dev.map(DataSource.file) ?? spec.dev).map { try plugin.examples(from: $0) } ?? []
+        guard !trainExamples.isEmpty else { throw CLIError("\(specFile): the training data has no examples") }
+        return (trainExamples, devExamples)
+    }
 
+    /// The fine-tuning options and base learning rate from a spec's [train] table and the options given here.
+    private func fineTuningOptions(_ t: TrainingOptions) -> (FineTuningOptions, learningRate: Float) {
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
         options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
@@ -96,31 +122,18 @@ struct FinetuneCommand: ParsableCommand {
         options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
         let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
         if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
+        return (options, lr)
+    }
 
-        let architecture = try headArchitecture(Plugin.headKind, base: base)
-        let poolingChoice = pooling?.pooling ?? spec.pooling
-        if let poolingChoice {
-            guard architecture == "BertForSequenceClassification" else {
-                throw CLIError("\(task): pooling (\(poolingChoice == .mean ? "mean" : "cls")) applies to BERT sequence classification; \(architecture) \(Plugin.headKind == .sequenceClassification ? "classifies from the last real token" : "does not pool")")
-            }
-        }
-        let patienceValue = patience ?? t.patience
-        if patienceValue != nil && devExamples.isEmpty {
-            throw CLIError("\(task): early stopping (patience) needs dev data (data.dev in the spec, or --dev FILE)")
-        }
-        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
-                                             seed: options.seed, randomWeights: initialization == .random)
-        guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
-            throw CLIError("\(base): \(architecture) did not build a task head")
-        }
-        let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
-                                                train: trainExamples, dev: devExamples, options: options, specFile: task)
-        let windows = objective.examplesPerEpoch ?? 0
+    /// The trainer's options: an evaluation and a checkpoint every epoch of `windows` examples.
+    private func optimizationOptions(_ t: TrainingOptions, _ options: FineTuningOptions, learningRate lr: Float, windows: Int,
+                                     patience patienceValue: Int?, dataParallel: DataParallel)
+        -> (options: OptimizationOptions, stepsPerEpoch: Int)
+    {
         let epochCount = epochs ?? t.epochs ?? 3
         var opts = OptimizationOptions()
         opts.batchSize = options.batchSize
         opts.epochs = epochCount
-        let dataParallel = try Ranks.dataParallel()
         opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
         opts.learningRate = lr
         opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
@@ -132,31 +145,15 @@ struct FinetuneCommand: ParsableCommand {
         opts.checkpointEvery = stepsPerEpoch
         opts.keepCheckpoints = 1
         opts.patience = patienceValue
-        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
-        guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
-            try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
-            return
-        }
+        return (opts, stepsPerEpoch)
+    }
 
+    /// Records the run in --db, trains with progress, and prints the best dev scores with --json
+    /// (`name`: the task, or the tasks joined by `+`).
+    private func train<Objective: TrainingObjective>(_ trainer: Trainer<Objective>, runKind: String, name: String,
+                                                     config: [(String, JSONValue)], stepsPerEpoch: Int) throws {
         let store = try CorpusStore(path: db)
-        let configJSON = JSONValue.object([
-            ("task", .string(spec.name)), ("spec", .string(task)), ("base", .string(base)), ("architecture", .string(architecture)),
-            ("init", .string(initialization.rawValue)), ("epochs", .integer(epochCount)), ("lr", .float(lr)),
-            ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
-            ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
-            ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
-            ("patience", patienceValue.map { .integer($0) } ?? .null),
-            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
-        ]).serialized()
-        let run = try store.startRun(kind: "finetune-\(Plugin.name)", name: out, configJSON: configJSON)
-        printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
-                   "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
-        if initialization == .random {
-            printError("random initialisation (--init random): no weights loaded from \(base)")
-        } else if !loaded.initialized.isEmpty {
-            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
-        }
-        let main = plugin.mainMetric.key
+        let run = try store.startRun(kind: runKind, name: out, configJSON: JSONValue.object(config).serialized())
         var bestMetrics: [String: Double] = [:]
         let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
                                       stepsPerEpoch: stepsPerEpoch) { e in
@@ -166,15 +163,129 @@ struct FinetuneCommand: ParsableCommand {
         if json {
             // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
             // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
-            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("steps", .number(Double(summary.steps))),
+            var fields: [(String, JSONValue)] = [("task", .string(name)), ("steps", .number(Double(summary.steps))),
                                                  ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
                                                  ("stopped_early", .bool(summary.stoppedEarly)),
                                                  ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
-            if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+            if let best = summary.best { fields.append(("best_dev_\(trainer.objective.mainMetric.name)", .number(best))) }
             for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
             fields.append(("model", .string(out + "/best")))
             print(JSONValue.object(fields).serialized())
         }
+    }
+
+    private func finetune<Plugin: TaskPlugin>(_ plugin: Plugin, spec: TaskSpec) throws {
+        let taskFile = task[0]
+        let t = spec.training
+        let base = try spec.requireBaseModel(override: model)
+        let (trainExamples, devExamples) = try examples(plugin, spec: spec, specFile: taskFile)
+        let (options, lr) = fineTuningOptions(t)
+
+        let architecture = try headArchitecture(Plugin.headKind, base: base)
+        let poolingChoice = pooling?.pooling ?? spec.pooling
+        if let poolingChoice {
+            guard architecture == "BertForSequenceClassification" else {
+                throw CLIError("\(taskFile): pooling (\(poolingChoice == .mean ? "mean" : "cls")) applies to BERT sequence classification; \(architecture) \(Plugin.headKind == .sequenceClassification ? "classifies from the last real token" : "does not pool")")
+            }
+        }
+        let patienceValue = patience ?? t.patience
+        if patienceValue != nil && devExamples.isEmpty {
+            throw CLIError("\(taskFile): early stopping (patience) needs dev data (data.dev in the spec, or --dev FILE)")
+        }
+        let loaded = try ModelDirectory.open(base, as: architecture, labels: plugin.labels?.labels, pooling: poolingChoice,
+                                             seed: options.seed, randomWeights: initialization == .random)
+        guard let headModel = loaded.model as? any PretrainedModel & TaskHeadModel else {
+            throw CLIError("\(base): \(architecture) did not build a task head")
+        }
+        let objective = try FineTuningObjective(plugin: plugin, model: headModel, tokenizer: loaded.tokenizer,
+                                                train: trainExamples, dev: devExamples, options: options, specFile: taskFile)
+        let windows = objective.examplesPerEpoch ?? 0
+        let dataParallel = try Ranks.dataParallel()
+        let (opts, stepsPerEpoch) = optimizationOptions(t, options, learningRate: lr, windows: windows, patience: patienceValue,
+                                                        dataParallel: dataParallel)
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+        guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
+            try runTraining(trainer, resume: resume, record: nil, label: "finetune", out: out) { _ in "" }
+            return
+        }
+        let config: [(String, JSONValue)] = [
+            ("task", .string(spec.name)), ("spec", .string(taskFile)), ("base", .string(base)), ("architecture", .string(architecture)),
+            ("init", .string(initialization.rawValue)), ("epochs", .integer(opts.epochs ?? 0)), ("lr", .float(lr)),
+            ("batch_size", .integer(opts.batchSize)), ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
+            ("train_examples", .number(Double(trainExamples.count))), ("train_windows", .number(Double(windows))),
+            ("dev_examples", .number(Double(devExamples.count))), ("settings", .string(objective.settings)), ("out", .string(out)),
+            ("patience", patienceValue.map { .integer($0) } ?? .null),
+            ("pooling", (headModel as? BertForSequenceClassification).map { .string($0.pooling == .mean ? "mean" : "cls") } ?? .null),
+        ]
+        printError("fine-tuning \(architecture) on \(spec.name): \(headModel.store.count) parameters, \(trainExamples.count) training examples " +
+                   "(\(windows) windows), \(devExamples.count) dev examples, \(trainer.totalSteps) updates; writing to \(out)")
+        reportInitialization(loaded, base: base)
+        try train(trainer, runKind: "finetune-\(Plugin.name)", name: spec.name, config: config, stepsPerEpoch: stepsPerEpoch)
+    }
+
+    private func reportInitialization(_ loaded: ModelDirectory.Loaded, base: String) {
+        if initialization == .random {
+            printError("random initialisation (--init random): no weights loaded from \(base)")
+        } else if !loaded.initialized.isEmpty {
+            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+        }
+    }
+
+    /// Several `--task` specs: one BERT encoder with a head per task (``BertMultiTaskModel``),
+    /// trained by ``MultiTaskObjective`` with the chosen sampling; hyper-parameters from the first
+    /// spec's [train] table and the options given here.
+    private func finetuneTasks() throws {
+        let specs = try task.map { try TaskSpec.load($0) }
+        let t = specs[0].training
+        let base = try specs[0].requireBaseModel(override: model)
+        guard try ModelDirectory.config(base).kind == .bert else {
+            throw CLIError("\(base): multi-task fine-tuning needs a BERT encoder")
+        }
+        let dataParallel = try Ranks.dataParallel()
+        guard dataParallel.size == 1 else { throw CLIError("multi-task fine-tuning runs in one process (not under mpirun)") }
+        var tasks: [MultiTaskObjective.Task] = []
+        var counts: [(train: Int, dev: Int)] = []
+        for (spec, file) in zip(specs, task) {
+            func add<P: TaskPlugin>(_ plugin: P) throws {
+                let (trainExamples, devExamples) = try examples(plugin, spec: spec, specFile: file)
+                tasks.append(MultiTaskObjective.Task(plugin: plugin, train: trainExamples, dev: devExamples, specFile: file))
+                counts.append((trainExamples.count, devExamples.count))
+            }
+            try add(try TaskRegistry.plugin(for: spec))
+        }
+        let patienceValue = patience ?? t.patience
+        if patienceValue != nil, let i = counts.firstIndex(where: { $0.dev == 0 }) {
+            throw CLIError("\(task[i]): early stopping (patience) needs dev data for every task (data.dev)")
+        }
+        let (options, lr) = fineTuningOptions(t)
+        let loaded = try ModelDirectory.open(base, as: BertMultiTaskModel.architectureName, heads: tasks.map(\.head),
+                                             seed: options.seed, randomWeights: initialization == .random)
+        guard let multi = loaded.model as? BertMultiTaskModel else { throw CLIError("\(base): no multi-task model was built") }
+        let samplingValue: TaskSampling = sampling == .proportional ? .proportional : .temperature(samplingTemperature ?? 2)
+        let objective = try MultiTaskObjective(model: multi, tokenizer: loaded.tokenizer, tasks: tasks, options: options,
+                                               sampling: samplingValue)
+        let windows = objective.examplesPerEpoch ?? 0
+        let (opts, stepsPerEpoch) = optimizationOptions(t, options, learningRate: lr, windows: windows, patience: patienceValue,
+                                                        dataParallel: dataParallel)
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+        let names = objective.taskNames
+        let config: [(String, JSONValue)] = [
+            ("tasks", .array(names.map { .string($0) })), ("specs", .array(task.map { .string($0) })), ("base", .string(base)),
+            ("architecture", .string(BertMultiTaskModel.architectureName)), ("init", .string(initialization.rawValue)),
+            ("sampling", .string(sampling.rawValue)), ("sampling_temperature", samplingValue == .proportional ? .null : .number(samplingTemperature ?? 2)),
+            ("probabilities", .array(objective.sampler.probabilities.map { .number($0) })),
+            ("epochs", .integer(opts.epochs ?? 0)), ("lr", .float(lr)), ("batch_size", .integer(opts.batchSize)),
+            ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
+            ("train_examples", .array(counts.map { .integer($0.train) })), ("train_windows", .array(objective.windowCounts.map { .integer($0) })),
+            ("dev_examples", .array(counts.map { .integer($0.dev) })), ("settings", .string(objective.settings)), ("out", .string(out)),
+            ("patience", patienceValue.map { .integer($0) } ?? .null),
+        ]
+        let shares = zip(names, objective.sampler.probabilities).map { String(format: "%@ %.3f", $0.0, $0.1) }.joined(separator: ", ")
+        printError("multi-task fine-tuning \(BertMultiTaskModel.architectureName) on \(names.joined(separator: ", ")): \(multi.store.count) parameters, " +
+                   "windows \(objective.windowCounts.map(String.init).joined(separator: "/")), \(sampling.rawValue) sampling (\(shares)), " +
+                   "\(objective.batchesPerEpoch) batches per epoch, \(trainer.totalSteps) updates; writing to \(out)")
+        reportInitialization(loaded, base: base)
+        try train(trainer, runKind: "finetune-multitask", name: names.joined(separator: "+"), config: config, stepsPerEpoch: stepsPerEpoch)
     }
 
     /// The HuggingFace head class for a head kind on the base model's family.
@@ -223,13 +334,15 @@ func isLeaderRank() -> Bool { ((try? Ranks.world())??.rank ?? 0) == 0 }
 struct InferenceOptions: ParsableArguments {
     @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
     @Option(help: "Task spec (default: the model's graft-task.toml, else the task its architectures and id2label imply, e.g. an imported transformers model).") var task: String?
+    @Option(help: "The head of a multi-task model to use (default: its only head of the kind the command needs).") var head: String?
     @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
     @Option(name: .customLong("chunk-size"), help: "Documents per chunk (bounds memory; under mpirun, the unit shared out to the ranks).")
     var chunkSize: Int = 2048
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
 
-    func open() throws -> TaskModel {
-        do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
+    /// Opens the model; a multi-task model's head `--head`, else its only head of `kind`.
+    func open(kind: HeadKind? = nil) throws -> TaskModel {
+        do { return try TaskModel.open(model, specFile: task, head: head, kind: kind) } catch let e as TaskError { throw CLIError("\(e)") }
     }
 
     /// Runs `body` under `--threads` with the opened model and its plugin, which must be a `P`:
@@ -237,7 +350,7 @@ struct InferenceOptions: ParsableArguments {
     func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String,
                                   _ body: (P, TaskModel) throws -> Void) throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) {
-            let m = try open()
+            let m = try open(kind: P.headKind)
             guard let plugin = m.plugin as? P else {
                 throw CLIError("\(model) is a \(m.spec.kind.rawValue) model; graft \(command) needs \(kind)")
             }

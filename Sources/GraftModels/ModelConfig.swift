@@ -62,6 +62,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// written to `config.json` as the Graft-specific key `graft_pooling` (`"mean"`) for
     /// `BertForSequenceClassification` only, which transformers ignores.
     public var pooling: BertForSequenceClassification.Pooling?
+    /// The heads of a multi-task model (``BertMultiTaskModel``), in store order; written to
+    /// `config.json` as the Graft-specific key `graft_heads` for that architecture only; nil otherwise.
+    public var taskHeads: [BertMultiTaskModel.Head]?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -147,6 +150,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         if pooling == .mean, architecture == "BertForSequenceClassification" {
             members.append(("graft_pooling", .string("mean")))
+        }
+        if let taskHeads, architecture == BertMultiTaskModel.architectureName {
+            members.append(("graft_heads", .array(taskHeads.map(\.json))))
         }
         return .object(members)
     }
@@ -282,6 +288,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             case "cls", "pooler": pooling = .pooler
             default: throw bad("\"graft_pooling\" \(p.serialized()) is not \"cls\" or \"mean\"")
             }
+        }
+        if let h = json["graft_heads"], !h.isNull {
+            guard let items = h.array, !items.isEmpty else { throw bad("\"graft_heads\" is not a non-empty list of heads") }
+            let taskHeads = try items.enumerated().map { try BertMultiTaskModel.Head(json: $0.element, index: $0.offset, file: path) }
+            try BertMultiTaskModel.validate(taskHeads, file: path)
+            self.taskHeads = taskHeads
         }
         try validate(file: path)
     }
