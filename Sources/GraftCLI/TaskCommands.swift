@@ -236,6 +236,14 @@ struct FinetuneCommand: ParsableCommand {
     /// spec's [train] table and the options given here.
     private func finetuneTasks() throws {
         let specs = try task.map { try TaskSpec.load($0) }
+        for (i, spec) in specs.enumerated() {   // heads are named after their tasks
+            guard BertMultiTaskModel.isValidHeadName(spec.name) else {
+                throw CLIError("\(task[i]): the task name \"\(spec.name)\" names its head, so it must be letters, digits, _ or -")
+            }
+            if let j = specs[..<i].firstIndex(where: { $0.name == spec.name }) {
+                throw CLIError("\(task[i]): the task name \"\(spec.name)\" is also \(task[j])'s; heads are named after their tasks, so the names must differ")
+            }
+        }
         let t = specs[0].training
         let base = try specs[0].requireBaseModel(override: model)
         guard try ModelDirectory.config(base).kind == .bert else {
@@ -585,9 +593,11 @@ struct ClassifyCommand: ParsableCommand {
         abstract: "Classify documents (one per line; stdin without files) with a fine-tuned classifier.")
 
     @OptionGroup var inference: InferenceOptions
+    @OptionGroup var tca: TCAOptions
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
     func run() throws {
+        if tca.adapt != nil { return try classifyAdapted() }   // DomainAdaptation.swift
         try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model") { classifier, m in
             let documents = try readDocuments(files).map { TextExample(id: $0.id, text: $0.text, label: nil) }
             let skip = documents.map { isBlank($0.text) }

@@ -12,39 +12,19 @@ struct MultiTaskCLITests {
 
     /// A sentiment and an NER spec over tiny data in `dir`.
     static func specs(_ dir: URL) throws -> (sentiment: String, ner: String, nerDev: String) {
-        var rows = ["label\ttext"]
-        for i in 0..<24 { rows.append(i % 2 == 0 ? "pos\tthe red cat sat on the mat ." : "neg\tthe blue dog ran and sat .") }
-        let train = try write(rows.joined(separator: "\n") + "\n", dir, "train.tsv")
-        let dev = try write("label\ttext\npos\ta red house .\nneg\ta blue tree .\n", dir, "dev.tsv")
+        let (train, dev) = try FineTuneCLITests.sentimentData(dir)
         var conll: [String] = []
         for i in 0..<12 { conll.append(i % 2 == 0 ? "the O\nred B-COL\ncat O\nsat O\n" : "a O\nblue B-COL\nhouse O\n") }
         let nerTrain = try write(conll.joined(separator: "\n"), dir, "ner-train.txt")
         let nerDev = try write("the O\nblue B-COL\ntree O\n\na O\nred B-COL\nmat O\n", dir, "ner-dev.txt")
-        let sentiment = try write("""
-            name = "sent"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "\(train)"
-            dev = "\(dev)"
-            [model]
-            max_length = 16
-            [train]
-            epochs = 2
-            lr = 3e-3
-            batch_size = 4
-            seed = 3
-            """, dir, "sent.toml")
-        let ner = try write("""
-            name = "colours"
-            kind = "ner"
-            labels = ["COL"]
-            [data]
-            train = "\(nerTrain)"
-            dev = "\(nerDev)"
-            [model]
-            max_length = 16
-            """, dir, "ner.toml")
+        func spec(_ name: String, kind: String, labels: String, train: String, dev: String, extra: String = "") throws -> String {
+            try write("name = \"\(name)\"\nkind = \"\(kind)\"\nlabels = \(labels)\n[data]\ntrain = \"\(train)\"\ndev = \"\(dev)\"\n" +
+                      "[model]\nmax_length = 16\n" + extra, dir, name + ".toml")
+        }
+        // Hyper-parameters come from the first spec's [train] table.
+        let sentiment = try spec("sent", kind: "sentiment", labels: "[\"neg\", \"pos\"]", train: train, dev: dev,
+                                 extra: "[train]\nepochs = 2\nlr = 3e-3\nbatch_size = 4\nseed = 3\n")
+        let ner = try spec("colours", kind: "ner", labels: "[\"COL\"]", train: nerTrain, dev: nerDev)
         return (sentiment, ner, nerDev)
     }
 

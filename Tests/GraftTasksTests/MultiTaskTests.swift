@@ -30,26 +30,13 @@ struct MultiTaskTests {
         }
         _ = write("ner-train.txt", conll.joined(separator: "\n"))
         _ = write("ner-dev.txt", "anna B-PER\nran O\n. O\n\nparis B-LOC\n. O\n")
-        let sentiment = write("sent.toml", """
-            name = "sent"
-            kind = "sentiment"
-            labels = ["neg", "pos"]
-            [data]
-            train = "sent-train.tsv"
-            dev = "sent-dev.tsv"
-            [model]
-            max_length = 12
-            """)
-        let ner = write("ner.toml", """
-            name = "ner"
-            kind = "ner"
-            labels = ["PER", "LOC"]
-            [data]
-            train = "ner-train.txt"
-            dev = "ner-dev.txt"
-            [model]
-            max_length = 12
-            """)
+        func spec(_ name: String, kind: String, labels: String, data: String) -> String {
+            write("\(name).toml", "name = \"\(name)\"\nkind = \"\(kind)\"\nlabels = \(labels)\n" +
+                  "[data]\ntrain = \"\(data)-train.\(kind == "ner" ? "txt" : "tsv")\"\ndev = \"\(data)-dev.\(kind == "ner" ? "txt" : "tsv")\"\n" +
+                  "[model]\nmax_length = 12\n")
+        }
+        let sentiment = spec("sent", kind: "sentiment", labels: "[\"neg\", \"pos\"]", data: "sent")
+        let ner = spec("ner", kind: "ner", labels: "[\"PER\", \"LOC\"]", data: "ner")
         return (sentiment, ner)
     }
 

@@ -96,13 +96,18 @@ public final class BertMultiTaskModel: PretrainedModel {
         heads.first { $0.head.name == name }?.model
     }
 
+    /// Whether `name` can name a head: non-empty ASCII letters, digits, `_` and `-`.
+    public static func isValidHeadName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }
+    }
+
     /// Checks head names (non-empty, letters, digits, `_`, `-`; unique), labels (at least 2 for
     /// classification, none for question answering) and pooling (sequence classification only).
     static func validate(_ heads: [Head], file: String) throws {
         func bad(_ p: String) -> ModelError { .badConfig(file: file, problem: "graft_heads: \(p)") }
         var seen = Set<String>()
         for h in heads {
-            guard !h.name.isEmpty, h.name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }) else {
+            guard isValidHeadName(h.name) else {
                 throw bad("head name \"\(h.name)\" must be letters, digits, _ or -")
             }
             guard seen.insert(h.name).inserted else { throw bad("two heads are named \"\(h.name)\"") }
