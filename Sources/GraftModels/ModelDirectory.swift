@@ -64,7 +64,7 @@ public enum ModelDirectory {
     /// classifies `[CLS]` through the pooler, so it would compute other logits.
     public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
         if let m = model as? BertMultiTaskModel {
-            throw ModelError.invalidArgument("\(dir): this is a multi-task model (\(BertMultiTaskModel.architectureName), heads \(m.heads.map(\.head.name).joined(separator: ", "))); transformers has no class with several heads on one encoder, so it is not exported (fine-tune one task to export it)")
+            throw ModelError.invalidArgument("\(dir): this is a multi-task model (\(BertMultiTaskModel.architectureName), heads \(m.heads.map(\.head.name).joined(separator: ", "))); transformers has no class with several heads on one encoder, so it is not exported as one (export one head as its single-task class: BertMultiTaskModel.extractHead, graft export --head NAME)")
         }
         if let m = model as? BertForSequenceClassification, m.pooling == .mean {
             throw ModelError.invalidArgument("\(dir): this BertForSequenceClassification pools by the mean of the last hidden states (graft_pooling \"mean\"); transformers' BertForSequenceClassification always classifies [CLS] through the pooler and would compute other logits, so it is not exported (fine-tune with pooling = \"cls\" to export, or keep using it with graft)")

@@ -63,6 +63,14 @@ struct MultiTaskCLITests {
         #expect(r.0 != 0 && r.2.contains("graft tag needs"), "\(r.2)")
         r = try runGraft(["export", "--model", best, "--out", dir.appendingPathComponent("hf").path])
         #expect(r.0 != 0 && r.2.contains("multi-task"), "\(r.2)")
+        // One head exported as its single-task class (with its spec) scores the same.
+        let single = dir.appendingPathComponent("colours").path
+        r = try runGraft(["export", "--model", best, "--head", "colours", "--out", single])
+        #expect(r.0 == 0, "\(r.2)")
+        #expect(FileManager.default.fileExists(atPath: single + "/graft-task.toml"))
+        r = try runGraft(["evaluate", "--model", single, "--data", nerDev, "--json"])
+        #expect(r.0 == 0, "\(r.2)")
+        #expect(try TaskCLITests.json(try #require(r.1.split(separator: "\n").last))["f1"] as? Double == f1, "\(r.1)")
         r = try runGraft(["finetune", "--task", sentiment, "--task", ner, "--train", nerDev, "--out", out])
         #expect(r.0 != 0 && r.2.contains("--train applies to one task"), "\(r.2)")
 

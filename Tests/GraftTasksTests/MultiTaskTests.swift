@@ -224,6 +224,13 @@ struct MultiTaskTests {
             #expect(try byName.head.model.logits(input).array == before)
             #expect(try byKind.head.model.logits(input).array == before)
         }
+        // Each head extracted as its single-task class computes the same logits, bit for bit.
+        for (head, architecture) in [("sent", "BertForSequenceClassification"), ("ner", "BertForTokenClassification")] {
+            let single = try objective.model.extractHead(named: head)
+            #expect(single.architecture == architecture && !single.store.parameters.contains { $0.name.hasPrefix("heads.") })
+            #expect(try single.logits(input).array == objective.model.head(named: head)!.logits(input).array)
+        }
+        #expect(throws: ModelError.self) { try objective.model.extractHead(named: "qa") }
         // Ambiguity, unknown names and export are refused with the heads listed.
         let reopened = try #require(try ModelDirectory.open(saved).model as? BertMultiTaskModel)
         #expect(reopened.heads.map(\.head) == objective.model.heads.map(\.head))

@@ -96,6 +96,34 @@ public final class BertMultiTaskModel: PretrainedModel {
         heads.first { $0.head.name == name }?.model
     }
 
+    /// The head `name` as a single-task model of its own class (``BertForSequenceClassification``,
+    /// ``BertForTokenClassification``, ``BertForQuestionAnswering``): a copy of the encoder's
+    /// tensors (the pooler only where that class has one) and of the head's under the
+    /// single-task names (`classifier.*`, `qa_outputs.*`). It computes the same logits, and
+    /// exports to transformers like any head model.
+    public func extractHead(named name: String) throws -> any PretrainedModel & TaskHeadModel {
+        guard let (head, view) = heads.first(where: { $0.head.name == name }) else {
+            throw ModelError.invalidArgument("no head \"\(name)\" (heads: \(heads.map(\.head.name).joined(separator: ", ")))")
+        }
+        let single: any PretrainedModel & TaskHeadModel
+        switch head.kind {
+        case .sequenceClassification:
+            single = try BertForSequenceClassification(config: view.config, numLabels: view.numLabels, pooling: head.pooling ?? .pooler, seed: 0)
+        case .tokenClassification:
+            single = try BertForTokenClassification(config: view.config, numLabels: view.numLabels, seed: 0)
+        case .questionAnswering:
+            single = try BertForQuestionAnswering(config: view.config, seed: 0)
+        }
+        for p in single.store.parameters {
+            let source = try store.parameter(named: single.groupName(p.name) == "head" ? head.parameterPrefix + p.name : p.name)
+            guard source.shape == p.shape else {
+                throw ModelError.invalidArgument("head \(name): \(source.name) is \(source.shape), the single-task \(p.name) \(p.shape)")
+            }
+            single.store.value(p).update(from: store.value(source), count: p.count)
+        }
+        return single
+    }
+
     /// Whether `name` can name a head: non-empty ASCII letters, digits, `_` and `-`.
     public static func isValidHeadName(_ name: String) -> Bool {
         !name.isEmpty && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }
