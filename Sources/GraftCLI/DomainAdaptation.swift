@@ -74,9 +74,9 @@ extension ClassifyCommand {
                 classifier = try LogisticRegression(features: model.projectedSource, count: ns, dimension: components,
                                                     labels: source.map { labels.firstIndex(of: $0.label!)! }, classes: labels.count)
             } catch let e as ModelError { throw CLIError("\(e)") }
-            let before = maximumMeanDiscrepancy(xs, xt, n: ns, m: nt, d: d, kernel: .linear)
-            let after = maximumMeanDiscrepancy(model.projectedSource, model.projectedTarget, n: ns, m: nt, d: components, kernel: .linear)
-            printError(String(format: "TCA (%@ kernel, %d components, μ %g) on %d source + %d target texts: linear MMD² %.4g before, %.4g after (different spaces)",
+            let before = relativeLinearMMD(xs, xt, n: ns, m: nt, d: d)
+            let after = relativeLinearMMD(model.projectedSource, model.projectedTarget, n: ns, m: nt, d: components)
+            printError(String(format: "TCA (%@ kernel, %d components, μ %g) on %d source + %d target texts: linear MMD² / total variance %.4g before, %.4g after",
                               tca.kernel.rawValue, components, tca.mu, ns, nt, before, after))
             let documents = try readDocuments(files)
             let out = OutputBuffer()

@@ -63,6 +63,19 @@ public func maximumMeanDiscrepancy(_ x: [Float], _ y: [Float], n: Int, m: Int, d
     return max(0, value)
 }
 
+/// The linear MMD² of `x` `[n, d]` and `y` `[m, d]` divided by the total variance (the trace
+/// of the covariance) of all `n + m` rows: scale-free, so it compares spaces of different scale,
+/// e.g. embeddings before and after a projection.
+public func relativeLinearMMD(_ x: [Float], _ y: [Float], n: Int, m: Int, d: Int) -> Double {
+    let all = x + y, count = n + m
+    var spread = 0.0
+    for c in 0..<d {
+        let mean = (0..<count).reduce(0.0) { $0 + Double(all[$1 * d + c]) } / Double(count)
+        spread += (0..<count).reduce(0.0) { $0 + pow(Double(all[$1 * d + c]) - mean, 2) } / Double(count)
+    }
+    return spread > 0 ? maximumMeanDiscrepancy(x, y, n: n, m: m, d: d, kernel: .linear) / spread : 0
+}
+
 /// Transfer component analysis (Pan, Tsang, Kwok & Yang, *Domain Adaptation via Transfer
 /// Component Analysis*, IEEE TNN 2011): a projection of source and target points into `m`
 /// components that keeps their variance while minimising the MMD between the projected sets.
