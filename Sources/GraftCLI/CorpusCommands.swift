@@ -10,7 +10,7 @@ struct CorpusCommand: ParsableCommand {
         abstract: "Manage a corpus database: import, statistics, splits, search, export, runs.",
         subcommands: [
             CorpusAdd.self, CorpusStatsCommand.self, CorpusSplit.self, CorpusSearch.self, CorpusExport.self, CorpusTokenize.self,
-            CorpusRuns.self, CorpusRemove.self,
+            CorpusRuns.self, CorpusRemove.self, CorpusShiftCommand.self,
         ]
     )
 }

@@ -96,6 +96,7 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         try Engine.withThreads(training.threads ?? Engine.defaultThreads) {
+            guard training.tasks.count == 1 else { throw CLIError("graft distill takes one --task spec") }
             let spec = try TaskSpec.load(training.task)
             let plugin = try TaskRegistry.plugin(for: spec)
             let m: TaskModel

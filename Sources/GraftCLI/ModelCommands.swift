@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GraftSupport
 import GraftModels
+import GraftTasks
 import GraftTokenizers
 
 /// Opens a model directory or exits with a readable message.
@@ -76,12 +77,29 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Output directory.")
     var out: String
 
+    @Option(help: "A multi-task model's head to export as its single-task class (BertForSequenceClassification, …), with its task spec as graft-task.toml.")
+    var head: String?
+
     func run() throws {
         let loaded = try openModel(model)
-        do { try ModelDirectory.export(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
+        var exported = loaded.model
+        if let head {
+            guard let multi = loaded.model as? BertMultiTaskModel else {
+                throw CLIError("\(model) holds a \(loaded.architecture.name), not a multi-task model: --head applies to those")
+            }
+            do { exported = try multi.extractHead(named: head) } catch let e as ModelError { throw CLIError("\(model): \(e)") }
+        }
+        do { try ModelDirectory.export(exported, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
             throw CLIError("\(e)")
         }
-        print("exported \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
+        if let head {   // the head's task spec, where a single-task directory keeps it
+            for (from, to) in zip(multiTaskSpecFileNames(head: head), taskSpecFileNames) {
+                let source = URL(fileURLWithPath: model).appendingPathComponent(from).path
+                guard let data = FileManager.default.contents(atPath: source) else { continue }
+                try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(to).path)
+            }
+        }
+        print("exported \(describe(exported.config, parameters: exported.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
     }
 }
 

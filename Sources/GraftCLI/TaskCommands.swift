@@ -32,7 +32,12 @@ struct FinetuneCommand: ParsableCommand {
             each epoch); --layer-lr-decay F gives each layer below the top F times the rate of the one above. \
             --freeze-encoder --cache-features runs the frozen encoder once (no dropout in it) and trains the head on the \
             cached features. --baseline scratch trains the same run from a random initialisation into OUT/scratch and \
-            reports both dev scores side by side.
+            reports both dev scores side by side. \
+            Several --task specs train one BERT encoder with a head per task (multi-task learning): each \
+            micro-batch is one task's, drawn with --sampling (proportional to the tasks' training windows, or \
+            temperature-scaled, n^(1/T)); every task is scored on its dev set each epoch and OUT/best is kept by \
+            mean_main, the mean of the tasks' main metrics. evaluate/tag/classify/ask serve each head by --head NAME \
+            (the task's name).
             """)
 
     enum PoolingChoice: String, ExpressibleByArgument, CaseIterable {
@@ -40,10 +45,17 @@ struct FinetuneCommand: ParsableCommand {
         var pooling: BertForSequenceClassification.Pooling { self == .cls ? .pooler : .mean }
     }
 
-    @Option(help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml.") var task: String
-    @Option(help: "Base model directory (default: the spec's model.base).") var model: String?
-    @Option(help: "Training data (default: the spec's data.train).") var train: String?
-    @Option(help: "Dev data (default: the spec's data.dev).") var dev: String?
+    enum SamplingChoice: String, ExpressibleByArgument, CaseIterable {
+        case proportional, temperature
+    }
+
+    @Option(name: .customLong("task"), help: "Task spec (TOML or JSON), e.g. tasks/sentiment-rt.toml. Repeat it to train several tasks together (multi-task: one encoder, a head per task).")
+    var tasks: [String]
+    /// The (first) task spec.
+    var task: String { tasks[0] }
+    @Option(help: "Base model directory (default: the (first) spec's model.base).") var model: String?
+    @Option(help: "Training data (default: the spec's data.train; one task only).") var train: String?
+    @Option(help: "Dev data (default: the spec's data.dev; one task only).") var dev: String?
     @Option(help: "Output directory.") var out: String
     @Option(help: "Epochs (default: the spec's train.epochs, else 3).") var epochs: Int?
     @Option(name: .customLong("lr"), help: "Peak learning rate (default: train.lr, else 5e-5).") var learningRate: Float?
@@ -62,11 +74,15 @@ struct FinetuneCommand: ParsableCommand {
     var layerLearningRateDecay: Float?
     @Flag(name: .customLong("cache-features"), help: "With --freeze-encoder: run the frozen encoder once per training window (no dropout in it) and train the head on the cached features (default: train.cache_features).")
     var cacheFeatures = false
-    @Option(name: .customLong("limit-train"), help: "Use only the first N training examples.") var limitTrain: Int?
+    @Option(name: .customLong("limit-train"), help: "Use only the first N training examples (of each task, of each source).") var limitTrain: Int?
     @Option(help: "Early stopping: stop after N evaluations (epochs) in a row without a better dev metric (default: train.patience, else never).")
     var patience: Int?
     @Option(help: "Sequence classification on BERT: cls ([CLS] + pooler, as HuggingFace) or mean (mean of the last hidden states) (default: model.pooling, else cls).")
     var pooling: PoolingChoice?
+    @Option(help: "Several tasks: how each micro-batch's task is drawn: proportional (probability ∝ its training windows n) or temperature (∝ n^(1/T)).")
+    var sampling: SamplingChoice = .proportional
+    @Option(name: .customLong("sampling-temperature"), help: "T of --sampling temperature (default 2; 1 is proportional, larger flattens towards uniform).")
+    var samplingTemperature: Double?
     @Option(name: .customLong("from-layer"),
             help: "Put the head on layer K's output: the base model's layers above K are cut off (not run, not saved) (default: model.from_layer, else all layers).")
     var fromLayer: Int?
@@ -91,6 +107,17 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        guard !tasks.isEmpty else { throw ValidationError("--task SPEC is required") }
+        if tasks.count > 1 {
+            for (given, name) in [(train != nil, "--train"), (dev != nil, "--dev"), (pooling != nil, "--pooling"), (adapt != nil, "--adapt"),
+                                  (baseline != nil, "--baseline"), (fromLayer != nil, "--from-layer")] where given {
+                throw ValidationError("\(name) applies to one task; with several --task specs each spec's [data] and model settings apply")
+            }
+        }
+        if let samplingTemperature {
+            guard sampling == .temperature else { throw ValidationError("--sampling-temperature needs --sampling temperature") }
+            guard samplingTemperature > 0, samplingTemperature.isFinite else { throw ValidationError("--sampling-temperature must be a positive number") }
+        }
         if let adaptWeight, !(adaptWeight >= 0 && adaptWeight.isFinite) { throw ValidationError("--adapt-weight must be a number ≥ 0") }
         if baseline == .scratch && initialization == .random {
             throw ValidationError("--baseline scratch compares with a random initialisation; the run itself must start from the pretrained weights (drop --init random)")
@@ -105,6 +132,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     private func finetune() throws {
+        if tasks.count > 1 { return try finetuneTasks() }
         let spec = try TaskSpec.load(task)
         let plugin = try TaskRegistry.plugin(for: spec)
         try finetune(plugin, spec: spec)
@@ -158,26 +186,8 @@ struct FinetuneCommand: ParsableCommand {
         var runSources = sources
         runSources[0].examples += unlabelled   // the teacher labels them (soft targets only)
 
-        var options = FineTuningOptions()
-        options.batchSize = batchSize ?? t.batchSize ?? 32
-        options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
-        options.freezeEncoder = freezeEncoder || (t.freezeEncoder ?? false)
-        options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
+        var (options, lr) = try fineTuningOptions(t, specFile: task)
         options.adaptation = adaptation
-        options.unfreezeTop = unfreezeTop ?? t.unfreezeTop
-        options.gradualUnfreeze = gradualUnfreeze || (t.gradualUnfreeze ?? false)
-        options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
-        options.cacheFeatures = cacheFeatures || (t.cacheFeatures ?? false)
-        if options.cacheFeatures && !options.freezeEncoder {
-            throw CLIError("\(task): --cache-features (train.cache_features) needs --freeze-encoder (train.freeze_encoder): only a frozen encoder's features stay the same")
-        }
-        if options.freezeEncoder || options.freezeLayers > 0 {
-            let other = options.freezeEncoder ? "--freeze-encoder" : "--freeze-layers \(options.freezeLayers)"
-            if let k = options.unfreezeTop { throw CLIError("\(task): --unfreeze-top \(k) (train.unfreeze_top) and \(other) both say which layers train; give one") }
-            if options.gradualUnfreeze { throw CLIError("\(task): --gradual-unfreeze (train.gradual_unfreeze) decides which layers train; it does not combine with \(other)") }
-        }
-        let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
-        if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
 
         let family = try distillation?.teacherModel.config.kind ?? ModelDirectory.config(base).kind
         let architecture = try headArchitecture(Plugin.headKind, family: family, base: base)
@@ -205,25 +215,13 @@ struct FinetuneCommand: ParsableCommand {
                                                           headModel: any PretrainedModel & TaskHeadModel, loaded initialized: [String],
                                                           initialization: WeightInitialization, out: String, resume: Bool) throws -> FinetuneResult {
             let windows = objective.examplesPerEpoch ?? 0
-            let epochCount = epochs ?? t.epochs ?? 3
-            var opts = OptimizationOptions()
-            opts.batchSize = options.batchSize
-            opts.epochs = epochCount
             let dataParallel = try Ranks.dataParallel()
             if adaptation.method == .adversarial && dataParallel.size > 1 {
                 throw CLIError("--adapt adversarial runs in one process: its domain classifier runs extra encoder passes whose dropout draws the data-parallel ranks cannot follow")
             }
-            opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
-            opts.learningRate = lr
-            opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
-            opts.clipNorm = Float(t.maxGradNorm ?? 1)
-            opts.seed = options.seed
-            let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
-            opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
-            opts.evalEvery = stepsPerEpoch
-            opts.checkpointEvery = stepsPerEpoch
-            opts.keepCheckpoints = 1
-            opts.patience = patienceValue
+            let (opts, stepsPerEpoch) = optimizationOptions(t, options, learningRate: lr, windows: windows, patience: patienceValue,
+                                                            dataParallel: dataParallel)
+            let epochCount = opts.epochs ?? 0
             let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
             fineTuning.plannedBatches = trainer.totalSteps * opts.accumulation
             guard dataParallel.isLeader else {   // rank 0 records the run, reports and writes
@@ -272,17 +270,10 @@ struct FinetuneCommand: ParsableCommand {
                 if e.isBest { bestMetrics = e.metrics }
                 return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
             }
-            // The dev scores of the best evaluation under the task's metric keys (as `evaluate --json`);
-            // train_seconds is the trainer's wall time, its per-epoch dev evaluations included.
-            var fields: [(String, JSONValue)] = [("task", .string(spec.name)), ("adapt", .string(adaptation.method.rawValue)),
-                                                 ("steps", .number(Double(summary.steps))),
-                                                 ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
-                                                 ("stopped_early", .bool(summary.stoppedEarly)),
-                                                 ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
+            let fields = finetuneFields(name: spec.name, extra: [("adapt", .string(adaptation.method.rawValue))], summary: summary,
+                                        stepsPerEpoch: stepsPerEpoch, main: main, best: bestMetrics, out: out)
             var scores = bestMetrics
-            if let best = summary.best { scores["best_dev_\(main)"] = best; fields.append(("best_dev_\(main)", .number(best))) }
-            for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
-            fields.append(("model", .string(out + "/best")))
+            if let best = summary.best { scores["best_dev_\(main)"] = best }
             return FinetuneResult(fields: fields, scores: scores, interrupted: summary.interrupted)
         }
 
@@ -350,6 +341,155 @@ struct FinetuneCommand: ParsableCommand {
         }
     }
 
+    /// The fine-tuning options and base learning rate from a spec's [train] table and the options
+    /// given here (domain adaptation aside), checked for contradictions.
+    private func fineTuningOptions(_ t: TrainingOptions, specFile: String) throws -> (FineTuningOptions, learningRate: Float) {
+        var options = FineTuningOptions()
+        options.batchSize = batchSize ?? t.batchSize ?? 32
+        options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
+        options.freezeEncoder = freezeEncoder || (t.freezeEncoder ?? false)
+        options.freezeLayers = freezeLayers ?? t.freezeLayers ?? 0
+        options.unfreezeTop = unfreezeTop ?? t.unfreezeTop
+        options.gradualUnfreeze = gradualUnfreeze || (t.gradualUnfreeze ?? false)
+        options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
+        options.cacheFeatures = cacheFeatures || (t.cacheFeatures ?? false)
+        if options.cacheFeatures && !options.freezeEncoder {
+            throw CLIError("\(specFile): --cache-features (train.cache_features) needs --freeze-encoder (train.freeze_encoder): only a frozen encoder's features stay the same")
+        }
+        if options.freezeEncoder || options.freezeLayers > 0 {
+            let other = options.freezeEncoder ? "--freeze-encoder" : "--freeze-layers \(options.freezeLayers)"
+            if let k = options.unfreezeTop { throw CLIError("\(specFile): --unfreeze-top \(k) (train.unfreeze_top) and \(other) both say which layers train; give one") }
+            if options.gradualUnfreeze { throw CLIError("\(specFile): --gradual-unfreeze (train.gradual_unfreeze) decides which layers train; it does not combine with \(other)") }
+        }
+        let lr = learningRate ?? t.learningRate.map(Float.init) ?? 5e-5
+        if let head = headLearningRate ?? t.headLearningRate.map(Float.init) { options.headLearningRateScale = head / lr }
+
+        return (options, lr)
+    }
+
+    /// The trainer's options: an evaluation and a checkpoint every epoch of `windows` examples.
+    private func optimizationOptions(_ t: TrainingOptions, _ options: FineTuningOptions, learningRate lr: Float, windows: Int,
+                                     patience patienceValue: Int?, dataParallel: DataParallel)
+        -> (options: OptimizationOptions, stepsPerEpoch: Int)
+    {
+        let epochCount = epochs ?? t.epochs ?? 3
+        var opts = OptimizationOptions()
+        opts.batchSize = options.batchSize
+        opts.epochs = epochCount
+        opts.accumulation = (t.gradientAccumulation ?? 1) * dataParallel.size   // micro-batches per update over all ranks
+        opts.learningRate = lr
+        opts.weightDecay = weightDecay ?? t.weightDecay.map(Float.init) ?? 0.01
+        opts.clipNorm = Float(t.maxGradNorm ?? 1)
+        opts.seed = options.seed
+        let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
+        opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
+        opts.evalEvery = stepsPerEpoch
+        opts.checkpointEvery = stepsPerEpoch
+        opts.keepCheckpoints = 1
+        opts.patience = patienceValue
+        return (opts, stepsPerEpoch)
+    }
+
+    /// Several `--task` specs: one BERT encoder with a head per task (``BertMultiTaskModel``),
+    /// trained by ``MultiTaskObjective`` with the chosen sampling; hyper-parameters from the first
+    /// spec's [train] table and the options given here.
+    private func finetuneTasks() throws {
+        let specs = try tasks.map { try TaskSpec.load($0) }
+        for (i, spec) in specs.enumerated() {   // heads are named after their tasks
+            guard BertMultiTaskModel.isValidHeadName(spec.name) else {
+                throw CLIError("\(tasks[i]): the task name \"\(spec.name)\" names its head, so it must be letters, digits, _ or -")
+            }
+            if let j = specs[..<i].firstIndex(where: { $0.name == spec.name }) {
+                throw CLIError("\(tasks[i]): the task name \"\(spec.name)\" is also \(tasks[j])'s; heads are named after their tasks, so the names must differ")
+            }
+        }
+        let t = specs[0].training
+        let base = try specs[0].requireBaseModel(override: model)
+        guard try ModelDirectory.config(base).kind == .bert else {
+            throw CLIError("\(base): multi-task fine-tuning needs a BERT encoder")
+        }
+        let dataParallel = try Ranks.dataParallel()
+        guard dataParallel.size == 1 else { throw CLIError("multi-task fine-tuning runs in one process (not under mpirun)") }
+        var parts: [MultiTaskObjective.Task] = []
+        var counts: [(train: Int, dev: Int)] = []
+        for (spec, file) in zip(specs, tasks) {
+            func add<P: TaskPlugin>(_ plugin: P) throws {
+                guard let trainSource = spec.train else { throw CLIError("\(file): no training data (data.train in the spec)") }
+                var trainExamples = try plugin.examples(from: trainSource)
+                if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
+                guard !trainExamples.isEmpty else { throw CLIError("\(file): the training data has no examples") }
+                let devExamples = try spec.dev.map { try plugin.examples(from: $0) } ?? []
+                parts.append(MultiTaskObjective.Task(plugin: plugin, train: trainExamples, dev: devExamples, specFile: file))
+                counts.append((trainExamples.count, devExamples.count))
+            }
+            try add(try TaskRegistry.plugin(for: spec))
+        }
+        let patienceValue = patience ?? t.patience
+        if patienceValue != nil, let i = counts.firstIndex(where: { $0.dev == 0 }) {
+            throw CLIError("\(tasks[i]): early stopping (patience) needs dev data for every task (data.dev)")
+        }
+        let (options, lr) = try fineTuningOptions(t, specFile: tasks[0])
+        let loaded = try ModelDirectory.open(base, as: BertMultiTaskModel.architectureName, heads: parts.map(\.head),
+                                             seed: options.seed, randomWeights: initialization == .random)
+        guard let multi = loaded.model as? BertMultiTaskModel else { throw CLIError("\(base): no multi-task model was built") }
+        let samplingValue: TaskSampling = sampling == .proportional ? .proportional : .temperature(samplingTemperature ?? 2)
+        let objective = try MultiTaskObjective(model: multi, tokenizer: loaded.tokenizer, tasks: parts, options: options,
+                                               sampling: samplingValue)
+        let windows = objective.examplesPerEpoch ?? 0
+        let (opts, stepsPerEpoch) = optimizationOptions(t, options, learningRate: lr, windows: windows, patience: patienceValue,
+                                                        dataParallel: dataParallel)
+        let trainer = try Trainer(objective: objective, options: opts, outputDirectory: out, dataParallel: dataParallel)
+        let names = objective.taskNames
+        let config: [(String, JSONValue)] = [
+            ("tasks", .array(names.map { .string($0) })), ("specs", .array(tasks.map { .string($0) })), ("base", .string(base)),
+            ("architecture", .string(BertMultiTaskModel.architectureName)), ("init", .string(initialization.rawValue)),
+            ("sampling", .string(sampling.rawValue)), ("sampling_temperature", samplingValue == .proportional ? .null : .number(samplingTemperature ?? 2)),
+            ("probabilities", .array(objective.sampler.probabilities.map { .number($0) })),
+            ("epochs", .integer(opts.epochs ?? 0)), ("lr", .float(lr)), ("batch_size", .integer(opts.batchSize)),
+            ("warmup_steps", .integer(opts.warmupSteps)), ("seed", .integer(opts.seed)),
+            ("train_examples", .array(counts.map { .integer($0.train) })), ("train_windows", .array(objective.windowCounts.map { .integer($0) })),
+            ("dev_examples", .array(counts.map { .integer($0.dev) })), ("settings", .string(objective.settings)), ("out", .string(out)),
+            ("patience", patienceValue.map { .integer($0) } ?? .null),
+        ]
+        let shares = zip(names, objective.sampler.probabilities).map { String(format: "%@ %.3f", $0.0, $0.1) }.joined(separator: ", ")
+        printError("multi-task fine-tuning \(BertMultiTaskModel.architectureName) on \(names.joined(separator: ", ")): \(multi.store.count) parameters, " +
+                   "windows \(objective.windowCounts.map(String.init).joined(separator: "/")), \(sampling.rawValue) sampling (\(shares)), " +
+                   "\(objective.batchesPerEpoch) batches per epoch, \(trainer.totalSteps) updates; writing to \(out)")
+        if initialization == .random {
+            printError("random initialisation (--init random): no weights loaded from \(base)")
+        } else if !loaded.initialized.isEmpty {
+            printError("new head parameters: \(loaded.initialized.joined(separator: ", "))")
+        }
+        let store = try CorpusStore(path: db)
+        let run = try store.startRun(kind: "finetune-multitask", name: out, configJSON: JSONValue.object(config).serialized())
+        var bestMetrics: [String: Double] = [:]
+        let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
+                                      stepsPerEpoch: stepsPerEpoch) { e in
+            if e.isBest { bestMetrics = e.metrics }
+            return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
+        }
+        if json {
+            print(JSONValue.object(finetuneFields(name: names.joined(separator: "+"), summary: summary, stepsPerEpoch: stepsPerEpoch,
+                                                  main: objective.mainMetric.name, best: bestMetrics, out: out)).serialized())
+        }
+    }
+
+    /// `--json` fields of a finished run: the dev scores of the best evaluation under the task's
+    /// metric keys (as `evaluate --json`); train_seconds is the trainer's wall time, its per-epoch
+    /// dev evaluations included.
+    private func finetuneFields(name: String, extra: [(String, JSONValue)] = [], summary: TrainingSummary, stepsPerEpoch: Int,
+                                main: String, best bestMetrics: [String: Double], out: String) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [("task", .string(name))] + extra + [
+            ("steps", .number(Double(summary.steps))),
+            ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
+            ("stopped_early", .bool(summary.stoppedEarly)),
+            ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
+        if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
+        for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
+        fields.append(("model", .string(out + "/best")))
+        return fields
+    }
+
     /// The HuggingFace head class for a head kind on the base model's family.
     private func headArchitecture(_ kind: HeadKind, family: ModelKind, base: String) throws -> String {
         switch (kind, family) {
@@ -403,13 +543,15 @@ func isLeaderRank() -> Bool { ((try? Ranks.world())??.rank ?? 0) == 0 }
 struct InferenceOptions: ParsableArguments {
     @Option(help: "A fine-tuned model directory (graft finetune's OUT/best).") var model: String
     @Option(help: "Task spec (default: the model's graft-task.toml, else the task its architectures and id2label imply, e.g. an imported transformers model).") var task: String?
+    @Option(help: "The head of a multi-task model to use (default: its only head of the kind the command needs).") var head: String?
     @Option(name: .customLong("batch-size"), help: "Windows per forward pass.") var batchSize: Int = 32
     @Option(name: .customLong("chunk-size"), help: "Documents per chunk (bounds memory; under mpirun, the unit shared out to the ranks).")
     var chunkSize: Int = 2048
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
 
-    func open() throws -> TaskModel {
-        do { return try TaskModel.open(model, specFile: task) } catch let e as TaskError { throw CLIError("\(e)") }
+    /// Opens the model; a multi-task model's head `--head`, else its only head of `kind`.
+    func open(kind: HeadKind? = nil) throws -> TaskModel {
+        do { return try TaskModel.open(model, specFile: task, head: head, kind: kind) } catch let e as TaskError { throw CLIError("\(e)") }
     }
 
     /// Runs `body` under `--threads` with the opened model (`opening`, else ``open()``) and its
@@ -417,7 +559,7 @@ struct InferenceOptions: ParsableArguments {
     func withModel<P: TaskPlugin>(_ type: P.Type, command: String, needs kind: String, opening: (() throws -> TaskModel?)? = nil,
                                   _ body: (P, TaskModel) throws -> Void) throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) {
-            let m = try opening?() ?? open()
+            let m = try opening?() ?? open(kind: P.headKind)
             guard let plugin = m.plugin as? P else {
                 throw CLIError("\(model) is a \(m.spec.kind.rawValue) model; graft \(command) needs \(kind)")
             }
@@ -703,11 +845,13 @@ struct ClassifyCommand: ParsableCommand {
 
     @OptionGroup var inference: InferenceOptions
     @OptionGroup var embedding: EmbeddingClassifierOptions
+    @OptionGroup var tca: TCAOptions
     @Argument(help: "Input files (one document per line).") var files: [String] = []
 
     func validate() throws { try embedding.validate(inference) }
 
     func run() throws {
+        if tca.adapt != nil { return try classifyAdapted() }   // DomainAdaptation.swift
         try inference.withModel(TextClassificationPlugin.self, command: "classify", needs: "a sequence-classification model",
                                 opening: { try embedding.open(inference) }) { classifier, m in
             let documents = try readDocuments(files).map { TextExample(id: $0.id, text: $0.text, label: nil) }

@@ -184,6 +184,10 @@ public enum ModelRegistry {
     /// pretraining heads (masked LM, next-sentence prediction).
     public static let bertIgnoring: [NamePattern] = [.exact("embeddings.position_ids"), .prefix("cls.")]
 
+    /// What a single-head BERT architecture skips besides ``bertIgnoring``: the heads of a
+    /// multi-task model (``BertMultiTaskModel``), so its encoder serves as a base model.
+    static let multiTaskHeads: [NamePattern] = [.prefix("heads.")]
+
     /// What every GPT-2 architecture skips: the attention-mask buffers and the tied `lm_head.weight`.
     public static let gpt2Ignoring: [NamePattern] = [.exact("lm_head.weight"), .suffix(".attn.bias"), .suffix(".attn.masked_bias")]
 
@@ -195,14 +199,14 @@ public enum ModelRegistry {
         return [
             ModelArchitecture(
                 name: "BertModel", family: .bert,
-                weights: WeightMapping(prefix: "bert.", ignoring: bertIgnoring),
+                weights: WeightMapping(prefix: "bert.", ignoring: bertIgnoring + multiTaskHeads),
                 build: { try BertModel(config: $0.config, seed: $0.seed, pooler: $0.checkpointNames?.contains("pooler.dense.weight") ?? false) }),
             ModelArchitecture(
                 name: "BertForMaskedLM", family: .bert,
                 weights: WeightMapping(
                     prefix: "bert.", prefixOnExport: true, headPrefixes: ["cls."],
                     ignoring: [.exact("embeddings.position_ids"), .exact("cls.predictions.decoder.weight"),
-                               .prefix("cls.seq_relationship."), .prefix("pooler.")],
+                               .prefix("cls.seq_relationship."), .prefix("pooler.")] + multiTaskHeads,
                     optional: BertForMaskedLM.headParameterNames.map { .exact($0) },
                     aliases: ["cls.predictions.decoder.bias": "cls.predictions.bias"]),
                 build: { try BertForMaskedLM(config: $0.config, seed: $0.seed) }),
@@ -216,7 +220,7 @@ public enum ModelRegistry {
     static func taskHeads(gptWeights: WeightMapping) -> [ModelArchitecture] {
         func bert(_ head: String, ignoringPooler: Bool) -> WeightMapping {
             WeightMapping(prefix: "bert.", prefixOnExport: true, headPrefixes: [head],
-                          ignoring: bertIgnoring + (ignoringPooler ? [.prefix("pooler.")] : []),
+                          ignoring: bertIgnoring + multiTaskHeads + (ignoringPooler ? [.prefix("pooler.")] : []),
                           ignoringAbsent: ignoringPooler ? [] : [.prefix("pooler.")],
                           optional: [.prefix(head)] + (ignoringPooler ? [] : [.prefix("pooler.")]))
         }
@@ -241,6 +245,12 @@ public enum ModelRegistry {
                               build: { try BertForTokenClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
             ModelArchitecture(name: "BertForQuestionAnswering", family: .bert, weights: bert("qa_outputs.", ignoringPooler: true),
                               build: { try BertForQuestionAnswering(config: $0.config, seed: $0.seed) }),
+            // Graft-only: one encoder, the heads of `graft_heads` (a base checkpoint's pooler and
+            // heads are optional, as a fresh single head's are).
+            ModelArchitecture(name: BertMultiTaskModel.architectureName, family: .bert,
+                              weights: WeightMapping(prefix: "bert.", ignoring: bertIgnoring, ignoringAbsent: [.prefix("pooler.")],
+                                                     optional: [.prefix("heads."), .prefix("pooler.")]),
+                              build: { try BertMultiTaskModel(config: $0.config, seed: $0.seed) }),
             ModelArchitecture(name: "GPT2ForSequenceClassification", family: .gpt, weights: gpt("score."),
                               build: { try GPT2ForSequenceClassification(config: $0.config, numLabels: try classes($0), seed: $0.seed) }),
             ModelArchitecture(name: "GPT2ForTokenClassification", family: .gpt, weights: gpt("classifier."),

@@ -206,7 +206,8 @@ public final class BertForMaskedLM: LanguageModel {
     /// the configuration alone (a checkpoint's `pooler.*` tensors are ignored on load).
     public init(config: ModelConfig, seed: UInt64) throws {
         self.config = config
-        (store, rng, bert) = try BertModel.backbone(of: "BertForMaskedLM", config: config, seed: seed, pooler: false)
+        let backbone = try BertModel.backbone(of: "BertForMaskedLM", config: config, seed: seed, pooler: false)
+        (store, rng, bert) = (backbone.store, backbone.rng, backbone.bert)
         transform = try Linear(store, name: "cls.predictions.transform.dense", inFeatures: config.hidden, outFeatures: config.hidden)
         transformNorm = try LayerNorm(store, name: "cls.predictions.transform.LayerNorm", dim: config.hidden, eps: config.layerNormEps)
         decoder = try Linear(store, tiedWeight: bert.wordEmbeddings.weight, biasName: "cls.predictions.bias")

@@ -65,6 +65,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// BERT attention heads removed per layer (HuggingFace `pruned_heads`: layer -> head indices
     /// of the unpruned layer); ``heads`` stays the unpruned count, as in transformers. nil: none.
     public var prunedHeads: [Int: [Int]]?
+    /// The heads of a multi-task model (``BertMultiTaskModel``), in store order; written to
+    /// `config.json` as the Graft-specific key `graft_heads` for that architecture only; nil otherwise.
+    public var taskHeads: [BertMultiTaskModel.Head]?
 
     public init(kind: ModelKind, vocabSize: Int, hidden: Int, layers: Int, heads: Int, ffn: Int,
                 maxPositions: Int = 512, typeVocabSize: Int? = nil, dropout: Float = 0.1, attentionDropout: Float = 0.1,
@@ -166,6 +169,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         if pooling == .mean, architecture == "BertForSequenceClassification" {
             members.append(("graft_pooling", .string("mean")))
+        }
+        if let taskHeads, architecture == BertMultiTaskModel.architectureName {
+            members.append(("graft_heads", .array(taskHeads.map(\.json))))
         }
         return .object(members)
     }
@@ -315,6 +321,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             case "cls", "pooler": pooling = .pooler
             default: throw bad("\"graft_pooling\" \(p.serialized()) is not \"cls\" or \"mean\"")
             }
+        }
+        if let h = json["graft_heads"], !h.isNull {
+            guard let items = h.array, !items.isEmpty else { throw bad("\"graft_heads\" is not a non-empty list of heads") }
+            let taskHeads = try items.enumerated().map { try BertMultiTaskModel.Head(json: $0.element, index: $0.offset, file: path) }
+            try BertMultiTaskModel.validate(taskHeads, file: path)
+            self.taskHeads = taskHeads
         }
         try validate(file: path)
     }

@@ -76,6 +76,9 @@ public enum ModelDirectory {
     /// pruned attention heads (``ModelConfig/prunedHeads``): transformers 5 dropped `pruned_heads`
     /// support (checked with 5.24), so it would not load the narrower projections.
     public static func export(_ model: any PretrainedModel, tokenizer: Tokenizer, to dir: String) throws {
+        if let m = model as? BertMultiTaskModel {
+            throw ModelError.invalidArgument("\(dir): this is a multi-task model (\(BertMultiTaskModel.architectureName), heads \(m.heads.map(\.head.name).joined(separator: ", "))); transformers has no class with several heads on one encoder, so it is not exported as one (export one head as its single-task class: BertMultiTaskModel.extractHead, graft export --head NAME)")
+        }
         if let m = model as? BertForSequenceClassification, m.pooling == .mean {
             throw ModelError.invalidArgument("\(dir): this BertForSequenceClassification pools by the mean of the last hidden states (graft_pooling \"mean\"); transformers' BertForSequenceClassification always classifies [CLS] through the pooler and would compute other logits, so it is not exported (fine-tune with pooling = \"cls\" to export, or keep using it with graft)")
         }
@@ -171,9 +174,11 @@ public enum ModelDirectory {
     /// `randomWeights` builds the same model (same configuration, tokenizer and tensors) but
     /// keeps every parameter at its seeded random initialisation instead of loading the
     /// checkpoint: the from-scratch baseline that shows what pretraining contributes.
+    /// `heads`, when given, replaces the configuration's multi-task heads (``BertMultiTaskModel``:
+    /// a base model opened as `GraftBertMultiTask` gets those heads, fresh).
     public static func open(_ dir: String, as architecture: String? = nil, labels: [String]? = nil,
-                            pooling: BertForSequenceClassification.Pooling? = nil, seed: UInt64 = 0,
-                            randomWeights: Bool = false) throws -> Loaded {
+                            pooling: BertForSequenceClassification.Pooling? = nil, heads: [BertMultiTaskModel.Head]? = nil,
+                            seed: UInt64 = 0, randomWeights: Bool = false) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError.missingFile(dir)
@@ -181,6 +186,7 @@ public enum ModelDirectory {
         var (json, config, configPath) = try readConfig(dir)
         if let labels { config.labels = labels }
         if let pooling { config.pooling = pooling }
+        if let heads { config.taskHeads = heads }
         let entry = try ModelRegistry.architecture(named: architecture ?? architectureName(json, config: config, file: configPath),
                                                    file: configPath)
         guard entry.family == config.kind else {

@@ -1,16 +1,26 @@
 import GraftEngine
 
+/// The encoder a BERT head is built on, with the store and dropout generator it declared its
+/// parameters in: a fresh one per head model (``BertModel/backbone(of:config:seed:pooler:)``), or
+/// the one every head of a ``BertMultiTaskModel`` shares (each head then adds its own parameters
+/// to the same store).
+public struct BertBackbone {
+    public let store: ParameterStore
+    public let rng: SharedRNG
+    public let bert: BertModel
+    /// Whether the encoder has HuggingFace's pooler (`pooler.dense`).
+    public var hasPooler: Bool { store.contains("pooler.dense.weight") }
+}
+
 extension BertModel {
     /// A fresh encoder for a model with a head, as every BERT model here is built: its store
     /// seeded by `seed`, dropout by `seed + 1`. `model` names the class in the error for a
     /// config that is not BERT's.
-    static func backbone(of model: String, config: ModelConfig, seed: UInt64, pooler: Bool) throws
-        -> (store: ParameterStore, rng: SharedRNG, bert: BertModel)
-    {
+    static func backbone(of model: String, config: ModelConfig, seed: UInt64, pooler: Bool) throws -> BertBackbone {
         guard config.kind == .bert else { throw ModelError.invalidArgument("\(model) needs a bert config, got \(config.kind)") }
         let store = ParameterStore(seed: seed)
         let rng = SharedRNG(seed: seed &+ 1)
-        return (store, rng, try BertModel(config: config, store: store, rng: rng, pooler: pooler))
+        return BertBackbone(store: store, rng: rng, bert: try BertModel(config: config, store: store, rng: rng, pooler: pooler))
     }
 
     /// The last hidden states `[B, T, C]` of a task head's input, checked against the config
@@ -60,16 +70,29 @@ public final class BertForSequenceClassification: ClassificationRowsModel {
 
     /// A freshly initialised model (store seeded by `seed`, dropout by `seed + 1`);
     /// `classifierDropout` defaults to the config's hidden dropout (HF `classifier_dropout`).
-    public init(config: ModelConfig, numLabels: Int, pooling: Pooling = .pooler, classifierDropout: Float? = nil,
-                seed: UInt64) throws {
+    public convenience init(config: ModelConfig, numLabels: Int, pooling: Pooling = .pooler, classifierDropout: Float? = nil,
+                            seed: UInt64) throws {
+        try self.init(config: config, numLabels: numLabels, pooling: pooling, classifierDropout: classifierDropout,
+                      backbone: BertModel.backbone(of: "BertForSequenceClassification", config: config, seed: seed,
+                                                   pooler: pooling == .pooler),
+                      headName: "classifier")
+    }
+
+    /// A head on `backbone`, its `classifier` declared in the backbone's store as
+    /// `<headName>.weight` `[L, C]` and `<headName>.bias` `[L]` (``BertMultiTaskModel`` builds
+    /// several heads on one encoder this way). Pooling through the pooler needs a backbone with one.
+    public init(config: ModelConfig, numLabels: Int, pooling: Pooling, classifierDropout: Float? = nil,
+                backbone: BertBackbone, headName: String) throws {
         guard numLabels >= 2 else { throw ModelError.invalidArgument("sequence classification needs at least 2 labels, got \(numLabels)") }
+        guard pooling == .mean || backbone.hasPooler else {
+            throw ModelError.invalidArgument("\(headName): pooling through [CLS] needs an encoder with a pooler")
+        }
         var config = config
         config.pooling = pooling == .mean ? .mean : nil   // saved as graft_pooling, so the directory reopens alike
         self.config = config
         self.pooling = pooling
-        (store, rng, bert) = try BertModel.backbone(of: "BertForSequenceClassification", config: config, seed: seed,
-                                                    pooler: pooling == .pooler)
-        head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
+        (store, rng, bert) = (backbone.store, backbone.rng, backbone.bert)
+        head = try ClassificationHead(store, name: headName, inFeatures: config.hidden, numLabels: numLabels,
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
@@ -121,10 +144,18 @@ public final class BertForTokenClassification: ClassificationRowsModel {
     public var numLabels: Int { head.numLabels }
     private var shape: [Int] = []
 
-    public init(config: ModelConfig, numLabels: Int, classifierDropout: Float? = nil, seed: UInt64) throws {
+    public convenience init(config: ModelConfig, numLabels: Int, classifierDropout: Float? = nil, seed: UInt64) throws {
+        try self.init(config: config, numLabels: numLabels, classifierDropout: classifierDropout,
+                      backbone: BertModel.backbone(of: "BertForTokenClassification", config: config, seed: seed, pooler: false),
+                      headName: "classifier")
+    }
+
+    /// A head on `backbone` (shared with other heads in ``BertMultiTaskModel``), its classifier
+    /// declared in the backbone's store as `<headName>.weight` `[L, C]` and `<headName>.bias` `[L]`.
+    public init(config: ModelConfig, numLabels: Int, classifierDropout: Float? = nil, backbone: BertBackbone, headName: String) throws {
         self.config = config
-        (store, rng, bert) = try BertModel.backbone(of: "BertForTokenClassification", config: config, seed: seed, pooler: false)
-        head = try ClassificationHead(store, name: "classifier", inFeatures: config.hidden, numLabels: numLabels,
+        (store, rng, bert) = (backbone.store, backbone.rng, backbone.bert)
+        head = try ClassificationHead(store, name: headName, inFeatures: config.hidden, numLabels: numLabels,
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
@@ -175,10 +206,17 @@ public final class BertForQuestionAnswering: TaskHeadModel {
     private var shape: [Int] = []
     private var state = BackwardState.none
 
-    public init(config: ModelConfig, seed: UInt64) throws {
+    public convenience init(config: ModelConfig, seed: UInt64) throws {
+        try self.init(config: config, backbone: BertModel.backbone(of: "BertForQuestionAnswering", config: config, seed: seed, pooler: false),
+                      headName: "qa_outputs")
+    }
+
+    /// A head on `backbone` (shared with other heads in ``BertMultiTaskModel``): `<headName>.weight`
+    /// `[2, C]` and `<headName>.bias` `[2]` in the backbone's store.
+    public init(config: ModelConfig, backbone: BertBackbone, headName: String) throws {
         self.config = config
-        (store, rng, bert) = try BertModel.backbone(of: "BertForQuestionAnswering", config: config, seed: seed, pooler: false)
-        qaOutputs = try Linear(store, name: "qa_outputs", inFeatures: config.hidden, outFeatures: 2)
+        (store, rng, bert) = (backbone.store, backbone.rng, backbone.bert)
+        qaOutputs = try Linear(store, name: headName, inFeatures: config.hidden, outFeatures: 2)
     }
 
     private func forward(_ input: HeadInput, training: Bool) throws -> Tensor {

@@ -384,17 +384,32 @@ public struct TaskModel {
     /// `S-`/`E-` tags), the default windows. The model's classes must be the task's labels; when
     /// they are the same set in another order (a transformers model's `id2label`), the model's
     /// order is used.
-    public static func open(_ directory: String, specFile: String? = nil) throws -> TaskModel {
-        let specPath = specFile ?? taskSpecFileNames.map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
+    ///
+    /// A multi-task directory (``BertMultiTaskModel``, from `graft finetune --task A --task B`)
+    /// serves the head named `head` (its spec `graft-task-HEAD.toml`); without a name, its only
+    /// head of `kind` (or its only head when `kind` is nil). A single-task directory has one
+    /// head, named after its task: `head` may name it.
+    public static func open(_ directory: String, specFile: String? = nil, head: String? = nil, kind: HeadKind? = nil) throws -> TaskModel {
+        let loaded = try ModelDirectory.open(directory)
+        var specNames = taskSpecFileNames
+        var headModel = loaded.model as? any PretrainedModel & TaskHeadModel
+        if let multi = loaded.model as? BertMultiTaskModel {
+            let chosen = try selectHead(of: multi, named: head, kind: kind, directory: directory)
+            headModel = chosen.model
+            specNames = multiTaskSpecFileNames(head: chosen.head.name)
+        }
+        let specPath = specFile ?? specNames.map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
             .first { FileManager.default.fileExists(atPath: $0) }
         var spec = try specPath.map { try TaskSpec.load($0) }
-        let loaded = try ModelDirectory.open(directory)
-        guard let model = loaded.model as? any PretrainedModel & TaskHeadModel else {
+        guard let model = headModel else {
             let what = specPath == nil ? "has no \(taskSpecFileNames[0]) and holds" : "holds"
             throw TaskError.invalidArgument("\(directory) \(what) a \(loaded.architecture.name), which has no task head: not a fine-tuned model directory (fine-tune one with graft finetune --model \(directory))")
         }
         if spec == nil { spec = try TaskSpec.inferred(from: model, architecture: loaded.architecture.name, directory: directory) }
         guard var spec else { throw TaskError.invalidArgument("\(directory): no task") }
+        if let head, !(loaded.model is BertMultiTaskModel), head != spec.name {
+            throw TaskError.invalidArgument("\(directory) holds one head, task \(spec.name); there is no head \"\(head)\" (--head names a head of a multi-task model)")
+        }
         if let labels = spec.labels {
             let ours = model.config.labels ?? []
             guard ours.count == labels.count, Set(ours) == Set(labels.labels) else {
@@ -405,6 +420,29 @@ public struct TaskModel {
         let plugin = try TaskRegistry.plugin(for: spec)
         return TaskModel(spec: spec, plugin: plugin, head: try ModelTaskHead(kind: spec.kind, model: model),
                          tokenizer: loaded.tokenizer, directory: directory)
+    }
+}
+
+extension TaskModel {
+    /// The head of a multi-task model that `name` names, else its only head of `kind` (or only head).
+    static func selectHead(of multi: BertMultiTaskModel, named name: String?, kind: HeadKind?, directory: String) throws
+        -> (head: BertMultiTaskModel.Head, model: any PretrainedModel & TaskHeadModel)
+    {
+        let list = multi.heads.map { "\($0.head.name) (\($0.head.kind.rawValue))" }.joined(separator: ", ")
+        if let name {
+            guard let found = multi.heads.first(where: { $0.head.name == name }) else {
+                throw TaskError.invalidArgument("\(directory) has no head \"\(name)\" (heads: \(list))")
+            }
+            return found
+        }
+        let candidates = multi.heads.filter { kind == nil || $0.head.kind.rawValue == kind!.rawValue }
+        guard candidates.count == 1 else {
+            let what = kind.map { "\($0.rawValue) head" } ?? "head"
+            throw TaskError.invalidArgument(candidates.isEmpty
+                ? "\(directory) has no \(what) (heads: \(list))"
+                : "\(directory) has \(candidates.count) \(what)s (heads: \(list)): choose one with --head NAME")
+        }
+        return candidates[0]
     }
 }
 
