@@ -48,6 +48,9 @@ public final class CorpusStore: Sendable {
     private static func checkGraftDatabase(_ path: String) throws {
         var config = Configuration()
         config.readonly = true
+        // Another process (a second MPI rank, an import) may hold the write lock for a moment:
+        // wait for it as the store itself does, instead of calling the file "not SQLite".
+        config.busyMode = .timeout(30)
         let result: (appID: Int32, tables: Int, marker: String?)
         do {
             let queue = try DatabaseQueue(path: path, configuration: config)
@@ -61,8 +64,10 @@ public final class CorpusStore: Sendable {
                 return (appID, tables, marker)
             }
             try queue.close()
-        } catch let error as DatabaseError {
+        } catch let error as DatabaseError where error.resultCode != .SQLITE_BUSY && error.resultCode != .SQLITE_LOCKED {
             throw CorpusError.notAGraftDatabase("\(path) is not an SQLite database (\(error.message ?? "\(error.resultCode)"))")
+        } catch {
+            throw CorpusError.wrap(error)
         }
         if result.appID == 0 && result.tables == 0 { return }  // an empty SQLite file: initialise it
         guard result.appID == CorpusSchema.applicationID, result.marker == CorpusSchema.formatMarker else {
