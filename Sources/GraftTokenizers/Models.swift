@@ -115,16 +115,19 @@ public final class BPE: @unchecked Sendable {
     private let symbolLengths: [Int32]
     /// Word cache, split in shards with a lock each so that batch threads rarely meet.
     private let shards: [CacheShard]
+    typealias WordCache = [[UInt8]: [Int32]]
     final class CacheShard: @unchecked Sendable {
         let lock = NSLock()
-        var map: [[UInt8]: [Int32]] = [:]
-        var free: [[[UInt8]: [Int32]]] = []
+        var map: WordCache = [:]
     }
     /// Word caches of batch workers between batches: a worker takes one for a whole batch
     /// (``takeWorkerCache()``) and gives it back after, so no two threads touch one cache and
     /// the next batch starts warm.
-    private let workerCaches = CacheShard()
-    typealias WordCache = [[UInt8]: [Int32]]
+    private let workerCaches = WorkerCachePool()
+    final class WorkerCachePool: @unchecked Sendable {
+        let lock = NSLock()
+        var free: [WordCache] = []
+    }
 
     /// A word cache for one batch worker (warm from an earlier batch when one is free).
     func takeWorkerCache() -> WordCache {
@@ -246,7 +249,7 @@ public final class BPE: @unchecked Sendable {
     /// `cache` when the caller has one of its own (a batch worker), else in the model's shared,
     /// sharded cache; either holds at most ``cacheCapacity`` words.
     func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken],
-                       cache: inout [[UInt8]: [Int32]]?) {
+                       cache: inout WordCache?) {
         if cacheCapacity > 0, cache != nil {
             if let ids = cache?[bytes] {
                 emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)

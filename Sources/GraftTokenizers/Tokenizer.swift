@@ -282,7 +282,7 @@ public struct Tokenizer: Sendable {
         var bytes: [UInt8] = []
         var charOfByte: [Int32] = []
         /// A batch worker's own BPE word cache (nil: a single encode uses the model's shared one).
-        var bpeCache: [[UInt8]: [Int32]]?
+        var bpeCache: BPE.WordCache?
     }
 
     private func encodeSegment(_ scalars: [UInt32], _ range: Range<Int>, into enc: inout Encoding,
