@@ -149,10 +149,13 @@ def main():
 
 
 def summarize_pretraining(mini):
-    """The dev evaluations of the pretraining run ("step N: dev MLM loss L, accuracy A"), from its log."""
+    """The dev evaluations of the pretraining run in `mini` (its pretrain.log), or None without a log."""
     path = os.path.join(mini, "pretrain.log")
-    if not os.path.exists(path):
-        return None
+    return dev_evals(path) if os.path.exists(path) else None
+
+
+def dev_evals(path):
+    """The dev evaluations ("step N: dev MLM loss L, accuracy A") of a `graft pretrain` log."""
     evals = []
     with open(path, errors="replace") as f:
         for line in f:

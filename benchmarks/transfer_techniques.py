@@ -94,6 +94,8 @@ import subprocess
 import sys
 import time
 
+from learning_curve import dev_evals  # benchmarks/ is sys.path[0] when run as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ZERO_SHOT_LABELS = "pos=a great, enjoyable, moving film;neg=a dull, boring, bad film"   # as zero_few_shot.sh
@@ -577,16 +579,6 @@ def steps_of_pretrain_log(path):
         for line in f:
             m = re.search(r"pretrain\s+(\d+)/(\d+) steps", line) or m
     return int(m.group(2)) if m else None
-
-
-def dev_evals(path):
-    evals = []
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = re.search(r"step (\d+): dev MLM loss ([0-9.]+), accuracy ([0-9.]+)", line)
-            if m:
-                evals.append({"step": int(m.group(1)), "dev_mlm_loss": float(m.group(2)), "dev_mlm_accuracy": float(m.group(3))})
-    return evals
 
 
 def git_commit():
