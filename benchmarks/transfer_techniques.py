@@ -11,6 +11,10 @@ has, every row an existing graft command:
                             seed and data as without --baseline, which only adds the second half)
   rt-scratch     sentiment  the scratch half of that run (OUT/scratch, random initialisation)
   rt-features    sentiment  --freeze-encoder --cache-features (feature extraction)
+  rt-features-mean sentiment the same with --pooling mean (MiniLM's [CLS] pooler was never trained:
+                            sentence-transformers mean-pools it)
+  rt-probe       sentiment  the same with --head-lr 1e-3 and 10 epochs (a linear probe's usual
+                            recipe; after the first epoch only the head runs)
   rt-top2        sentiment  --unfreeze-top 2
   rt-gradual     sentiment  --gradual-unfreeze (ULMFiT: head only in epoch 1, +1 layer per epoch)
   rt-lld         sentiment  --layer-lr-decay 0.8
@@ -107,6 +111,8 @@ ROWS = [
     ("rt-plain", "sentiment", "plain fine-tuning (MiniLM)"),
     ("rt-scratch", "sentiment", "from scratch (`--baseline scratch`, random init)"),
     ("rt-features", "sentiment", "feature extraction (`--freeze-encoder --cache-features`)"),
+    ("rt-features-mean", "sentiment", "feature extraction with mean pooling (`... --pooling mean`)"),
+    ("rt-probe", "sentiment", "linear probe: mean pooling, `--head-lr 1e-3`, 10 epochs on the cached features"),
     ("rt-top2", "sentiment", "`--unfreeze-top 2`"),
     ("rt-gradual", "sentiment", "`--gradual-unfreeze`"),
     ("rt-lld", "sentiment", "`--layer-lr-decay 0.8`"),
@@ -443,6 +449,9 @@ class Bench:
                             summary.get("transfer") or {}, cmd)]
 
     row_rt_features = _plain_variant("rt-features", ["--freeze-encoder", "--cache-features"])
+    row_rt_features_mean = _plain_variant("rt-features-mean", ["--freeze-encoder", "--cache-features", "--pooling", "mean"])
+    row_rt_probe = _plain_variant("rt-probe", ["--freeze-encoder", "--cache-features", "--pooling", "mean",
+                                               "--head-lr", "1e-3", "--epochs", "10"])
     row_rt_top2 = _plain_variant("rt-top2", ["--unfreeze-top", "2"])
     row_rt_gradual = _plain_variant("rt-gradual", ["--gradual-unfreeze"])
     row_rt_lld = _plain_variant("rt-lld", ["--layer-lr-decay", "0.8"])
