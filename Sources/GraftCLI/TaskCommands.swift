@@ -145,25 +145,8 @@ struct FinetuneCommand: ParsableCommand {
         let t = spec.training
         let base = try distillation.map(\.student) ?? spec.requireBaseModel(override: model)
         let label = distillation == nil ? "finetune" : "distill"
-        func source(_ override: String?, _ fallback: DataSource?, _ what: String) throws -> DataSource? {
-            if let override { return .file(override) }
-            return fallback
-        }
-        let sourceSpecs = try train != nil || spec.trainSources.isEmpty
-            ? source(train, spec.train, "train").map { [TrainingSourceSpec(source: $0, rate: 1)] } ?? []
-            : spec.trainSources
-        guard !sourceSpecs.isEmpty else {
-            throw CLIError("\(task): no training data (data.train in the spec, or --train FILE)")
-        }
-        // --limit-train keeps the first N examples of each source.
-        let sources = try sourceSpecs.map { s -> TrainingSource<Plugin.Example> in
-            var examples = try plugin.examples(from: s.source)
-            if let limitTrain { examples = Array(examples.prefix(max(0, limitTrain))) }
-            guard !examples.isEmpty else { throw CLIError("\(task): the training data \(s.source.origin) has no examples") }
-            return TrainingSource(examples: examples, rate: s.rate)
-        }
+        let (sourceSpecs, sources, devExamples) = try labelledData(plugin, spec: spec, specFile: task)
         let trainCount = sources.reduce(0) { $0 + $1.examples.count }
-        let devExamples = try source(dev, spec.dev, "dev").map { try plugin.examples(from: $0) } ?? []
         var adaptation = AdaptationOptions(method: adapt ?? t.adapt ?? .none)
         adaptation.weight = adaptWeight ?? t.adaptWeight.map(Float.init) ?? adaptation.weight
         var targetTexts: [TextExample] = []
@@ -343,6 +326,27 @@ struct FinetuneCommand: ParsableCommand {
 
     /// The fine-tuning options and base learning rate from a spec's [train] table and the options
     /// given here (domain adaptation aside), checked for contradictions.
+    /// The labelled data of one task: its training sources (`--train FILE` instead of the spec's
+    /// data.train, one source or several with rates), each cut to the first `--limit-train`
+    /// examples, and its dev examples (`--dev FILE` instead of data.dev; none without either).
+    private func labelledData<P: TaskPlugin>(_ plugin: P, spec: TaskSpec, specFile: String) throws
+        -> (specs: [TrainingSourceSpec], sources: [TrainingSource<P.Example>], dev: [P.Example]) {
+        let sourceSpecs = train != nil || spec.trainSources.isEmpty
+            ? (train.map { DataSource.file($0) } ?? spec.train).map { [TrainingSourceSpec(source: $0, rate: 1)] } ?? []
+            : spec.trainSources
+        guard !sourceSpecs.isEmpty else {
+            throw CLIError("\(specFile): no training data (data.train in the spec, or --train FILE)")
+        }
+        let sources = try sourceSpecs.map { s -> TrainingSource<P.Example> in
+            var examples = try plugin.examples(from: s.source)
+            if let limitTrain { examples = Array(examples.prefix(max(0, limitTrain))) }
+            guard !examples.isEmpty else { throw CLIError("\(specFile): the training data \(s.source.origin) has no examples") }
+            return TrainingSource(examples: examples, rate: s.rate)
+        }
+        let devExamples = try (dev.map { DataSource.file($0) } ?? spec.dev).map { try plugin.examples(from: $0) } ?? []
+        return (sourceSpecs, sources, devExamples)
+    }
+
     private func fineTuningOptions(_ t: TrainingOptions, specFile: String) throws -> (FineTuningOptions, learningRate: Float) {
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
@@ -414,11 +418,11 @@ struct FinetuneCommand: ParsableCommand {
         var counts: [(train: Int, dev: Int)] = []
         for (spec, file) in zip(specs, tasks) {
             func add<P: TaskPlugin>(_ plugin: P) throws {
-                guard let trainSource = spec.train else { throw CLIError("\(file): no training data (data.train in the spec)") }
-                var trainExamples = try plugin.examples(from: trainSource)
-                if let limitTrain { trainExamples = Array(trainExamples.prefix(max(0, limitTrain))) }
-                guard !trainExamples.isEmpty else { throw CLIError("\(file): the training data has no examples") }
-                let devExamples = try spec.dev.map { try plugin.examples(from: $0) } ?? []
+                let (_, sources, devExamples) = try labelledData(plugin, spec: spec, specFile: file)
+                guard sources.count == 1 else {
+                    throw CLIError("\(file): data.train lists \(sources.count) sources; in multi-task fine-tuning each task has one (the tasks are mixed by --sampling)")
+                }
+                let trainExamples = sources[0].examples
                 parts.append(MultiTaskObjective.Task(plugin: plugin, train: trainExamples, dev: devExamples, specFile: file))
                 counts.append((trainExamples.count, devExamples.count))
             }

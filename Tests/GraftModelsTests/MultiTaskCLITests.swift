@@ -73,6 +73,14 @@ struct MultiTaskCLITests {
         #expect(try TaskCLITests.json(try #require(r.1.split(separator: "\n").last))["f1"] as? Double == f1, "\(r.1)")
         r = try runGraft(["finetune", "--task", sentiment, "--task", ner, "--train", nerDev, "--out", out])
         #expect(r.0 != 0 && r.2.contains("--train applies to one task"), "\(r.2)")
+        // A task whose data.train mixes several sources: refused by name (one source per task).
+        let (sentTrain, sentDev) = try FineTuneCLITests.sentimentData(dir)
+        let mixed = try Self.write("name = \"mixed\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[data]\n" +
+                                   "train = [{ file = \"\(sentTrain)\", rate = 0.5 }, { file = \"\(sentDev)\", rate = 0.5 }]\n" +
+                                   "dev = \"\(sentDev)\"\n[model]\nmax_length = 16\n", dir, "mixed.toml")
+        r = try runGraft(["finetune", "--task", mixed, "--task", ner, "--model", base, "--out", dir.appendingPathComponent("mixed").path,
+                          "--db", db, "--threads", "1"])
+        #expect(r.0 != 0 && r.2.contains("mixed.toml: data.train lists 2 sources"), "\(r.2)")
 
         // The run record, and a resumed run (nothing left to train) reports the same best.
         r = try runGraft(["corpus", "runs", "--db", db])

@@ -68,10 +68,13 @@ public enum BLAS {
     /// `C[M, N] = op(A) op(B)` (+ `beta * C`). `A` is stored `[M, K]` (or `[K, M]` when
     /// transposed), `B` is stored `[K, N]` (or `[N, K]`). Timed by ``GemmProfiler``.
     ///
-    /// Large products are split into ``Engine/threads`` slices along the longer of `M` and `N`
-    /// (never along `K`, so every element is summed in the same order whatever the split), each
-    /// slice one single-threaded `cblas_sgemm`; the split depends only on the shapes and the
-    /// thread count.
+    /// Large products are split into up to ``Engine/threads`` bands of rows of `C` (never along
+    /// `K`), each one single-threaded `cblas_sgemm`, so that every element is computed exactly as
+    /// the single call computes it: bands start on multiples of ``sliceRows`` rows (a multiple of
+    /// every OpenBLAS SGEMM kernel's row unrolling: 16 on Sandy Bridge/SkylakeX, 24 on
+    /// Haswell/Zen) and the last band ends with the product's own remainder rows. Columns are
+    /// never cut: OpenBLAS's column blocking makes a column split change the bits. The split
+    /// depends only on the shapes and the thread count.
     @inlinable
     public static func matmul(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
                               a: UnsafePointer<Float>, b: UnsafePointer<Float>,
@@ -83,36 +86,32 @@ public enum BLAS {
                 gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
                 return
             }
-            let alongRows = m >= n
-            let length = alongRows ? m : n
-            // Slice boundaries on multiples of 16 (the micro-kernels' unrolling).
-            let per = ((length + slices - 1) / slices + 15) / 16 * 16
-            let count = (length + per - 1) / per
+            let blocks = m / sliceRows
             let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
             let pc = SharedPointer(c)
-            Engine.parallelFor(count) { r in
+            Engine.parallelFor(slices) { r in
                 for s in r {
-                    let lo = s * per, hi = min(length, lo + per)
-                    if alongRows {
-                        // Rows lo..<hi of op(A) and of C.
-                        gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.value + (ta == .none ? lo * lda : lo), lda: lda,
-                             b: pb.value, ldb: ldb, beta: beta, c: pc.value + lo * n, ldc: n)
-                    } else {
-                        // Columns lo..<hi of op(B) and of C.
-                        gemm(ta, tb, m: m, n: hi - lo, k: k, a: pa.value, lda: lda,
-                             b: pb.value + (tb == .none ? lo : lo * ldb), ldb: ldb, beta: beta, c: pc.value + lo, ldc: n)
-                    }
+                    // Blocks s·blocks/slices ..< (s+1)·blocks/slices; the last band also takes the remainder rows.
+                    let lo = s * blocks / slices * sliceRows
+                    let hi = s == slices - 1 ? m : (s + 1) * blocks / slices * sliceRows
+                    gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.value + (ta == .none ? lo * lda : lo), lda: lda,
+                         b: pb.value, ldb: ldb, beta: beta, c: pc.value + lo * n, ldc: n)
                 }
             }
         }
     }
 
-    /// How many slices ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
-    /// threshold (`M N K <= 65536 * 4`), else up to `threads`, each at least 16 rows or columns.
+    /// The row granularity of ``matmul``'s bands: 96, a multiple of 16, 24 and 32 (OpenBLAS's
+    /// x86 SGEMM row unrollings), found by comparing split and whole products bit for bit.
+    public static let sliceRows = 96
+
+    /// How many bands ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
+    /// threshold (`M N K <= 65536 * 4`) or with fewer than two ``sliceRows`` blocks of rows, else
+    /// up to `threads`, each of whole blocks.
     @inlinable
     public static func sliceCount(m: Int, n: Int, k: Int, threads: Int) -> Int {
         if threads <= 1 || Double(m) * Double(n) * Double(k) <= 262_144 { return 1 }
-        return max(1, min(threads, max(m, n) / 16))
+        return max(1, min(threads, m / sliceRows))
     }
 
     /// Backward of ``matmul``: given `dC[M, N]`, accumulates (`+=`) into `dA` (stored like `A`)
