@@ -17,8 +17,9 @@ The F1 is the best epoch's (each run keeps the epoch with the best WNUT dev F1, 
 every row). Writes a markdown table (--table) and one JSON object per row (--jsonl).
 
     python3 benchmarks/domain_adaptation.py --threads 2          # the full table
-    # (about an hour on 2 idle cores, estimated from the 409 s CoNLL-2003 fine-tune in BENCHMARKS.md:
-    #  adversarial runs the encoder three times per batch, weighting embeds every example once more)
+    # (about 75 minutes on 2 idle cores, measured 2026-12-01: source only ~400 s, continued
+    #  pretraining ~10 min + a source-only run, adversarial 1,760 s (source and target batches
+    #  through the encoder each step), weighting 441 s, multi-source 525 s, target only 220 s)
     python3 benchmarks/domain_adaptation.py --limit-train 40 --epochs 1 --work /tmp/da   # a quick check
 """
 import argparse
