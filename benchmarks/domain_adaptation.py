@@ -154,9 +154,6 @@ def main():
     lines = ["| setting | WNUT-16 dev F1 (mapped) | Δ vs source only | precision | recall | epochs | training time |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        if "skipped" in r:
-            lines.append(f"| {r['row']} | — | — | — | — | — | {r['skipped']} |")
-            continue
         delta = "" if source_f1 is None or r["row"].startswith("source only") else f"{100 * (r['f1'] - source_f1):+.1f}"
         lines.append(f"| {r['row']} | {r['f1']:.4f} | {delta} | {r['precision']:.4f} | {r['recall']:.4f} | {r['epochs']} | {r['wall_seconds']:.0f} s |")
     notes = [f"", f"From {os.path.basename(model)} (all-MiniLM-L6-v2); F1 of the best epoch on WNUT-16 dev (239 tweets, 122 entities),"

@@ -445,7 +445,7 @@ class Bench:
         scratch_dir = os.path.join(self.work, "runs", "rt-scratch")
         os.makedirs(scratch_dir, exist_ok=True)
         summary, cmd = self.finetune(scratch_dir, self.rt_spec, self.minilm(), ["--baseline", "scratch"])
-        return [self.record(key, "sentiment", os.path.join(self.work, "runs", "rt-scratch", "run", "best"),
+        return [self.record(key, "sentiment", os.path.join(scratch_dir, "run", "best"),
                             summary.get("transfer") or {}, cmd)]
 
     row_rt_features = _plain_variant("rt-features", ["--freeze-encoder", "--cache-features"])

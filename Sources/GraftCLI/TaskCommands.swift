@@ -324,8 +324,6 @@ struct FinetuneCommand: ParsableCommand {
         }
     }
 
-    /// The fine-tuning options and base learning rate from a spec's [train] table and the options
-    /// given here (domain adaptation aside), checked for contradictions.
     /// The labelled data of one task: its training sources (`--train FILE` instead of the spec's
     /// data.train, one source or several with rates), each cut to the first `--limit-train`
     /// examples, and its dev examples (`--dev FILE` instead of data.dev; none without either).
@@ -347,6 +345,8 @@ struct FinetuneCommand: ParsableCommand {
         return (sourceSpecs, sources, devExamples)
     }
 
+    /// The fine-tuning options and base learning rate from a spec's [train] table and the options
+    /// given here (domain adaptation aside), checked for contradictions.
     private func fineTuningOptions(_ t: TrainingOptions, specFile: String) throws -> (FineTuningOptions, learningRate: Float) {
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32

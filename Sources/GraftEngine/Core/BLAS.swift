@@ -71,8 +71,7 @@ public enum BLAS {
     /// Large products are split into up to ``Engine/threads`` bands of rows of `C` (never along
     /// `K`), each one single-threaded `cblas_sgemm`, so that every element is computed exactly as
     /// the single call computes it: bands start on multiples of ``sliceRows`` rows (a multiple of
-    /// every OpenBLAS SGEMM kernel's row unrolling: 16 on Sandy Bridge/SkylakeX, 24 on
-    /// Haswell/Zen) and the last band ends with the product's own remainder rows. Columns are
+    /// the OpenBLAS SGEMM row unrollings seen: 16 on SkylakeX, 24 on Zen/Haswell) and the last band ends with the product's own remainder rows. Columns are
     /// never cut: OpenBLAS's column blocking makes a column split change the bits. The split
     /// depends only on the shapes and the thread count.
     @inlinable
@@ -101,8 +100,9 @@ public enum BLAS {
         }
     }
 
-    /// The row granularity of ``matmul``'s bands: 96, a multiple of 16, 24 and 32 (OpenBLAS's
-    /// x86 SGEMM row unrollings), found by comparing split and whole products bit for bit.
+    /// The row granularity of ``matmul``'s bands: 96, a multiple of the SGEMM row unrollings
+    /// seen (16 on SkylakeX, 24 on Zen/Haswell, found by comparing split and whole products bit
+    /// for bit) and of 32.
     public static let sliceRows = 96
 
     /// How many bands ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
