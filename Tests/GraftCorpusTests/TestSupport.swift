@@ -9,9 +9,17 @@ func fixture(_ name: String) -> String {
     Bundle.module.url(forResource: "Fixtures/" + name, withExtension: nil)!.path
 }
 
-/// A fresh empty folder under the temporary directory.
+/// One folder per test process holds every temporary folder of its tests; it is removed when the
+/// process exits, so tests that do not clean up after themselves leave nothing behind.
+private let temporaryRoot = NSTemporaryDirectory() + "/graft-corpus-tests-" + UUID().uuidString
+private let removeTemporaryRootAtExit: Void = {
+    atexit { try? FileManager.default.removeItem(atPath: temporaryRoot) }
+}()
+
+/// A fresh empty folder under the temporary directory (inside this process's root, removed at exit).
 func makeTemporaryDirectory() -> String {
-    let path = NSTemporaryDirectory() + "/graft-corpus-tests-" + UUID().uuidString
+    _ = removeTemporaryRootAtExit
+    let path = temporaryRoot + "/" + UUID().uuidString
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
