@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from learning_curve import pretrain_command  # benchmarks/ is sys.path[0] when run as a script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -108,11 +110,8 @@ def main():
         run([a.graft, "corpus", "add", os.path.join(env_data, "ner/wnut16/train.txt"), "--format", "conll",
              "--db", text_db, "--quiet"], log)
         s = a.dapt_steps
-        cmd = [a.graft, "pretrain", "--from", model, "--db", text_db, "--out", out, "--steps", str(s),
-               "--warmup-steps", str(max(1, s // 10)), "--lr", str(a.dapt_lr), "--seq-len", str(a.dapt_seq_len),
-               "--eval-every", str(max(1, s // 5)), "--checkpoint-every", str(max(1, s // 5))]
-        if a.threads:
-            cmd += ["--threads", str(a.threads)]
+        cmd = pretrain_command(a.graft, text_db, out, a.dapt_steps, a.dapt_lr,
+                               ["--threads", str(a.threads)] if a.threads else [], from_model=model, seq_len=a.dapt_seq_len)
         _, pretrain_seconds = run(cmd, log)
         row = finetune("dapt-source-only", "ner-conll-to-wnut.toml", base=os.path.join(out, "best"))
         row.update(pretrain_seconds=round(pretrain_seconds, 1), pretrain_command=" ".join(cmd),

@@ -58,6 +58,40 @@ def run(cmd, env=None, capture=False, stderr_file=None):
     return (r.stdout if capture else None), time.time() - t
 
 
+def pretrain_command(graft, db, out, steps, lr, threads=(), tokenizer=None, kind=None, preset=None,
+                     from_model=None, seq_len=None):
+    """The `graft pretrain` command line these benchmarks use: warm-up over the first tenth of the
+    updates, five dev evaluations and checkpoints; from scratch (tokenizer, kind, preset) or
+    continued from a model directory (`--from`)."""
+    cmd = [graft, "pretrain", "--db", db]
+    if from_model:
+        cmd += ["--from", from_model]
+    if tokenizer:
+        cmd += ["--tokenizer", tokenizer]
+    if kind:
+        cmd += ["--kind", kind]
+    if preset:
+        cmd += ["--preset", preset]
+    cmd += ["--out", out, "--steps", str(steps), "--warmup-steps", str(max(1, steps // 10)), "--lr", str(lr)]
+    if seq_len:
+        cmd += ["--seq-len", str(seq_len)]
+    return cmd + ["--eval-every", str(max(1, steps // 5)), "--checkpoint-every", str(max(1, steps // 5))] + list(threads)
+
+
+def bert_mini_commands(graft, data, work, steps, lr, threads=()):
+    """The three commands that build this table's BERT-Mini in WORK: the shared Wikipedia + news
+    corpora into WORK/corpus.sqlite, an 8k WordPiece vocabulary in WORK/wp8k, MLM pretraining into
+    WORK/bert-mini. Returned as (corpus add, tokenizer train, pretrain) for the caller to run."""
+    db = os.path.join(work, "corpus.sqlite")
+    add = [graft, "corpus", "add", os.path.join(data, "corpora", "wiki-vital-en.jsonl"),
+           os.path.join(data, "corpora", "news-2017-en.jsonl"), "--format", "jsonl", "--db", db]
+    tok = [graft, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "8192", "--db", db,
+           "--out", os.path.join(work, "wp8k")]
+    pre = pretrain_command(graft, db, os.path.join(work, "bert-mini"), steps, lr, threads,
+                           tokenizer=os.path.join(work, "wp8k"), kind="bert", preset="mini")
+    return add, tok, pre
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graft", default=os.path.join(ROOT, ".build/release/graft"))
@@ -92,16 +126,10 @@ def main():
         if not os.path.exists(os.path.join(mini, "best", "config.json")):
             if os.path.exists(db):
                 os.remove(db)
-            run([graft, "corpus", "add", os.path.join(data, "corpora", "wiki-vital-en.jsonl"),
-                 os.path.join(data, "corpora", "news-2017-en.jsonl"), "--format", "jsonl", "--db", db], env)
-            run([graft, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "8192", "--db", db,
-                 "--out", os.path.join(work, "wp8k")], env)
-            _, pretrain_seconds = run([graft, "pretrain", "--db", db, "--tokenizer", os.path.join(work, "wp8k"),
-                                       "--kind", "bert", "--preset", "mini", "--out", mini,
-                                       "--steps", str(args.pretrain_steps), "--warmup-steps", str(max(1, args.pretrain_steps // 10)),
-                                       "--lr", str(args.pretrain_lr), "--eval-every", str(max(1, args.pretrain_steps // 5)),
-                                       "--checkpoint-every", str(max(1, args.pretrain_steps // 5))] + threads, env,
-                                      stderr_file=os.path.join(work, "pretrain.log"))
+            add, tok, pre = bert_mini_commands(graft, data, work, args.pretrain_steps, args.pretrain_lr, threads)
+            run(add, env)
+            run(tok, env)
+            _, pretrain_seconds = run(pre, env, stderr_file=os.path.join(work, "pretrain.log"))
             os.replace(os.path.join(work, "pretrain.log"), os.path.join(mini, "pretrain.log"))
         pretrain_summary = summarize_pretraining(mini)
 

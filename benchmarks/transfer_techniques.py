@@ -99,7 +99,7 @@ import subprocess
 import sys
 import time
 
-from learning_curve import dev_evals  # benchmarks/ is sys.path[0] when run as a script
+from learning_curve import bert_mini_commands, dev_evals, pretrain_command  # benchmarks/ is sys.path[0] when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -282,15 +282,11 @@ class Bench:
         plog = os.path.join(w, "prepare.log")
         for p in (db, mini, os.path.join(w, "wp8k")):
             shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (os.path.exists(p) and os.remove(p))
-        self.run([self.graft, "corpus", "add", os.path.join(self.data, "corpora", "wiki-vital-en.jsonl"),
-                  os.path.join(self.data, "corpora", "news-2017-en.jsonl"), "--format", "jsonl", "--db", db, "--quiet"], plog)
-        self.run([self.graft, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "8192", "--db", db,
-                  "--out", os.path.join(w, "wp8k")], plog)
         s = a.pretrain_steps
-        _, seconds = self.run([self.graft, "pretrain", "--db", db, "--tokenizer", os.path.join(w, "wp8k"), "--kind", "bert",
-                               "--preset", "mini", "--out", mini, "--steps", s, "--warmup-steps", max(1, s // 10),
-                               "--lr", a.pretrain_lr, "--eval-every", max(1, s // 5), "--checkpoint-every", max(1, s // 5)]
-                              + self.threads, logf, capture=False)
+        add, tok, pre = bert_mini_commands(self.graft, self.data, w, s, a.pretrain_lr, self.threads)
+        self.run(add + ["--quiet"], plog)
+        self.run(tok, plog)
+        _, seconds = self.run(pre, logf, capture=False)
         os.replace(logf, os.path.join(mini, "pretrain.log"))
         return os.path.join(mini, "best"), {"built": mini, "steps": s, "seconds": round(seconds, 1)}
 
@@ -312,10 +308,8 @@ class Bench:
                       "--format", "jsonl", "--db", db, "--quiet"], plog)
             open(db + ".done", "w").close()
         s = a.dapt_steps if a.dapt_steps is not None else a.pretrain_steps
-        _, seconds = self.run([self.graft, "pretrain", "--from", mini_best, "--db", db, "--out", out, "--steps", s,
-                               "--warmup-steps", max(1, s // 10), "--lr", a.dapt_lr, "--seq-len", "128",
-                               "--eval-every", max(1, s // 5), "--checkpoint-every", max(1, s // 5)] + self.threads,
-                              plog, capture=False)
+        _, seconds = self.run(pretrain_command(self.graft, db, out, s, a.dapt_lr, self.threads, from_model=mini_best,
+                                               seq_len=128), plog, capture=False)
         info = {"from": mini_best, "steps": s, "lr": a.dapt_lr, "seconds": round(seconds, 1),
                 "dev": dev_evals(plog)}
         with open(marker, "w") as f:
