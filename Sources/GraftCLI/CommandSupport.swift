@@ -112,6 +112,7 @@ struct OptimizationOptionGroup: ParsableArguments {
     @Option(help: "Seed of the data order, masking and initialisation.") var seed: UInt64 = 1
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
+    @Flag(help: "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling.") var profile = false
 
     func validate() throws {
         guard batchSize > 0, accumulation > 0, steps > 0 else { throw ValidationError("--batch-size, --accumulation and --steps must be positive") }
@@ -145,11 +146,11 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 /// finished as `finished`, `interrupted` or `failed`. `describe` words an evaluation.
 /// A failure to write the run record stops training (checkpoint kept) and is thrown. A run that
 /// stopped early (patience) is recorded with `stopped_early` 1 and, given `stepsPerEpoch`, the
-/// `epochs` it trained.
+/// `epochs` it trained. `profile`: print the ``ProfileReport`` of this process's updates on stderr.
 @discardableResult
 func runTraining<Objective: TrainingObjective>(
     _ trainer: Trainer<Objective>, resume: Bool, record run: RunRecorder?, label: String, out: String, announce: Bool = true,
-    stepsPerEpoch: Int? = nil, describe: @escaping (TrainingEvaluation) -> String
+    stepsPerEpoch: Int? = nil, profile: Bool = false, describe: @escaping (TrainingEvaluation) -> String
 ) throws -> TrainingSummary {
     let dp = trainer.dataParallel
     guard dp.isLeader, let run else {
@@ -192,7 +193,8 @@ func runTraining<Objective: TrainingObjective>(
     }
     trainer.shouldStop = { interruptRequested != 0 || recordError != nil }
     do {
-        let summary = try trainer.run(resume: resume)
+        let profiler = profile ? Profiler() : nil
+        let summary = try profiler.map { p in try p.record { try trainer.run(resume: resume) } } ?? trainer.run(resume: resume)
         if let recordError { throw CLIError("\(out): recording the run failed, training stopped at step \(summary.steps) (checkpoint kept): \(recordError)") }
         progress.finish()
         var totals: [String: Double] = ["steps": Double(summary.steps), "seconds": summary.seconds]
@@ -216,6 +218,11 @@ func runTraining<Objective: TrainingObjective>(
             printError(String(format: "data-parallel: %d ranks; rank 0 waited %.2f s of %.2f s of updates for the gradient all-reduce (%.1f%%: communication not hidden behind backward, and waiting for the slowest rank); %d buckets started during backward, %d after",
                               dp.size, dp.exposedCommunicationSeconds, dp.updateSeconds, 100 * dp.exposedCommunicationSeconds / max(dp.updateSeconds, 1e-9),
                               dp.overlappedBuckets, dp.trailingBuckets))
+        }
+        if let profiler, let first = firstStep, summary.steps >= first {
+            // The updates of this process (after a resume, from the first one it made).
+            let report = ProfileReport(profiler, steps: summary.steps - first + 1, seconds: summary.seconds, ceiling: sgemmCeiling())
+            report.lines.forEach(printError)
         }
         return summary
     } catch {

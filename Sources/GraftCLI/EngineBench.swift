@@ -172,7 +172,7 @@ struct EngineBenchCommand: ParsableCommand {
         var times: [Double] = [], shares: [Double] = [], rates: [Double] = []
         for rep in 0..<(repeats + 2) {
             store.zeroGrads()
-            let profiler = GemmProfiler()
+            let profiler = Profiler()
             let t0 = now()
             try profiler.record {
                 _ = try block.forward(x, mask: mask, training: true)

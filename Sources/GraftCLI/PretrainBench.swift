@@ -32,6 +32,13 @@ struct PretrainBenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
     @Option(help: "Threads (BLAS and element-wise kernels).") var threads: Int?
     @Flag(help: "Print only the JSON line.") var json = false
+    @Flag(help: """
+    Also report where the timed steps' time goes: per region (embeddings, each layer's forward and backward, \
+    the head with its loss, zeroing, clipping, AdamW) milliseconds per step, share of the step and the GEMM \
+    time inside it, and the GEMM rate against the SGEMM ceiling measured here (the engine's 4096x256x1024 \
+    product at the same threads, as `graft bench engine` measures it).
+    """)
+    var profile = false
 
     func run() throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) { try measure() }
@@ -64,14 +71,19 @@ struct PretrainBenchCommand: ParsableCommand {
             return LMBatch(inputIds: Array(stream[0..<n]), labels: Array(stream[1...n]), batch: batchSize, seqLen: seqLen)
         }
         var seconds: [Double] = []
+        let profiler = Profiler()
+        func trainingStep(_ b: LMBatch) throws -> LMLoss {
+            Profiler.region("zero gradients") { model.store.zeroGrads() }
+            let loss = try model.loss(b, training: true)
+            try model.backward(scale: 1)
+            Profiler.region("clip gradients") { _ = clipGradNorm(model.store, maxNorm: 1) }
+            try Profiler.region("AdamW step") { try optimizer.step(model.store, lr: 1e-4) }
+            return loss
+        }
         for step in 0..<(warmup + steps) {
             let b = batch()
             let t0 = DispatchTime.now().uptimeNanoseconds
-            model.store.zeroGrads()
-            let loss = try model.loss(b, training: true)
-            try model.backward(scale: 1)
-            clipGradNorm(model.store, maxNorm: 1)
-            try optimizer.step(model.store, lr: 1e-4)
+            let loss = try profile && step >= warmup ? profiler.record { try trainingStep(b) } : trainingStep(b)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if step >= warmup { seconds.append(dt) }
             if !json {
@@ -84,12 +96,17 @@ struct PretrainBenchCommand: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMB = Double(usage.ru_maxrss) / 1024  // Linux reports kilobytes
-        let result = JSONValue.object([
+        var fields: [(String, JSONValue)] = [
             ("kind", .string(kind.rawValue)), ("preset", .string(preset.rawValue)), ("variant", .string(kind == .bert ? variant.rawValue : "full")),
             ("threads", .number(Double(Engine.threads))), ("parameters", .number(Double(model.store.count))),
             ("batch", .number(Double(batchSize))), ("seq_len", .number(Double(seqLen))), ("steps", .number(Double(steps))),
             ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("peak_rss_mb", .number((peakMB * 10).rounded() / 10)),
-        ])
-        print(result.serialized())
+        ]
+        if profile {
+            let report = ProfileReport(profiler, steps: steps, seconds: total, ceiling: sgemmCeiling())
+            if !json { report.lines.forEach { print($0) } }
+            fields.append(("profile", report.json))
+        }
+        print(JSONValue.object(fields).serialized())
     }
 }

@@ -169,7 +169,8 @@ struct PretrainCommand: ParsableCommand {
                            "\(devBlocks.count) dev blocks; writing to \(out)" +
                            (dataParallel.size > 1 ? "; \(dataParallel.size) ranks x batch \(opts.batchSize) x accumulation \(opts.accumulation / dataParallel.size)" : ""))
             }
-            try runTraining(trainer, resume: optimization.resume, record: run, label: "pretrain", out: out) { e in
+            try runTraining(trainer, resume: optimization.resume, record: run, label: "pretrain", out: out,
+                            profile: optimization.profile) { e in
                 let loss = e.metrics["loss"] ?? .nan
                 return kind == .bert ? String(format: "dev MLM loss %.4f, accuracy %.3f", loss, e.metrics["accuracy"] ?? .nan)
                                      : String(format: "dev loss %.4f, perplexity %.1f", loss, e.metrics["perplexity"] ?? .nan)

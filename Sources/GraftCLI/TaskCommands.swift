@@ -99,6 +99,7 @@ struct FinetuneCommand: ParsableCommand {
     var adaptWeight: Float?
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
+    @Flag(help: "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling.") var profile = false
 
     /// What a transfer run is compared with.
     enum Baseline: String, ExpressibleByArgument, CaseIterable {
@@ -249,7 +250,7 @@ struct FinetuneCommand: ParsableCommand {
             let main = plugin.mainMetric.key
             var bestMetrics: [String: Double] = [:]
             let summary = try runTraining(trainer, resume: resume, record: run, label: label, out: out, announce: !json,
-                                          stepsPerEpoch: stepsPerEpoch) { e in
+                                          stepsPerEpoch: stepsPerEpoch, profile: profile) { e in
                 if e.isBest { bestMetrics = e.metrics }
                 return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
             }
@@ -468,7 +469,7 @@ struct FinetuneCommand: ParsableCommand {
         let run = try store.startRun(kind: "finetune-multitask", name: out, configJSON: JSONValue.object(config).serialized())
         var bestMetrics: [String: Double] = [:]
         let summary = try runTraining(trainer, resume: resume, record: run, label: "finetune", out: out, announce: !json,
-                                      stepsPerEpoch: stepsPerEpoch) { e in
+                                      stepsPerEpoch: stepsPerEpoch, profile: profile) { e in
             if e.isBest { bestMetrics = e.metrics }
             return e.metrics.keys.sorted().map { String(format: "%@ %.4f", $0, e.metrics[$0]!) }.joined(separator: ", ")
         }

@@ -70,21 +70,27 @@ struct TokenizerBenchCommand: ParsableCommand {
         ]
         var results: [(String, JSONValue)] = [("corpus_mb", .number(megabytes)), ("documents", .number(Double(texts.count)))]
         for (name, tok) in tokenizers where !skipEncode {
-            var single: [Double] = [], batched: [Double] = []
+            // One at a time (`encode` per document), then batched on 1 thread and on `threads`,
+            // interleaved: the batched pair gives the scaling of batch encoding with threads.
+            var single: [Double] = [], batchedOne: [Double] = [], batched: [Double] = []
             var tokens = 0
             for _ in 0..<repeats {
                 single.append(try measureSeconds {
                     tokens = 0
                     for t in texts { tokens += try tok.encode(t, addSpecialTokens: false).count }
                 })
+                batchedOne.append(try measureSeconds { _ = try tok.encodeBatch(texts, addSpecialTokens: false, threads: 1) })
                 batched.append(try measureSeconds { _ = try tok.encodeBatch(texts, addSpecialTokens: false, threads: threads) })
             }
-            let s = megabytes / single.sorted()[repeats / 2], b = megabytes / batched.sorted()[repeats / 2]
+            let s = megabytes / median(single), b1 = megabytes / median(batchedOne), b = megabytes / median(batched)
             results.append(("\(name)_tokens", .number(Double(tokens))))
             results.append(("\(name)_mb_per_s_1thread", .number((s * 100).rounded() / 100)))
+            results.append(("\(name)_mb_per_s_batch_1thread", .number((b1 * 100).rounded() / 100)))
             results.append(("\(name)_mb_per_s_\(threads)threads", .number((b * 100).rounded() / 100)))
+            results.append(("\(name)_batch_scaling", .number((b / b1 * 1000).rounded() / 1000)))
             if !json {
-                print(String(format: "%-10@ %8.2f MB/s 1 thread   %8.2f MB/s %d threads   (%d tokens, %.2f MB)", name as NSString, s, b, threads, tokens, megabytes))
+                print(String(format: "%-10@ %8.2f MB/s 1 thread   batched: %8.2f MB/s 1 thread, %8.2f MB/s %d threads (%.2fx)   (%d tokens, %.2f MB)",
+                             name as NSString, s, b1, b, threads, b / b1, tokens, megabytes))
             }
         }
         if !trainCorpus.isEmpty {

@@ -28,6 +28,11 @@ public final class BertModel: PretrainedModel {
     /// Layers the forward and backward pass over (default none): the original model computes
     /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
     public var skippedLayers: Set<Int> = []
+    /// How many bottom stages — the embeddings, then layers 0, 1, … — backward leaves out
+    /// (default 0: none). 1 skips the embeddings, `1 + k` the embeddings and layers `0..<k`: what
+    /// fine-tuning with frozen lower layers needs (their gradients stay as they were, zero after
+    /// `zeroGrads`), at the cost of the trained layers alone. The others' gradients are the same bits.
+    public var frozenBottomStages = 0
     private let embeddingDropout: Dropout
     private let poolerActivation = Tanh()
     private var positionIds: [Int32] = []
@@ -100,6 +105,7 @@ public final class BertModel: PretrainedModel {
             for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
         }
         last = (batch, seqLen, firstTokenOnly)
+        let embeddingsMark = Profiler.mark("embeddings forward")
         // s = word + position (+ type), summed in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
         let lookup = workspace.tensor("embeddings.lookup", [batch, seqLen, c])
@@ -119,11 +125,14 @@ public final class BertModel: PretrainedModel {
         }
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
+        Profiler.end(embeddingsMark)
         let lastRun = layers.indices.last { !skippedLayers.contains($0) }
         for (i, layer) in layers.enumerated() where !skippedLayers.contains(i) {
-            h = firstTokenOnly && i == lastRun
-                ? try layer.forwardFirstToken(h, mask: maskTensor, training: training)
-                : try layer.forward(h, mask: maskTensor, training: training)
+            h = try Profiler.region("layer \(i) forward") {
+                firstTokenOnly && i == lastRun
+                    ? try layer.forwardFirstToken(h, mask: maskTensor, training: training)
+                    : try layer.forward(h, mask: maskTensor, training: training)
+            }
         }
         return h
     }
@@ -137,9 +146,14 @@ public final class BertModel: PretrainedModel {
         }
         var d = dHidden
         for (i, layer) in layers.enumerated().reversed() {
-            if !skippedLayers.contains(i) { d = try layer.backward(d) }
+            if !skippedLayers.contains(i) && i + 1 >= frozenBottomStages {
+                d = try Profiler.region("layer \(i) backward") { try layer.backward(d) }
+            }
             store.finishedGradients(layerRanges[i])   // data-parallel: this block's sum may start
         }
+        guard frozenBottomStages == 0 else { return }   // frozen embeddings
+        let embeddingsMark = Profiler.mark("embeddings backward")
+        defer { Profiler.end(embeddingsMark) }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer, the
         // LayerNorm's the (forward-only) lookup buffer.
         let shape = d.shape
@@ -232,8 +246,10 @@ public final class BertForMaskedLM: LanguageModel {
         state = .none
         let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
                                  batch: batch.batch, seqLen: batch.seqLen, training: training)
-        guard let l = try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
-                                       labelledRowsOnly: maskedPositionsOnly, head: headLogits) else {
+        guard let l = try Profiler.region("MLM head + loss forward", {
+            try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
+                             labelledRowsOnly: maskedPositionsOnly, head: headLogits)
+        }) else {
             state = .nothingCounted
             return LMLoss(loss: 0, correct: 0, counted: 0)
         }
@@ -243,8 +259,10 @@ public final class BertForMaskedLM: LanguageModel {
 
     public func backward(scale: Float) throws {
         guard try state.beginBackward() else { return }
-        let dh = try head.backward(scale: scale) { [self] d in
-            try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(d))))
+        let dh = try Profiler.region("MLM head backward") {
+            try head.backward(scale: scale) { [self] d in
+                try transform.backward(gelu.backward(transformNorm.backward(decoder.backward(d))))
+            }
         }
         try bert.backward(dh)
     }

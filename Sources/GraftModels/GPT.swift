@@ -25,6 +25,11 @@ public final class GPTForCausalLM: LanguageModel {
     /// Blocks the forward and backward pass over (default none): the original model computes
     /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
     public var skippedLayers: Set<Int> = []
+    /// How many bottom stages — the embeddings, then layers 0, 1, … — backward leaves out
+    /// (default 0: none). 1 skips the embeddings, `1 + k` the embeddings and layers `0..<k`: what
+    /// fine-tuning with frozen lower layers needs (their gradients stay as they were, zero after
+    /// `zeroGrads`), at the cost of the trained layers alone. The others' gradients are the same bits.
+    public var frozenBottomStages = 0
     private let embeddingDropout: Dropout
     private let head: LabelledRowsLoss
     private var positionIds: [Int32] = []
@@ -75,6 +80,7 @@ public final class GPTForCausalLM: LanguageModel {
         }
         if positionIds.count != n || lastSeqLen != seqLen { positionIds = (0..<n).map { Int32($0 % seqLen) } }
         lastSeqLen = seqLen
+        let embeddingsMark = Profiler.mark("embeddings forward")
         // h0 = dropout(wte + wpe), summed and dropped in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
         _ = try wte.forward(ids, shape: [batch, seqLen], into: s)
@@ -85,7 +91,10 @@ public final class GPTForCausalLM: LanguageModel {
             throw ModelError.invalidBatch("\(attentionMask.count) attention mask values for \(n) tokens")
         }
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
-        for (i, b) in blocks.enumerated() where !skippedLayers.contains(i) { h = try b.forward(h, mask: maskTensor, training: training) }
+        Profiler.end(embeddingsMark)
+        for (i, b) in blocks.enumerated() where !skippedLayers.contains(i) {
+            h = try Profiler.region("layer \(i) forward") { try b.forward(h, mask: maskTensor, training: training) }
+        }
         return h
     }
 
@@ -94,9 +103,14 @@ public final class GPTForCausalLM: LanguageModel {
     func backwardHidden(_ d0: Tensor) throws {
         var d = d0
         for (i, b) in blocks.enumerated().reversed() {
-            if !skippedLayers.contains(i) { d = try b.backward(d) }
+            if !skippedLayers.contains(i) && i + 1 >= frozenBottomStages {
+                d = try Profiler.region("layer \(i) backward") { try b.backward(d) }
+            }
             store.finishedGradients(blockRanges[i])   // data-parallel: this block's sum may start
         }
+        guard frozenBottomStages == 0 else { return }   // frozen embeddings
+        let embeddingsMark = Profiler.mark("embeddings backward")
+        defer { Profiler.end(embeddingsMark) }
         // The embedding dropout's gradient takes the blocks' other ping-pong buffer.
         let de = embeddingDropout.backward(d, into: workspace.alternate(Workspace.blockGradient, d.shape, avoiding: d))
         try wte.backward(de)
@@ -111,8 +125,10 @@ public final class GPTForCausalLM: LanguageModel {
         state = .none
         let h = try hidden(batch.inputIds, attentionMask: batch.attentionMask, batch: batch.batch, seqLen: batch.seqLen,
                            training: training)
-        guard let l = try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
-                                       head: { [self] rows in try lmHead.forward(lnF.forward(rows)) }) else {
+        guard let l = try Profiler.region("LM head + loss forward", {
+            try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
+                             head: { [self] rows in try lmHead.forward(lnF.forward(rows)) })
+        }) else {
             state = .nothingCounted
             return LMLoss(loss: 0, correct: 0, counted: 0)
         }
@@ -122,7 +138,9 @@ public final class GPTForCausalLM: LanguageModel {
 
     public func backward(scale: Float) throws {
         guard try state.beginBackward() else { return }
-        let dh = try head.backward(scale: scale) { [self] d in try lnF.backward(lmHead.backward(d)) }
+        let dh = try Profiler.region("LM head backward") {
+            try head.backward(scale: scale) { [self] d in try lnF.backward(lmHead.backward(d)) }
+        }
         try backwardHidden(dh)
     }
 

@@ -89,6 +89,21 @@ extension EngineTests {
             #expect(throws: EngineError.self) { try Engine.withThreads(Engine.maxThreads + 1) {} }
         }
 
+        /// Bands start on block boundaries, grow strictly, end at m, and differ by under 1.5 blocks.
+        @Test func bandsAreBalancedWholeBlocks() {
+            for m in stride(from: 96, through: 5000, by: 7) {
+                for threads in 2...8 {
+                    let slices = BLAS.sliceCount(m: m, n: 512, k: 512, threads: threads)
+                    guard slices > 1 else { continue }
+                    let starts = (0..<slices).map { BLAS.bandStart($0, slices: slices, m: m) } + [m]
+                    #expect(starts[0] == 0 && starts.dropLast().allSatisfy { $0 % BLAS.sliceRows == 0 })
+                    let sizes = zip(starts, starts.dropFirst()).map { $1 - $0 }
+                    #expect(sizes.allSatisfy { $0 >= BLAS.sliceRows / 2 }, "m \(m), \(slices) bands: \(sizes)")
+                    #expect(sizes.max()! - sizes.min()! < BLAS.sliceRows * 3 / 2, "m \(m), \(slices) bands: \(sizes)")
+                }
+            }
+        }
+
         /// A product split over threads (bands of rows, every transpose) equals the single-call
         /// product bit for bit, whatever OpenBLAS kernel this machine gets (the shapes have
         /// remainders of every small size; 193 rows leaves a last band of one extra row).
@@ -109,7 +124,7 @@ extension EngineTests {
         /// The GEMM profiler measures only the computation that asked for it.
         @Test func profilerIsPerComputation() throws {
             let a = randomTensor([64 * 64], seed: 1), c = Tensor(shape: [64, 64]), otherC = Tensor(shape: [64, 64])
-            let profiler = GemmProfiler()
+            let profiler = Profiler()
             let other = Worker { () -> Void in
                 for _ in 0..<20 { BLAS.matmul(.none, .none, m: 64, n: 64, k: 64, a: a.data, b: a.data, c: otherC.data) }
             }

@@ -286,6 +286,46 @@ import GraftEngine
         for (g, b) in zip(trained, trainedBefore) { #expect(bytes(g) != b, "group \(g.name) did not train") }
     }
 
+    /// Backward without the frozen bottom stages (`skipBackward(frozenBottomStages:)`): the other
+    /// sections get the same gradient bits as a full backward's, the skipped ones none — BERT and
+    /// GPT-2 sequence classifiers, 0 (full), 1 (embeddings), 2 (and layer 0), 3 (the whole backbone).
+    @Test(arguments: [0, 1, 2, 3])
+    func backwardSkipsTheFrozenBottomStages(stop: Int) throws {
+        let pairs: [(any TaskHeadModel, any TaskHeadModel, HeadInput)] = [
+            (try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, seed: 71),
+             try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, seed: 71), Self.input()),
+            (try GPT2ForSequenceClassification(config: tinyConfig(.gpt), numLabels: 3, seed: 72),
+             try GPT2ForSequenceClassification(config: tinyConfig(.gpt), numLabels: 3, seed: 72), Self.input(segments: false)),
+        ]
+        for (full, stopped, input) in pairs {
+            randomize(full.store, seed: 73); randomize(stopped.store, seed: 73)
+            stopped.skipBackward(frozenBottomStages: stop)
+            for model in [full, stopped] {
+                model.store.zeroGrads()
+                switch model {
+                case let m as BertForSequenceClassification: _ = try m.loss(input, labels: [0, 1, 2], training: true)
+                case let m as GPT2ForSequenceClassification: _ = try m.loss(input, labels: [0, 1, 2], training: true)
+                default: Issue.record("unexpected model")
+                }
+                try model.backward(scale: 1)
+            }
+            func grads(_ m: any TaskHeadModel, _ g: ParameterSection) -> [UInt32] {
+                Array(UnsafeBufferPointer(start: m.store.grads + g.range.lowerBound, count: g.range.count)).map(\.bitPattern)
+            }
+            for section in full.parameterSections {
+                let layer = section.name.hasPrefix("layer.") ? Int(section.name.dropFirst(6))! : nil
+                let frozen = section.name == "embeddings" ? stop > 0 : layer.map { $0 + 1 < stop } ?? false
+                let g = grads(stopped, section)
+                if frozen {
+                    #expect(g.allSatisfy { $0 == 0 }, "\(section.name), skipped with \(stop) stages, got a gradient")
+                } else {
+                    #expect(g == grads(full, section), "\(section.name) with \(stop) stages skipped")
+                    #expect(g.contains { $0 != 0 }, "\(section.name) got no gradient")
+                }
+            }
+        }
+    }
+
     // MARK: HuggingFace parity
 
     static func fixture(_ name: String) throws -> (config: ModelConfig, weights: SafeTensors, reference: SafeTensors) {

@@ -85,6 +85,33 @@ struct PretrainCLITests {
         #expect(identical, "resumed weights differ from the uninterrupted run")
     }
 
+    @Test func profileSaysWhereTheUpdatesTimeWent() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir)
+        var arguments = Self.pretrainArguments(db: db, tokenizer: tok, out: dir.appendingPathComponent("p").path)
+        arguments[arguments.firstIndex(of: "--steps")! + 1] = "4"
+        let r = try runGraft(arguments + ["--profile"])
+        #expect(r.0 == 0, "\(r.2)")
+        for line in ["region (per update)", "  layer 0 forward", "  layer 1 backward", "optimizer step", "evaluation", "checkpoint",
+                     "outside the regions", "of the SGEMM ceiling"] {
+            #expect(r.2.contains(line), "\(line) missing from:\n\(r.2)")
+        }
+        // The benchmark's profile, as JSON: the model's regions, the step's own, GEMM against the ceiling.
+        let b = try runGraft(["bench", "pretrain", "--variant", "masked", "--batch-size", "2", "--seq-len", "16", "--steps", "2",
+                              "--warmup", "1", "--threads", "1", "--profile", "--json"])
+        #expect(b.0 == 0, "\(b.2)")
+        let object = try JSONSerialization.jsonObject(with: Data(b.1.split(separator: "\n").last!.utf8)) as! [String: Any]
+        let profile = try #require(object["profile"] as? [String: Any])
+        let names = (profile["regions"] as! [[String: Any]]).map { $0["region"] as! String }
+        #expect(names == ["zero gradients", "embeddings forward", "layer 0 forward", "layer 1 forward", "layer 2 forward", "layer 3 forward",
+                          "MLM head + loss forward", "MLM head backward", "layer 3 backward", "layer 2 backward", "layer 1 backward",
+                          "layer 0 backward", "embeddings backward", "clip gradients", "AdamW step"])
+        let share = try #require(profile["gemm_share"] as? Double)
+        #expect(share > 0 && share <= 1)
+        #expect((profile["sgemm_ceiling_gflops"] as? Double ?? 0) > 0)
+    }
+
     @Test func badArgumentsAreRefusedClearly() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

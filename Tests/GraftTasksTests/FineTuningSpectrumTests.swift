@@ -118,6 +118,38 @@ struct FineTuningSpectrumTests {
         #expect(changedPerEpoch == expected)
     }
 
+    /// Backward leaves out exactly the frozen bottom stages: every parameter of the embeddings and
+    /// the layers it skips is frozen in that epoch, and the first stage it computes trains — for
+    /// every combination of frozen encoder, frozen lower layers, top-k and gradual unfreezing.
+    @Test func backwardSkipsExactlyTheFrozenBottomStages() throws {
+        for freezeEncoder in [false, true] {
+            for freezeLayers in [0, 1, 2] {
+                for unfreezeTop in [nil, 0, 1, 2, 3, 4] as [Int?] {
+                    for gradual in [false, true] {
+                        var options = FineTuningOptions()
+                        options.freezeEncoder = freezeEncoder
+                        options.freezeLayers = freezeLayers
+                        options.unfreezeTop = unfreezeTop
+                        options.gradualUnfreeze = gradual
+                        let objective = try Self.sentimentObjective(options, layers: 3)
+                        let sections = objective.model.parameterSections
+                        let stages = ["embeddings", "layer.0", "layer.1", "layer.2"]
+                        for epoch in 0..<5 {
+                            let skipped = objective.frozenBottomStages(epoch: epoch)
+                            let what = "encoder \(freezeEncoder) lower \(freezeLayers) top \(unfreezeTop.map(String.init) ?? "-") gradual \(gradual) epoch \(epoch)"
+                            func frozen(_ name: String) -> Bool {
+                                sections.first { $0.name == name }!.parameters.allSatisfy { objective.parameterGroup(for: $0, epoch: epoch).frozen }
+                            }
+                            #expect((0...4).contains(skipped), "\(what)")
+                            for s in stages.prefix(skipped) { #expect(frozen(s), "\(what): \(s) is skipped but trains") }
+                            if skipped < 4 { #expect(!frozen(stages[skipped]), "\(what): \(stages[skipped]) is the first computed and trains") }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A gradual-unfreezing run stopped at an epoch boundary or inside an epoch and resumed ends
     /// with the same bits as an uninterrupted one.
     @Test(arguments: [2, 3])

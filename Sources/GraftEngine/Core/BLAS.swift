@@ -9,42 +9,6 @@ public enum Transpose: Sendable {
     @inlinable var flipped: Transpose { self == .none ? .transposed : .none }
 }
 
-/// Accumulates wall time and floating-point operations spent in GEMM regions, for the
-/// benchmark's "share outside GEMM". A profiler records only inside ``record(_:)`` on the task or
-/// thread that called it (bound as a task-local, so other computations are not measured), and
-/// only the coordinating thread records (per-head GEMM phases are timed as a whole).
-public final class GemmProfiler: @unchecked Sendable {
-    /// Seconds spent in GEMM regions so far.
-    public private(set) var seconds: Double = 0
-    /// Floating-point operations of those regions.
-    public private(set) var flops: Double = 0
-
-    /// The profiler recording the current task's products, if any.
-    @TaskLocal public static var current: GemmProfiler?
-
-    public init() {}
-
-    /// Runs `body`, measuring its GEMM regions into this profiler.
-    public func record<R>(_ body: () throws -> R) rethrows -> R {
-        try GemmProfiler.$current.withValue(self) { try body() }
-    }
-
-    @inlinable
-    static func measure<R>(flops f: Double, _ body: () -> R) -> R {
-        guard let profiler = current else { return body() }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        // Products nested inside a measured region are part of it: they are not measured again.
-        let r = $current.withValue(nil) { body() }
-        profiler.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, flops: f)
-        return r
-    }
-
-    @usableFromInline func add(seconds s: Double, flops f: Double) {
-        seconds += s
-        flops += f
-    }
-}
-
 /// Matrix products on OpenBLAS. All shapes are row-major. OpenBLAS always runs single-threaded
 /// (see ``Engine``); ``matmul`` splits a large product over the calling computation's threads.
 public enum BLAS {
@@ -66,33 +30,34 @@ public enum BLAS {
     @inlinable static func ld(_ t: Transpose, rows: Int, cols: Int) -> Int { t == .none ? cols : rows }
 
     /// `C[M, N] = op(A) op(B)` (+ `beta * C`). `A` is stored `[M, K]` (or `[K, M]` when
-    /// transposed), `B` is stored `[K, N]` (or `[N, K]`). Timed by ``GemmProfiler``.
+    /// transposed), `B` is stored `[K, N]` (or `[N, K]`). Timed by ``Profiler``.
     ///
     /// Large products are split into up to ``Engine/threads`` bands of rows of `C` (never along
     /// `K`), each one single-threaded `cblas_sgemm`, so that every element is computed exactly as
     /// the single call computes it: bands start on multiples of ``sliceRows`` rows (a multiple of
-    /// the OpenBLAS SGEMM row unrollings seen: 16 on SkylakeX, 24 on Zen/Haswell) and the last band ends with the product's own remainder rows. Columns are
-    /// never cut: OpenBLAS's column blocking makes a column split change the bits. The split
-    /// depends only on the shapes and the thread count.
+    /// the OpenBLAS SGEMM row unrollings seen: 16 on SkylakeX, 24 on Zen/Haswell), each at the
+    /// block boundary nearest to its even share of the rows (bands differ by under 1.5 blocks),
+    /// and the last band ends with the product's own remainder rows. Columns are never cut:
+    /// OpenBLAS's column blocking makes a column split change the bits. The split depends only on
+    /// the shapes and the thread count.
     @inlinable
     public static func matmul(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
                               a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                               c: UnsafeMutablePointer<Float>, beta: Float = 0) {
-        GemmProfiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k)) {
+        Profiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k)) {
             let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
             let slices = sliceCount(m: m, n: n, k: k, threads: Engine.threads)
             if slices <= 1 {
                 gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
                 return
             }
-            let blocks = m / sliceRows
             let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
             let pc = SharedPointer(c)
             Engine.parallelFor(slices) { r in
                 for s in r {
-                    // Blocks s·blocks/slices ..< (s+1)·blocks/slices; the last band also takes the remainder rows.
-                    let lo = s * blocks / slices * sliceRows
-                    let hi = s == slices - 1 ? m : (s + 1) * blocks / slices * sliceRows
+                    // Band s starts at the block boundary nearest to s·m/slices rows; the last one ends at m.
+                    let lo = bandStart(s, slices: slices, m: m)
+                    let hi = s == slices - 1 ? m : bandStart(s + 1, slices: slices, m: m)
                     gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.value + (ta == .none ? lo * lda : lo), lda: lda,
                          b: pb.value, ldb: ldb, beta: beta, c: pc.value + lo * n, ldc: n)
                 }
@@ -100,10 +65,19 @@ public enum BLAS {
         }
     }
 
-    /// The row granularity of ``matmul``'s bands: 96, a multiple of the SGEMM row unrollings
-    /// seen (16 on SkylakeX, 24 on Zen/Haswell, found by comparing split and whole products bit
-    /// for bit) and of 32.
-    public static let sliceRows = 96
+    /// The row granularity of ``matmul``'s bands: 48, the least common multiple of the SGEMM row
+    /// unrollings seen (16 on SkylakeX, 24 on Zen/Haswell, found by comparing split and whole
+    /// products bit for bit). Coarser blocks cost balance: with 96, the ~860-row products of a
+    /// fine-tuning batch split 384 / 476 over two threads.
+    public static let sliceRows = 48
+
+    /// The first row of band `s` of `slices` over `m` rows: `s·m/slices` rounded to the nearest
+    /// multiple of ``sliceRows`` (strictly increasing in `s` while `m >= slices · sliceRows`, and the
+    /// last band keeps at least half a block).
+    @inlinable
+    public static func bandStart(_ s: Int, slices: Int, m: Int) -> Int {
+        (2 * s * m + slices * sliceRows) / (2 * slices * sliceRows) * sliceRows
+    }
 
     /// How many bands ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
     /// threshold (`M N K <= 65536 * 4`) or with fewer than two ``sliceRows`` blocks of rows, else
@@ -151,7 +125,7 @@ public enum BLAS {
         let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
         let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
         let pc = SharedPointer(c)
-        GemmProfiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k)) {
+        Profiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k)) {
             Engine.parallelFor(batch) { r in
                 for i in r {
                     gemm(ta, tb, m: m, n: n, k: k, a: pa.value + i * strideA, lda: lda,

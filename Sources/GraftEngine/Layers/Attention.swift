@@ -87,7 +87,7 @@ public final class MultiHeadAttention {
         let y = Tensor.ensure(out, [b, tq, c]); out = y
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
         // Phase 1: S = scale * Q K^T per (batch, head).
-        GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -137,7 +137,7 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, Tq, C].
-        GemmProfiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 2.0 * Double(bh * tt * d)) {
             self.withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -219,7 +219,7 @@ public final class MultiHeadAttention {
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), pG = SharedPointer(G.data)
         let pdy = SharedPointer(dy.data), pdq = SharedPointer(dq), pdk = SharedPointer(dk), pdv = SharedPointer(dv)
         // Phase 1: dP' = dY V^T ; dV = P'^T dY.
-        GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 4.0 * Double(bh * tt * d)) {
             withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -254,7 +254,7 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 3: dQ = scale dS K ; dK = scale dS^T Q.
-        GemmProfiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 4.0 * Double(bh * tt * d)) {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h

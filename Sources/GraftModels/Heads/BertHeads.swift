@@ -281,6 +281,8 @@ extension EncoderHeadModel {
     /// Adds the encoder's gradients for `dHidden` `[B, T, C]` (of the last training
     /// ``hiddenStates(_:training:)``) into the store.
     public func hiddenStatesBackward(_ dHidden: Tensor) throws { try bert.backward(dHidden) }
+
+    public func skipBackward(frozenBottomStages stages: Int) { bert.frozenBottomStages = stages }
 }
 
 extension BertForSequenceClassification: EncoderHeadModel {}

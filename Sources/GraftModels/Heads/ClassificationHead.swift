@@ -254,6 +254,9 @@ public protocol TaskHeadModel: AnyObject {
     /// Backward of the last `loss` call: accumulates (+=) `scale * d(loss)` into `store.grads`.
     /// Once per `loss`; any other forward in between makes it an error.
     func backward(scale: Float) throws
+    /// Leaves the backbone's `stages` bottom stages (the embeddings, then layers 0, 1, …) out
+    /// of backward (``BertModel/frozenBottomStages``): they are frozen.
+    func skipBackward(frozenBottomStages stages: Int)
 }
 
 /// A head model whose head is a ``ClassificationHead`` over rows its backbone computes: one per

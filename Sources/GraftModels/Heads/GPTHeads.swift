@@ -33,6 +33,7 @@ extension GPT2HeadModel {
     public var store: ParameterStore { transformer.store }
     public var rng: SharedRNG { transformer.rng }
     public var numLabels: Int { head.numLabels }
+    public func skipBackward(frozenBottomStages stages: Int) { transformer.frozenBottomStages = stages }
 }
 
 /// HuggingFace `GPT2ForSequenceClassification`: the decoder (`transformer.*`, final `ln_f`),

@@ -172,6 +172,7 @@ public final class Trainer<Objective: TrainingObjective> {
         optimizer = AdamW(objective.store, weightDecay: options.weightDecay, groups: { objective.parameterGroup(for: $0, epoch: 0) })
         schedule = LRSchedule(baseLR: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: totalSteps,
                               decay: options.schedule)
+        objective.parameterGroupsChanged(epoch: 0)
     }
 
     // MARK: Data
@@ -217,6 +218,7 @@ public final class Trainer<Objective: TrainingObjective> {
         guard e != groupsEpoch else { return }
         optimizer.regroup(objective.store) { objective.parameterGroup(for: $0, epoch: e) }
         groupsEpoch = e
+        objective.parameterGroupsChanged(epoch: e)
     }
 
     // MARK: Evaluation
@@ -264,12 +266,14 @@ public final class Trainer<Objective: TrainingObjective> {
             let t0 = DispatchTime.now().uptimeNanoseconds
             updateParameterGroups()
             let updateEpoch = groupsEpoch
-            store.zeroGrads()
-            let (lossSum, correct, counted, tokens) = try accumulateGradients()
-            optimizer.zeroFrozenGradients(store)
-            let norm = options.clipNorm > 0 ? clipGradNorm(store, maxNorm: options.clipNorm) : store.gradNorm()
+            Profiler.region("zero gradients") { store.zeroGrads() }
+            let (lossSum, correct, counted, tokens) = try Profiler.region("forward + backward") { try accumulateGradients() }
+            let norm = Profiler.region("clip gradients") {
+                optimizer.zeroFrozenGradients(store)
+                return options.clipNorm > 0 ? clipGradNorm(store, maxNorm: options.clipNorm) : store.gradNorm()
+            }
             let lr = schedule.lr(at: optimizer.stepCount)
-            try optimizer.step(store, lr: lr)
+            try Profiler.region("optimizer step") { try optimizer.step(store, lr: lr) }
             tokensSeen += tokens
             let loss = lossSum / Float(options.accumulation)
             lastLoss = loss
@@ -282,7 +286,7 @@ public final class Trainer<Objective: TrainingObjective> {
             onStep?(report)
             let finished = step == totalSteps
             if ((options.evalEvery > 0 && step % options.evalEvery == 0) || finished) && dataParallel.isLeader {
-                try evaluateAndKeepBest(step: step)
+                try Profiler.region("evaluation") { try evaluateAndKeepBest(step: step) }
             }
             let stop = try agreedStop(interrupt: shouldStop(), early: patienceExhausted && !finished)
             stoppedEarly = stop.early
@@ -292,7 +296,7 @@ public final class Trainer<Objective: TrainingObjective> {
                 break
             }
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || finished {
-                lastCheckpoint = try writeCheckpoint()
+                lastCheckpoint = try Profiler.region("checkpoint") { try writeCheckpoint() }
             }
         }
         return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, stoppedEarly: stoppedEarly, lastLoss: lastLoss, best: best,

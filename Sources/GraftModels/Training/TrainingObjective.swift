@@ -92,6 +92,10 @@ public protocol TrainingObjective: AnyObject {
     /// unfreezing frees one more layer per epoch. The trainer asks again whenever the epoch
     /// changes, so the groups follow the data position and a resumed run gets the same ones.
     func parameterGroup(for parameter: Parameter, epoch: Int) -> ParameterGroup
+    /// Called when the trainer has given the optimizer the groups of `epoch` (at the start, and
+    /// when an update begins an epoch whose groups differ): an objective whose frozen layers
+    /// change with the epoch stops its backward above them here.
+    func parameterGroupsChanged(epoch: Int)
     /// State to save with a checkpoint besides the weights and dropout generator (e.g. the masking generator).
     var checkpointState: [String: String] { get }
     /// Restores ``checkpointState``.
@@ -105,6 +109,7 @@ extension TrainingObjective {
     public var examplesPerEpoch: Int? { nil }
     public func parameterGroup(for parameter: Parameter) -> ParameterGroup { .standard }
     public func parameterGroup(for parameter: Parameter, epoch: Int) -> ParameterGroup { parameterGroup(for: parameter) }
+    public func parameterGroupsChanged(epoch: Int) {}
     public var checkpointState: [String: String] { [:] }
     public func restore(checkpointState: [String: String]) throws {}
 }

@@ -105,6 +105,7 @@ public final class DistillationObjective<Plugin: TaskPlugin>: TrainingObjective 
     public func parameterGroup(for parameter: Parameter, epoch: Int) -> GraftEngine.ParameterGroup {
         student.parameterGroup(for: parameter, epoch: epoch)
     }
+    public func parameterGroupsChanged(epoch: Int) { student.parameterGroupsChanged(epoch: epoch) }
     public var checkpointState: [String: String] { student.checkpointState }
     public func restore(checkpointState: [String: String]) throws { try student.restore(checkpointState: checkpointState) }
     public func save(to directory: String) throws { try student.save(to: directory) }

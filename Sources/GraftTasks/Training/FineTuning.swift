@@ -353,6 +353,23 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         return decay == 1 || depth == 0 ? .standard : GraftEngine.ParameterGroup(learningRateScale: Float(Foundation.pow(Double(decay), Double(depth))))
     }
 
+    /// The backbone's backward leaves out the stages frozen in `epoch`.
+    public func parameterGroupsChanged(epoch: Int) {
+        model.skipBackward(frozenBottomStages: frozenBottomStages(epoch: epoch))
+    }
+
+    /// How many bottom stages of the backbone — the embeddings, then layers 0, 1, … — are frozen
+    /// in `epoch`, as ``parameterGroup(for:epoch:)`` decides (the layer count + 1: all of them):
+    /// backward need not compute them.
+    public func frozenBottomStages(epoch: Int) -> Int {
+        let layers = model.config.layers
+        if options.freezeEncoder { return layers + 1 }
+        var stages = options.freezeLayers > 0 ? options.freezeLayers + 1 : 0   // the embeddings and layers below
+        // Depth counts from the top layer (0) to the embeddings (the layer count); depth >= top is frozen.
+        if let top = trainedTopLayers(epoch: epoch), top <= layers { stages = max(stages, layers + 1 - top) }
+        return min(stages, layers + 1)
+    }
+
     /// How many backbone layers, from the top, train in `epoch` under ``FineTuningOptions/unfreezeTop``
     /// and ``FineTuningOptions/gradualUnfreeze`` (more than the layer count: the embeddings too; nil: no limit).
     public func trainedTopLayers(epoch: Int) -> Int? {

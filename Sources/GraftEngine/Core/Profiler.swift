@@ -1,0 +1,130 @@
+import Dispatch
+
+/// Where a computation's wall time goes: its GEMM regions (time and floating-point operations)
+/// and named regions of it (a model's embeddings, each block's forward and backward, the head,
+/// the optimizer), each with the GEMM time and operations inside it — `graft bench pretrain
+/// --profile`'s table.
+///
+/// A profiler records only inside ``record(_:)`` on the task or thread that called it (bound as a
+/// task-local, so other computations are not measured), and only the coordinating thread
+/// records: a product split over threads or a per-head GEMM phase is timed as a whole. Without a
+/// recording profiler a region costs one task-local read.
+public final class Profiler: @unchecked Sendable {
+    /// One named region: its total wall time and the GEMM time and operations inside it.
+    public struct Region: Sendable {
+        /// Its index in ``Profiler/regions``.
+        public let id: Int
+        public let name: String
+        /// How many regions enclose it (0: a top-level region).
+        public let depth: Int
+        /// The index in ``Profiler/regions`` of the region that encloses it.
+        public let parent: Int?
+        public var seconds: Double = 0
+        public var gemmSeconds: Double = 0
+        public var gemmFlops: Double = 0
+        public var calls = 0
+    }
+
+    /// Seconds spent in GEMM regions so far.
+    public private(set) var seconds: Double = 0
+    /// Floating-point operations of those regions.
+    public private(set) var flops: Double = 0
+    /// The named regions in the order they were first entered (``regionsInTreeOrder`` nests them).
+    public private(set) var regions: [Region] = []
+    private var index: [String: Int] = [:]   // "parent index/name" -> index in regions
+    private var open: [Int] = []              // the regions entered and not yet left, outermost first
+
+    /// The profiler recording the current task's products, if any.
+    @TaskLocal public static var current: Profiler?
+
+    public init() {}
+
+    /// Runs `body`, measuring its GEMM and named regions into this profiler.
+    public func record<R>(_ body: () throws -> R) rethrows -> R {
+        try Profiler.$current.withValue(self) { try body() }
+    }
+
+    /// Runs a GEMM region of `f` floating-point operations.
+    @inlinable
+    static func measure<R>(flops f: Double, _ body: () -> R) -> R {
+        guard let profiler = current else { return body() }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        // Products nested inside a measured region are part of it: they are not measured again.
+        let r = $current.withValue(nil) { body() }
+        profiler.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, flops: f)
+        return r
+    }
+
+    @usableFromInline func add(seconds s: Double, flops f: Double) {
+        seconds += s
+        flops += f
+    }
+
+    /// Runs `body` as the region `name` of the recording profiler (just `body` when none records;
+    /// the name is then never built). A region entered inside another is its child: the same name
+    /// under two parents (a layer's forward in training and in evaluation) is two regions.
+    @inlinable
+    public static func region<R>(_ name: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard let profiler = current else { return try body() }
+        let m = profiler.begin(name())
+        defer { profiler.end(m) }
+        return try body()
+    }
+
+    /// The start of a region written inline: `let m = Profiler.mark("name")`, then
+    /// `Profiler.end(m)` where it ends (nil, and nothing recorded, when none records).
+    public static func mark(_ name: @autoclosure () -> String) -> Mark? {
+        current.map { $0.begin(name()) }
+    }
+
+    /// Ends the region started by `mark`.
+    public static func end(_ mark: Mark?) {
+        if let mark { mark.profiler.end(mark) }
+    }
+
+    /// A region's start: its index, the clock and the GEMM counters when it began.
+    public struct Mark {
+        @usableFromInline let profiler: Profiler
+        @usableFromInline let region: Int
+        @usableFromInline let start: UInt64, gemmSeconds: Double, gemmFlops: Double
+    }
+
+    @usableFromInline func begin(_ name: String) -> Mark {
+        let parent = open.last
+        let key = "\(parent ?? -1)/\(name)"
+        let i: Int
+        if let j = index[key] { i = j } else {
+            i = regions.count
+            regions.append(Region(id: i, name: name, depth: open.count, parent: parent))
+            index[key] = i
+        }
+        open.append(i)
+        return Mark(profiler: self, region: i, start: DispatchTime.now().uptimeNanoseconds, gemmSeconds: seconds, gemmFlops: flops)
+    }
+
+    @usableFromInline func end(_ m: Mark) {
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - m.start) * 1e-9
+        if let k = open.lastIndex(of: m.region) { open.removeSubrange(k...) }
+        regions[m.region].seconds += dt
+        regions[m.region].gemmSeconds += seconds - m.gemmSeconds
+        regions[m.region].gemmFlops += flops - m.gemmFlops
+        regions[m.region].calls += 1
+    }
+
+    /// The regions as a tree, depth first: each followed by its children in the order they were
+    /// first entered.
+    public var regionsInTreeOrder: [Region] {
+        var children = [[Int]](repeating: [], count: regions.count)
+        var roots: [Int] = []
+        for (i, r) in regions.enumerated() {
+            if let p = r.parent { children[p].append(i) } else { roots.append(i) }
+        }
+        var out: [Region] = []
+        func visit(_ i: Int) {
+            out.append(regions[i])
+            children[i].forEach(visit)
+        }
+        roots.forEach(visit)
+        return out
+    }
+}
