@@ -64,8 +64,8 @@ BERT-Mini lives in --mini-work (learning_curve.py's layout: corpus.sqlite, wp8k/
 directory still holds it, else builds it there with --pretrain-steps updates), the news store
 and the continued-pretraining run in WORK/news.sqlite and WORK/dapt-mini.
 
-    # the full table (about 1 h 45 min on 2 idle cores with learning_curve.py's BERT-Mini reused,
-    # some 15 min more when it is built here; estimate in benchmarks/README.md)
+    # the full table (about 2 h on 2 idle cores, the BERT-Mini and its continued pretraining
+    # included; measured 2026-12-01, see benchmarks/README.md)
     python3 benchmarks/transfer_techniques.py --graft .build/release/graft --data ../shared/data \\
         --work /tmp/transfer --threads 2 --mini-work /tmp/lc \\
         --json benchmarks/results/transfer-techniques.jsonl --markdown benchmarks/results/transfer-techniques.md
