@@ -92,7 +92,8 @@ public final class DistillationObjective<Plugin: TaskPlugin>: TrainingObjective 
     }
 
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
-        studentHead.softTargets = try softTargets(batch)
+        // The teacher's forward is its own region, so a profile does not add its layers to the student's.
+        studentHead.softTargets = try Profiler.region("teacher forward") { try softTargets(batch) }
         defer { studentHead.softTargets = nil }
         return try student.loss(batch, training: training)
     }
