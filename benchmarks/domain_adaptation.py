@@ -109,7 +109,6 @@ def main():
             subprocess.run(["rm", "-rf", p], check=True)
         run([a.graft, "corpus", "add", os.path.join(env_data, "ner/wnut16/train.txt"), "--format", "conll",
              "--db", text_db, "--quiet"], log)
-        s = a.dapt_steps
         cmd = pretrain_command(a.graft, text_db, out, a.dapt_steps, a.dapt_lr,
                                ["--threads", str(a.threads)] if a.threads else [], from_model=model, seq_len=a.dapt_seq_len)
         _, pretrain_seconds = run(cmd, log)

@@ -112,7 +112,7 @@ struct OptimizationOptionGroup: ParsableArguments {
     @Option(help: "Seed of the data order, masking and initialisation.") var seed: UInt64 = 1
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Option(help: "Threads (default: GRAFT_THREADS, else all cores).") var threads: Int?
-    @Flag(help: "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling.") var profile = false
+    @Flag(help: profileHelp) var profile = false
 
     func validate() throws {
         guard batchSize > 0, accumulation > 0, steps > 0 else { throw ValidationError("--batch-size, --accumulation and --steps must be positive") }
@@ -133,6 +133,9 @@ struct OptimizationOptionGroup: ParsableArguments {
         return o
     }
 }
+
+/// The help of the training commands' `--profile` flag (``runTraining(_:resume:record:label:out:announce:stepsPerEpoch:profile:describe:)``).
+let profileHelp: ArgumentHelp = "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling."
 
 /// Epochs begun after `steps` updates of `stepsPerEpoch` each.
 func epochsTrained(_ steps: Int, _ stepsPerEpoch: Int) -> Int { (steps + max(stepsPerEpoch, 1) - 1) / max(stepsPerEpoch, 1) }

@@ -99,7 +99,7 @@ struct FinetuneCommand: ParsableCommand {
     var adaptWeight: Float?
     @Flag(help: "Continue from OUT/checkpoints/LATEST.") var resume = false
     @Flag(help: "Print the final dev scores as one JSON object.") var json = false
-    @Flag(help: "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling.") var profile = false
+    @Flag(help: profileHelp) var profile = false
 
     /// What a transfer run is compared with.
     enum Baseline: String, ExpressibleByArgument, CaseIterable {

@@ -358,16 +358,15 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         model.skipBackward(frozenBottomStages: frozenBottomStages(epoch: epoch))
     }
 
-    /// How many bottom stages of the backbone — the embeddings, then layers 0, 1, … — are frozen
-    /// in `epoch`, as ``parameterGroup(for:epoch:)`` decides (the layer count + 1: all of them):
-    /// backward need not compute them.
+    /// How many bottom stages of the backbone — the embeddings, then layers 0, 1, … — have every
+    /// parameter frozen in `epoch` by ``parameterGroup(for:epoch:)`` (the one freezing rule),
+    /// counted from the bottom up to the first stage that trains: backward need not compute them.
     public func frozenBottomStages(epoch: Int) -> Int {
-        let layers = model.config.layers
-        if options.freezeEncoder { return layers + 1 }
-        var stages = options.freezeLayers > 0 ? options.freezeLayers + 1 : 0   // the embeddings and layers below
-        // Depth counts from the top layer (0) to the embeddings (the layer count); depth >= top is frozen.
-        if let top = trainedTopLayers(epoch: epoch), top <= layers { stages = max(stages, layers + 1 - top) }
-        return min(stages, layers + 1)
+        let sections = model.parameterSections
+        let stages = ["embeddings"] + (0..<model.config.layers).map { "layer.\($0)" }
+        return stages.prefix { name in
+            sections.first { $0.name == name }?.parameters.allSatisfy { parameterGroup(for: $0, epoch: epoch).frozen } ?? false
+        }.count
     }
 
     /// How many backbone layers, from the top, train in `epoch` under ``FineTuningOptions/unfreezeTop``
