@@ -12,7 +12,7 @@ initialised (seed 42, set before the model is built).
 Training follows `Trainer` defaults except where the issue fixes a value: AdamW (the Trainer's
 default optimizer, `adamw_torch_fused` for torch >= 2.8; betas 0.9/0.999, eps 1e-8, weight decay
 0), linear decay with 6% warm-up (`warmup_ratio=0.06`; transformers 5 spells it
-`warmup_steps=0.06`), gradient clipping at norm 1.0 (default), batch 32, seed 42, CPU
+`warmup_steps=0.06`), gradient clipping at norm 1.0 (default), batch 32, seed 42 (`--seed`), CPU
 (`use_cpu=True`), `torch.set_num_threads(--threads)`, random batches (no length grouping) with
 dynamic padding to the longest example of each batch. Changed from the defaults, none of which
 alter the training arithmetic: no checkpoints written (`save_strategy="no"`), no evaluation
@@ -550,7 +550,7 @@ def child_main(args):
     tok = AutoTokenizer.from_pretrained(model_dir)
     if not tok.is_fast:
         raise SystemExit("needs a fast tokenizer (offsets, word_ids)")
-    set_seed(SEED)
+    set_seed(args.seed)
     model, train_f, train_coll, dev_f, dev_coll, score, info = SETUP[task](args, tok, model_dir)
     counting = CountingCollator(train_coll)
     steps_per_epoch = math.ceil(len(train_f) / BATCH)
@@ -564,7 +564,7 @@ def child_main(args):
         output_dir=tempfile.mkdtemp(prefix=f"hf_finetune_{task}_"),
         per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
         learning_rate=args.lr, num_train_epochs=args.epochs, lr_scheduler_type="linear",
-        seed=SEED, use_cpu=True, save_strategy="no", eval_strategy="no", report_to="none",
+        seed=args.seed, use_cpu=True, save_strategy="no", eval_strategy="no", report_to="none",
         disable_tqdm=True, logging_strategy="steps",
         logging_steps=max(1, total_steps // 20))
     fields = TrainingArguments.__dataclass_fields__
@@ -609,7 +609,7 @@ def child_main(args):
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rec = {"task": task, "side": "hf", "epochs": args.epochs, "lr": args.lr,
-           "max_length": args.max_length, "batch_size": BATCH, "seed": SEED,
+           "max_length": args.max_length, "batch_size": BATCH, "seed": args.seed,
            "warmup_ratio": WARMUP, "threads": args.threads,
            "train_seconds": round(train_s, 3), "eval_seconds": round(eval_s, 3),
            "train_steps": trainer.state.global_step, "train_batches": counting.batches,
@@ -676,7 +676,8 @@ def run_hf(task, args):
     s = task_settings(task, args)
     cmd = [sys.executable, HERE, "--_child", "--task", task, "--epochs", str(s["epochs"]),
            "--lr", str(s["lr"]), "--max-length", str(s["max_length"]),
-           "--threads", str(args.threads), "--data", args.data, "--model", args.model]
+           "--threads", str(args.threads), "--data", args.data, "--model", args.model,
+           "--seed", str(args.seed)]
     if args.limit_train:
         cmd += ["--limit-train", str(args.limit_train)]
     if args.limit_dev:
@@ -693,7 +694,7 @@ def run_hf(task, args):
 
 def run_graft(task, args):
     s = task_settings(task, args)
-    subst = dict(s, task=task, threads=args.threads, seed=SEED)
+    subst = dict(s, task=task, threads=args.threads, seed=args.seed)
     # Only the known placeholders are replaced, so literal braces in the template survive.
     cmd = re.sub(r"\{(" + "|".join(subst) + r")\}", lambda m: str(subst[m.group(1)]),
                  args.graft_cmd)
@@ -784,6 +785,8 @@ def main():
     ap.add_argument("--limit-train", type=int, default=0, help="keep the first N train examples")
     ap.add_argument("--limit-dev", type=int, default=0, help="keep the first N dev examples")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help=f"seed of both sides (default {SEED}, the issue's); the Graft template gets it as {{seed}}")
     ap.add_argument("--repeat", type=int, default=1, help="runs per task and side")
     ap.add_argument("--json", action="store_true", help="one JSON object per task on stdout")
     ap.add_argument("--out", help="also write the JSON objects (one per line) to this file")

@@ -64,17 +64,19 @@ func tokenizerFingerprint(_ tokenizer: Tokenizer) -> String {
     SHA256.hex(SHA256.hash(Array(tokenizer.toJSON().serialized().utf8)))
 }
 
-/// Builds the token cache of the corpus at `dbPath` with a tokenizer given as plain values.
-///
-/// This is where `graft corpus tokenize --tokenizer PATH` plugs in: load the tokenizer, then
-/// call this with its fingerprint (e.g. SHA-256 of its tokenizer.json) and a closure returning
-/// its ids *without* special tokens. Returns the cache report; shows progress on stderr.
-func tokenizeCorpus(
-    dbPath: String, fingerprint: String, showProgress: Bool = true, encode: (String) throws -> [Int32]
-) throws -> TokenCacheReport {
+/// Builds the token cache of the corpus at `dbPath` for `tokenizer`: every whole document's ids
+/// *without* special tokens (the tokenizer's own truncation and padding, e.g. MiniLM's 128, are
+/// left out: packing needs whole documents), under the tokenizer's fingerprint, batches of
+/// documents encoded over all cores. Returns the cache report; shows progress on stderr.
+func tokenizeCorpus(dbPath: String, tokenizer: Tokenizer, showProgress: Bool = true) throws -> TokenCacheReport {
     let store = try CorpusStore(path: dbPath)
     let progress = ProgressReporter("tokenize", unit: .items("docs"), enabled: showProgress)
-    let report = try store.buildTokenCache(fingerprint: fingerprint, encode: encode) { done, total in
+    var whole = tokenizer
+    whole.truncation = nil
+    whole.padding = nil
+    let report = try store.buildTokenCache(fingerprint: tokenizerFingerprint(tokenizer), batchSize: 1024, encodeBatch: { texts in
+        try whole.encodeBatch(texts, addSpecialTokens: false).map(\.ids)
+    }) { done, total in
         progress.total = total
         progress.update(done)
     }

@@ -120,11 +120,7 @@ struct PretrainCommand: ParsableCommand {
         let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
         let store = try CorpusStore(path: db)
         if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
-            // Whole documents: a model's tokenizer.json may truncate and pad (MiniLM's: 128), which packing must not.
-            var whole = tok
-            whole.truncation = nil
-            whole.padding = nil
-            _ = try tokenizeCorpus(dbPath: db, fingerprint: fingerprint) { try whole.encode($0, addSpecialTokens: false).ids }
+            _ = try tokenizeCorpus(dbPath: db, tokenizer: tok)
         }
         try dataParallel.communicator?.barrier()   // the other ranks read the cache rank 0 built
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")

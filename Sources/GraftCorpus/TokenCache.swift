@@ -68,6 +68,19 @@ extension CorpusStore {
         fingerprint: String, batchSize: Int = 256, encode: (String) throws -> [Int32],
         progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws -> TokenCacheReport {
+        try buildTokenCache(fingerprint: fingerprint, batchSize: batchSize,
+                            encodeBatch: { texts in try texts.map(encode) }, progress: progress)
+    }
+
+    /// ``buildTokenCache(fingerprint:batchSize:encode:progress:)`` with a tokenizer that encodes
+    /// a batch of texts at once (e.g. over several threads): `encodeBatch` returns one id array
+    /// per text, in order. When a batch fails, its documents are encoded one at a time to name
+    /// the document that failed.
+    @discardableResult
+    public func buildTokenCache(
+        fingerprint: String, batchSize: Int = 256, encodeBatch: ([String]) throws -> [[Int32]],
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws -> TokenCacheReport {
         let started = Date()
         let now = started.timeIntervalSince1970
         try write { db in
@@ -97,9 +110,19 @@ extension CorpusStore {
             after = last.0
             var encoded: [(Int64, [Int32])] = []
             encoded.reserveCapacity(batch.count)
-            for (id, text) in batch {
-                do { encoded.append((id, try encode(text))) } catch {
-                    throw CorpusError.tokenizerFailed(documentID: id, reason: String(describing: error))
+            if let ids = try? encodeBatch(batch.map(\.1)), ids.count == batch.count {
+                for (document, documentIds) in zip(batch, ids) { encoded.append((document.0, documentIds)) }
+            } else {
+                for (id, text) in batch {
+                    do {
+                        let ids = try encodeBatch([text])
+                        guard ids.count == 1 else {
+                            throw CorpusError.database("the tokenizer returned \(ids.count) results for 1 text")
+                        }
+                        encoded.append((id, ids[0]))
+                    } catch {
+                        throw CorpusError.tokenizerFailed(documentID: id, reason: String(describing: error))
+                    }
                 }
             }
             try write { db in

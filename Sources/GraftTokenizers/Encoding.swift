@@ -8,14 +8,14 @@ public struct Encoding: Sendable, Equatable {
     public var tokens: [String] = []
     public var offsets: [Range<Int>] = []
     /// Index of the pre-tokenized word each token came from, nil for specials and padding.
-    public var wordIds: [Int?] = []
+    public var wordIds: [Int32?] = []
     public var typeIds: [Int32] = []
     /// 1 for tokens added by the post-processor (and for padding), 0 otherwise.
     public var specialTokensMask: [Int32] = []
     /// 1 for real tokens, 0 for padding.
     public var attentionMask: [Int32] = []
     /// Which input each token came from (0 or 1), nil for specials and padding.
-    public var sequenceIds: [Int?] = []
+    public var sequenceIds: [UInt8?] = []
     /// Windows cut off by truncation, each a complete encoding of its own.
     public var overflowing: [Encoding] = []
 
@@ -27,11 +27,11 @@ public struct Encoding: Sendable, Equatable {
         ids.append(id)
         tokens.append(token)
         offsets.append(offset)
-        wordIds.append(word)
+        wordIds.append(word.map { Int32($0) })
         typeIds.append(type)
         specialTokensMask.append(special ? 1 : 0)
         attentionMask.append(1)
-        sequenceIds.append(sequence)
+        sequenceIds.append(sequence.map { UInt8($0) })
     }
 
     mutating func append(contentsOf other: Encoding) {
@@ -43,6 +43,37 @@ public struct Encoding: Sendable, Equatable {
         specialTokensMask += other.specialTokensMask
         attentionMask += other.attentionMask
         sequenceIds += other.sequenceIds
+    }
+
+    /// Empties every array, keeping their storage for the next encoding (a worker's scratch).
+    mutating func removeAll(keepingCapacity keep: Bool) {
+        ids.removeAll(keepingCapacity: keep); tokens.removeAll(keepingCapacity: keep)
+        offsets.removeAll(keepingCapacity: keep); wordIds.removeAll(keepingCapacity: keep)
+        typeIds.removeAll(keepingCapacity: keep); specialTokensMask.removeAll(keepingCapacity: keep)
+        attentionMask.removeAll(keepingCapacity: keep); sequenceIds.removeAll(keepingCapacity: keep)
+        overflowing.removeAll(keepingCapacity: keep)
+    }
+
+    /// Room for `n` tokens in every array.
+    mutating func reserveCapacity(_ n: Int) {
+        ids.reserveCapacity(n); tokens.reserveCapacity(n); offsets.reserveCapacity(n); wordIds.reserveCapacity(n)
+        typeIds.reserveCapacity(n); specialTokensMask.reserveCapacity(n); attentionMask.reserveCapacity(n)
+        sequenceIds.reserveCapacity(n)
+    }
+
+    /// A copy whose arrays are allocated at exactly their length, sharing nothing with `self`.
+    ///
+    /// An encoding built by appending keeps up to twice its length in spare capacity; a batch of
+    /// thousands of documents keeps them all alive, so the batch path fills a reused scratch
+    /// encoding and keeps these exact copies (less memory to fault in, no regrowth per document).
+    func compacted() -> Encoding {
+        var e = Encoding()
+        e.ids = exactCopy(ids); e.tokens = exactCopy(tokens); e.offsets = exactCopy(offsets)
+        e.wordIds = exactCopy(wordIds); e.typeIds = exactCopy(typeIds)
+        e.specialTokensMask = exactCopy(specialTokensMask); e.attentionMask = exactCopy(attentionMask)
+        e.sequenceIds = exactCopy(sequenceIds)
+        e.overflowing = overflowing.map { $0.compacted() }
+        return e
     }
 
     func slice(_ r: Range<Int>) -> Encoding {
@@ -59,7 +90,7 @@ public struct Encoding: Sendable, Equatable {
         for i in 0..<typeIds.count { typeIds[i] = t }
     }
 
-    mutating func setSequenceId(_ s: Int) {
+    mutating func setSequenceId(_ s: UInt8) {
         for i in 0..<sequenceIds.count { sequenceIds[i] = s }
     }
 
@@ -111,6 +142,16 @@ public struct Encoding: Sendable, Equatable {
         } else {
             append(contentsOf: p)
         }
+    }
+}
+
+/// A new array with capacity for exactly `a.count` elements (`Array(a)` would share `a`'s storage).
+@inline(__always)
+func exactCopy<T>(_ a: [T]) -> [T] {
+    if a.isEmpty { return [] }
+    return Array(unsafeUninitializedCapacity: a.count) { buffer, initialized in
+        a.withUnsafeBufferPointer { source in _ = buffer.initialize(fromContentsOf: source) }
+        initialized = a.count
     }
 }
 

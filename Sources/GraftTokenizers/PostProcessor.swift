@@ -54,6 +54,7 @@ public enum PostProcessor: Sendable, Equatable {
             template = b == nil ? single : pair
         }
         var out = Encoding()
+        out.reserveCapacity(a.count + (b?.count ?? 0) + template.count)
         for piece in template {
             switch piece {
             case .special(let t, let typeId):

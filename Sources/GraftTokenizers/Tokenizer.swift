@@ -232,8 +232,14 @@ public struct Tokenizer: Sendable {
     /// Encodes one sequence: added-token split, then each segment through the pipeline.
     func encodeSequence(_ text: String, state: inout WorkState) -> Encoding {
         let scalars = UTF8Util.scalars(text)
+        // Tokens go into the worker's scratch encoding (its arrays keep their capacity from one
+        // document to the next); what is returned is an exact-size copy of it.
         var enc = Encoding()
-        enc.ids.reserveCapacity(scalars.count / 3)
+        swap(&enc, &state.sequence)
+        defer {
+            enc.removeAll(keepingCapacity: true)
+            swap(&enc, &state.sequence)
+        }
         var wordIndex = 0
         var segmentStart = 0
         var i = 0
@@ -272,7 +278,7 @@ public struct Tokenizer: Sendable {
             }
         }
         flush(n)
-        return enc
+        return enc.compacted()
     }
 
     /// Scratch buffers reused across the words of one call (or of one batch worker's inputs).
@@ -281,6 +287,8 @@ public struct Tokenizer: Sendable {
         var modelTokens: [ModelToken] = []
         var bytes: [UInt8] = []
         var charOfByte: [Int32] = []
+        /// The sequence being encoded (emptied, capacity kept, after each one).
+        var sequence = Encoding()
         /// A batch worker's own BPE word cache (nil: a single encode uses the model's shared one).
         var bpeCache: BPE.WordCache?
     }

@@ -205,6 +205,36 @@ func testEncode(_ text: String) -> [Int32] {
         // The first batch was committed; the next call resumes.
         #expect(try store.tokenCacheStats(fingerprint: "t").documents == 1)
     }
+
+    @Test func batchEncodingCachesTheSameIdsAndNamesAFailingDocument() throws {
+        struct Boom: Error {}
+        let (store, dir) = try makeStore()
+        let texts = (0..<50).map { i in (0..<(i % 7 + 1)).map { "w\($0 + i)" }.joined(separator: " ") }
+        writeFile(dir + "/a.txt", texts.joined(separator: "\n") + "\nexplode here\n")
+        _ = try store.importFile(dir + "/a.txt", options: ImportOptions(format: .lines))
+        var batches: [Int] = []
+        #expect {
+            try store.buildTokenCache(fingerprint: "t", batchSize: 16, encodeBatch: { batch in
+                batches.append(batch.count)
+                if batch.contains(where: { $0.contains("explode") }) { throw Boom() }
+                return batch.map(testEncode)
+            })
+        } throws: { error in
+            // The failing batch (the last two documents) was retried one document at a time.
+            guard case .tokenizerFailed(let documentID, _) = error as? CorpusError else { return false }
+            return documentID == 51
+        }
+        #expect(batches == [16, 16, 16, 3, 1, 1, 1])
+        let ids = try store.read { try Int64.fetchAll($0, sql: "SELECT id FROM document ORDER BY id") }
+        #expect(try store.tokenCacheStats(fingerprint: "t").documents == 48)
+        for (id, text) in zip(ids, texts).prefix(48) {
+            #expect(try store.cachedTokens(documentID: id, fingerprint: "t") == testEncode(text))
+        }
+        // Without the bad document, the rest is cached by the next call, a batch at a time.
+        _ = try store.write { try $0.execute(sql: "DELETE FROM document WHERE id = 51") }
+        let report = try store.buildTokenCache(fingerprint: "t", batchSize: 16, encodeBatch: { $0.map(testEncode) })
+        #expect(report.newDocuments == 2 && report.documents == 50)
+    }
 }
 
 @Suite struct RunAndSearchTests {

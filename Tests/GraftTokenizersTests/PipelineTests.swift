@@ -47,8 +47,8 @@ import Testing
             ("type_ids", e.typeIds.map { Int($0) }, ints("type_ids")),
             ("attention_mask", e.attentionMask.map { Int($0) }, ints("attention_mask")),
             ("special_tokens_mask", e.specialTokensMask.map { Int($0) }, ints("special_tokens_mask")),
-            ("word_ids", e.wordIds, ints("word_ids")),
-            ("sequence_ids", e.sequenceIds, ints("sequence_ids")),
+            ("word_ids", e.wordIds.map { $0.map(Int.init) }, ints("word_ids")),
+            ("sequence_ids", e.sequenceIds.map { $0.map(Int.init) }, ints("sequence_ids")),
             ("offsets", e.offsets.flatMap { [$0.lowerBound, $0.upperBound] }, want["offsets"]!.array!.flatMap { $0.array!.map { $0.int } }),
         ]
         for (name, got, expected) in checks where got != expected {

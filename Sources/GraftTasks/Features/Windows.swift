@@ -45,8 +45,8 @@ public struct Window: Sendable, Equatable {
         typeIds = e.typeIds
         offsets = e.offsets
         specialTokensMask = e.specialTokensMask
-        sequenceIds = e.sequenceIds
-        wordIds = e.wordIds
+        sequenceIds = e.sequenceIds.map { $0.map(Int.init) }
+        wordIds = e.wordIds.map { $0.map(Int.init) }
     }
 
     /// Positions of the tokens of sequence `sequence` (content, not specials).
