@@ -176,6 +176,7 @@ public struct Tokenizer: Sendable {
                 // Each worker keeps its own scratch and word cache: nothing shared is written, and
                 // no reference count is touched by two threads in the inner loops.
                 var state = WorkState()
+                state.reusesSequence = true
                 if case .bpe(let bpe) = model { state.bpeCache = bpe.takeWorkerCache() }
                 defer { if case .bpe(let bpe) = model, let cache = state.bpeCache { bpe.returnWorkerCache(cache) } }
                 for i in lo..<hi {
@@ -232,14 +233,11 @@ public struct Tokenizer: Sendable {
     /// Encodes one sequence: added-token split, then each segment through the pipeline.
     func encodeSequence(_ text: String, state: inout WorkState) -> Encoding {
         let scalars = UTF8Util.scalars(text)
-        // Tokens go into the worker's scratch encoding (its arrays keep their capacity from one
-        // document to the next); what is returned is an exact-size copy of it.
+        // A batch worker's tokens go into its scratch encoding (whose arrays keep their capacity
+        // from one document to the next) and an exact-size copy is returned; a single `encode`
+        // returns the encoding it built.
         var enc = Encoding()
-        swap(&enc, &state.sequence)
-        defer {
-            enc.removeAll(keepingCapacity: true)
-            swap(&enc, &state.sequence)
-        }
+        if state.reusesSequence { swap(&enc, &state.sequence) } else { enc.ids.reserveCapacity(scalars.count / 3) }
         var wordIndex = 0
         var segmentStart = 0
         var i = 0
@@ -278,7 +276,11 @@ public struct Tokenizer: Sendable {
             }
         }
         flush(n)
-        return enc.compacted()
+        guard state.reusesSequence else { return enc }
+        let out = enc.compacted()
+        enc.removeAll(keepingCapacity: true)
+        swap(&enc, &state.sequence)
+        return out
     }
 
     /// Scratch buffers reused across the words of one call (or of one batch worker's inputs).
@@ -287,8 +289,10 @@ public struct Tokenizer: Sendable {
         var modelTokens: [ModelToken] = []
         var bytes: [UInt8] = []
         var charOfByte: [Int32] = []
-        /// The sequence being encoded (emptied, capacity kept, after each one).
+        /// A batch worker's sequence being encoded (emptied, capacity kept, after each one).
         var sequence = Encoding()
+        /// Whether ``sequence`` is used (batch workers: they keep exact-size copies of it).
+        var reusesSequence = false
         /// A batch worker's own BPE word cache (nil: a single encode uses the model's shared one).
         var bpeCache: BPE.WordCache?
     }
