@@ -66,15 +66,16 @@ func tokenizerFingerprint(_ tokenizer: Tokenizer) -> String {
 
 /// Builds the token cache of the corpus at `dbPath` for `tokenizer`: every whole document's ids
 /// *without* special tokens (the tokenizer's own truncation and padding, e.g. MiniLM's 128, are
-/// left out: packing needs whole documents), under the tokenizer's fingerprint, batches of
-/// documents encoded over all cores. Returns the cache report; shows progress on stderr.
-func tokenizeCorpus(dbPath: String, tokenizer: Tokenizer, showProgress: Bool = true) throws -> TokenCacheReport {
+/// left out: packing needs whole documents), under `fingerprint` (the caller's
+/// ``tokenizerFingerprint(_:)`` of `tokenizer`), batches of documents encoded over all cores.
+/// Returns the cache report; shows progress on stderr.
+func tokenizeCorpus(dbPath: String, tokenizer: Tokenizer, fingerprint: String, showProgress: Bool = true) throws -> TokenCacheReport {
     let store = try CorpusStore(path: dbPath)
     let progress = ProgressReporter("tokenize", unit: .items("docs"), enabled: showProgress)
     var whole = tokenizer
     whole.truncation = nil
     whole.padding = nil
-    let report = try store.buildTokenCache(fingerprint: tokenizerFingerprint(tokenizer), batchSize: 1024, encodeBatch: { texts in
+    let report = try store.buildTokenCache(fingerprint: fingerprint, batchSize: 1024, encodeBatch: { texts in
         try whole.encodeBatch(texts, addSpecialTokens: false).map(\.ids)
     }) { done, total in
         progress.total = total

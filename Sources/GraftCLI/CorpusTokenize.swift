@@ -22,7 +22,7 @@ struct CorpusTokenize: ParsableCommand {
     func run() throws {
         let tok = try loadTokenizer(tokenizer)
         let fingerprint = tokenizerFingerprint(tok)
-        let report = try tokenizeCorpus(dbPath: database.db, tokenizer: tok, showProgress: !json)
+        let report = try tokenizeCorpus(dbPath: database.db, tokenizer: tok, fingerprint: fingerprint, showProgress: !json)
         if json {
             print(JSONValue.object([("fingerprint", .string(fingerprint)), ("tokens", .number(Double(report.tokens)))]).serialized())
         } else {

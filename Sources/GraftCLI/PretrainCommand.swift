@@ -120,7 +120,7 @@ struct PretrainCommand: ParsableCommand {
         let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
         let store = try CorpusStore(path: db)
         if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
-            _ = try tokenizeCorpus(dbPath: db, tokenizer: tok)
+            _ = try tokenizeCorpus(dbPath: db, tokenizer: tok, fingerprint: fingerprint)
         }
         try dataParallel.communicator?.barrier()   // the other ranks read the cache rank 0 built
         let separatorName = kind == .bert ? "[SEP]" : (tok.addedTokens.first { $0.special }?.content ?? "<|endoftext|>")
