@@ -71,7 +71,10 @@ The Graft template is run with `bash -c` after substituting {task} (sentiment|ne
 metric keys above, and optionally `train_seconds`, `tokens_per_s`, `peak_rss_mb`); the script
 records its wall time and its peak RSS from wait4 (Linux reports the largest of `bash` and the
 processes it waited for, i.e. the Graft process's own peak). The side-by-side table compares HF and Graft medians: training seconds
-(Graft's own `train_seconds` when it reports one, otherwise its wall time), peak RSS (wait4 for
+(Graft's own `train_seconds` when it reports one, otherwise its wall time; Graft's includes its
+per-epoch dev evaluations and checkpoint writes, which HF's run here does not do), the same
+without those two parts (`train-eval s`: Graft's `train_seconds - eval_seconds -
+checkpoint_seconds`, against HF's `train_seconds`, i.e. the same work), peak RSS (wait4 for
 both sides) and the task's scores, with ratios Graft/HF.
 
 Versions used when this was written: Python 3.11.7, torch 2.13.0+cpu, transformers 5.24.0,
@@ -723,6 +726,16 @@ def train_time(rec):
     return rec.get("train_seconds", rec.get("wall_seconds"))
 
 
+def update_time(rec):
+    """Graft's training time without its per-epoch dev evaluations and checkpoint writes (it
+    reports both parts), i.e. the work transformers' `Trainer.train()` does here (no evaluation,
+    no saving); None when the Graft command does not report the parts."""
+    t = rec.get("train_seconds")
+    if t is None or "eval_seconds" not in rec or "checkpoint_seconds" not in rec:
+        return None
+    return round(t - rec["eval_seconds"] - rec["checkpoint_seconds"], 3)
+
+
 def summarize(task, hf_runs, graft_runs):
     # The HF run with the median training time stands for the task (all runs listed too).
     order = sorted(hf_runs, key=lambda r: r["train_seconds"])
@@ -735,6 +748,8 @@ def summarize(task, hf_runs, graft_runs):
         g = {"runs": graft_runs,
              "train_seconds_median": statistics.median(train_time(r) for r in graft_runs),
              "wall_seconds_median": med(graft_runs, "wall_seconds"),
+             "update_seconds_median": (statistics.median(update_time(r) for r in graft_runs)
+                                       if all(update_time(r) is not None for r in graft_runs) else None),
              "wait4_rss_mb_median": med(graft_runs, "wait4_rss_mb")}
         for k in METRIC_KEYS[task]:
             g[k] = med(graft_runs, k)
@@ -743,6 +758,8 @@ def summarize(task, hf_runs, graft_runs):
         h_rss = med(hf_runs, "wait4_rss_mb")
         obj["ratios_graft_over_hf"] = {
             "train_seconds": round(g["train_seconds_median"] / h_train, 4) if h_train else None,
+            "update_seconds": (round(g["update_seconds_median"] / h_train, 4)
+                               if h_train and g["update_seconds_median"] is not None else None),
             "peak_rss": round(g["wait4_rss_mb_median"] / h_rss, 4) if h_rss else None}
     return obj
 
@@ -752,12 +769,14 @@ def fmt(v, spec):
 
 
 def table(results, out):
-    hdr = (f"{'task':9s} {'metric':11s} | {'HF':>9s} {'Graft':>9s} {'G/HF':>6s}")
+    hdr = (f"{'task':9s} {'metric':12s} | {'HF':>9s} {'Graft':>9s} {'G/HF':>6s}")
     lines = [hdr, "-" * len(hdr)]
     for obj in results:
         task, g = obj["task"], obj.get("graft", {})
         rows = [("train s", med(obj.get("runs", [obj]), "train_seconds"),
                  g.get("train_seconds_median"), ".1f"),
+                ("train-eval s", med(obj.get("runs", [obj]), "train_seconds"),
+                 g.get("update_seconds_median"), ".1f"),
                 ("wall s", med(obj.get("runs", [obj]), "wall_seconds"),
                  g.get("wall_seconds_median"), ".1f"),
                 ("peak MB", med(obj.get("runs", [obj]), "wait4_rss_mb"),
@@ -768,7 +787,7 @@ def table(results, out):
         for name, h, gv, spec in rows:
             ratio = gv / h if isinstance(h, (int, float)) and isinstance(gv, (int, float)) and h \
                 else None
-            lines.append(f"{task:9s} {name:11s} | {fmt(h, '>9' + spec)} {fmt(gv, '>9' + spec)} "
+            lines.append(f"{task:9s} {name:12s} | {fmt(h, '>9' + spec)} {fmt(gv, '>9' + spec)} "
                          f"{fmt(ratio, '>6.3f')}")
     out.write("\n".join(lines) + "\n")
     out.flush()

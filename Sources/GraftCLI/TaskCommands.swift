@@ -481,14 +481,18 @@ struct FinetuneCommand: ParsableCommand {
 
     /// `--json` fields of a finished run: the dev scores of the best evaluation under the task's
     /// metric keys (as `evaluate --json`); train_seconds is the trainer's wall time, its per-epoch
-    /// dev evaluations included.
+    /// dev evaluations and checkpoints included, and `eval_seconds` / `checkpoint_seconds` are
+    /// those two parts of it (transformers' `Trainer.train()` without evaluation or saving, as
+    /// benchmarks/hf_finetune_bench.py runs it, compares with the difference).
     private func finetuneFields(name: String, extra: [(String, JSONValue)] = [], summary: TrainingSummary, stepsPerEpoch: Int,
                                 main: String, best bestMetrics: [String: Double], out: String) -> [(String, JSONValue)] {
         var fields: [(String, JSONValue)] = [("task", .string(name))] + extra + [
             ("steps", .number(Double(summary.steps))),
             ("epochs", .number(Double(epochsTrained(summary.steps, stepsPerEpoch)))),
             ("stopped_early", .bool(summary.stoppedEarly)),
-            ("train_seconds", .number((summary.seconds * 10).rounded() / 10))]
+            ("train_seconds", .number((summary.seconds * 10).rounded() / 10)),
+            ("eval_seconds", .number((summary.evaluationSeconds * 10).rounded() / 10)),
+            ("checkpoint_seconds", .number((summary.checkpointSeconds * 10).rounded() / 10))]
         if let best = summary.best { fields.append(("best_dev_\(main)", .number(best))) }
         for key in bestMetrics.keys.sorted() { fields.append((key, .number(bestMetrics[key]!))) }
         fields.append(("model", .string(out + "/best")))

@@ -13,25 +13,45 @@ public enum Kernels {
         sumSquares(x, n).squareRoot()
     }
 
-    /// `sum x^2` in Double (SIMD8 Float partials per block of 4096, summed in Double).
+    /// `sum x^2` in Double (SIMD8 Float partials per block of 4096, summed in Double in block
+    /// order). The blocks are spread over ``Engine/threads`` and their sums added in order after,
+    /// so the result does not depend on the thread count.
     public static func sumSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
-        var total = 0.0
-        var i = 0
-        while i < n {
-            let end = min(n, i + 4096)
-            var acc = SIMD8<Float>(repeating: 0)
-            var j = i
-            while j + 8 <= end {
-                let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
-                acc += v * v
-                j += 8
-            }
-            var s = Double(acc.sum())
-            while j < end { s += Double(x[j] * x[j]); j += 1 }
-            total += s
-            i = end
+        let blocks = (n + sumBlock - 1) / sumBlock
+        if Engine.threads == 1 || blocks < 2 * minChunk / sumBlock {
+            var total = 0.0
+            for b in 0..<blocks { total += blockSumSquares(x, b, n) }
+            return total
         }
+        var partial = [Double](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { buffer in
+            let out = SharedPointer(buffer.baseAddress!), px = SharedPointer(UnsafeMutablePointer(mutating: x))
+            Engine.parallelFor(blocks, minChunk: minChunk / sumBlock) { r in
+                for b in r { out.value[b] = blockSumSquares(px.value, b, n) }
+            }
+        }
+        var total = 0.0
+        for s in partial { total += s }
         return total
+    }
+
+    /// The block size of ``sumSquares(_:_:)``.
+    static let sumBlock = 4096
+
+    /// `sum x^2` over block `b` of ``sumBlock`` floats (the last one may be short).
+    @inline(__always)
+    static func blockSumSquares(_ x: UnsafePointer<Float>, _ b: Int, _ n: Int) -> Double {
+        let i = b * sumBlock, end = min(n, i + sumBlock)
+        var acc = SIMD8<Float>(repeating: 0)
+        var j = i
+        while j + 8 <= end {
+            let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+            acc += v * v
+            j += 8
+        }
+        var s = Double(acc.sum())
+        while j < end { s += Double(x[j] * x[j]); j += 1 }
+        return s
     }
 
     /// `out = a + b` (n floats). `out` may alias `a` or `b`.
@@ -59,7 +79,10 @@ public enum Kernels {
     /// `x *= alpha`.
     public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {
         Engine.singleThreadedOpenBLAS
-        cblas_sscal(Int32(n), alpha, x, 1)
+        let px = SharedPointer(x)
+        Engine.parallelFor(n, minChunk: minChunk) { r in
+            cblas_sscal(Int32(r.count), alpha, px.value + r.lowerBound, 1)
+        }
     }
 
     /// Column sums: `out[j] += sum_i x[i, j]` for `x` `[rows, cols]` (BLAS gemv with a ones vector).

@@ -87,7 +87,12 @@ public struct TrainingSummary: Sendable {
     public var mainMetric: MainMetric
     /// The last checkpoint written.
     public var checkpoint: String?
+    /// Wall time of the run (this process's part of it, for a resumed run).
     public var seconds: Double
+    /// The part of ``seconds`` spent in periodic dev evaluations (keeping `best/` included).
+    public var evaluationSeconds: Double = 0
+    /// The part of ``seconds`` spent writing checkpoints.
+    public var checkpointSeconds: Double = 0
 }
 
 /// Trains a ``TrainingObjective``: AdamW (with the objective's parameter groups), linear warm-up
@@ -260,6 +265,7 @@ public final class Trainer<Objective: TrainingObjective> {
         var interrupted = false
         var lastCheckpoint: String?
         var stoppedEarly = false
+        var evaluationSeconds = 0.0, checkpointSeconds = 0.0
         var patienceExhausted: Bool { options.patience.map { evaluationsSinceBest >= $0 } ?? false }
         while optimizer.stepCount < totalSteps {
             if patienceExhausted { stoppedEarly = true; break }   // resumed from a run that had stopped early
@@ -286,22 +292,29 @@ public final class Trainer<Objective: TrainingObjective> {
             onStep?(report)
             let finished = step == totalSteps
             if ((options.evalEvery > 0 && step % options.evalEvery == 0) || finished) && dataParallel.isLeader {
+                let e0 = DispatchTime.now().uptimeNanoseconds
                 try Profiler.region("evaluation") { try evaluateAndKeepBest(step: step) }
+                evaluationSeconds += Double(DispatchTime.now().uptimeNanoseconds - e0) / 1e9
             }
             let stop = try agreedStop(interrupt: shouldStop(), early: patienceExhausted && !finished)
             stoppedEarly = stop.early
             if stop.interrupt || stoppedEarly {
                 interrupted = !finished && !stoppedEarly
+                let c0 = DispatchTime.now().uptimeNanoseconds
                 lastCheckpoint = try writeCheckpoint()
+                checkpointSeconds += Double(DispatchTime.now().uptimeNanoseconds - c0) / 1e9
                 break
             }
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || finished {
+                let c0 = DispatchTime.now().uptimeNanoseconds
                 lastCheckpoint = try Profiler.region("checkpoint") { try writeCheckpoint() }
+                checkpointSeconds += Double(DispatchTime.now().uptimeNanoseconds - c0) / 1e9
             }
         }
         return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, stoppedEarly: stoppedEarly, lastLoss: lastLoss, best: best,
                                mainMetric: objective.mainMetric, checkpoint: lastCheckpoint,
-                               seconds: Date().timeIntervalSince(started))
+                               seconds: Date().timeIntervalSince(started),
+                               evaluationSeconds: evaluationSeconds, checkpointSeconds: checkpointSeconds)
     }
 
     // MARK: Checkpoints
