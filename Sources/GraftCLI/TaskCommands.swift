@@ -68,6 +68,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("freeze-layers"), help: "Freeze the embeddings and the lowest K layers.") var freezeLayers: Int?
     @Option(name: .customLong("unfreeze-top"), help: "Train only the top K encoder layers (with the pooler or final norm) and the head (default: train.unfreeze_top).")
     var unfreezeTop: Int?
+    @Option(help: "How training windows are batched: length (sorted by length, near-zero padding) or random (a fresh random order each epoch, as transformers' Trainer) (default: train.batching, else length).")
+    var batching: Batching?
+
     @Flag(name: .customLong("gradual-unfreeze"), help: "ULMFiT gradual unfreezing: epoch 1 trains the head only, each later epoch one more layer from the top (default: train.gradual_unfreeze).")
     var gradualUnfreeze = false
     @Option(name: .customLong("layer-lr-decay"), help: "Discriminative rates: head and top layer at --lr, each layer below at F times the one above, embeddings at F^layers (default: train.layer_lr_decay, else 1).")
@@ -358,6 +361,7 @@ struct FinetuneCommand: ParsableCommand {
         options.gradualUnfreeze = gradualUnfreeze || (t.gradualUnfreeze ?? false)
         options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
         options.cacheFeatures = cacheFeatures || (t.cacheFeatures ?? false)
+        options.batching = batching ?? t.batching ?? .length
         if options.cacheFeatures && !options.freezeEncoder {
             throw CLIError("\(specFile): --cache-features (train.cache_features) needs --freeze-encoder (train.freeze_encoder): only a frozen encoder's features stay the same")
         }
@@ -387,7 +391,8 @@ struct FinetuneCommand: ParsableCommand {
         opts.clipNorm = Float(t.maxGradNorm ?? 1)
         opts.seed = options.seed
         let stepsPerEpoch = max(1, (windows + opts.batchSize * opts.accumulation - 1) / (opts.batchSize * opts.accumulation))
-        opts.warmupSteps = Int((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount))
+        // Rounded up, as transformers' `TrainingArguments.get_warmup_steps` (ceil(ratio · steps)).
+        opts.warmupSteps = Int(((warmupRatio ?? t.warmupRatio ?? 0.06) * Double(stepsPerEpoch * epochCount)).rounded(.up))
         opts.evalEvery = stepsPerEpoch
         opts.checkpointEvery = stepsPerEpoch
         opts.keepCheckpoints = 1
@@ -1005,3 +1010,4 @@ struct LogitsCommand: ParsableCommand {
 }
 
 extension AdaptationMethod: ExpressibleByArgument {}
+extension Batching: ExpressibleByArgument {}

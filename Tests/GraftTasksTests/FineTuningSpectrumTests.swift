@@ -262,4 +262,43 @@ struct FineTuningSpectrumTests {
         let t = try TaskSpec.load(spec).training
         #expect(t.unfreezeTop == 2 && t.gradualUnfreeze == true && t.layerLearningRateDecay == 0.9)
     }
+
+    // MARK: Batching and per-epoch seeds
+
+    @Test func randomBatchingDrawsNewBatchMatesAndSeedsDoNotShareEpochs() throws {
+        func order(_ options: FineTuningOptions, epoch: Int) throws -> [Int] {
+            let stream = try Self.sentimentObjective(options).examples(epoch: epoch)
+            var out: [Int] = []
+            while let i = try stream.next() { out.append(i) }
+            return out
+        }
+        var options = FineTuningOptions()
+        options.batchSize = 2
+        let length0 = try order(options, epoch: 0)
+        #expect(length0.sorted() == Array(0..<Self.sentences.count))
+        // Seed 43's first epoch is not seed 42's second one (the epoch seed was seed + epoch).
+        options.seed = 42
+        let second42 = try order(options, epoch: 1)
+        options.seed = 43
+        #expect(try order(options, epoch: 0) != second42)
+        options.seed = 42
+        options.batching = .random
+        let random0 = try order(options, epoch: 0), random1 = try order(options, epoch: 1)
+        #expect(random0.sorted() == Array(0..<Self.sentences.count) && random1.sorted() == random0.sorted())
+        #expect(random0 != random1 && random0 != length0)
+        #expect(try order(options, epoch: 0) == random0)
+        // FeatureBatch.randomBatches: a seeded permutation cut into batches, the last one short.
+        let batches = FeatureBatch.randomBatches(count: 10, batchSize: 4, seed: 5)
+        #expect(batches.map(\.count) == [4, 4, 2] && batches.flatMap { $0 }.sorted() == Array(0..<10))
+        #expect(batches == FeatureBatch.randomBatches(count: 10, batchSize: 4, seed: 5))
+        #expect(batches != FeatureBatch.randomBatches(count: 10, batchSize: 4, seed: 6))
+        // The spec key, and a misspelled value named with its key.
+        let ok = temporaryFile("ok.toml", "name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[train]\nbatching = \"random\"\n")
+        #expect(try TaskSpec.load(ok).training.batching == .random)
+        let bad = temporaryFile("bad.toml", "name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[train]\nbatching = \"shuffled\"\n")
+        let e = taskError { _ = try TaskSpec.load(bad) }
+        #expect(e.map { "\($0)".contains("train.batching") && "\($0)".contains("length, random") && "\($0)".contains(bad) } == true,
+                "\(String(describing: e))")
+    }
+
 }

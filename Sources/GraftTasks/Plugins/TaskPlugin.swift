@@ -256,15 +256,48 @@ public struct FeatureBatch: Sendable, Equatable {
     /// window length (ties by a seeded shuffle), cut into batches of `batchSize`, the batches
     /// shuffled with `seed` (nil keeps them in length order, as evaluation does).
     public static func lengthGrouped(_ features: [TaskFeature], batchSize: Int, seed: UInt64?) -> [[Int]] {
+        lengthGrouped(features.map(\.window.count), batchSize: batchSize, seed: seed)
+    }
+
+    /// ``lengthGrouped(_:batchSize:seed:)`` over the windows' token counts.
+    public static func lengthGrouped(_ lengths: [Int], batchSize: Int, seed: UInt64?) -> [[Int]] {
         precondition(batchSize > 0)
         var rng = SplitMix64(seed: seed ?? 0)
-        var order = Array(features.indices)
+        var order = Array(lengths.indices)
         if seed != nil { order.shuffle(using: &rng) }
-        order.sort { features[$0].window.count < features[$1].window.count }  // stable sort keeps the shuffle among ties
+        order.sort { lengths[$0] < lengths[$1] }  // stable sort keeps the shuffle among ties
         var batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min($0 + batchSize, order.count)]) }
         if seed != nil { batches.shuffle(using: &rng) }
         return batches
     }
+
+    /// Batches of feature indices in a seeded random order (transformers' `Trainer` default
+    /// sampler): every epoch draws new batch-mates, at the cost of padding each batch to its
+    /// longest window.
+    public static func randomBatches(count: Int, batchSize: Int, seed: UInt64) -> [[Int]] {
+        precondition(batchSize > 0)
+        var rng = SplitMix64(seed: seed)
+        var order = Array(0..<count)
+        order.shuffle(using: &rng)
+        return stride(from: 0, to: count, by: batchSize).map { Array(order[$0..<min($0 + batchSize, count)]) }
+    }
+
+    /// Training batches of `lengths` under `batching`, with the epoch's `seed`.
+    public static func training(_ lengths: [Int], batchSize: Int, batching: Batching, seed: UInt64) -> [[Int]] {
+        switch batching {
+        case .length: lengthGrouped(lengths, batchSize: batchSize, seed: seed)
+        case .random: randomBatches(count: lengths.count, batchSize: batchSize, seed: seed)
+        }
+    }
+}
+
+/// How training windows are put into batches.
+public enum Batching: String, Sendable, Equatable, Codable, CaseIterable {
+    /// Sorted by length and cut, the batches shuffled each epoch: near-zero padding, but on a small
+    /// set with many distinct lengths a window meets nearly the same batch-mates every epoch.
+    case length
+    /// A fresh random permutation each epoch, cut into batches (each padded to its longest window).
+    case random
 }
 
 /// Task plugins by name.

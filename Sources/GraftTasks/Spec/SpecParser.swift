@@ -173,7 +173,7 @@ extension TaskSpec {
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
-                            "cache_features", "adapt", "adapt_weight"]
+                            "cache_features", "adapt", "adapt_weight", "batching"]
     static let targetKeys = ["text", "format", "store", "source", "split", "split_scheme", "dev", "label_map"]
     /// The keys of a data source written as an inline table (`{ file = "…", label_map = "…" }`).
     static let sourceKeys = ["file", "label_map", "rate"]
@@ -421,6 +421,12 @@ extension TaskSpec {
                 training.adapt = method
             }
             training.adaptWeight = try t.double("adapt_weight", range: 0...1e3)
+            if let b = try t.string("batching") {
+                guard let batching = Batching(rawValue: b) else {
+                    throw t.bad("batching", .string(b), "one of " + Batching.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                training.batching = batching
+            }
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }

@@ -117,6 +117,8 @@ public struct TrainingOptions: Sendable, Equatable {
     public var layerLearningRateDecay: Double?
     /// With a frozen encoder: run it once per window and train the head on the cached features.
     public var cacheFeatures: Bool?
+    /// How training windows are batched (`train.batching`: `length` or `random`).
+    public var batching: Batching?
     /// Domain adaptation (`train.adapt`: `none`, `adversarial` or `weighting`; needs `[target]`).
     public var adapt: AdaptationMethod?
     /// The largest weight of the domain-adversarial loss (`train.adapt_weight`).

@@ -31,8 +31,11 @@ public struct FineTuningOptions: Sendable, Equatable, Codable {
     public var cacheFeatures = false
     /// Windows per batch (the Trainer's batch size: length groups are cut to it).
     public var batchSize = 32
-    /// Seeds the per-epoch order of the length groups.
+    /// Seeds the per-epoch order of the batches (each epoch's order is drawn from `mix(seed) + epoch`,
+    /// so two seeds never share an epoch's order).
     public var seed: UInt64 = 42
+    /// How training windows are batched (default: by length).
+    public var batching = Batching.length
     /// Domain adaptation to the spec's `[target]` text (none by default).
     public var adaptation = AdaptationOptions()
 
@@ -255,7 +258,7 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         "batch=\(options.batchSize) seed=\(options.seed) windows=\(train.count)" +
         (options.unfreezeTop.map { " unfreeze_top=\($0)" } ?? "") + (options.gradualUnfreeze ? " gradual_unfreeze=true" : "") +
         (options.layerLearningRateDecay != 1 ? " layer_lr_decay=\(options.layerLearningRateDecay)" : "") +
-        (options.cacheFeatures ? " cache_features=true" : "") +
+        (options.cacheFeatures ? " cache_features=true" : "") + (options.batching == .length ? "" : " batching=\(options.batching.rawValue)") +
         (sampler.map { " sources=\(sourceStarts.count) rates=\($0.rates.map { String($0) }.joined(separator: ","))" } ?? "") +
         (options.adaptation.method == .none ? "" : " adapt=\(options.adaptation.method.rawValue) adapt_weight=\(options.adaptation.weight)")
     }
@@ -267,11 +270,15 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     public var examplesPerEpoch: Int? { train.count }
 
     public func examples(epoch: Int) throws -> ExampleStream<Int> {
+        // Seed s's epoch e must not be seed s+1's epoch e-1 (s + e was): mix the seed first.
+        let epochSeed = SplitMix64.mix(options.seed) &+ UInt64(epoch)
         guard let sampler else {
-            return ExampleStream(FeatureBatch.lengthGrouped(train, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch)).joined())
+            return ExampleStream(FeatureBatch.training(train.map(\.window.count), batchSize: options.batchSize,
+                                                       batching: options.batching, seed: epochSeed).joined())
         }
-        let drawn = sampler.draws(train.count, seed: SplitMix64.mix(options.seed &+ UInt64(epoch))).map { sourceStarts[$0.source] + $0.element }
-        let order = FeatureBatch.lengthGrouped(drawn.map { train[$0] }, batchSize: options.batchSize, seed: options.seed &+ UInt64(epoch))
+        let drawn = sampler.draws(train.count, seed: SplitMix64.mix(epochSeed)).map { sourceStarts[$0.source] + $0.element }
+        let order = FeatureBatch.training(drawn.map { train[$0].window.count }, batchSize: options.batchSize,
+                                          batching: options.batching, seed: epochSeed)
         return ExampleStream(order.joined().lazy.map { drawn[$0] })
     }
 
