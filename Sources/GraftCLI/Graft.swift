@@ -43,6 +43,7 @@ struct Graft: AsyncParsableCommand {
             TagCommand.self,
             ClassifyCommand.self,
             AskCommand.self,
+            ClozeQACommand.self,
             LogitsCommand.self,
             ImportCommand.self,
             ExportCommand.self,
