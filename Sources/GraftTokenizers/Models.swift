@@ -115,10 +115,10 @@ public final class BPE: @unchecked Sendable {
     private let symbolLengths: [Int32]
     /// Word cache, split in shards with a lock each so that batch threads rarely meet.
     private let shards: [CacheShard]
-    typealias WordCache = [[UInt8]: [Int32]]
     final class CacheShard: @unchecked Sendable {
         let lock = NSLock()
-        var map: WordCache = [:]
+        var map: WordCache
+        init(capacity: Int) { map = WordCache(capacity: capacity) }
     }
     /// Word caches of batch workers between batches: a worker takes one for a whole batch
     /// (``takeWorkerCache()``) and gives it back after, so no two threads touch one cache and
@@ -133,7 +133,7 @@ public final class BPE: @unchecked Sendable {
     func takeWorkerCache() -> WordCache {
         workerCaches.lock.lock()
         defer { workerCaches.lock.unlock() }
-        return workerCaches.free.popLast() ?? [:]
+        return workerCaches.free.popLast() ?? WordCache(capacity: cacheCapacity)
     }
 
     /// Returns a worker's cache for later batches (at most 64 are kept).
@@ -168,7 +168,7 @@ public final class BPE: @unchecked Sendable {
             mergeTable.insert((UInt64(UInt32(ia)) << 32) | UInt64(UInt32(ib)), Int32(rank), Int32(im))
         }
         byteIds = ByteLevel.alphabet.map { vocab.id($0).map(Int32.init) ?? -1 }
-        shards = (0..<32).map { _ in CacheShard() }
+        shards = (0..<32).map { _ in CacheShard(capacity: cacheCapacity / 32 + 1) }
         symbolLengths = vocab.tokens.map { Int32(max(1, $0.unicodeScalars.count)) }
     }
 
@@ -250,34 +250,30 @@ public final class BPE: @unchecked Sendable {
     /// sharded cache; either holds at most ``cacheCapacity`` words.
     func tokenizeBytes(_ bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken],
                        cache: inout WordCache?) {
+        let h = bytes.withUnsafeBufferPointer { WordCache.hash($0) }
         if cacheCapacity > 0, cache != nil {
-            if let ids = cache?[bytes] {
-                emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)
-                return
+            let hit = bytes.withUnsafeBufferPointer { key in
+                cache!.withIDs(of: key, hash: h) { ids in emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out) }
             }
+            if hit != nil { return }
             let symbols = mergedSymbols(bytes)
-            if cache!.count >= cacheCapacity { cache!.removeAll(keepingCapacity: true) }
-            cache![bytes] = symbols
+            bytes.withUnsafeBufferPointer { cache!.insert($0, hash: h, ids: symbols) }
             emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
             return
         }
-        var h: UInt32 = 2166136261
-        for b in bytes { h = (h ^ UInt32(b)) &* 16777619 }
         let shard = shards[Int(h & 31)]
         if cacheCapacity > 0 {
             shard.lock.lock()
-            let hit = shard.map[bytes]
-            shard.lock.unlock()
-            if let ids = hit {
-                emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out)
-                return
+            let hit = bytes.withUnsafeBufferPointer { key in
+                shard.map.withIDs(of: key, hash: h) { ids in emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out) }
             }
+            shard.lock.unlock()
+            if hit != nil { return }
         }
         let symbols = mergedSymbols(bytes)
         if cacheCapacity > 0 {
             shard.lock.lock()
-            if shard.map.count >= cacheCapacity / 32 + 1 { shard.map.removeAll(keepingCapacity: true) }
-            shard.map[bytes] = symbols
+            bytes.withUnsafeBufferPointer { shard.map.insert($0, hash: h, ids: symbols) }
             shard.lock.unlock()
         }
         emit(symbols, bytes: bytes, charOfByte: charOfByte, into: &out)
@@ -304,7 +300,7 @@ public final class BPE: @unchecked Sendable {
 
     /// Converts merged byte-level symbols to tokens with scalar spans: a token covering only part
     /// of a character's bytes reports the whole character.
-    private func emit(_ ids: [Int32], bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
+    private func emit<IDs: Collection<Int32>>(_ ids: IDs, bytes: [UInt8], charOfByte: [Int32], into out: inout [ModelToken]) {
         var pos = 0
         for id in ids {
             let len = byteLength(of: id)
@@ -374,5 +370,94 @@ struct MinHeap {
             }
         }
         return first
+    }
+}
+
+/// A BPE word cache: a word's bytes → its merged ids, by open addressing over flat arrays (no
+/// allocation per entry: a lookup hashes the bytes once, FNV-1a, and compares them in place; the
+/// ids are read where they lie). Holds at most `capacity` words and is emptied when full.
+struct WordCache: Sendable {
+    let capacity: Int
+    private(set) var count = 0
+    /// Entry index of each slot, or -1; a power of two at least twice `capacity` long.
+    private var slots: [Int32]
+    private var entryHash: [UInt32] = []
+    /// Entry e's key is `keyBytes[keyEnd[e - 1] ..< keyEnd[e]]` (from 0 for e = 0); its ids likewise.
+    private var keyEnd: [Int32] = []
+    private var idEnd: [Int32] = []
+    private var keyBytes: [UInt8] = []
+    private var ids: [Int32] = []
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        var size = 16
+        while size < 2 * self.capacity { size <<= 1 }
+        slots = [Int32](repeating: -1, count: size)
+    }
+
+    /// FNV-1a of the bytes (also the shard choice of the shared cache).
+    @inline(__always)
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        var h: UInt32 = 2166136261
+        for b in bytes { h = (h ^ UInt32(b)) &* 16777619 }
+        return h
+    }
+
+    /// Calls `body` with the ids cached for `key` (hashed to `hash`) and returns its result, or
+    /// nil when `key` is not cached.
+    @inline(__always)
+    func withIDs<R>(of key: UnsafeBufferPointer<UInt8>, hash: UInt32, _ body: (UnsafeBufferPointer<Int32>) -> R) -> R? {
+        let mask = slots.count - 1
+        var i = Int(hash) & mask
+        return slots.withUnsafeBufferPointer { slots in
+            entryHash.withUnsafeBufferPointer { entryHash in
+                keyEnd.withUnsafeBufferPointer { keyEnd in
+                    keyBytes.withUnsafeBufferPointer { keyBytes -> R? in
+                        while true {
+                            let e = Int(slots[i])
+                            if e < 0 { return nil }
+                            if entryHash[e] == hash {
+                                let ks = e == 0 ? 0 : Int(keyEnd[e - 1]), ke = Int(keyEnd[e])
+                                if ke - ks == key.count, key.count == 0 || memcmp(keyBytes.baseAddress! + ks, key.baseAddress!, key.count) == 0 {
+                                    return idEnd.withUnsafeBufferPointer { idEnd in
+                                        ids.withUnsafeBufferPointer { ids in
+                                            let s = e == 0 ? 0 : Int(idEnd[e - 1])
+                                            return body(UnsafeBufferPointer(rebasing: ids[s..<Int(idEnd[e])]))
+                                        }
+                                    }
+                                }
+                            }
+                            i = (i + 1) & mask
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `key` (not cached yet) with its ids; empties the cache first when it is full.
+    mutating func insert(_ key: UnsafeBufferPointer<UInt8>, hash: UInt32, ids newIDs: [Int32]) {
+        if count >= capacity { removeAll() }
+        let mask = slots.count - 1
+        var i = Int(hash) & mask
+        while slots[i] >= 0 { i = (i + 1) & mask }
+        slots[i] = Int32(count)
+        entryHash.append(hash)
+        keyBytes.append(contentsOf: key)
+        keyEnd.append(Int32(keyBytes.count))
+        ids.append(contentsOf: newIDs)
+        idEnd.append(Int32(ids.count))
+        count += 1
+    }
+
+    /// Empties the cache, keeping its storage.
+    mutating func removeAll() {
+        slots.withUnsafeMutableBufferPointer { $0.update(repeating: -1) }
+        entryHash.removeAll(keepingCapacity: true)
+        keyEnd.removeAll(keepingCapacity: true)
+        idEnd.removeAll(keepingCapacity: true)
+        keyBytes.removeAll(keepingCapacity: true)
+        ids.removeAll(keepingCapacity: true)
+        count = 0
     }
 }

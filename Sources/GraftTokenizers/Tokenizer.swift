@@ -294,7 +294,7 @@ public struct Tokenizer: Sendable {
         /// Whether ``sequence`` is used (batch workers: they keep exact-size copies of it).
         var reusesSequence = false
         /// A batch worker's own BPE word cache (nil: a single encode uses the model's shared one).
-        var bpeCache: BPE.WordCache?
+        var bpeCache: WordCache?
     }
 
     private func encodeSegment(_ scalars: [UInt32], _ range: Range<Int>, into enc: inout Encoding,
