@@ -102,6 +102,35 @@ private func allSequences(_ t: Int, _ l: Int) -> [[Int]] {
         }
     }
 
+    /// Greedy decoding keeps exactly the entities seqeval's strict mode reads from the argmax tags
+    /// (what transformers' argmax predictions score as), in a valid sequence.
+    @Test func greedyKeepsTheStrictEntitiesOfTheArgmaxTags() throws {
+        var rng = TestRNG(13)
+        for scheme in TagScheme.allCases {
+            let labels = try LabelSet.tagging(entityTypes: ["PER", "LOC"], scheme: scheme)
+            let decoder = try ViterbiDecoder(labels: labels, scheme: scheme)
+            let l = labels.count
+            for _ in 0..<300 {
+                let t = Int.random(in: 1...20, using: &rng)
+                let lp = logSoftmax((0..<(t * l)).map { _ in Float.random(in: -6...6, using: &rng) }, l)
+                let argmax = (0..<t).map { i in (0..<l).max { lp[i * l + $0] < lp[i * l + $1] }! }.map { labels.label($0) }
+                let tags = try decoder.greedy(lp, count: t).map { labels.label($0) }
+                #expect(scheme.firstViolation(tags) == nil, "\(tags)")
+                #expect(try scheme.strictSpans(tags) == scheme.strictSpans(argmax))
+            }
+        }
+        // O I-PER I-PER B-LOC: the I-PER run starts no entity in strict IOB2; Viterbi makes one of it.
+        let labels = try LabelSet.tagging(entityTypes: ["PER", "LOC"], scheme: .iob2)
+        let decoder = try ViterbiDecoder(labels: labels, scheme: .iob2)
+        let names = labels.labels
+        let want = ["O", "I-PER", "I-PER", "B-LOC"]
+        var lp = [Float](repeating: Float(log(0.05)), count: want.count * names.count)
+        for (w, tag) in want.enumerated() { lp[w * names.count + names.firstIndex(of: tag)!] = Float(log(0.6)) }
+        lp[1 * names.count + names.firstIndex(of: "B-PER")!] = Float(log(0.3))
+        #expect(try decoder.greedy(lp, count: 4).map { labels.label($0) } == ["O", "O", "O", "B-LOC"])
+        #expect(try decoder.decode(lp, count: 4).tags.map { labels.label($0) } == ["O", "B-PER", "I-PER", "B-LOC"])
+    }
+
     @Test func entitiesAreCharacterSpansWithMeanProbability() throws {
         let labels = try LabelSet.tagging(entityTypes: ["PER", "LOC"], scheme: .iob2)
         let decoder = try ViterbiDecoder(labels: labels, scheme: .iob2)

@@ -50,6 +50,22 @@ public struct ViterbiDecoder: Sendable {
         }
     }
 
+    /// ``TagDecoding/greedy``: each row's most probable tag (the first on ties), then only the
+    /// entities of seqeval's strict reading of those tags, the other words `O`; a valid sequence.
+    public func greedy(_ logProbs: [Float], count t: Int) throws -> [Int] {
+        let l = labels.count
+        guard logProbs.count == t * l else {
+            throw TaskError.invalidArgument("expected \(t) × \(l) log-probabilities, got \(logProbs.count)")
+        }
+        let argmax = (0..<t).map { i in (0..<l).max { logProbs[i * l + $0] < logProbs[i * l + $1] }! }
+        let spans = scheme.strictSpans(parsed: argmax.map { parsed[$0] })
+        let tags = try scheme.tags(for: spans, count: t)
+        return try tags.map { tag in
+            guard let id = labels.id(of: tag) else { throw TaskError.invalidArgument("tag \(tag) is not in the label set \(labels.labels)") }
+            return id
+        }
+    }
+
     /// The best valid tag ids for `[T, L]` log-probabilities (row-major), and its score.
     public func decode(_ logProbs: [Float], count t: Int) throws -> (tags: [Int], score: Double) {
         let l = labels.count
@@ -83,9 +99,9 @@ public struct ViterbiDecoder: Sendable {
 
     /// Decodes `[W, L]` word log-probabilities into entities of `text`, given each word's scalar
     /// range in `text`.
-    public func entities(_ logProbs: [Float], wordOffsets: [Range<Int>], text: String) throws -> [Entity] {
+    public func entities(_ logProbs: [Float], wordOffsets: [Range<Int>], text: String, decoding: TagDecoding = .viterbi) throws -> [Entity] {
         let l = labels.count
-        let (tags, _) = try decode(logProbs, count: wordOffsets.count)
+        let tags = try decoding == .viterbi ? decode(logProbs, count: wordOffsets.count).tags : greedy(logProbs, count: wordOffsets.count)
         let spans = scheme.strictSpans(parsed: tags.map { parsed[$0] })
         return spans.map { s in
             var p = 0.0

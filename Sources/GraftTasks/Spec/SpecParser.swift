@@ -169,7 +169,7 @@ extension TaskSpec {
     static let topKeys = ["name", "kind", "description", "labels", "scheme", "data", "model", "train", "target"]
     static let dataKeys = ["train", "dev", "test", "format", "invalid_tags", "store", "source", "task",
                            "train_split", "dev_split", "test_split", "split_scheme"]
-    static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling", "from_layer"]
+    static let modelKeys = ["base", "max_length", "stride", "max_answer_length", "pooling", "from_layer", "decoding"]
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
@@ -366,6 +366,7 @@ extension TaskSpec {
         var maxAnswerLength = 30
         var pooling: BertForSequenceClassification.Pooling?
         var fromLayer: Int?
+        var decoding = TagDecoding.viterbi
         if let model = try top.table("model") {
             try model.checkKeys(modelKeys, elsewhere: allKeys)
             baseModel = try model.string("base").map { try resolve($0, key: "model.base") }
@@ -388,6 +389,15 @@ extension TaskSpec {
                 }
             }
             fromLayer = try model.int("from_layer", min: 1)
+            if let d = try model.string("decoding") {
+                guard kind == .tokenClassification else {
+                    throw model.bad("decoding", .string(d), "nothing: only tagging decodes tag sequences")
+                }
+                guard let value = TagDecoding(rawValue: d) else {
+                    throw model.bad("decoding", .string(d), "one of " + TagDecoding.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                decoding = value
+            }
             guard window.stride < window.maxLength / 2 else {
                 throw model.bad("stride", .int(window.stride), "an integer below max_length / 2 (\(window.maxLength / 2))")
             }
@@ -451,7 +461,7 @@ extension TaskSpec {
         return TaskSpec(path: path, name: name, kind: kind, description: try top.string("description"), labels: labels,
                         scheme: scheme, format: format, invalidTags: invalidTags, train: train, trainSources: trainSources,
                         dev: dev, test: test, baseModel: baseModel, window: window, maxAnswerLength: maxAnswerLength,
-                        training: training, pooling: pooling, target: target, fromLayer: fromLayer)
+                        training: training, pooling: pooling, target: target, fromLayer: fromLayer, decoding: decoding)
     }
 
     /// Expands `${VAR}` and `${VAR:-default}` from `environment`; an unset variable without a

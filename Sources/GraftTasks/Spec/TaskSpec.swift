@@ -191,4 +191,16 @@ public struct TaskSpec: Sendable, Equatable {
     /// the layers above are cut off before fine-tuning (``ModelSurgery``), so they are neither run
     /// nor saved; nil: all layers.
     public var fromLayer: Int? = nil
+    /// Tagging: how tag sequences are decoded (`model.decoding`).
+    public var decoding: TagDecoding = .viterbi
+}
+
+/// How a tagger turns per-word tag probabilities into tags; both give only valid sequences.
+public enum TagDecoding: String, Sendable, Equatable, CaseIterable {
+    /// The most probable valid sequence (Viterbi over the scheme's allowed transitions).
+    case viterbi
+    /// Each word's most probable tag, then only the entities seqeval's strict mode reads from
+    /// those tags are kept (an `I-X` that cannot continue an entity becomes `O`): the entities
+    /// transformers' argmax predictions score as under `seqeval` strict IOB2.
+    case greedy
 }
