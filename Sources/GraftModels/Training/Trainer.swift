@@ -266,6 +266,12 @@ public final class Trainer<Objective: TrainingObjective> {
         var lastCheckpoint: String?
         var stoppedEarly = false
         var evaluationSeconds = 0.0, checkpointSeconds = 0.0
+        /// Runs `body`, adding its wall time to `total`.
+        func timed<R>(_ total: inout Double, _ body: () throws -> R) rethrows -> R {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            defer { total += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+            return try body()
+        }
         var patienceExhausted: Bool { options.patience.map { evaluationsSinceBest >= $0 } ?? false }
         while optimizer.stepCount < totalSteps {
             if patienceExhausted { stoppedEarly = true; break }   // resumed from a run that had stopped early
@@ -292,23 +298,17 @@ public final class Trainer<Objective: TrainingObjective> {
             onStep?(report)
             let finished = step == totalSteps
             if ((options.evalEvery > 0 && step % options.evalEvery == 0) || finished) && dataParallel.isLeader {
-                let e0 = DispatchTime.now().uptimeNanoseconds
-                try Profiler.region("evaluation") { try evaluateAndKeepBest(step: step) }
-                evaluationSeconds += Double(DispatchTime.now().uptimeNanoseconds - e0) / 1e9
+                try timed(&evaluationSeconds) { try Profiler.region("evaluation") { try evaluateAndKeepBest(step: step) } }
             }
             let stop = try agreedStop(interrupt: shouldStop(), early: patienceExhausted && !finished)
             stoppedEarly = stop.early
             if stop.interrupt || stoppedEarly {
                 interrupted = !finished && !stoppedEarly
-                let c0 = DispatchTime.now().uptimeNanoseconds
-                lastCheckpoint = try writeCheckpoint()
-                checkpointSeconds += Double(DispatchTime.now().uptimeNanoseconds - c0) / 1e9
+                lastCheckpoint = try timed(&checkpointSeconds) { try writeCheckpoint() }
                 break
             }
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || finished {
-                let c0 = DispatchTime.now().uptimeNanoseconds
-                lastCheckpoint = try Profiler.region("checkpoint") { try writeCheckpoint() }
-                checkpointSeconds += Double(DispatchTime.now().uptimeNanoseconds - c0) / 1e9
+                lastCheckpoint = try timed(&checkpointSeconds) { try Profiler.region("checkpoint") { try writeCheckpoint() } }
             }
         }
         return TrainingSummary(steps: optimizer.stepCount, interrupted: interrupted, stoppedEarly: stoppedEarly, lastLoss: lastLoss, best: best,

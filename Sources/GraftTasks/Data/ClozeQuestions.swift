@@ -94,6 +94,8 @@ public struct ClozeQuestionGenerator: Sendable {
         func lower(_ w: Word) -> String { text(w).lowercased() }
         func isCapitalised(_ w: Word) -> Bool { s[w.start].properties.isUppercase }
         func isLowerAlphabetic(_ w: Word) -> Bool { s[w.start..<w.end].allSatisfy { $0.properties.isLowercase } }
+        /// Whether only spaces stand between words `a` and `b`.
+        func spaced(_ a: Word, _ b: Word) -> Bool { s[a.end..<b.start].allSatisfy { $0 == " " } }
         var out: [Candidate] = []
         var k = 0
         while k < words.count {
@@ -102,22 +104,22 @@ public struct ClozeQuestionGenerator: Sendable {
                 out.append(Candidate(replaced: words[k - 1].start..<w.end, phrase: text(words[k - 1]) + " what year",
                                      answer: w.start..<w.end, kind: .year))
             } else if Self.isNumber(t), k + 1 < words.count, isLowerAlphabetic(words[k + 1]), !Self.functionWords.contains(lower(words[k + 1])),
-                      s[w.end..<words[k + 1].start].allSatisfy({ $0 == " " }) {
+                      spaced(w, words[k + 1]) {
                 let start = k > 0 && ["the", "a", "an"].contains(lower(words[k - 1])) ? words[k - 1].start : w.start
                 out.append(Candidate(replaced: start..<words[k + 1].end, phrase: "how many " + text(words[k + 1]),
                                      answer: w.start..<w.end, kind: .number))
             } else if k > 0, isCapitalised(w) {
                 // A run of capitalised words, joined by "of"; spaces only between them.
                 var last = k
-                while last + 1 < words.count, s[words[last].end..<words[last + 1].start].allSatisfy({ $0 == " " }) {
+                while last + 1 < words.count, spaced(words[last], words[last + 1]) {
                     if isCapitalised(words[last + 1]) { last += 1; continue }
                     if lower(words[last + 1]) == "of", last + 2 < words.count, isCapitalised(words[last + 2]),
-                       s[words[last + 1].end..<words[last + 2].start].allSatisfy({ $0 == " " }) { last += 2; continue }
+                       spaced(words[last + 1], words[last + 2]) { last += 2; continue }
                     break
                 }
                 let before = lower(words[k - 1])
                 let endsPhrase = last + 1 == words.count || Self.functionWords.contains(lower(words[last + 1]))
-                    || !s[words[last].end..<words[last + 1].start].allSatisfy({ $0 == " " })
+                    || !spaced(words[last], words[last + 1])
                 if last - k < 5, endsPhrase, before != "a", before != "an" {
                     let start = before == "the" ? words[k - 1].start : w.start
                     out.append(Candidate(replaced: start..<words[last].end, phrase: "what", answer: w.start..<words[last].end, kind: .name))

@@ -100,8 +100,21 @@ public struct ViterbiDecoder: Sendable {
     /// Decodes `[W, L]` word log-probabilities into entities of `text`, given each word's scalar
     /// range in `text`.
     public func entities(_ logProbs: [Float], wordOffsets: [Range<Int>], text: String, decoding: TagDecoding = .viterbi) throws -> [Entity] {
+        try entities(logProbs, tags: tags(logProbs, count: wordOffsets.count, decoding: decoding), wordOffsets: wordOffsets, text: text)
+    }
+
+    /// The tag ids of `[T, L]` log-probabilities under `decoding`.
+    public func tags(_ logProbs: [Float], count t: Int, decoding: TagDecoding) throws -> [Int] {
+        switch decoding {
+        case .viterbi: try decode(logProbs, count: t).tags
+        case .greedy: try greedy(logProbs, count: t)
+        }
+    }
+
+    /// The entities of already decoded (valid) `tags`, scored by their words' mean probability
+    /// under `logProbs`.
+    public func entities(_ logProbs: [Float], tags: [Int], wordOffsets: [Range<Int>], text: String) throws -> [Entity] {
         let l = labels.count
-        let tags = try decoding == .viterbi ? decode(logProbs, count: wordOffsets.count).tags : greedy(logProbs, count: wordOffsets.count)
         let spans = scheme.strictSpans(parsed: tags.map { parsed[$0] })
         return spans.map { s in
             var p = 0.0

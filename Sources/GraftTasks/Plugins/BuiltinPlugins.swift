@@ -205,9 +205,8 @@ public struct TaggingPlugin: TaskPlugin {
         for (w, source) in merged.source.enumerated() where source == nil {
             for k in 0..<l { rows[w * l + k] = uniform }  // a word without tokens: no evidence either way
         }
-        let path = try spec.decoding == .viterbi ? viterbi.decode(rows, count: example.words.count).tags
-            : viterbi.greedy(rows, count: example.words.count)
-        let entities = try viterbi.entities(rows, wordOffsets: example.wordOffsets, text: example.text, decoding: spec.decoding)
+        let path = try viterbi.tags(rows, count: example.words.count, decoding: spec.decoding)
+        let entities = try viterbi.entities(rows, tags: path, wordOffsets: example.wordOffsets, text: example.text)
         return TaggingPrediction(entities: entities, tags: path.map { tags.label($0) })
     }
 

@@ -115,6 +115,15 @@ struct SpecTable {
         return s
     }
 
+    /// A string naming one case of `E` (its raw value); any other string is an error listing them.
+    func choice<E: RawRepresentable & CaseIterable>(_ key: String, _: E.Type) throws -> E? where E.RawValue == String {
+        guard let s = try string(key) else { return nil }
+        guard let value = E(rawValue: s) else {
+            throw bad(key, .string(s), "one of " + E.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return value
+    }
+
     func requiredString(_ key: String) throws -> String {
         guard let s = try string(key) else { throw TaskError.missingKey(file: file, key: full(key)) }
         return s
@@ -389,14 +398,11 @@ extension TaskSpec {
                 }
             }
             fromLayer = try model.int("from_layer", min: 1)
-            if let d = try model.string("decoding") {
+            if let d = try model.choice("decoding", TagDecoding.self) {
                 guard kind == .tokenClassification else {
-                    throw model.bad("decoding", .string(d), "nothing: only tagging decodes tag sequences")
+                    throw model.bad("decoding", .string(d.rawValue), "nothing: only tagging decodes tag sequences")
                 }
-                guard let value = TagDecoding(rawValue: d) else {
-                    throw model.bad("decoding", .string(d), "one of " + TagDecoding.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                decoding = value
+                decoding = d
             }
             guard window.stride < window.maxLength / 2 else {
                 throw model.bad("stride", .int(window.stride), "an integer below max_length / 2 (\(window.maxLength / 2))")
@@ -424,19 +430,9 @@ extension TaskSpec {
                 }
                 training.patience = alias
             }
-            if let a = try t.string("adapt") {
-                guard let method = AdaptationMethod(rawValue: a) else {
-                    throw t.bad("adapt", .string(a), "one of " + AdaptationMethod.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                training.adapt = method
-            }
+            training.adapt = try t.choice("adapt", AdaptationMethod.self)
             training.adaptWeight = try t.double("adapt_weight", range: 0...1e3)
-            if let b = try t.string("batching") {
-                guard let batching = Batching(rawValue: b) else {
-                    throw t.bad("batching", .string(b), "one of " + Batching.allCases.map(\.rawValue).joined(separator: ", "))
-                }
-                training.batching = batching
-            }
+            training.batching = try t.choice("batching", Batching.self)
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }

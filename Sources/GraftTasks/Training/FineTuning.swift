@@ -61,8 +61,9 @@ public let taskSpecFileNames = ["graft-task.toml", "graft-task.json"]
 /// Fine-tuning a task head: the third objective of GraftModels' one ``Trainer`` (beside masked-
 /// and causal-LM pretraining). Examples are the task's windows (``TaskFeature``), grouped by
 /// length into batches (sorted, cut, the batches shuffled with the seed each epoch) so padding
-/// stays near zero, or (``Batching/random``) in a fresh random order each epoch; evaluation scores the whole dev set with the task's published metric, whose
-/// main value (accuracy, entity F1, SQuAD F1) selects `best/`.
+/// stays near zero, or (``Batching/random``) in a fresh random order each epoch; evaluation scores
+/// the whole dev set with the task's published metric, whose main value (accuracy, entity F1,
+/// SQuAD F1) selects `best/`.
 ///
 /// Transfer across domains composes with this one loop (``FineTuningOptions/adaptation``):
 /// several labelled sources are mixed at their rates by a ``MultiSourceSampler`` (an epoch is
