@@ -70,6 +70,8 @@ struct FinetuneCommand: ParsableCommand {
     var unfreezeTop: Int?
     @Option(help: "How training windows are batched: length (sorted by length, near-zero padding) or random (a fresh random order each epoch, as transformers' Trainer) (default: train.batching, else length).")
     var batching: Batching?
+    @Option(name: .customLong("token-weighting"), help: "Tagging: uniform (every labelled token weighs the same over an epoch, as under random batches) or batch (each batch's own mean; length-grouped batches then over-weigh short sentences) (default: train.token_weighting, else uniform).")
+    var tokenWeighting: TokenWeighting?
 
     @Flag(name: .customLong("gradual-unfreeze"), help: "ULMFiT gradual unfreezing: epoch 1 trains the head only, each later epoch one more layer from the top (default: train.gradual_unfreeze).")
     var gradualUnfreeze = false
@@ -362,6 +364,7 @@ struct FinetuneCommand: ParsableCommand {
         options.layerLearningRateDecay = layerLearningRateDecay ?? t.layerLearningRateDecay.map(Float.init) ?? 1
         options.cacheFeatures = cacheFeatures || (t.cacheFeatures ?? false)
         options.batching = batching ?? t.batching ?? .length
+        options.tokenWeighting = tokenWeighting ?? t.tokenWeighting ?? .uniform
         if options.cacheFeatures && !options.freezeEncoder {
             throw CLIError("\(specFile): --cache-features (train.cache_features) needs --freeze-encoder (train.freeze_encoder): only a frozen encoder's features stay the same")
         }
@@ -1011,3 +1014,4 @@ struct LogitsCommand: ParsableCommand {
 
 extension AdaptationMethod: ExpressibleByArgument {}
 extension Batching: ExpressibleByArgument {}
+extension TokenWeighting: ExpressibleByArgument {}

@@ -252,7 +252,7 @@ public final class BPE: @unchecked Sendable {
                        cache: inout WordCache?) {
         let h = bytes.withUnsafeBufferPointer { WordCache.hash($0) }
         if cacheCapacity > 0, cache != nil {
-            let hit = bytes.withUnsafeBufferPointer { key in
+            let hit: Void? = bytes.withUnsafeBufferPointer { key in
                 cache!.withIDs(of: key, hash: h) { ids in emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out) }
             }
             if hit != nil { return }
@@ -264,7 +264,7 @@ public final class BPE: @unchecked Sendable {
         let shard = shards[Int(h & 31)]
         if cacheCapacity > 0 {
             shard.lock.lock()
-            let hit = bytes.withUnsafeBufferPointer { key in
+            let hit: Void? = bytes.withUnsafeBufferPointer { key in
                 shard.map.withIDs(of: key, hash: h) { ids in emit(ids, bytes: bytes, charOfByte: charOfByte, into: &out) }
             }
             shard.lock.unlock()

@@ -182,7 +182,7 @@ extension TaskSpec {
     static let trainKeys = ["epochs", "lr", "batch_size", "warmup_ratio", "weight_decay", "seed", "head_lr",
                             "freeze_encoder", "freeze_layers", "gradient_accumulation", "max_grad_norm",
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
-                            "cache_features", "adapt", "adapt_weight", "batching"]
+                            "cache_features", "adapt", "adapt_weight", "batching", "token_weighting"]
     static let targetKeys = ["text", "format", "store", "source", "split", "split_scheme", "dev", "label_map"]
     /// The keys of a data source written as an inline table (`{ file = "…", label_map = "…" }`).
     static let sourceKeys = ["file", "label_map", "rate"]
@@ -433,6 +433,7 @@ extension TaskSpec {
             training.adapt = try t.choice("adapt", AdaptationMethod.self)
             training.adaptWeight = try t.double("adapt_weight", range: 0...1e3)
             training.batching = try t.choice("batching", Batching.self)
+            training.tokenWeighting = try t.choice("token_weighting", TokenWeighting.self)
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }

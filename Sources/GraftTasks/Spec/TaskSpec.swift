@@ -119,6 +119,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var cacheFeatures: Bool?
     /// How training windows are batched (`train.batching`: `length` or `random`).
     public var batching: Batching?
+    /// Token classification: how labelled tokens weigh across batches (`train.token_weighting`:
+    /// `uniform` or `batch`).
+    public var tokenWeighting: TokenWeighting?
     /// Domain adaptation (`train.adapt`: `none`, `adversarial` or `weighting`; needs `[target]`).
     public var adapt: AdaptationMethod?
     /// The largest weight of the domain-adversarial loss (`train.adapt_weight`).

@@ -36,6 +36,8 @@ public struct FineTuningOptions: Sendable, Equatable, Codable {
     public var seed: UInt64 = 42
     /// How training windows are batched (default: by length).
     public var batching = Batching.length
+    /// Token classification: how labelled tokens weigh across batches (default: all alike).
+    public var tokenWeighting = TokenWeighting.uniform
     /// Domain adaptation to the spec's `[target]` text (none by default).
     public var adaptation = AdaptationOptions()
 
@@ -98,6 +100,12 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     let sourceStarts: [Int]
     /// Domain-adversarial training's classifier (``AdaptationMethod/adversarial``).
     public let adversary: DomainAdversary?
+    /// Token classification with ``TokenWeighting/uniform``: the mean labelled (weighted) tokens
+    /// of a training batch over an epoch; nil otherwise.
+    public let tokensPerBatch: Double?
+    /// The last training batch's gradient factor: its labelled tokens over ``tokensPerBatch``
+    /// (turns the batch's mean into its sum over the epoch's mean count); 1 without.
+    private var batchFactor: Float = 1
     /// The last training batch, for the adversary's step after the task's backward.
     private var pendingBatch: FeatureBatch?
 
@@ -178,6 +186,20 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         }
         self.adversary = adversary
         train = features
+        if Plugin.headKind == .tokenClassification && options.tokenWeighting == .uniform {
+            // Expected labelled tokens a window brings (multi-source: by the sources' rates), times
+            // windows per batch (an epoch is train.count windows in ceil(count / batch) batches).
+            let ends = sourceStarts.dropFirst() + [features.count]
+            let perSource = zip(sourceStarts, ends).map { s, e in
+                (s..<e).reduce(0.0) { $0 + Self.labelledWeight(features[$1]) } / Double(max(e - s, 1))
+            }
+            let perWindow = sampler.map { zip($0.rates, perSource).reduce(0.0) { $0 + $1.0 * $1.1 } } ?? perSource[0]
+            let batches = (features.count + max(options.batchSize, 1) - 1) / max(options.batchSize, 1)
+            let mean = perWindow * Double(features.count) / Double(batches)
+            tokensPerBatch = mean > 0 ? mean : nil
+        } else {
+            tokensPerBatch = nil
+        }
         if options.cacheFeatures {
             guard options.adaptation.method == .none else {
                 throw TaskError.invalidArgument("\(specFile): cached features (cache_features, --cache-features) train the head alone on fixed rows; domain adaptation (--adapt \(options.adaptation.method.rawValue)) needs the encoder's own forward")
@@ -260,6 +282,7 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         (options.unfreezeTop.map { " unfreeze_top=\($0)" } ?? "") + (options.gradualUnfreeze ? " gradual_unfreeze=true" : "") +
         (options.layerLearningRateDecay != 1 ? " layer_lr_decay=\(options.layerLearningRateDecay)" : "") +
         (options.cacheFeatures ? " cache_features=true" : "") + (options.batching == .length ? "" : " batching=\(options.batching.rawValue)") +
+        (Plugin.headKind == .tokenClassification ? " token_weighting=\(options.tokenWeighting.rawValue)" : "") +
         (sampler.map { " sources=\(sourceStarts.count) rates=\($0.rates.map { String($0) }.joined(separator: ","))" } ?? "") +
         (options.adaptation.method == .none ? "" : " adapt=\(options.adaptation.method.rawValue) adapt_weight=\(options.adaptation.weight)")
     }
@@ -289,7 +312,17 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
 
     public func tokenCount(_ batch: FeatureBatch) -> Int { batch.lengths.reduce(0, +) }
 
+    /// A window's labelled tokens (label not -100), times its loss weight.
+    static func labelledWeight(_ feature: TaskFeature) -> Double {
+        guard case .tokenLabels(let l)? = feature.target else { return 0 }
+        return Double(l.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }) * Double(feature.weight ?? 1)
+    }
+
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
+        if let tokensPerBatch {
+            let rows = batch.rows.map { Self.labelledWeight(train[$0]) }
+            batchFactor = Float(rows.reduce(0, +) / tokensPerBatch)
+        }
         head.rowWeights = batch.weights
         defer { head.rowWeights = nil }
         if let m = rowsModel {
@@ -308,8 +341,8 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
 
     /// The task's backward, then (domain-adversarial training) the adversary's step on the same batch.
     public func backward(scale: Float) throws {
-        if let m = rowsModel { _ = try m.head.backward(scale: scale); return }
-        try head.backward(scale: scale)
+        if let m = rowsModel { _ = try m.head.backward(scale: scale * batchFactor); return }
+        try head.backward(scale: scale * batchFactor)
         if let adversary, let batch = pendingBatch {
             pendingBatch = nil
             try adversary.train(source: batch, scale: scale)
