@@ -249,6 +249,49 @@ extension EngineTests {
             } }
         }
 
+        /// Blocks that never had a gradient are skipped without decay: every bit equals the plain
+        /// Float update (the scalar formula), including untouched blocks, blocks touched once and
+        /// zero afterwards (their moments keep moving them), and a decayed parameter with zero
+        /// gradients (decay still applies).
+        @Test func adamWSkipsUntouchedBlocksBitForBit() throws {
+            let store = ParameterStore(seed: 3)
+            try store.declare("embeddings.word_embeddings.weight", shape: [10, 8], initializer: .normal(std: 1))
+            try store.declare("classifier.weight", shape: [4, 8], initializer: .normal(std: 1))
+            for decay: Float in [0, 0.1] {
+                let opt = AdamW(store, weightDecay: decay)
+                var p = (0..<store.count).map { store.values[$0] }
+                var m = [Float](repeating: 0, count: store.count), v = m
+                for step in 1...4 {
+                    let noise = randomArray(store.count, seed: UInt64(step))
+                    // Rows (blocks of 8) with a gradient this step: row 1 only at step 1, row 3 at every
+                    // step, row 5 from step 3 on; rows 0, 2, 4, 6–9 never; a -0 gradient in row 0.
+                    for i in 0..<store.count {
+                        let row = i / 8
+                        let live = row == 3 || (row == 1 && step == 1) || (row == 5 && step >= 3) || (row >= 10 && step.isMultiple(of: 2))
+                        store.grads[i] = live ? noise[i] : (row == 0 ? -0.0 : 0)
+                    }
+                    try opt.step(store, lr: 0.01)
+                    let bc1 = 1 - Float(Foundation.pow(Double(Float(0.9)), Double(step)))
+                    let bc2 = 1 - Float(Foundation.pow(Double(Float(0.999)), Double(step)))
+                    for param in store.parameters {
+                        let d: Float = param.decay ? 1 - 0.01 * decay : 1
+                        for i in param.offset..<(param.offset + param.count) {
+                            let g = store.grads[i]
+                            m[i] = 0.9 * m[i] + (1 - 0.9) * g
+                            v[i] = 0.999 * v[i] + (1 - 0.999) * g * g
+                            p[i] = p[i] * d - (0.01 / bc1) * m[i] / (v[i].squareRoot() * (1 / bc2.squareRoot()) + 1e-8)
+                        }
+                    }
+                    for i in 0..<store.count {
+                        #expect(store.values[i].bitPattern == p[i].bitPattern, "decay \(decay) step \(step) value \(i)")
+                    }
+                }
+                let bits = { (b: UnsafeMutablePointer<Float>) in (0..<store.count).map { b[$0].bitPattern } }
+                #expect(bits(opt.stateBuffers[0].buffer) == m.map(\.bitPattern) && bits(opt.stateBuffers[1].buffer) == v.map(\.bitPattern))
+                #expect(m[0] == 0 && m[0].sign == .plus && m[8] != 0, "untouched moments stay +0; touched ones move")
+            }
+        }
+
         @Test func sgdMomentumMatchesReference() throws {
             let store = ParameterStore(seed: 2)
             try store.declare("w", shape: [4], initializer: .normal(std: 1))

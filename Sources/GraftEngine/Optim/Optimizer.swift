@@ -113,6 +113,7 @@ public final class AdamW: Optimizer {
             let groupLR = group.learningRateScale == 1 ? lr : lr * group.learningRateScale
             let stepSize = groupLR / bc1
             let decay: Float = p.decay ? 1 - groupLR * weightDecay : 1
+            let skipUntouched = decay == 1
             let w = SharedPointer(store.value(p)), g = SharedPointer(store.grad(p))
             let mp = SharedPointer(m + p.offset), vp = SharedPointer(v + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
@@ -125,10 +126,17 @@ public final class AdamW: Optimizer {
                 let vb2 = SIMD8<Float>(repeating: b2), vc2 = SIMD8<Float>(repeating: 1 - b2)
                 let vDecay = SIMD8<Float>(repeating: decay), vStep = SIMD8<Float>(repeating: stepSize)
                 let vInv = SIMD8<Float>(repeating: invSqrtBc2), vEps = SIMD8<Float>(repeating: eps)
+                let zero = SIMD8<Float>(repeating: 0)
                 while i + 8 <= r.upperBound {
                     let gi = UnsafeRawPointer(g.value + i).loadUnaligned(as: SIMD8<Float>.self)
-                    let mi = vb1 * UnsafeRawPointer(mp.value + i).loadUnaligned(as: SIMD8<Float>.self) + vc1 * gi
-                    let vi = vb2 * UnsafeRawPointer(vp.value + i).loadUnaligned(as: SIMD8<Float>.self) + vc2 * gi * gi
+                    let m0 = UnsafeRawPointer(mp.value + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let v0 = UnsafeRawPointer(vp.value + i).loadUnaligned(as: SIMD8<Float>.self)
+                    // Eight weights that never had a gradient (an embedding row of a token not seen
+                    // yet: gradient and both moments zero): without decay the update leaves every bit
+                    // as it is (m and v stay +0, never -0; w - 0 = w), so skip the loads and stores.
+                    if skipUntouched && gi == zero && m0 == zero && v0 == zero { i += 8; continue }
+                    let mi = vb1 * m0 + vc1 * gi
+                    let vi = vb2 * v0 + vc2 * gi * gi
                     UnsafeMutableRawPointer(mp.value + i).storeBytes(of: mi, as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(vp.value + i).storeBytes(of: vi, as: SIMD8<Float>.self)
                     let wi = UnsafeRawPointer(w.value + i).loadUnaligned(as: SIMD8<Float>.self)
