@@ -169,22 +169,27 @@ public struct Tokenizer: Sendable {
         var results = [Encoding?](repeating: nil, count: n)
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, n))
         let failures = ErrorSlots(count: workers)
+        // Chunks of ~1/16 of a worker's share, taken in order as workers come free; an error stops
+        // the handing out, and the earliest error in the batch is the one thrown.
+        let queue = ChunkQueue(count: n, chunk: min(256, max(1, n / (workers * 16))))
         results.withUnsafeMutableBufferPointer { buf in
             let out = SharedPointer(buf.baseAddress!)
             parallelFor(workers) { w in
-                let lo = n * w / workers, hi = n * (w + 1) / workers
                 // Each worker keeps its own scratch and word cache: nothing shared is written, and
                 // no reference count is touched by two threads in the inner loops.
                 var state = WorkState()
                 state.reusesSequence = true
                 if case .bpe(let bpe) = model { state.bpeCache = bpe.takeWorkerCache() }
                 defer { if case .bpe(let bpe) = model, let cache = state.bpeCache { bpe.returnWorkerCache(cache) } }
-                for i in lo..<hi {
-                    do {
-                        out.value[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens, state: &state)
-                    } catch {
-                        failures.set(w, error)
-                        return
+                while let chunk = queue.take() {
+                    for i in chunk {
+                        do {
+                            out.value[i] = try encode(inputs[i].0, pair: inputs[i].1, addSpecialTokens: addSpecialTokens, state: &state)
+                        } catch {
+                            failures.set(w, error, order: i)
+                            queue.stop()
+                            return
+                        }
                     }
                 }
             }

@@ -109,5 +109,21 @@ import Testing
         #expect(throws: TokenizerError.self) { try tok.encode("one two") }
         tok.truncation = Truncation(maxLength: 10, strategy: .onlySecond)
         #expect(throws: TokenizerError.self) { try tok.encode("one two three four five six seven eight nine ten eleven", pair: "x") }
+        // A batch throws its earliest failure, whichever worker meets which first: pair 61 (9 tokens
+        // of first sequence) before pair 150 (12), among 200 pairs on 1, 2 and 3 threads.
+        let pairs: [(String, String?)] = (0..<200).map { i in
+            (i == 61 ? "a b c d e f g h i" : i == 150 ? "a b c d e f g h i j k l" : "a b", "x y")
+        }
+        for threads in [1, 2, 3] {
+            do {
+                _ = try tok.encodeBatch(pairs: pairs, threads: threads)
+                Issue.record("a batch with impossible pairs must throw")
+            } catch {
+                #expect("\(error)".contains("(9 tokens)"), "\(threads) threads: \(error)")
+            }
+        }
+        tok.truncation = nil
+        let fine = try tok.encodeBatch(pairs: pairs, threads: 3)
+        #expect(fine.map(\.ids) == (try pairs.map { try tok.encode($0.0, pair: $0.1).ids }))
     }
 }
