@@ -175,7 +175,7 @@ struct FinetuneCommand: ParsableCommand {
         var runSources = sources
         runSources[0].examples += unlabelled   // the teacher labels them (soft targets only)
 
-        var (options, lr) = try fineTuningOptions(t, specFile: task)
+        var (options, lr) = try fineTuningOptions(t, specFile: task, tagging: spec.kind == .tokenClassification)
         options.adaptation = adaptation
 
         let family = try distillation?.teacherModel.config.kind ?? ModelDirectory.config(base).kind
@@ -353,7 +353,11 @@ struct FinetuneCommand: ParsableCommand {
 
     /// The fine-tuning options and base learning rate from a spec's [train] table and the options
     /// given here (domain adaptation aside), checked for contradictions.
-    private func fineTuningOptions(_ t: TrainingOptions, specFile: String) throws -> (FineTuningOptions, learningRate: Float) {
+    /// `tagging`: whether a task of the run is token classification (`--token-weighting` applies).
+    private func fineTuningOptions(_ t: TrainingOptions, specFile: String, tagging: Bool) throws -> (FineTuningOptions, learningRate: Float) {
+        if let w = tokenWeighting, !tagging {
+            throw CLIError("\(specFile): --token-weighting \(w.rawValue) applies to tagging (token classification) tasks only")
+        }
         var options = FineTuningOptions()
         options.batchSize = batchSize ?? t.batchSize ?? 32
         options.seed = seed ?? t.seed.map { UInt64(max(0, $0)) } ?? 42
@@ -441,7 +445,7 @@ struct FinetuneCommand: ParsableCommand {
         if patienceValue != nil, let i = counts.firstIndex(where: { $0.dev == 0 }) {
             throw CLIError("\(tasks[i]): early stopping (patience) needs dev data for every task (data.dev)")
         }
-        let (options, lr) = try fineTuningOptions(t, specFile: tasks[0])
+        let (options, lr) = try fineTuningOptions(t, specFile: tasks[0], tagging: specs.contains { $0.kind == .tokenClassification })
         let loaded = try ModelDirectory.open(base, as: BertMultiTaskModel.architectureName, heads: parts.map(\.head),
                                              seed: options.seed, randomWeights: initialization == .random)
         guard let multi = loaded.model as? BertMultiTaskModel else { throw CLIError("\(base): no multi-task model was built") }

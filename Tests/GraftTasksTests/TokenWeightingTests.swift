@@ -97,5 +97,12 @@ struct TokenWeightingTests {
         let e = taskError { _ = try TaskSpec.load(path) }
         #expect(e.map { "\($0)".contains("train.token_weighting") && "\($0)".contains("uniform, batch") && "\($0)".contains(path) } == true,
                 "\(String(describing: e))")
+        // A task with one target per window has no tokens to weigh: the key is refused, named.
+        let sentiment = dir + "/sentiment.toml"
+        try Data("name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[train]\ntoken_weighting = \"batch\"\n".utf8)
+            .write(to: URL(fileURLWithPath: sentiment))
+        let f = taskError { _ = try TaskSpec.load(sentiment) }
+        #expect(f.map { "\($0)".contains("train.token_weighting") && "\($0)".contains("only tagging") && "\($0)".contains(sentiment) } == true,
+                "\(String(describing: f))")
     }
 }

@@ -433,7 +433,12 @@ extension TaskSpec {
             training.adapt = try t.choice("adapt", AdaptationMethod.self)
             training.adaptWeight = try t.double("adapt_weight", range: 0...1e3)
             training.batching = try t.choice("batching", Batching.self)
-            training.tokenWeighting = try t.choice("token_weighting", TokenWeighting.self)
+            if let w = try t.choice("token_weighting", TokenWeighting.self) {
+                guard kind == .tokenClassification else {
+                    throw t.bad("token_weighting", .string(w.rawValue), "nothing: only tagging weighs tokens (one target per window elsewhere)")
+                }
+                training.tokenWeighting = w
+            }
             if training.freezeEncoder == true, let k = training.freezeLayers, k > 0 {
                 throw t.bad("freeze_layers", .int(k), "nothing when freeze_encoder = true (the whole encoder is frozen)")
             }
