@@ -91,18 +91,18 @@ struct TokenWeightingTests {
         let dir = AdaptationTests.directory()
         let ok = try AdaptationTests.spec(dir, data: "train = \"x.txt\"", extra: "[train]\ntoken_weighting = \"batch\"")
         #expect(ok.training.tokenWeighting == .batch)
-        let path = dir + "/bad.toml"
-        try Data("name = \"t\"\nkind = \"ner\"\nlabels = [\"PER\"]\n[train]\ntoken_weighting = \"tokens\"\n".utf8)
-            .write(to: URL(fileURLWithPath: path))
-        let e = taskError { _ = try TaskSpec.load(path) }
-        #expect(e.map { "\($0)".contains("train.token_weighting") && "\($0)".contains("uniform, batch") && "\($0)".contains(path) } == true,
-                "\(String(describing: e))")
-        // A task with one target per window has no tokens to weigh: the key is refused, named.
-        let sentiment = dir + "/sentiment.toml"
-        try Data("name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[train]\ntoken_weighting = \"batch\"\n".utf8)
-            .write(to: URL(fileURLWithPath: sentiment))
-        let f = taskError { _ = try TaskSpec.load(sentiment) }
-        #expect(f.map { "\($0)".contains("train.token_weighting") && "\($0)".contains("only tagging") && "\($0)".contains(sentiment) } == true,
-                "\(String(describing: f))")
+        /// A spec `[train] token_weighting = value` of task `kind` must be refused with an error naming
+        /// the file, the key and `reason`.
+        func expectRefused(kind: String, labels: String, value: String, reason: String) throws {
+            let path = dir + "/\(kind)-\(value).toml"
+            try Data("name = \"t\"\nkind = \"\(kind)\"\nlabels = [\(labels)]\n[train]\ntoken_weighting = \"\(value)\"\n".utf8)
+                .write(to: URL(fileURLWithPath: path))
+            let e = taskError { _ = try TaskSpec.load(path) }
+            #expect(e.map { "\($0)".contains("train.token_weighting") && "\($0)".contains(reason) && "\($0)".contains(path) } == true,
+                    "\(String(describing: e))")
+        }
+        try expectRefused(kind: "ner", labels: "\"PER\"", value: "tokens", reason: "uniform, batch")
+        // A task with one target per window has no tokens to weigh.
+        try expectRefused(kind: "sentiment", labels: "\"neg\", \"pos\"", value: "batch", reason: "only tagging")
     }
 }
