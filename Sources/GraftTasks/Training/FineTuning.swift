@@ -103,6 +103,9 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     /// Token classification with ``TokenWeighting/uniform``: the mean labelled (weighted) tokens
     /// of a training batch over an epoch; nil otherwise.
     public let tokensPerBatch: Double?
+    /// With ``tokensPerBatch``: each training window's labelled tokens times its weight
+    /// (``labelledWeight(_:)``, counted once); empty otherwise.
+    private let labelledTokens: [Double]
     /// The last training batch's gradient factor: its labelled tokens over ``tokensPerBatch``
     /// (turns the batch's mean into its sum over the epoch's mean count); 1 without.
     private var batchFactor: Float = 1
@@ -189,16 +192,17 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         if Plugin.headKind == .tokenClassification && options.tokenWeighting == .uniform {
             // Expected labelled tokens a window brings (multi-source: by the sources' rates), times
             // windows per batch (an epoch is train.count windows in ceil(count / batch) batches).
+            let labelled = features.map(Self.labelledWeight)
             let ends = sourceStarts.dropFirst() + [features.count]
-            let perSource = zip(sourceStarts, ends).map { s, e in
-                (s..<e).reduce(0.0) { $0 + Self.labelledWeight(features[$1]) } / Double(max(e - s, 1))
-            }
+            let perSource = zip(sourceStarts, ends).map { s, e in labelled[s..<e].reduce(0, +) / Double(max(e - s, 1)) }
             let perWindow = sampler.map { zip($0.rates, perSource).reduce(0.0) { $0 + $1.0 * $1.1 } } ?? perSource[0]
             let batches = (features.count + max(options.batchSize, 1) - 1) / max(options.batchSize, 1)
             let mean = perWindow * Double(features.count) / Double(batches)
             tokensPerBatch = mean > 0 ? mean : nil
+            labelledTokens = mean > 0 ? labelled : []
         } else {
             tokensPerBatch = nil
+            labelledTokens = []
         }
         if options.cacheFeatures {
             guard options.adaptation.method == .none else {
@@ -320,8 +324,7 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
 
     public func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss {
         if let tokensPerBatch {
-            let rows = batch.rows.map { Self.labelledWeight(train[$0]) }
-            batchFactor = Float(rows.reduce(0, +) / tokensPerBatch)
+            batchFactor = Float(batch.rows.reduce(0.0) { $0 + labelledTokens[$1] } / tokensPerBatch)
         }
         head.rowWeights = batch.weights
         defer { head.rowWeights = nil }
