@@ -42,7 +42,7 @@ public final class BertModel: PretrainedModel {
     private var clsRows: Tensor?
     private var pooledGradient: Tensor?
     private var pooledSeqLen = 0
-    private var last: (batch: Int, seqLen: Int, firstTokenOnly: Bool)?
+    private var last: (batch: Int, seqLen: Int, rowsPerItem: Int?)?
     public var architecture: String { "BertModel" }
 
     /// Declares the encoder's parameters in `store` (BERT initialisation: normal(0.02) weights,
@@ -85,11 +85,15 @@ public final class BertModel: PretrainedModel {
     /// Token ids (and optional segment ids and attention mask, all `[B * T]` row-major) ->
     /// last hidden states `[B, T, C]` (owned by the model, valid until the next forward).
     ///
-    /// `firstTokenOnly`: the last block computes position 0 alone
-    /// (``TransformerBlock/forwardFirstToken(_:mask:training:)``) and the result is `[B, 1, C]`,
-    /// the `[CLS]` states — all a `[CLS]`-pooling classifier reads; ``backward(_:)`` then takes `[B, 1, C]`.
+    /// `outputRows`: the last block computes the selected positions alone
+    /// (``TransformerBlock/forwardRows(_:selecting:mask:training:)``) and the result is
+    /// `[B, R, C]`, `R` the selection's rows per item — what a head that reads a few positions
+    /// needs; ``backward(_:)`` then takes `[B, R, C]`. `firstTokenOnly` selects position 0 (the
+    /// `[CLS]` states, `[B, 1, C]`: all a `[CLS]`-pooling classifier reads). Needs at least one
+    /// layer not skipped.
     public func forward(inputIds: [Int32], tokenTypeIds: [Int32]? = nil, attentionMask: [Int32]? = nil,
-                        batch: Int, seqLen: Int, training: Bool, firstTokenOnly: Bool = false) throws -> Tensor {
+                        batch: Int, seqLen: Int, training: Bool, firstTokenOnly: Bool = false,
+                        outputRows: RowSelection? = nil) throws -> Tensor {
         let n = batch * seqLen, c = config.hidden
         guard batch > 0, seqLen > 0, inputIds.count == n else {
             throw ModelError.invalidBatch("\(inputIds.count) input ids for batch \(batch) x seqLen \(seqLen)")
@@ -104,7 +108,12 @@ public final class BertModel: PretrainedModel {
         } else if last?.seqLen != seqLen {
             for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
         }
-        last = (batch, seqLen, firstTokenOnly)
+        let selection = outputRows ?? (firstTokenOnly ? .firstToken(batch: batch) : nil)
+        let lastRun = layers.indices.last { !skippedLayers.contains($0) }
+        if selection != nil && lastRun == nil {
+            throw ModelError.invalidArgument("BertModel: selected output rows need a layer to compute them (every layer is skipped)")
+        }
+        last = (batch, seqLen, selection?.perItem)
         let embeddingsMark = Profiler.mark("embeddings forward")
         // s = word + position (+ type), summed in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
@@ -126,22 +135,22 @@ public final class BertModel: PretrainedModel {
         var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         Profiler.end(embeddingsMark)
-        let lastRun = layers.indices.last { !skippedLayers.contains($0) }
         for (i, layer) in layers.enumerated() where !skippedLayers.contains(i) {
             h = try Profiler.region("layer \(i) forward") {
-                firstTokenOnly && i == lastRun
-                    ? try layer.forwardFirstToken(h, mask: maskTensor, training: training)
-                    : try layer.forward(h, mask: maskTensor, training: training)
+                if let selection, i == lastRun {
+                    return try layer.forwardRows(h, selecting: selection, mask: maskTensor, training: training)
+                }
+                return try layer.forward(h, mask: maskTensor, training: training)
             }
         }
         return h
     }
 
     /// Backward of the last ``forward(inputIds:tokenTypeIds:attentionMask:batch:seqLen:training:)``:
-    /// `dHidden` `[B, T, C]` (`[B, 1, C]` after a `firstTokenOnly` forward); accumulates every
-    /// encoder parameter gradient.
+    /// `dHidden` `[B, T, C]` (`[B, R, C]` after a forward with selected output rows); accumulates
+    /// every encoder parameter gradient.
     public func backward(_ dHidden: Tensor) throws {
-        guard let last, dHidden.count == last.batch * (last.firstTokenOnly ? 1 : last.seqLen) * config.hidden else {
+        guard let last, dHidden.count == last.batch * (last.rowsPerItem ?? last.seqLen) * config.hidden else {
             throw ModelError.invalidArgument("BertModel.backward: gradient \(dHidden.shape) does not match the last forward")
         }
         var d = dHidden
@@ -208,7 +217,11 @@ public final class BertForMaskedLM: LanguageModel {
     public let transformNorm: LayerNorm
     public let decoder: Linear
     /// Run the head (dense + GELU + LayerNorm + tied decoder) only on rows whose label is not
-    /// -100 (default true). Same loss and gradients; the full head costs `B*T*C*V` multiply-adds.
+    /// -100 (default true), and the encoder's last layer past its key and value projections only
+    /// at those positions (``BertModel/forward(inputIds:tokenTypeIds:attentionMask:batch:seqLen:training:firstTokenOnly:outputRows:)``
+    /// with ``maskedRows(labels:batch:seqLen:)``). Same loss and gradients up to rounding (dropout
+    /// draws differ); the full head costs `B*T*C*V` multiply-adds, the full last layer computes
+    /// every position where only the ~15% masked ones are read.
     public var maskedPositionsOnly = true
     private let gelu = GELU(.erf)
     private let head: LabelledRowsLoss
@@ -244,10 +257,12 @@ public final class BertForMaskedLM: LanguageModel {
     public func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss {
         try validate(batch, config: config)
         state = .none
+        let selected = maskedPositionsOnly && bert.layers.indices.contains(where: { !bert.skippedLayers.contains($0) })
+            ? Self.maskedRows(labels: batch.labels, batch: batch.batch, seqLen: batch.seqLen) : nil
         let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
-                                 batch: batch.batch, seqLen: batch.seqLen, training: training)
+                                 batch: batch.batch, seqLen: batch.seqLen, training: training, outputRows: selected?.rows)
         guard let l = try Profiler.region("MLM head + loss forward", {
-            try head.forward(hidden: h, labels: batch.labels, classes: config.vocabSize,
+            try head.forward(hidden: h, labels: selected?.labels ?? batch.labels, classes: config.vocabSize,
                              labelledRowsOnly: maskedPositionsOnly, head: headLogits)
         }) else {
             state = .nothingCounted
@@ -255,6 +270,27 @@ public final class BertForMaskedLM: LanguageModel {
         }
         state = .ready   // after headLogits, which resets it
         return l
+    }
+
+    /// The labelled (masked) positions of each item of a `[B, T]` label batch as a selection of
+    /// `R` rows per item, `R` the most any item has, and their labels `[B * R]` (-100 where an
+    /// item with fewer pads its list by repeating its last position, or position 0); nil when no
+    /// position is labelled or every position is (nothing to leave out).
+    static func maskedRows(labels: [Int32], batch: Int, seqLen: Int) -> (rows: RowSelection, labels: [Int32])? {
+        var counts = [Int](repeating: 0, count: batch)
+        for i in 0..<batch { for t in 0..<seqLen where labels[i * seqLen + t] != -100 { counts[i] += 1 } }
+        let r = counts.max() ?? 0
+        guard r > 0, r < seqLen else { return nil }
+        var rows = [Int32](repeating: 0, count: batch * r), selectedLabels = [Int32](repeating: -100, count: batch * r)
+        for i in 0..<batch {
+            var j = 0
+            for t in 0..<seqLen where labels[i * seqLen + t] != -100 {
+                rows[i * r + j] = Int32(t); selectedLabels[i * r + j] = labels[i * seqLen + t]; j += 1
+            }
+            let pad = j > 0 ? rows[i * r + j - 1] : 0
+            while j < r { rows[i * r + j] = pad; j += 1 }
+        }
+        return (RowSelection(rows: rows, perItem: r), selectedLabels)
     }
 
     public func backward(scale: Float) throws {

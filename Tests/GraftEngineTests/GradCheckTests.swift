@@ -393,6 +393,45 @@ extension EngineTests {
             #expect(try block.backward(Tensor(shape: [2, 3, 8], values: randomArray(48, seed: 142))).shape == [2, 3, 8])
         }
 
+        /// Selected rows (repeated ones, a padded key among the others) on a block with a pruned
+        /// head (attention width 4 of 8): finite differences through every parameter and the
+        /// whole input, and in inference the same rows as the full forward.
+        @Test func transformerBlockSelectedRowsPrunedHead() throws {
+            let store = ParameterStore(seed: 143)
+            let rng = SharedRNG(seed: 144)
+            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12, gelu: .erf,
+                                              hiddenDropout: 0.1, attentionDropout: 0.1, attentionHeads: 1)
+            let block = try TransformerBlock(store, prefix: "encoder.layer.0", config: cfg, rng: rng)
+            for p in store.parameters {
+                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 9, scale: 0.3)
+                    .map { p.name.contains("LayerNorm") && p.name.hasSuffix("weight") ? 1 + $0 : $0 })
+            }
+            let x = randomTensor([2, 4, 8], seed: 145)
+            let mask = Tensor(shape: [2, 4], values: [1, 1, 1, 1, 1, 1, 1, 0])
+            let selection = RowSelection(rows: [3, 1, 3, 0, 2, 2], perItem: 3)
+            let r = randomArray(48, seed: 146)
+            func run() throws -> Tensor {
+                rng.rng = RNG(seed: 16)
+                return try block.forwardRows(x, selecting: selection, mask: mask, training: true)
+            }
+            store.zeroGrads()
+            #expect(try run().shape == [2, 3, 8])
+            let dx = try block.backward(Tensor(shape: [2, 3, 8], values: r))
+            #expect(dx.shape == [2, 4, 8])
+            let g = dx.array
+            try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: g)] + paramVars(store),
+                                     h: 1e-2, maxPerVar: 24) {
+                dot(try run(), r)
+            }
+            let picked = try block.forwardRows(x, selecting: selection, mask: mask, training: false).array
+            let full = try block.forward(x, mask: mask, training: false).array
+            for i in 0..<6 {
+                let source = (i / 3) * 4 + Int(selection.rows[i])
+                for j in 0..<8 { #expect(abs(picked[i * 8 + j] - full[source * 8 + j]) < 1e-5) }
+            }
+            #expect(throws: EngineError.self) { try block.forwardRows(x, selecting: RowSelection(rows: [0, 4], perItem: 1)) }
+        }
+
         /// GPT-2 block (fused QKV, causal, tanh GELU, dropout on) end to end, with a padding mask.
         @Test func gpt2Block() throws {
             let store = ParameterStore(seed: 50)

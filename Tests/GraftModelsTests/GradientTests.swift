@@ -46,6 +46,33 @@ import GraftEngine
         #expect(worst < 1e-5, "max gradient difference \(worst)")
     }
 
+    /// Items with different numbers of masked positions (3, 1 and none): the last layer runs at
+    /// 3 rows per item, the short lists padded, and loss and gradients equal the full model's.
+    @Test func bertLastLayerAtUnevenMaskedRowsEqualsFullModel() throws {
+        let batch = LMBatch(inputIds: [2, 5, 4, 7, 9, 3, 2, 11, 4, 3, 0, 0, 2, 6, 6, 3, 0, 0],
+                            attentionMask: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0],
+                            labels: [-100, 6, 8, -100, 11, -100, -100, -100, 10, -100, -100, -100,
+                                     -100, -100, -100, -100, -100, -100],
+                            batch: 3, seqLen: 6)
+        let selected = try #require(BertForMaskedLM.maskedRows(labels: batch.labels, batch: 3, seqLen: 6))
+        #expect(selected.rows == RowSelection(rows: [1, 2, 4, 2, 2, 2, 0, 0, 0], perItem: 3))
+        #expect(selected.labels == [6, 8, 11, 10, -100, -100, -100, -100, -100])
+        #expect(BertForMaskedLM.maskedRows(labels: [Int32](repeating: -100, count: 6), batch: 1, seqLen: 6) == nil)
+        #expect(BertForMaskedLM.maskedRows(labels: [1, 2, 3], batch: 1, seqLen: 3) == nil)
+        let a = try BertForMaskedLM(config: tinyConfig(.bert), seed: 8)
+        let b = try BertForMaskedLM(config: tinyConfig(.bert), seed: 8)
+        b.maskedPositionsOnly = false
+        randomize(a.store, seed: 9); randomize(b.store, seed: 9)
+        a.store.zeroGrads(); b.store.zeroGrads()
+        let la = try a.loss(batch, training: false), lb = try b.loss(batch, training: false)
+        #expect(la.counted == 4 && lb.counted == 4 && la.correct == lb.correct)
+        #expect(abs(la.loss - lb.loss) < 1e-5)
+        try a.backward(scale: 1); try b.backward(scale: 1)
+        var worst: Float = 0
+        for i in 0..<a.store.count { worst = max(worst, abs(a.store.grads[i] - b.store.grads[i])) }
+        #expect(worst < 1e-5, "max gradient difference \(worst)")
+    }
+
     @Test func gptCausalLMGradients() throws {
         let model = try GPTForCausalLM(config: tinyConfig(.gpt), seed: 5)
         randomize(model.store, seed: 6)

@@ -48,7 +48,7 @@ public final class TransformerBlock {
     public let workspace: Workspace
     private let drop1, drop2: Dropout
     private var act: Tensor?      // the GELU output of the last forward (workspace memory)
-    private var firstTokenSeqLen: Int?   // T of the last forward when it computed position 0 only
+    private var selected: (selection: RowSelection, seqLen: Int)?   // the last forward's rows, when it computed some only
 
     /// `workspace`: shared scratch for the forward's GELU output and every backward buffer;
     /// pass one per model to all its blocks. Without it the block makes its own.
@@ -83,29 +83,45 @@ public final class TransformerBlock {
         guard x.rank == 3, x.shape[2] == config.hidden else {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
-        firstTokenSeqLen = nil
+        selected = nil
         let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
                                         mask: mask, training: training)
         return try finishForward(ctx, residual: x, training: training)
     }
 
     /// The block's output at position 0 only: `x` `[B, T, C]` -> `[B, 1, C]`, equal to row 0 of
-    /// ``forward(_:mask:training:)`` (up to the GEMMs' rounding; dropout draws differ). Keys and
-    /// values are projected for every position, but the query, the attention output, both
-    /// LayerNorms and the feed-forward run on the `[CLS]` row alone — what a sequence
-    /// classifier pooling `[CLS]` reads from the last block, at about a sixth of the block's cost.
-    /// Its ``backward(_:)`` takes `[B, 1, C]` and returns `[B, T, C]`.
+    /// ``forward(_:mask:training:)`` (up to the GEMMs' rounding; dropout draws differ): what a
+    /// sequence classifier pooling `[CLS]` reads from the last block, at about a sixth of the
+    /// block's cost. ``forwardRows(_:selecting:mask:training:)`` with ``RowSelection/firstToken(batch:)``.
     public func forwardFirstToken(_ x: Tensor, mask: Tensor? = nil, training: Bool = false) throws -> Tensor {
+        try forwardRows(x, selecting: .firstToken(batch: x.rank == 3 ? x.shape[0] : 0), mask: mask, training: training)
+    }
+
+    /// The block's output at the selected positions only: `x` `[B, T, C]` -> `[B, R, C]` with
+    /// `R` = ``RowSelection/perItem``, row `j` of item `i` equal to row `selection.rows[i R + j]`
+    /// of ``forward(_:mask:training:)`` (up to the GEMMs' rounding; dropout draws differ). Keys
+    /// and values are projected for every position, but the query, the attention output, both
+    /// LayerNorms and the feed-forward run on the `R` rows alone: what a head that reads a few
+    /// positions of the last block (a `[CLS]` classifier, the masked-LM head at the masked
+    /// positions) needs. Its ``backward(_:)`` takes `[B, R, C]` and returns `[B, T, C]`; a
+    /// position selected twice gets both rows' gradients.
+    public func forwardRows(_ x: Tensor, selecting selection: RowSelection, mask: Tensor? = nil,
+                            training: Bool = false) throws -> Tensor {
         guard x.rank == 3, x.shape[2] == config.hidden else {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
-        let b = x.shape[0], t = x.shape[1], c = config.hidden
-        let x0 = workspace.tensor("block.first.x", [b, 1, c])
-        for i in 0..<b { (x0.data + i * c).update(from: x.data + i * t * c, count: c) }
-        firstTokenSeqLen = t
-        let ctx = try attention.forward(q: query.forward(x0), k: key.forward(x), v: value.forward(x),
+        let b = x.shape[0], t = x.shape[1], c = config.hidden, r = selection.perItem
+        guard selection.rows.count == b * r, selection.rows.allSatisfy({ $0 >= 0 && Int($0) < t }) else {
+            throw EngineError.invalidArgument("TransformerBlock: row selection of \(selection.rows.count) rows (\(r) per item) for [B, T] = [\(b), \(t)]")
+        }
+        let xr = workspace.tensor("block.rows.x", [b, r, c])
+        selection.rows.withUnsafeBufferPointer { rows in
+            for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
+        }
+        selected = (selection, t)
+        let ctx = try attention.forward(q: query.forward(xr), k: key.forward(x), v: value.forward(x),
                                         mask: mask, training: training)
-        return try finishForward(ctx, residual: x0, training: training)
+        return try finishForward(ctx, residual: xr, training: training)
     }
 
     /// Everything after attention: `ctx` and the residual `x`, both `[B, R, C]` -> `[B, R, C]`.
@@ -125,7 +141,7 @@ public final class TransformerBlock {
     }
 
     /// `dy` `[B, T, C]` -> `dx` `[B, T, C]` (workspace memory); accumulates all parameter gradients.
-    /// After ``forwardFirstToken(_:mask:training:)``: `dy` `[B, 1, C]` -> `dx` `[B, T, C]`.
+    /// After ``forwardRows(_:selecting:mask:training:)``: `dy` `[B, R, C]` -> `dx` `[B, T, C]`.
     /// `dy` is only read.
     public func backward(_ dy: Tensor) throws -> Tensor {
         guard let a = act, dy.count == a.count / config.ffn * config.hidden else {
@@ -135,7 +151,7 @@ public final class TransformerBlock {
         let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape)
         // Through the feed-forward and LN1 (the same for both forwards): s1 holds dh's work, s2 dr1.
         let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2)
-        if let t = firstTokenSeqLen { return try firstTokenAttentionBackward(dy, dr1: dr1, seqLen: t, s1: s1) }
+        if let selected { return try selectedRowsAttentionBackward(dy, dr1: dr1, selected.selection, seqLen: selected.seqLen, s1: s1) }
         let s3 = ws.tensor("block.c3", shape), s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let t2 = drop1.backward(dr1, into: s3)
         // With pruned heads the attention tensors are [B, T, A]: narrower views of the same buffers.
@@ -166,25 +182,47 @@ public final class TransformerBlock {
         return try attnNorm.backward(g, into: s2)                    // s2: dr1
     }
 
-    /// The attention part of the backward after ``forwardFirstToken(_:mask:training:)``: `dr1`
-    /// `[B, 1, C]` -> `dx` `[B, T, C]`: keys and values give every row, the query and the
-    /// residual add into row 0.
-    private func firstTokenAttentionBackward(_ dy: Tensor, dr1: Tensor, seqLen t: Int, s1: Tensor) throws -> Tensor {
-        let ws = workspace, rows = dr1.shape, b = rows[0], c = config.hidden, full = [b, t, c]
-        let t2 = drop1.backward(dr1, into: ws.tensor("block.c3", rows))
-        let dctx = try attnOut.backward(t2, into: s1)
-        let (dq, dk, dv) = try attention.backward(dctx, into: (ws.tensor("block.c3", rows), ws.tensor("block.c4", full),
-                                                                  ws.tensor("block.c5", full)))
+    /// The attention part of the backward after ``forwardRows(_:selecting:mask:training:)``: `dr1`
+    /// `[B, R, C]` -> `dx` `[B, T, C]`: keys and values give every row, the query and the
+    /// residual add into the selected rows.
+    private func selectedRowsAttentionBackward(_ dy: Tensor, dr1: Tensor, _ selection: RowSelection, seqLen t: Int,
+                                               s1: Tensor) throws -> Tensor {
+        let ws = workspace, b = dr1.shape[0], r = selection.perItem, c = config.hidden, w = config.attentionWidth
+        let full = [b, t, c]
+        let t2 = drop1.backward(dr1, into: ws.tensor("block.c3", [b, r, c]))
+        let dctx = try attnOut.backward(t2, into: ws.tensor("block.c1", [b, r, w]))
+        let (dq, dk, dv) = try attention.backward(dctx, into: (ws.tensor("block.c3", [b, r, w]), ws.tensor("block.c4", [b, t, w]),
+                                                                  ws.tensor("block.c5", [b, t, w])))
         let d = ws.alternate(Workspace.blockGradient, full, avoiding: dy)
         let gq = try query.backward(dq, into: s1)
         _ = try key.backward(dk, into: d)
-        let gv = try value.backward(dv, into: dk)
+        let gv = try value.backward(dv, into: ws.tensor("block.c4", full))   // dk is spent
         Kernels.add(d.data, gv.data, d.data, b * t * c)
-        for i in 0..<b {
-            let row = d.data + i * t * c
-            Kernels.add(row, gq.data + i * c, row, c)
-            Kernels.add(row, dr1.data + i * c, row, c)
+        selection.rows.withUnsafeBufferPointer { rows in
+            for i in 0..<b * r {
+                let row = d.data + ((i / r) * t + Int(rows[i])) * c
+                Kernels.add(row, gq.data + i * c, row, c)
+                Kernels.add(row, dr1.data + i * c, row, c)
+            }
         }
         return d
+    }
+}
+
+/// Positions whose output a block is asked for (``TransformerBlock/forwardRows(_:selecting:mask:training:)``):
+/// ``perItem`` row indices into `0..<T` for each batch item, `[B * perItem]` item-major. A
+/// position may be selected more than once (padding a short item's list).
+public struct RowSelection: Sendable, Equatable {
+    public let rows: [Int32]
+    public let perItem: Int
+
+    public init(rows: [Int32], perItem: Int) {
+        self.rows = rows
+        self.perItem = perItem
+    }
+
+    /// Position 0 of each of `batch` items: the `[CLS]` rows.
+    public static func firstToken(batch: Int) -> RowSelection {
+        RowSelection(rows: [Int32](repeating: 0, count: batch), perItem: 1)
     }
 }
