@@ -90,6 +90,28 @@ extension EngineTests {
         }
 
         /// Bands start on block boundaries, grow strictly, end at m, and differ by under 1.5 blocks.
+        /// The worker pool runs every item of every job exactly once, job after job (a late worker
+        /// must never claim an item of a newer job), also while three computations call it at
+        /// once (the ones that find it busy fall back to libdispatch).
+        @Test func concurrentRunsEveryItemOnceAcrossJobsAndCallers() throws {
+            func hammer(_ seed: Int, jobs: Int) -> Bool {
+                var ok = true
+                for j in 0..<jobs {
+                    let n = 2 + (j &* 7 &+ seed) % 5
+                    let hits = UnsafeMutablePointer<Int>.allocate(capacity: n)
+                    hits.initialize(repeating: 0, count: n)
+                    let p = SharedPointer(hits)
+                    Engine.concurrent(n) { c in p.value[c] += Engine.threads == 1 ? 1 : 100 }   // items run with 1 thread
+                    ok = ok && (0..<n).allSatisfy { hits[$0] == 1 }
+                    hits.deallocate()
+                }
+                return ok
+            }
+            #expect(hammer(0, jobs: 20_000))
+            let callers = (1...3).map { s in Worker { hammer(s, jobs: 3_000) } }
+            for c in callers { #expect(try c.wait()) }
+        }
+
         @Test func bandsAreBalancedWholeBlocks() {
             for m in stride(from: 96, through: 5000, by: 7) {
                 for threads in 2...8 {

@@ -79,12 +79,24 @@ public enum Engine {
         let chunks = max(1, min(threads, count / max(1, minChunk)))
         if chunks == 1 { body(0..<count); return }
         let per = (count + chunks - 1) / chunks
+        concurrent(chunks) { c in
+            let lo = c * per
+            let hi = min(count, lo + per)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs `body(0)`, …, `body(n - 1)` concurrently (the caller runs some), each with a thread
+    /// count of 1, and returns when all have finished. On the engine's ``WorkerPool`` (spinning
+    /// workers, no wake-up per call) unless another computation's job holds it, then on
+    /// `DispatchQueue.concurrentPerform`; which thread runs an item never changes what it computes.
+    public static func concurrent(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 0 { return }
         withoutActuallyEscaping(body) { b in
             let box = UncheckedBox(b)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = c * per
-                let hi = min(count, lo + per)
-                if lo < hi { $boundThreads.withValue(1) { box.value(lo..<hi) } }
+            let item: @Sendable (Int) -> Void = { c in $boundThreads.withValue(1) { box.value(c) } }
+            if n == 1 || !WorkerPool.shared.run(n, item) {
+                DispatchQueue.concurrentPerform(iterations: n, execute: item)
             }
         }
     }

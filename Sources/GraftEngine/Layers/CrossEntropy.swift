@@ -80,8 +80,7 @@ public final class CrossEntropyLoss {
                 part.value[ch] = acc
             }
             if chunks == 1 { body(0) } else {
-                let box = UncheckedBox(body)
-                DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+                Engine.concurrent(chunks, body)
             }
         }
         let total = partial.reduce(0, +)

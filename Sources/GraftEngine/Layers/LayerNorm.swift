@@ -94,8 +94,7 @@ public final class LayerNorm {
                         }
                     }
                     if chunks == 1 { body(0) } else {
-                        let box = UncheckedBox(body)
-                        DispatchQueue.concurrentPerform(iterations: chunks) { box.value($0) }
+                        Engine.concurrent(chunks, body)
                     }
                     let gw = store.grad(weight), gb = store.grad(bias)
                     for ch in 0..<chunks {
