@@ -57,6 +57,8 @@ Usage:
     python3 benchmarks/hf_finetune_bench.py --task all --json
     # smoke test
     python3 benchmarks/hf_finetune_bench.py --task all --limit-train 64 --limit-dev 32 --epochs 1 --json
+    # QA in two stages: one epoch on generated questions (`graft cloze-qa`), then the real ones
+    python3 benchmarks/hf_finetune_bench.py --task qa --first-train cloze.json --first-epochs 1
     # alternated with Graft, N repeats, sides alternate and swap order each repeat
     python3 benchmarks/hf_finetune_bench.py --task all --repeat 3 \
         --graft-cmd '.build/release/graft finetune --task tasks/{task}.toml --out /tmp/g-{task} --json'
@@ -438,34 +440,42 @@ def setup_qa(args, tok, model_dir):
                    padding="max_length")
 
     # run_qa prepare_train_features
-    enc = encode(train)
-    train_f = []
-    for i, offsets in enumerate(enc["offset_mapping"]):
-        input_ids = enc["input_ids"][i]
-        cls_index = input_ids.index(tok.cls_token_id)
-        seq_ids = enc.sequence_ids(i)
-        ex = train[enc["overflow_to_sample_mapping"][i]]
-        ans = ex["answers"][0]
-        start_char = ans["answer_start"]
-        end_char = start_char + len(ans["text"])
-        ts = 0
-        while seq_ids[ts] != 1:
-            ts += 1
-        te = len(input_ids) - 1
-        while seq_ids[te] != 1:
-            te -= 1
-        if not (offsets[ts][0] <= start_char and offsets[te][1] >= end_char):
-            sp = ep = cls_index
-        else:
-            while ts < len(offsets) and offsets[ts][0] <= start_char:
+    def train_features(examples):
+        enc = encode(examples)
+        feats = []
+        for i, offsets in enumerate(enc["offset_mapping"]):
+            input_ids = enc["input_ids"][i]
+            cls_index = input_ids.index(tok.cls_token_id)
+            seq_ids = enc.sequence_ids(i)
+            ex = examples[enc["overflow_to_sample_mapping"][i]]
+            ans = ex["answers"][0]
+            start_char = ans["answer_start"]
+            end_char = start_char + len(ans["text"])
+            ts = 0
+            while seq_ids[ts] != 1:
                 ts += 1
-            sp = ts - 1
-            while offsets[te][1] >= end_char:
+            te = len(input_ids) - 1
+            while seq_ids[te] != 1:
                 te -= 1
-            ep = te + 1
-        train_f.append({"input_ids": input_ids, "token_type_ids": enc["token_type_ids"][i],
-                        "attention_mask": enc["attention_mask"][i],
-                        "start_positions": sp, "end_positions": ep})
+            if not (offsets[ts][0] <= start_char and offsets[te][1] >= end_char):
+                sp = ep = cls_index
+            else:
+                while ts < len(offsets) and offsets[ts][0] <= start_char:
+                    ts += 1
+                sp = ts - 1
+                while offsets[te][1] >= end_char:
+                    te -= 1
+                ep = te + 1
+            feats.append({"input_ids": input_ids, "token_type_ids": enc["token_type_ids"][i],
+                          "attention_mask": enc["attention_mask"][i],
+                          "start_positions": sp, "end_positions": ep})
+        return feats
+
+    train_f = train_features(train)
+    first = {}
+    if getattr(args, "first_train", None):   # stage 1 of a two-stage recipe (generated questions)
+        first_examples, _ = read_squad(args.first_train, 0)
+        first = {"_first_features": train_features(first_examples), "first_train_examples": len(first_examples)}
 
     # run_qa prepare_validation_features
     enc = encode(dev)
@@ -511,8 +521,8 @@ def setup_qa(args, tok, model_dir):
         return squad_evaluate(dev_data, preds)
 
     return (model, train_f, default_data_collator, dev_f, default_data_collator, score,
-            {"train_examples": len(train), "train_features": len(train_f),
-             "dev_examples": len(dev), "dev_features": len(dev_f)})
+            dict({"train_examples": len(train), "train_features": len(train_f),
+                  "dev_examples": len(dev), "dev_features": len(dev_f)}, **first))
 
 
 SETUP = {"sentiment": setup_sentiment, "ner": setup_ner, "qa": setup_qa}
@@ -577,6 +587,7 @@ def child_main(args):
         targs["warmup_steps"] = WARMUP
     targs = {k: v for k, v in targs.items() if k in fields or k == "output_dir"}
     training_args = TrainingArguments(**targs)
+    first_f = info.pop("_first_features", None)
 
     class Progress(TrainerCallback):
         def __init__(self):
@@ -594,11 +605,33 @@ def child_main(args):
                 f"{state.epoch:.2f} loss {logs['loss']:.4f} lr {logs.get('learning_rate', 0):.2e} "
                 f"{counting.tokens / el:.0f} tok/s elapsed {el:.0f}s eta {eta:.0f}s")
 
+    first_rec = {}
+    if first_f is not None:
+        # Stage 1 of a two-stage recipe (as `graft finetune --train GENERATED --epochs N` then a
+        # second `graft finetune` from its model): its own Trainer and schedule, then stage 2
+        # continues from the trained weights. Reported times are the two stages' sum.
+        first_steps = math.ceil(len(first_f) / BATCH) * args.first_epochs
+        first_args = TrainingArguments(**dict(targs, num_train_epochs=args.first_epochs,
+                                              logging_steps=max(1, first_steps // 20)))
+        log(f"{task}: stage 1: {len(first_f)} features from {args.first_train}, {first_steps} steps, "
+            f"epochs {args.first_epochs}")
+        first_trainer = Trainer(model=model, args=first_args, train_dataset=ListDataset(first_f),
+                                data_collator=counting, callbacks=[Progress()])
+        t = time.time()
+        first_trainer.train()
+        first_s = time.time() - t
+        first_rec = {"first_train": args.first_train, "first_epochs": args.first_epochs,
+                     "first_train_features": len(first_f), "first_stage_seconds": round(first_s, 3),
+                     "first_stage_steps": first_trainer.state.global_step,
+                     "first_stage_tokens": counting.tokens, "first_stage_real_tokens": counting.real_tokens}
+        log(f"{task}: stage 1 trained in {first_s:.1f}s")
+        model = first_trainer.model
+        counting.tokens = counting.real_tokens = counting.batches = 0
     trainer = Trainer(model=model, args=training_args, train_dataset=ListDataset(train_f),
                       data_collator=counting, callbacks=[Progress()])
     t = time.time()
     train_out = trainer.train()
-    train_s = time.time() - t
+    train_s = time.time() - t + first_rec.get("first_stage_seconds", 0)
     log(f"{task}: trained in {train_s:.1f}s, {counting.tokens} tokens "
         f"({counting.real_tokens} real), final loss {train_out.training_loss:.4f}")
 
@@ -624,6 +657,7 @@ def child_main(args):
            "peak_rss_mb": round(peak_mb, 1)}
     rec.update({k: round(float(v), 6) for k, v in metrics.items()})
     rec.update({k: v for k, v in info.items() if k != "labels"})
+    rec.update(first_rec)
     rec["optimizer"] = getattr(training_args.optim, "value", str(training_args.optim))
     rec["attn_implementation"] = getattr(trainer.model.config, "_attn_implementation", None)
     rec["versions"] = versions()
@@ -685,6 +719,8 @@ def run_hf(task, args):
         cmd += ["--limit-train", str(args.limit_train)]
     if args.limit_dev:
         cmd += ["--limit-dev", str(args.limit_dev)]
+    if args.first_train:
+        cmd += ["--first-train", args.first_train, "--first-epochs", str(args.first_epochs)]
     load_before = os.getloadavg()
     out, rc, wall, wait4_mb = run_measured(cmd, thread_env(args.threads))
     rec = last_json_line(out)
@@ -815,6 +851,10 @@ def main():
     ap.add_argument("--model", default=None,
                     help="checkpoint directory (default DATA/models/all-MiniLM-L6-v2)")
     ap.add_argument("--self-test", action="store_true", help="check the metric code and exit")
+    ap.add_argument("--first-train", help="qa: a SQuAD v1.1 file (e.g. `graft cloze-qa` output) "
+                    "trained on first, for --first-epochs, before the task's own training "
+                    "(train_seconds then covers both stages)")
+    ap.add_argument("--first-epochs", type=int, default=1, help="epochs of the --first-train stage")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.self_test:
@@ -827,6 +867,12 @@ def main():
             if x not in tasks:
                 tasks.append(x)
     args.task = tasks
+    if args.first_train and tasks != ["qa"]:
+        ap.error("--first-train applies to --task qa alone")
+    if args.first_train and not os.path.isfile(args.first_train):
+        ap.error(f"--first-train {args.first_train}: no such file")
+    if args.first_epochs < 1:
+        ap.error("--first-epochs must be at least 1")
     if args.model is None:
         args.model = os.path.join(args.data, "models", "all-MiniLM-L6-v2")
     if args._child:
