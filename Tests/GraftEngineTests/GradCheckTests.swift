@@ -357,77 +357,61 @@ extension EngineTests {
             }
         }
 
-        /// The BERT block computing position 0 only (a `[CLS]` classifier's last layer): finite
-        /// differences through every parameter and the whole input, and in inference the same
-        /// `[CLS]` row as the full forward.
-        @Test func transformerBlockFirstToken() throws {
-            let store = ParameterStore(seed: 138)
-            let rng = SharedRNG(seed: 139)
-            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12,
-                                              gelu: .erf, hiddenDropout: 0.1, attentionDropout: 0.1)
+        /// A BERT block (hidden 8, 2 heads, FFN 12, dropout on) asked for `selection`'s rows of
+        /// `[2, T, 8]` inputs by `forward(block, x, mask, training)`: finite differences through
+        /// every parameter and the whole input, and in inference the same rows as the full
+        /// forward. Returns the block and its input for further checks.
+        func checkSelectedRows(seed: UInt64, attentionHeads: Int? = nil, seqLen t: Int, mask: [Float], selection: RowSelection,
+                               forward: (TransformerBlock, Tensor, Tensor, Bool) throws -> Tensor) throws -> (TransformerBlock, Tensor) {
+            let store = ParameterStore(seed: seed)
+            let rng = SharedRNG(seed: seed + 1)
+            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12, gelu: .erf,
+                                              hiddenDropout: 0.1, attentionDropout: 0.1, attentionHeads: attentionHeads)
             let block = try TransformerBlock(store, prefix: "encoder.layer.0", config: cfg, rng: rng)
             for p in store.parameters {
-                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 7, scale: 0.3)
+                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + seed, scale: 0.3)
                     .map { p.name.contains("LayerNorm") && p.name.hasSuffix("weight") ? 1 + $0 : $0 })
             }
-            let x = randomTensor([2, 3, 8], seed: 140)
-            let mask = Tensor(shape: [2, 3], values: [1, 1, 1, 1, 1, 0])
-            let r = randomArray(16, seed: 141)
+            let x = randomTensor([2, t, 8], seed: seed + 2), maskTensor = Tensor(shape: [2, t], values: mask)
+            let r = selection.perItem
+            let dy = randomArray(2 * r * 8, seed: seed + 3)
             func run() throws -> Tensor {
-                rng.rng = RNG(seed: 15)
-                return try block.forwardFirstToken(x, mask: mask, training: true)
+                rng.rng = RNG(seed: seed + 4)
+                return try forward(block, x, maskTensor, true)
             }
             store.zeroGrads()
-            #expect(try run().shape == [2, 1, 8])
-            let dx = try block.backward(Tensor(shape: [2, 1, 8], values: r))
-            #expect(dx.shape == [2, 3, 8])
-            let g = dx.array
-            try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: g)] + paramVars(store),
+            #expect(try run().shape == [2, r, 8])
+            let dx = try block.backward(Tensor(shape: [2, r, 8], values: dy))
+            #expect(dx.shape == [2, t, 8])
+            try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: dx.array)] + paramVars(store),
                                      h: 1e-2, maxPerVar: 24) {
-                dot(try run(), r)
+                dot(try run(), dy)
             }
-            let first = try block.forwardFirstToken(x, mask: mask, training: false).array
-            let full = try block.forward(x, mask: mask, training: false).array
-            for bi in 0..<2 { for j in 0..<8 { #expect(abs(first[bi * 8 + j] - full[bi * 24 + j]) < 1e-5) } }
+            let picked = try forward(block, x, maskTensor, false).array
+            let full = try block.forward(x, mask: maskTensor, training: false).array
+            for i in 0..<2 * r {
+                let source = (i / r) * t + Int(selection.rows[i])
+                for j in 0..<8 { #expect(abs(picked[i * 8 + j] - full[source * 8 + j]) < 1e-5) }
+            }
+            return (block, x)
+        }
+
+        /// The BERT block computing position 0 only (a `[CLS]` classifier's last layer).
+        @Test func transformerBlockFirstToken() throws {
+            let (block, _) = try checkSelectedRows(seed: 138, seqLen: 3, mask: [1, 1, 1, 1, 1, 0], selection: .firstToken(batch: 2)) {
+                try $0.forwardFirstToken($1, mask: $2, training: $3)
+            }
             // After a full forward the backward is the full one again.
             #expect(try block.backward(Tensor(shape: [2, 3, 8], values: randomArray(48, seed: 142))).shape == [2, 3, 8])
         }
 
         /// Selected rows (repeated ones, a padded key among the others) on a block with a pruned
-        /// head (attention width 4 of 8): finite differences through every parameter and the
-        /// whole input, and in inference the same rows as the full forward.
+        /// head (attention width 4 of 8); a row outside the sequence is refused.
         @Test func transformerBlockSelectedRowsPrunedHead() throws {
-            let store = ParameterStore(seed: 143)
-            let rng = SharedRNG(seed: 144)
-            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12, gelu: .erf,
-                                              hiddenDropout: 0.1, attentionDropout: 0.1, attentionHeads: 1)
-            let block = try TransformerBlock(store, prefix: "encoder.layer.0", config: cfg, rng: rng)
-            for p in store.parameters {
-                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 9, scale: 0.3)
-                    .map { p.name.contains("LayerNorm") && p.name.hasSuffix("weight") ? 1 + $0 : $0 })
-            }
-            let x = randomTensor([2, 4, 8], seed: 145)
-            let mask = Tensor(shape: [2, 4], values: [1, 1, 1, 1, 1, 1, 1, 0])
             let selection = RowSelection(rows: [3, 1, 3, 0, 2, 2], perItem: 3)
-            let r = randomArray(48, seed: 146)
-            func run() throws -> Tensor {
-                rng.rng = RNG(seed: 16)
-                return try block.forwardRows(x, selecting: selection, mask: mask, training: true)
-            }
-            store.zeroGrads()
-            #expect(try run().shape == [2, 3, 8])
-            let dx = try block.backward(Tensor(shape: [2, 3, 8], values: r))
-            #expect(dx.shape == [2, 4, 8])
-            let g = dx.array
-            try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: g)] + paramVars(store),
-                                     h: 1e-2, maxPerVar: 24) {
-                dot(try run(), r)
-            }
-            let picked = try block.forwardRows(x, selecting: selection, mask: mask, training: false).array
-            let full = try block.forward(x, mask: mask, training: false).array
-            for i in 0..<6 {
-                let source = (i / 3) * 4 + Int(selection.rows[i])
-                for j in 0..<8 { #expect(abs(picked[i * 8 + j] - full[source * 8 + j]) < 1e-5) }
+            let (block, x) = try checkSelectedRows(seed: 143, attentionHeads: 1, seqLen: 4, mask: [1, 1, 1, 1, 1, 1, 1, 0],
+                                                   selection: selection) {
+                try $0.forwardRows($1, selecting: selection, mask: $2, training: $3)
             }
             #expect(throws: EngineError.self) { try block.forwardRows(x, selecting: RowSelection(rows: [0, 4], perItem: 1)) }
         }
