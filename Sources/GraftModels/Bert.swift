@@ -28,6 +28,8 @@ public final class BertModel: PretrainedModel {
     /// Layers the forward and backward pass over (default none): the original model computes
     /// what ``ModelSurgery/keepingLayers(_:of:seed:)`` without them computes, bit for bit.
     public var skippedLayers: Set<Int> = []
+    /// The last layer the forward runs (the highest not in ``skippedLayers``); nil when none does.
+    public var lastComputedLayer: Int? { layers.indices.last { !skippedLayers.contains($0) } }
     /// How many bottom stages — the embeddings, then layers 0, 1, … — backward leaves out
     /// (default 0: none). 1 skips the embeddings, `1 + k` the embeddings and layers `0..<k`: what
     /// fine-tuning with frozen lower layers needs (their gradients stay as they were, zero after
@@ -109,7 +111,7 @@ public final class BertModel: PretrainedModel {
             for i in 0..<n { positionIds[i] = Int32(i % seqLen) }
         }
         let selection = outputRows ?? (firstTokenOnly ? .firstToken(batch: batch) : nil)
-        let lastRun = layers.indices.last { !skippedLayers.contains($0) }
+        let lastRun = lastComputedLayer
         if selection != nil && lastRun == nil {
             throw ModelError.invalidArgument("BertModel: selected output rows need a layer to compute them (every layer is skipped)")
         }
@@ -257,7 +259,7 @@ public final class BertForMaskedLM: LanguageModel {
     public func loss(_ batch: LMBatch, training: Bool) throws -> LMLoss {
         try validate(batch, config: config)
         state = .none
-        let selected = maskedPositionsOnly && bert.layers.indices.contains(where: { !bert.skippedLayers.contains($0) })
+        let selected = maskedPositionsOnly && bert.lastComputedLayer != nil
             ? Self.maskedRows(labels: batch.labels, batch: batch.batch, seqLen: batch.seqLen) : nil
         let h = try bert.forward(inputIds: batch.inputIds, tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask,
                                  batch: batch.batch, seqLen: batch.seqLen, training: training, outputRows: selected?.rows)
