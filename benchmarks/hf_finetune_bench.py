@@ -70,7 +70,9 @@ Options --epochs, --lr, --max-length override the task's value (for every task g
 The Graft template is run with `bash -c` after substituting {task} (sentiment|ner|qa),
 {epochs}, {lr}, {max_length}, {threads} and {seed} (other braces are left alone); it gets OMP_NUM_THREADS etc. set to
 --threads. Its last stdout line that parses as a JSON object is taken as its result (the
-metric keys above, and optionally `train_seconds`, `tokens_per_s`, `peak_rss_mb`); the script
+metric keys above, and optionally `train_seconds`, `tokens_per_s`, `peak_rss_mb`; with
+--first-train the command runs both stages, each printing its JSON line, and their
+`train_seconds`, `eval_seconds` and `checkpoint_seconds` are summed); the script
 records its wall time and its peak RSS from wait4 (Linux reports the largest of `bash` and the
 processes it waited for, i.e. the Graft process's own peak). The side-by-side table compares HF and Graft medians: training seconds
 (Graft's own `train_seconds` when it reports one, otherwise its wall time; Graft's includes its
@@ -689,6 +691,21 @@ def run_measured(cmd, env, shell=False):
     return out, proc.returncode, wall, round(ru.ru_maxrss / 1024.0, 1)
 
 
+def json_lines(text):
+    """Every stdout line that parses as a JSON object, in order."""
+    objs = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                objs.append(obj)
+    return objs
+
+
 def last_json_line(text):
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
@@ -746,6 +763,19 @@ def run_graft(task, args):
     rec = dict(rec)
     rec["reported"] = {k: rec[k] for k in ("train_seconds", "tokens_per_s", "peak_rss_mb")
                        if k in rec}
+    if args.first_train:
+        # Two stages, each printing its JSON line: the times add up (as HF's train_seconds
+        # covers both of its stages); the scores are the last stage's.
+        stages = json_lines(out)
+        if len(stages) < 2:
+            raise SystemExit("--first-train: the Graft command must print one JSON line per stage "
+                             f"(got {len(stages)}); give both stages --json: {cmd}")
+        rec["stages"] = [{k: o[k] for k in ("train_seconds", "eval_seconds", "checkpoint_seconds",
+                                             "train_examples", "epochs", "peak_rss_mb") if k in o}
+                         for o in stages]
+        for k in ("train_seconds", "eval_seconds", "checkpoint_seconds"):
+            if all(k in o for o in stages):
+                rec[k] = round(sum(o[k] for o in stages), 3)
     rec.update({"task": task, "side": "graft", "command": cmd, "wall_seconds": round(wall, 3),
                 "wait4_rss_mb": wait4_mb, "loadavg_before": load_before,
                 "loadavg_after": os.getloadavg()})
