@@ -52,10 +52,9 @@ struct ClozeQACommand: ParsableCommand {
         for file in exclude {
             for q in try SquadReader.read(file) { excluded.insert(Array(q.context.utf8)) }
         }
-        var all: [PassageReader.Passage] = []
-        for file in passages { all += try PassageReader.read(file) }
+        let all = try PassageIndex(files: passages)   // passages are read back one at a time
         var rng = SplitMix64(seed: seed)
-        var order = Array(all.indices)
+        var order = Array(0..<all.count)
         order.shuffle(using: &rng)
         let generator = ClozeQuestionGenerator(perPassage: perPassage)
         var questions: [QuestionExample] = []
@@ -63,7 +62,7 @@ struct ClozeQACommand: ParsableCommand {
         var skipped = 0, used = 0
         for i in order {
             if questions.count >= maxQuestions { break }
-            let p = all[i]
+            let p = try all.passage(i)
             if excluded.contains(Array(p.text.utf8)) { skipped += 1; continue }
             var passageRNG = SplitMix64(seed: SplitMix64.mix(seed &+ UInt64(i)))
             let made = generator.questions(context: p.text, title: p.title, id: "cloze-\(i)", rng: &passageRNG)

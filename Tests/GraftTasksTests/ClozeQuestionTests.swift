@@ -74,4 +74,23 @@ import Testing
         let e = taskError { _ = try PassageReader.read(broken) }
         #expect(e.map { "\($0)".contains(broken) && "\($0)".contains("2") } == true, "\(String(describing: e))")
     }
+
+    @Test func passageIndexReadsEachPassageBackByOffsetAcrossFiles() throws {
+        // BOM, CRLF, blank lines, a blank JSON text, non-ASCII text, no final newline.
+        let a = temporaryFile("a.jsonl", "\u{FEFF}{\"title\": \"A\", \"text\": \"Zoë went to Zürich.\"}\r\n\n{\"text\": \"  \"}\n{\"text\": \"Three.\"}")
+        let b = temporaryFile("b.txt", "\n\u{FEFF}plain one\r\n   \nplain two — dash\n")
+        let index = try PassageIndex(files: [a, b])
+        #expect(index.count == 4)
+        let read = try (0..<index.count).reversed().map { try index.passage($0) }.reversed()
+        #expect(read.map(\.text) == ["Zoë went to Zürich.", "Three.", "\u{FEFF}plain one", "plain two — dash"])
+        #expect(read.map(\.title) == ["A", nil, nil, nil])
+        #expect(read.map(\.origin) == ["\(a):1", "\(a):4", "\(b):2", "\(b):4"])
+        #expect(try PassageReader.read(a) + PassageReader.read(b) == Array(read))
+        // A file cut short after indexing is reported, not misread.
+        let h = try #require(FileHandle(forWritingAtPath: b))
+        try h.truncate(atOffset: 3)
+        try h.close()
+        #expect(taskError { _ = try index.passage(3) } != nil)
+        #expect(taskError { _ = try PassageIndex(files: [a, b + ".missing"]) } == .unreadable(file: b + ".missing", reason: "no such file"))
+    }
 }

@@ -230,23 +230,104 @@ public enum PassageReader {
     }
 
     /// The non-empty passages of `path`; a JSON line that does not parse or has no string `text`
-    /// is an error naming the file and line.
+    /// is an error naming the file and line. (``PassageIndex`` reads them one at a time.)
     public static func read(_ path: String) throws -> [Passage] {
-        let lines = try readLines(path)
-        let isJSONL = path.hasSuffix(".jsonl") || lines.first(where: { !$0.isEmpty })?.first == "{"
-        var out: [Passage] = []
-        for (i, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
-            let at = TaskLocation(file: path, line: i + 1)
-            guard isJSONL else { out.append(Passage(title: nil, text: String(line), origin: "\(path):\(i + 1)")); continue }
-            let value: JSONValue
-            do { value = try JSONValue.parse(String(line), path: "\(path):\(i + 1)") } catch {
-                throw TaskError.malformed(at, reason: "not a JSON object: \(error)")
-            }
-            guard let text = value["text"]?.string else { throw TaskError.malformed(at, reason: "no string \"text\" field") }
-            if text.allSatisfy(\.isWhitespace) { continue }
-            out.append(Passage(title: value["title"]?.string, text: text, origin: "\(path):\(i + 1)"))
+        let index = try PassageIndex(files: [path])
+        return try (0..<index.count).map { try index.passage($0) }
+    }
+
+    /// One line as a passage: nil for a blank line (or a JSON line whose `text` is blank). A BOM
+    /// on line 1 and a `\r` before the `\n` are not part of the text.
+    static func parse(_ raw: ArraySlice<UInt8>, line number: Int, path: String, jsonl: Bool) throws -> Passage? {
+        var bytes = raw
+        if number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+        let at = TaskLocation(file: path, line: number)
+        guard let line = String(validating: bytes, as: UTF8.self) else { throw TaskError.malformed(at, reason: "not valid UTF-8") }
+        if line.allSatisfy(\.isWhitespace) { return nil }
+        guard jsonl else { return Passage(title: nil, text: line, origin: "\(path):\(number)") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(line, path: "\(path):\(number)") } catch {
+            throw TaskError.malformed(at, reason: "not a JSON object: \(error)")
         }
-        return out
+        guard let text = value["text"]?.string else { throw TaskError.malformed(at, reason: "no string \"text\" field") }
+        if text.allSatisfy(\.isWhitespace) { return nil }
+        return Passage(title: value["title"]?.string, text: text, origin: "\(path):\(number)")
+    }
+}
+
+/// The passages of one or more files (``PassageReader``'s formats), numbered in file order:
+/// one streaming pass checks every line (a bad line is an error naming its file and line, as in
+/// ``PassageReader/read(_:)``) and keeps where each passage lies; ``passage(_:)`` reads one back
+/// by its byte offset. Memory grows by a few words a passage, not with the corpus text, so
+/// `graft cloze-qa` can visit a large corpus in random order.
+public final class PassageIndex {
+    private struct Entry {
+        var file: Int
+        var line: Int
+        var offset: Int
+        var length: Int
+    }
+
+    public let files: [String]
+    private var entries: [Entry] = []
+    private var jsonl: [Bool] = []
+    private var handles: [FileHandle?]
+
+    /// The number of non-blank passages over all files.
+    public var count: Int { entries.count }
+
+    /// Indexes `files` in order. A file is JSON Lines when its name ends in `.jsonl` or its
+    /// first non-empty line starts with `{`; otherwise each line is a passage.
+    public init(files: [String]) throws {
+        self.files = files
+        handles = Array(repeating: nil, count: files.count)
+        for (f, path) in files.enumerated() {
+            guard FileManager.default.fileExists(atPath: path) else { throw TaskError.unreadable(file: path, reason: "no such file") }
+            var isJSONL: Bool? = path.hasSuffix(".jsonl") ? true : nil
+            do {
+                let reader = try LineReader(path: path)
+                while let line = try reader.next() {
+                    if isJSONL == nil {
+                        var bytes = line.bytes
+                        if line.number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+                        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+                        if bytes.isEmpty { continue }
+                        isJSONL = bytes.first == UInt8(ascii: "{")
+                    }
+                    guard try PassageReader.parse(line.bytes, line: line.number, path: path, jsonl: isJSONL ?? false) != nil else { continue }
+                    entries.append(Entry(file: f, line: line.number, offset: line.offset, length: line.bytes.count))
+                }
+            } catch let error as SupportError {
+                throw TaskError.unreadable(file: path, reason: "\(error)")
+            }
+            jsonl.append(isJSONL ?? false)
+        }
+    }
+
+    /// Passage `i` (0-based over all files, in file and line order).
+    /// - Throws: ``TaskError/unreadable(file:reason:)`` when the file cannot be read back as
+    ///   indexed (changed since), or the line's own error.
+    public func passage(_ i: Int) throws -> PassageReader.Passage {
+        precondition(entries.indices.contains(i), "passage \(i) of \(entries.count)")
+        let e = entries[i], path = files[e.file]
+        let bytes: [UInt8]
+        do {
+            let handle: FileHandle
+            if let h = handles[e.file] { handle = h } else {
+                guard let h = FileHandle(forReadingAtPath: path) else { throw TaskError.unreadable(file: path, reason: "cannot open it again") }
+                handles[e.file] = h
+                handle = h
+            }
+            try handle.seek(toOffset: UInt64(e.offset))
+            bytes = [UInt8](try handle.read(upToCount: e.length) ?? Data())
+        } catch let error as TaskError { throw error } catch {
+            throw TaskError.unreadable(file: path, reason: "reading line \(e.line) again: \(error)")
+        }
+        guard bytes.count == e.length, let p = try PassageReader.parse(bytes[...], line: e.line, path: path, jsonl: jsonl[e.file]) else {
+            throw TaskError.unreadable(file: path, reason: "line \(e.line) changed while it was being read")
+        }
+        return p
     }
 }
 
