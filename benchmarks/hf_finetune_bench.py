@@ -707,16 +707,8 @@ def json_lines(text):
 
 
 def last_json_line(text):
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                return obj
-    return None
+    objs = json_lines(text)
+    return objs[-1] if objs else None
 
 
 def task_settings(task, args):
