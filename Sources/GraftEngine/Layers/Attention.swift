@@ -13,9 +13,8 @@ import GraftSupport
 /// Each phase (scores GEMM, softmax, `P V` GEMM, and their backward) runs the `B * heads`
 /// small products with single-threaded BLAS, spread over ``Engine/threads`` cores.
 /// The probabilities `[B, heads, Tq, Tk]` are kept for the backward; with dropout, its mask is
-/// kept as one bit per probability (each head's bits starting a new 64-bit word, so threads
-/// never share a word) and the dropped probabilities are rebuilt per head in a small per-thread
-/// buffer when a product needs them. The backward's `[B, heads, Tq, Tk]`
+/// kept as one byte per probability and the dropped probabilities are rebuilt per head in a
+/// small per-thread buffer when a product needs them. The backward's `[B, heads, Tq, Tk]`
 /// gradient buffer comes from the ``Workspace`` given at construction (shareable by every
 /// attention layer of a model), else from one the layer owns.
 public final class MultiHeadAttention {
@@ -29,7 +28,7 @@ public final class MultiHeadAttention {
     private var v: UnsafeMutablePointer<Float>?
     private var inputs: [Tensor] = []
     private var probs: Tensor?        // P (after softmax, before dropout)
-    private var dropBits: [UInt64] = []  // bit set = kept (scaled by 1 / (1 - dropout)), clear = dropped
+    private var dropMask: [UInt8] = []  // 1 = kept (scaled by 1 / (1 - dropout)), 0 = dropped
     private var dropActive = false
     private var maskCopy: [Float] = []
     private var hasMask = false
@@ -103,20 +102,18 @@ public final class MultiHeadAttention {
         if let mask { for i in 0..<(b * tk) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
         dropActive = training && dropout > 0
         var key: UInt64 = 0
-        let words = Self.maskWords(tt)
         if dropActive, let rng {
-            if dropBits.count < bh * words { dropBits = [UInt64](repeating: 0, count: bh * words) }
+            if dropMask.count < bh * tt { dropMask = [UInt8](repeating: 0, count: bh * tt) }
             key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
         }
         let keep = 1 - dropout, active = dropActive
         maskCopy.withUnsafeBufferPointer { km in
-            dropBits.withUnsafeMutableBufferPointer { dmb in
+            dropMask.withUnsafeMutableBufferPointer { dmb in
                 let pkm = SharedPointer(UnsafeMutablePointer(mutating: km.baseAddress!))
                 let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
                     for i in r {
                         let kmRow = pkm.value + (i / h) * tk
-                        if active, let pdm { (pdm.value + i * words).update(repeating: 0, count: words) }
                         for row in 0..<tq {
                             let s = pP.value + i * tt + row * tk
                             let limit = causal ? row + 1 : tk
@@ -130,11 +127,9 @@ public final class MultiHeadAttention {
                                 FastMath.scale(s, tk, 1 / FastMath.sum(s, tk))
                             }
                             if active, let pdm {
-                                let base = i * tt + row * tk, m = pdm.value + i * words
-                                for j in 0..<tk where FastMath.hashUniform(key, base + j) < keep {
-                                    let e = row * tk + j
-                                    m[e >> 6] |= 1 << UInt64(e & 63)
-                                }
+                                let base = i * tt + row * tk
+                                let m = pdm.value + base
+                                for j in 0..<tk { m[j] = FastMath.hashUniform(key, base + j) < keep ? 1 : 0 }
                             }
                         }
                     }
@@ -167,16 +162,16 @@ public final class MultiHeadAttention {
             Engine.parallelFor(bh) { r in body(r) { pP.value + $0 * tt } }
             return
         }
-        let dropScale = 1 / (1 - dropout), words = Self.maskWords(tt)
-        dropBits.withUnsafeBufferPointer { dmb in
+        let dropScale = 1 / (1 - dropout)
+        dropMask.withUnsafeBufferPointer { dmb in
             let pm = UncheckedBox(dmb.baseAddress!)
             Engine.parallelFor(bh) { r in
                 let buf = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                 defer { buf.deallocate() }
                 body(r) { i in
-                    let s = pP.value + i * tt, m = pm.value + i * words
+                    let s = pP.value + i * tt, m = pm.value + i * tt
                     for j in 0..<tt {
-                        let kk: Float = Self.isKept(m, j) ? dropScale : 0
+                        let kk: Float = m[j] != 0 ? dropScale : 0
                         buf[j] = s[j] * kk
                     }
                     return buf
@@ -237,8 +232,8 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 2: through dropout and softmax: dS = P * (dP - rowsum(dP * P)).
-        let active = dropActive, dropScale = 1 / (1 - dropout), words = Self.maskWords(tt)
-        dropBits.withUnsafeBufferPointer { dmb in
+        let active = dropActive, dropScale = 1 / (1 - dropout)
+        dropMask.withUnsafeBufferPointer { dmb in
             let pdm = dmb.baseAddress.map(UncheckedBox.init)
             Engine.parallelFor(bh) { r in
                 for i in r {
@@ -246,9 +241,9 @@ public final class MultiHeadAttention {
                         let base = i * tt + row * tk
                         let g = pG.value + base, p = pP.value + base
                         if active, let pdm {
-                            let m = pdm.value + i * words
+                            let m = pdm.value + base
                             for j in 0..<tk {
-                                let kk: Float = Self.isKept(m, row * tk + j) ? dropScale : 0
+                                let kk: Float = m[j] != 0 ? dropScale : 0
                                 g[j] = g[j] * kk
                             }
                         }
@@ -275,12 +270,4 @@ public final class MultiHeadAttention {
 
     /// The attention probabilities of the last forward, `[B, heads, Tq, Tk]` (before dropout).
     public var probabilities: Tensor? { probs }
-
-    /// 64-bit words of one head's dropout bits (`tt` = `Tq * Tk` probabilities).
-    @inline(__always) static func maskWords(_ tt: Int) -> Int { (tt + 63) >> 6 }
-
-    /// Whether probability `e` of a head (row-major in `[Tq, Tk]`) was kept, from its bits `m`.
-    @inline(__always) static func isKept(_ m: UnsafePointer<UInt64>, _ e: Int) -> Bool {
-        (m[e >> 6] >> UInt64(e & 63)) & 1 != 0
-    }
 }
