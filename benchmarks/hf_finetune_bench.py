@@ -748,7 +748,8 @@ def run_graft(task, args):
                  args.graft_cmd)
     load_before = os.getloadavg()
     out, rc, wall, wait4_mb = run_measured(cmd, thread_env(args.threads), shell=True)
-    rec = last_json_line(out)
+    stages = json_lines(out)
+    rec = stages[-1] if stages else None
     if rc != 0 or rec is None:
         sys.stderr.write(out[-2000:])
         raise SystemExit(f"Graft run failed or printed no JSON line ({task}), exit {rc}: {cmd}")
@@ -758,7 +759,6 @@ def run_graft(task, args):
     if args.first_train:
         # Two stages, each printing its JSON line: the times add up (as HF's train_seconds
         # covers both of its stages); the scores are the last stage's.
-        stages = json_lines(out)
         if len(stages) < 2:
             raise SystemExit("--first-train: the Graft command must print one JSON line per stage "
                              f"(got {len(stages)}); give both stages --json: {cmd}")

@@ -239,9 +239,7 @@ public enum PassageReader {
     /// One line as a passage: nil for a blank line (or a JSON line whose `text` is blank). A BOM
     /// on line 1 and a `\r` before the `\n` are not part of the text.
     static func parse(_ raw: ArraySlice<UInt8>, line number: Int, path: String, jsonl: Bool) throws -> Passage? {
-        var bytes = raw
-        if number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+        let bytes = lineContent(raw, number: number)
         let at = TaskLocation(file: path, line: number)
         guard let line = String(validating: bytes, as: UTF8.self) else { throw TaskError.malformed(at, reason: "not valid UTF-8") }
         if line.allSatisfy(\.isWhitespace) { return nil }
@@ -288,10 +286,8 @@ public final class PassageIndex {
             do {
                 let reader = try LineReader(path: path)
                 while let line = try reader.next() {
-                    if isJSONL == nil {
-                        var bytes = line.bytes
-                        if line.number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-                        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+                    if isJSONL == nil {   // decided by the first non-empty line
+                        let bytes = lineContent(line.bytes, number: line.number)
                         if bytes.isEmpty { continue }
                         isJSONL = bytes.first == UInt8(ascii: "{")
                     }

@@ -9,6 +9,15 @@ public enum InvalidTagPolicy: String, Sendable, Equatable, Codable {
     case repair
 }
 
+/// A line's text: its bytes without a UTF-8 byte-order mark on line 1 and without a `\r`
+/// before the `\n` (CRLF files).
+func lineContent(_ bytes: ArraySlice<UInt8>, number: Int) -> ArraySlice<UInt8> {
+    var bytes = bytes
+    if number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+    if bytes.last == 0x0D { bytes = bytes.dropLast() }
+    return bytes
+}
+
 /// The lines of a UTF-8 file (GraftSupport's `LineReader`: split on `\n`; a trailing `\r`
 /// removed, as CRLF files need; a leading BOM dropped), numbered from 1. A final empty line (the
 /// file's last newline) is not returned. Invalid UTF-8 is an error naming the file and line.
@@ -18,9 +27,7 @@ func readLines(_ path: String) throws -> [Substring] {
     do {
         let reader = try LineReader(path: path)
         while let line = try reader.next() {
-            var bytes = line.bytes
-            if line.number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-            if bytes.last == 0x0D { bytes = bytes.dropLast() }
+            let bytes = lineContent(line.bytes, number: line.number)
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw TaskError.malformed(TaskLocation(file: path, line: line.number), reason: "not valid UTF-8")
             }
