@@ -178,6 +178,30 @@ extension EngineTests {
             #expect(d.forward(x, training: false) === x)
         }
 
+        /// Dropout with the residual added in the same pass equals dropout, then the sum, bit for
+        /// bit (same draws, same mask for the backward), over a multi-chunk tensor on 2 threads.
+        @Test func dropoutAddingResidual() throws {
+            let n = 100_003
+            let x = randomTensor([n], seed: 25), residual = randomTensor([n], seed: 26), dy = randomTensor([n], seed: 27)
+            for training in [true, false] {
+                let (separate, separateGrad) = try Engine.withThreads(2) {
+                    let rng = SharedRNG(seed: 31), d = try Dropout(p: 0.1, rng: rng)
+                    let y = Tensor(shape: [n], values: x.array)
+                    d.forwardInPlace(y, training: training)
+                    Kernels.add(residual.data, y.data, y.data, n)
+                    return (y.array, d.backward(dy).array)
+                }
+                let (fused, fusedGrad) = try Engine.withThreads(2) {
+                    let rng = SharedRNG(seed: 31), d = try Dropout(p: 0.1, rng: rng)
+                    let y = Tensor(shape: [n], values: x.array)
+                    #expect(d.forwardInPlace(y, adding: residual, training: training) === y)
+                    return (y.array, d.backward(dy).array)
+                }
+                #expect(fused == separate, "training \(training)")
+                #expect(fusedGrad == separateGrad, "training \(training)")
+            }
+        }
+
         /// Attention with separate Q/K/V, every combination of padding mask, causal mask and dropout.
         @Test(arguments: [(false, false, Float(0)), (true, false, 0), (false, true, 0), (true, true, 0), (true, false, 0.3)])
         func attention(padding: Bool, causal: Bool, dropout: Float) throws {
@@ -328,28 +352,32 @@ extension EngineTests {
 
         /// A whole BERT post-LN transformer block with padding mask and hidden/attention dropout,
         /// end to end: input and every parameter (the pre-LN causal block is GPT2Block, below).
-        @Test func transformerBlock() throws {
+        /// Hidden 8: the query, key and value biases (8 floats) do not lie back to back in the
+        /// flat buffers (parameters start on 16-float boundaries), so the three projections run
+        /// separately; hidden 16: they do, and the block projects through the fused `qkv` view.
+        @Test(arguments: [8, 16]) func transformerBlock(hidden c: Int) throws {
             let store = ParameterStore(seed: 38)
             let rng = SharedRNG(seed: 39)
-            let cfg = TransformerBlock.Config(hidden: 8, heads: 2, ffn: 12, layerNormEps: 1e-12,
+            let cfg = TransformerBlock.Config(hidden: c, heads: 2, ffn: 12, layerNormEps: 1e-12,
                                               gelu: .erf, hiddenDropout: 0.1, attentionDropout: 0.1)
             let block = try TransformerBlock(store, prefix: "encoder.layer.0", config: cfg, rng: rng)
+            #expect((block.qkv != nil) == (c == 16))
             for p in store.parameters where p.name.hasSuffix("bias") || p.name.contains("LayerNorm") {
                 try store.set(p, randomArray(p.count, seed: UInt64(p.offset), scale: 0.3).map { p.name.hasSuffix("weight") ? 1 + $0 : $0 })
             }
             for p in store.parameters where !p.name.hasSuffix("bias") && !p.name.contains("LayerNorm") {
                 try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 1, scale: 0.3))
             }
-            let x = randomTensor([2, 3, 8], seed: 40)
+            let x = randomTensor([2, 3, c], seed: 40)
             let mask = Tensor(shape: [2, 3], values: [1, 1, 1, 1, 1, 0])
-            let r = randomArray(48, seed: 41)
+            let r = randomArray(6 * c, seed: 41)
             func run() throws -> Tensor {
                 rng.rng = RNG(seed: 5)
                 return try block.forward(x, mask: mask, training: true)
             }
             store.zeroGrads()
             _ = try run()
-            let dx = try block.backward(Tensor(shape: [2, 3, 8], values: r)).array
+            let dx = try block.backward(Tensor(shape: [2, 3, c], values: r)).array
             #expect(store.parameters.count == 16)
             try expectGradientsMatch([GradVar(name: "x", pointer: x.data, count: x.count, analytic: dx)] + paramVars(store),
                                      h: 1e-2, maxPerVar: 24) {
@@ -469,6 +497,39 @@ extension EngineTests {
             #expect(worstExp < 2e-7, "exp max relative error \(worstExp)")
             #expect(worstErf < 5e-7, "erf max absolute error \(worstErf)")
             #expect(worstTanh < 3e-7, "tanh max absolute error \(worstTanh)")
+        }
+
+        /// The eight-lane dropout flags are the scalar draw's, element for element, at any start,
+        /// length and keep probability (including 0, 1 and values whose threshold is an integer).
+        @Test func keepFlagsEqualTheScalarDraw() {
+            let n = 1_000
+            let flags = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+            defer { flags.deallocate() }
+            for keep: Float in [0, 0.1, 0.5, 0.9, 0.8999999, 1 - 1 / 16_777_216, 1] {
+                for key: UInt64 in [0, 7, 0xDEAD_BEEF_CAFE_BABE] {
+                    for (start, count) in [(0, n), (13, 997), (4_294_967_290, 21), (5, 7)] {
+                        flags.update(repeating: 2, count: n)
+                        FastMath.keepFlags(key, start: start, count: count, keep: keep, into: flags)
+                        let wrong = (0..<count).filter { flags[$0] != (FastMath.hashUniform(key, start + $0) < keep ? 1 : 0) }
+                        #expect(wrong.isEmpty, "keep \(keep) key \(key) start \(start): \(wrong.count) flags differ")
+                        #expect((count..<n).allSatisfy { flags[$0] == 2 }, "wrote past \(count) flags")
+                    }
+                }
+            }
+        }
+
+        /// The lane-wise masked maximum equals the scalar loop over the visible elements.
+        @Test func maskedMaxEqualsTheScalarLoop() {
+            var rng = RNG(seed: 3)
+            for n in [1, 7, 8, 9, 64, 130] {
+                for density in [0.0, 0.3, 1.0] {
+                    let s = (0..<n).map { _ in rng.uniform() * 20 - 10 }
+                    let m: [Float] = (0..<n).map { _ in rng.uniform() < Float(density) ? 1 : 0 }
+                    var expected = -Float.infinity
+                    for j in 0..<n where m[j] != 0 { expected = max(expected, s[j]) }
+                    #expect(FastMath.maskedMax(s, m, n) == expected, "n \(n), density \(density)")
+                }
+            }
         }
     }
 }

@@ -31,6 +31,9 @@ public enum BLAS {
 
     /// `C[M, N] = op(A) op(B)` (+ `beta * C`). `A` is stored `[M, K]` (or `[K, M]` when
     /// transposed), `B` is stored `[K, N]` (or `[N, K]`). Timed by ``Profiler``.
+    /// With `bias` (`[N]`), every row of `C` is first set to it and the product added
+    /// (`beta` is then ignored): `C = bias + op(A) op(B)`, each band writing its own rows, so
+    /// the copy is split over the threads like the product.
     ///
     /// Large products are split into up to ``Engine/threads`` bands of rows of `C` (never along
     /// `K`), each one single-threaded `cblas_sgemm`, so that every element is computed exactly as
@@ -43,26 +46,35 @@ public enum BLAS {
     @inlinable
     public static func matmul(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
                               a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                              c: UnsafeMutablePointer<Float>, beta: Float = 0) {
+                              c: UnsafeMutablePointer<Float>, beta: Float = 0, bias: UnsafePointer<Float>? = nil) {
         Profiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k)) {
             let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
             let slices = sliceCount(m: m, n: n, k: k, threads: Engine.threads)
+            let beta = bias == nil ? beta : 1
             if slices <= 1 {
+                if let bias { fillRows(c, rows: 0..<m, with: bias, n: n) }
                 gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
                 return
             }
             let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
-            let pc = SharedPointer(c)
+            let pc = SharedPointer(c), pbias = bias.map { SharedPointer(UnsafeMutablePointer(mutating: $0)) }
             Engine.parallelFor(slices) { r in
                 for s in r {
                     // Band s starts at the block boundary nearest to s·m/slices rows; the last one ends at m.
                     let lo = bandStart(s, slices: slices, m: m)
                     let hi = s == slices - 1 ? m : bandStart(s + 1, slices: slices, m: m)
+                    if let pbias { fillRows(pc.value, rows: lo..<hi, with: pbias.value, n: n) }
                     gemm(ta, tb, m: hi - lo, n: n, k: k, a: pa.value + (ta == .none ? lo * lda : lo), lda: lda,
                          b: pb.value, ldb: ldb, beta: beta, c: pc.value + lo * n, ldc: n)
                 }
             }
         }
+    }
+
+    /// Sets rows `rows` of `c` (`n` floats each) to `row`.
+    @inlinable
+    static func fillRows(_ c: UnsafeMutablePointer<Float>, rows: Range<Int>, with row: UnsafePointer<Float>, n: Int) {
+        for r in rows { (c + r * n).update(from: row, count: n) }
     }
 
     /// The row granularity of ``matmul``'s bands: 48, the least common multiple of the SGEMM row

@@ -79,6 +79,49 @@ public enum FastMath {
         let z = SplitMix64.mix(key &+ UInt64(truncatingIfNeeded: i) &* SplitMix64.increment)
         return Float(z >> 40) * (1.0 / 16_777_216.0)
     }
+
+    /// Dropout keep flags for elements `start ..< start + n` under `key`: `flags[j]` is 1 when
+    /// ``hashUniform(_:_:)`` of element `start + j` is below `keep`, else 0 — the same flags as
+    /// the scalar draw, eight elements at a time (the hash in `SIMD8<UInt64>` lanes, the
+    /// comparison on the 24-bit integer the uniform is made of: `u / 2^24 < keep` exactly when
+    /// `u < ceil(keep * 2^24)`).
+    @inlinable
+    public static func keepFlags(_ key: UInt64, start: Int, count n: Int, keep: Float, into flags: UnsafeMutablePointer<UInt8>) {
+        let limit = UInt64(Swift.max(0, Swift.min(16_777_216, (keep * 16_777_216).rounded(.up))))
+        let threshold = SIMD8<UInt64>(repeating: limit)
+        let lanes = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7) &* SplitMix64.increment
+        let step = SplitMix64.increment &* 8
+        var x = SIMD8<UInt64>(repeating: key &+ UInt64(truncatingIfNeeded: start) &* SplitMix64.increment) &+ lanes
+        var j = 0
+        while j + 8 <= n {
+            var z = x
+            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
+            let u = (z ^ (z &>> 31)) &>> 40
+            // u < limit (both below 2^25) exactly when u - limit wraps: its top bit is the flag.
+            let flag = (u &- threshold) &>> 63
+            UnsafeMutableRawPointer(flags + j).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: flag), as: SIMD8<UInt8>.self)
+            x &+= SIMD8<UInt64>(repeating: step)
+            j += 8
+        }
+        while j < n { flags[j] = hashUniform(key, start + j) < keep ? 1 : 0; j += 1 }
+    }
+
+    /// The largest `s[j]` (`j < n`) whose `mask[j]` is not 0; `-infinity` when every one is masked.
+    @inlinable @inline(__always)
+    public static func maskedMax(_ s: UnsafePointer<Float>, _ mask: UnsafePointer<Float>, _ n: Int) -> Float {
+        let hidden = V(repeating: -Float.infinity), zero = V(repeating: 0)
+        var acc = hidden
+        var j = 0
+        while j + 8 <= n {
+            let v = load(s + j).replacing(with: hidden, where: load(mask + j) .== zero)
+            acc = acc.replacing(with: v, where: v .> acc)
+            j += 8
+        }
+        var m = laneMax(acc)
+        while j < n { if mask[j] != 0 { m = Swift.max(m, s[j]) }; j += 1 }
+        return m
+    }
 }
 
 extension FastMath {
@@ -104,6 +147,16 @@ extension FastMath {
         return s
     }
 
+    /// The largest of the eight lanes. (Written out, like the lane-wise maxima above: the
+    /// standard library's `pointwiseMax` and `max()` on `SIMD8<Float>` were measured not inlined
+    /// here, one call per eight floats, and slower than a scalar loop.)
+    @inlinable @inline(__always)
+    public static func laneMax(_ v: V) -> Float {
+        var m = v[0]
+        for l in 1..<8 { m = Swift.max(m, v[l]) }
+        return m
+    }
+
     /// Maximum of `n >= 1` floats.
     @inlinable @inline(__always)
     public static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -112,8 +165,8 @@ extension FastMath {
         if n >= 8 {
             var acc = load(p)
             i = 8
-            while i + 8 <= n { acc = pointwiseMax(acc, load(p + i)); i += 8 }
-            m = acc.max()
+            while i + 8 <= n { let v = load(p + i); acc = acc.replacing(with: v, where: v .> acc); i += 8 }
+            m = laneMax(acc)
         }
         while i < n { m = Swift.max(m, p[i]); i += 1 }
         return m

@@ -117,6 +117,22 @@ public final class ParameterStore: @unchecked Sendable {
         return p
     }
 
+    /// One parameter viewing `parameters` when they lie back to back in the flat buffers (each
+    /// starting where the previous one ends) and share their trailing dimensions: shape
+    /// `[sum of first dimensions] + rest`, named `name`, not declared (the store's parameter
+    /// list, checkpoints and optimizer see only the parts). Nil when they are not contiguous.
+    public func contiguousView(_ name: String, of parts: [Parameter]) -> Parameter? {
+        guard let first = parts.first, !first.shape.isEmpty else { return nil }
+        let rest = Array(first.shape.dropFirst())
+        var end = first.offset
+        for p in parts {
+            guard p.offset == end, Array(p.shape.dropFirst()) == rest, p.decay == first.decay else { return nil }
+            end += p.count
+        }
+        return Parameter(name: name, shape: [parts.reduce(0) { $0 + $1.shape[0] }] + rest, offset: first.offset,
+                         count: end - first.offset, decay: first.decay)
+    }
+
     /// The parameter with this name.
     public func parameter(named name: String) throws -> Parameter {
         guard let i = index[name] else { throw EngineError.unknownParameter(name) }

@@ -117,8 +117,7 @@ public final class MultiHeadAttention {
                         for row in 0..<tq {
                             let s = pP.value + i * tt + row * tk
                             let limit = causal ? row + 1 : tk
-                            var mx = -Float.infinity
-                            for j in 0..<limit where kmRow[j] != 0 { mx = Swift.max(mx, s[j]) }
+                            let mx = FastMath.maskedMax(s, kmRow, limit)
                             if mx == -Float.infinity {
                                 s.update(repeating: 0, count: tk)
                             } else {
@@ -128,8 +127,7 @@ public final class MultiHeadAttention {
                             }
                             if active, let pdm {
                                 let base = i * tt + row * tk
-                                let m = pdm.value + base
-                                for j in 0..<tk { m[j] = FastMath.hashUniform(key, base + j) < keep ? 1 : 0 }
+                                FastMath.keepFlags(key, start: base, count: tk, keep: keep, into: pdm.value + base)
                             }
                         }
                     }

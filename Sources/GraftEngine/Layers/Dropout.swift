@@ -37,6 +37,36 @@ public final class Dropout {
         return x
     }
 
+    /// `x = residual + dropout(x)` in place, in one pass (the residual sum of a transformer
+    /// block): the same values as ``forwardInPlace(_:training:)`` followed by adding `residual`.
+    /// Returns `x`.
+    @discardableResult
+    public func forwardInPlace(_ x: Tensor, adding residual: Tensor, training: Bool) -> Tensor {
+        precondition(residual.count == x.count && residual.storage !== x.storage,
+                     "Dropout residual \(residual.shape) for \(x.shape), in other memory")
+        active = training && p > 0
+        guard active else {
+            Kernels.add(residual.data, x.data, x.data, x.count)
+            return x
+        }
+        if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
+        let keep = 1 - p, s = 1 / (1 - p)
+        let key = rng.rng.next()   // one draw per call, as apply
+        let px = SharedPointer(x.data), pr = SharedPointer(residual.data)
+        mask.withUnsafeMutableBufferPointer { m in
+            let pm = UncheckedBox(m.baseAddress!)
+            Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+                FastMath.keepFlags(key, start: r.lowerBound, count: r.count, keep: keep, into: pm.value + r.lowerBound)
+                let xs = px.value, rs = pr.value, ms = pm.value
+                for i in r {
+                    let k: Float = ms[i] != 0 ? s : 0
+                    xs[i] = rs[i] + xs[i] * k
+                }
+            }
+        }
+        return x
+    }
+
     private func apply(_ x: Tensor, _ y: Tensor) {
         if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
         let keep = 1 - p, s = 1 / (1 - p)
@@ -45,11 +75,10 @@ public final class Dropout {
         mask.withUnsafeMutableBufferPointer { m in
             let pm = UncheckedBox(m.baseAddress!)
             Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
+                FastMath.keepFlags(key, start: r.lowerBound, count: r.count, keep: keep, into: pm.value + r.lowerBound)
                 @inline(__always) func run(_ src: UnsafeMutablePointer<Float>) {
                     for i in r {
-                        let kept = FastMath.hashUniform(key, i) < keep
-                        let k: Float = kept ? s : 0
-                        pm.value[i] = kept ? 1 : 0
+                        let k: Float = pm.value[i] != 0 ? s : 0
                         py.value[i] = src[i] * k
                     }
                 }

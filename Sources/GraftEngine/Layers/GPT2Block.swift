@@ -56,17 +56,14 @@ public final class GPT2Block {
         guard x.rank == 3, x.shape[2] == hidden else {
             throw EngineError.shapeMismatch("GPT2Block expects [B, T, \(hidden)], got \(x.shape)")
         }
-        let n = x.count
         let ctx = try attention.forward(qkv: cAttn.forward(ln1.forward(x)), mask: mask, training: training)
         // h = x + drop1(c_proj(ctx)), in place in c_proj's output
-        let h = drop1.forwardInPlace(try cProj.forward(ctx), training: training)
-        Kernels.add(x.data, h.data, h.data, n)
+        let h = drop1.forwardInPlace(try cProj.forward(ctx), adding: x, training: training)
         let f = try fc.forward(ln2.forward(h))
         let a = gelu.forward(f, into: workspace.tensor("block.ffn.act", f.shape))
         act = a
         // y = h + drop2(mlp.c_proj(gelu(...))), in place in mlp.c_proj's output
-        let y = drop2.forwardInPlace(try proj.forward(a), training: training)
-        Kernels.add(h.data, y.data, y.data, n)
+        let y = drop2.forwardInPlace(try proj.forward(a), adding: h, training: training)
         return y
     }
 

@@ -24,6 +24,21 @@ public final class Linear {
         self.bias = bias ? try store.declare("\(name).bias", shape: [outFeatures], initializer: .zeros) : nil
     }
 
+    /// A layer over parameters already declared: `weight` `[out, in]` and `bias` `[out]` (or nil)
+    /// of `store`. Either may also be a view that no other layer declared: a block whose query,
+    /// key and value parameters lie one after another in the flat buffers reads them as one
+    /// `[3A, C]` weight and `[3A]` bias (``TransformerBlock``).
+    public init(_ store: ParameterStore, weight: Parameter, bias: Parameter?) throws {
+        guard weight.shape.count == 2, bias.map({ $0.shape == [weight.shape[0]] }) ?? true else {
+            throw EngineError.shapeMismatch("Linear over \(weight.name) \(weight.shape) and \(bias.map { "\($0.name) \($0.shape)" } ?? "no bias")")
+        }
+        self.store = store
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        self.weight = weight
+        self.bias = bias
+    }
+
     /// A layer whose weight is an existing parameter (weight tying, e.g. a language-model
     /// decoder sharing `embeddings.word_embeddings.weight` `[vocab, dim]`): `y = x E^T + b`.
     /// Gradients from both users accumulate into the same slice of the flat gradient buffer.
@@ -46,14 +61,9 @@ public final class Linear {
         let y = Tensor.ensure(out, Array(x.shape.dropLast()) + [outFeatures])
         out = y
         input = x
-        var beta: Float = 0
-        if let bias {
-            let b = store.value(bias)
-            for r in 0..<rows { (y.data + r * outFeatures).update(from: b, count: outFeatures) }
-            beta = 1
-        }
-        // y[rows, out] (+)= x[rows, in] * W[out, in]^T
-        BLAS.matmul(.none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: x.data, b: store.value(weight), c: y.data, beta: beta)
+        // y[rows, out] = b + x[rows, in] * W[out, in]^T (each band of rows copies the bias, then adds the product)
+        BLAS.matmul(.none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: x.data, b: store.value(weight), c: y.data,
+                    bias: bias.map { UnsafePointer(store.value($0)) })
         return y
     }
 

@@ -8,6 +8,14 @@
 /// `h = LN1(x + drop(O(attn(x))))`, `y = LN2(h + drop(FFN(h)))`. Input and output `[B, T, C]`;
 /// optional key padding mask `[B, T]`. (The pre-LN causal decoder block is ``GPT2Block``.)
 ///
+/// The query, key and value parameters are declared back to back (the three weights, then the
+/// three biases), so the full-sequence forward projects all three in one `C -> 3A` product over
+/// them (``qkv``) and the backward takes `dX` in one product with `K = 3A` and `dW` in one with
+/// `M = 3A`: wider products than three `C -> A` ones, one bias pass and no sum of three input
+/// gradients. (Where the flat buffers do not lay them out contiguously — a width whose weight is
+/// not a multiple of 16 floats — the three projections run separately; the results agree up to
+/// the GEMMs' rounding.)
+///
 /// Memory: the forward keeps only what the backward reads (dropout and the residual sums run
 /// in place on the projection outputs; the GELU output lives in the ``Workspace`` and is
 /// rebuilt in the backward, in the pass that computes the GELU gradient). Every temporary gradient buffer of the backward, and the
@@ -41,6 +49,9 @@ public final class TransformerBlock {
 
     public let config: Config
     public let query, key, value, attnOut, intermediate, output: Linear
+    /// Query, key and value as one `C -> 3A` projection over their parameters (a view, not a
+    /// parameter of its own), when they lie contiguously in the flat buffers; else nil.
+    public let qkv: Linear?
     public let attnNorm, outNorm: LayerNorm
     public let attention: MultiHeadAttention
     public let gelu: GELU
@@ -49,6 +60,7 @@ public final class TransformerBlock {
     private let drop1, drop2: Dropout
     private var act: Tensor?      // the GELU output of the last forward (workspace memory)
     private var selected: (selection: RowSelection, seqLen: Int)?   // the last forward's rows, when it computed some only
+    private var fusedLast = false   // whether the last forward projected through `qkv`
 
     /// `workspace`: shared scratch for the forward's GELU output and every backward buffer;
     /// pass one per model to all its blocks. Without it the block makes its own.
@@ -63,9 +75,20 @@ public final class TransformerBlock {
         let a = config.attentionWidth
         let ws = workspace ?? Workspace()
         self.workspace = ws
-        query = try Linear(store, name: "\(prefix).attention.self.query", inFeatures: c, outFeatures: a)
-        key = try Linear(store, name: "\(prefix).attention.self.key", inFeatures: c, outFeatures: a)
-        value = try Linear(store, name: "\(prefix).attention.self.value", inFeatures: c, outFeatures: a)
+        // The three weights, then the three biases (zeros: the initial weights draw the same numbers
+        // in the same order as when each bias followed its weight).
+        let names = ["query", "key", "value"].map { "\(prefix).attention.self.\($0)" }
+        let weights = try names.map { try store.declare("\($0).weight", shape: [a, c], initializer: .normal(std: 0.02)) }
+        let biases = try names.map { try store.declare("\($0).bias", shape: [a], initializer: .zeros) }
+        query = try Linear(store, weight: weights[0], bias: biases[0])
+        key = try Linear(store, weight: weights[1], bias: biases[1])
+        value = try Linear(store, weight: weights[2], bias: biases[2])
+        if let w = store.contiguousView("\(prefix).attention.self.qkv.weight", of: weights),
+           let b = store.contiguousView("\(prefix).attention.self.qkv.bias", of: biases) {
+            qkv = try Linear(store, weight: w, bias: b)
+        } else {
+            qkv = nil
+        }
         attnOut = try Linear(store, name: "\(prefix).attention.output.dense", inFeatures: a, outFeatures: c)
         attnNorm = try LayerNorm(store, name: "\(prefix).attention.output.LayerNorm", dim: c, eps: config.layerNormEps)
         intermediate = try Linear(store, name: "\(prefix).intermediate.dense", inFeatures: c, outFeatures: f)
@@ -84,8 +107,14 @@ public final class TransformerBlock {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
         selected = nil
-        let ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x),
-                                        mask: mask, training: training)
+        let ctx: Tensor
+        if let qkv {
+            ctx = try attention.forward(qkv: qkv.forward(x), mask: mask, training: training)
+            fusedLast = true
+        } else {
+            ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x), mask: mask, training: training)
+            fusedLast = false
+        }
         return try finishForward(ctx, residual: x, training: training)
     }
 
@@ -119,6 +148,7 @@ public final class TransformerBlock {
             for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
         }
         selected = (selection, t)
+        fusedLast = false
         let ctx = try attention.forward(q: query.forward(xr), k: key.forward(x), v: value.forward(x),
                                         mask: mask, training: training)
         return try finishForward(ctx, residual: xr, training: training)
@@ -126,17 +156,14 @@ public final class TransformerBlock {
 
     /// Everything after attention: `ctx` and the residual `x`, both `[B, R, C]` -> `[B, R, C]`.
     private func finishForward(_ ctx: Tensor, residual x: Tensor, training: Bool) throws -> Tensor {
-        let n = x.count
         let ffnShape = [x.shape[0], x.shape[1], config.ffn]
         // r1 = x + drop1(O(ctx)), in place in O's output; h = LN1(r1)
-        let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), training: training)
-        Kernels.add(x.data, r1.data, r1.data, n)
+        let r1 = drop1.forwardInPlace(try attnOut.forward(ctx), adding: x, training: training)
         let h = try attnNorm.forward(r1)
         let a = gelu.forward(try intermediate.forward(h), into: workspace.tensor("block.ffn.act", ffnShape))
         act = a
         // r2 = h + drop2(Out(gelu(I(h)))), in place in Out's output; y = LN2(r2)
-        let r2 = drop2.forwardInPlace(try output.forward(a), training: training)
-        Kernels.add(h.data, r2.data, r2.data, n)
+        let r2 = drop2.forwardInPlace(try output.forward(a), adding: h, training: training)
         return try outNorm.forward(r2)
     }
 
@@ -152,12 +179,22 @@ public final class TransformerBlock {
         // Through the feed-forward and LN1 (the same for both forwards): s1 holds dh's work, s2 dr1.
         let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2)
         if let selected { return try selectedRowsAttentionBackward(dy, dr1: dr1, selected.selection, seqLen: selected.seqLen, s1: s1) }
-        let s3 = ws.tensor("block.c3", shape), s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
+        let s3 = ws.tensor("block.c3", shape)
         let t2 = drop1.backward(dr1, into: s3)
         // With pruned heads the attention tensors are [B, T, A]: narrower views of the same buffers.
         let width = config.attentionWidth
         func narrow(_ name: String, _ full: Tensor) -> Tensor { width == config.hidden ? full : ws.tensor(name, [shape[0], shape[1], width]) }
         let dctx = try attnOut.backward(t2, into: narrow("block.c1", s1))
+        if fusedLast, let qkv {
+            // dQKV [B, T, 3A] in the feed-forward's buffer (dead since LN1's backward), then
+            // dx = dQKV W_qkv + dr1 and dW_qkv += dQKV^T x, each one product.
+            let dqkv = try attention.backwardFused(dctx, into: ws.tensor("block.f1", [shape[0], shape[1], 3 * width]))
+            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
+            _ = try qkv.backward(dqkv, into: d)
+            Kernels.add(d.data, dr1.data, d.data, n)
+            return d
+        }
+        let s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let (dq, dk, dv) = try attention.backward(dctx, into: (narrow("block.c3", s3), narrow("block.c4", s4), narrow("block.c5", s5)))
         let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
         let gq = try query.backward(dq, into: s1), gk = try key.backward(dk, into: s3), gv = try value.backward(dv, into: s4)
