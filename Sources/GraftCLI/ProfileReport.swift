@@ -56,22 +56,45 @@ struct ProfileReport {
     }
 }
 
-/// Median GFLOP/s of the engine's product `x[4096, 256] W[1024, 256]^T` at the current engine
-/// threads (five timed runs after two untimed): the SGEMM ceiling that `graft bench engine` reports
-/// as `gemm_4096x256x1024_gflops`.
-func sgemmCeiling() -> Double {
-    let (m, k, n) = (4096, 256, 1024)
-    var rng = RNG(seed: 7)
-    let a = Tensor(shape: [m, k], values: (0..<(m * k)).map { _ in rng.uniform() - 0.5 })
-    let w = Tensor(shape: [n, k], values: (0..<(n * k)).map { _ in rng.uniform() - 0.5 })
-    let c = Tensor(shape: [m, n])
-    var rates: [Double] = []
-    for rep in 0..<7 {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        BLAS.matmul(.none, .transposed, m: m, n: n, k: k, a: a.data, b: w.data, c: c.data)
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0)
-        if rep >= 2 { rates.append(2.0 * Double(m * n * k) / dt) }
+/// The SGEMM ceiling: the GFLOP/s of the engine's product `x[4096, 256] W[1024, 256]^T` at the
+/// current engine threads, the figure `graft bench engine` reports as `gemm_4096x256x1024_gflops`.
+/// ``sample(_:)`` times it (after two untimed runs the first time); ``gflops`` is the median of
+/// every sample taken. On a shared machine whose speed drifts, samples taken between the timed
+/// updates (`graft bench pretrain --profile`) see the machine the updates saw.
+final class SGEMMCeiling {
+    private let a: Tensor, w: Tensor, c: Tensor
+    private var rates: [Double] = []
+    private var warm = false
+    static let (m, k, n) = (4096, 256, 1024)
+
+    init() {
+        var rng = RNG(seed: 7)
+        a = Tensor(shape: [Self.m, Self.k], values: (0..<(Self.m * Self.k)).map { _ in rng.uniform() - 0.5 })
+        w = Tensor(shape: [Self.n, Self.k], values: (0..<(Self.n * Self.k)).map { _ in rng.uniform() - 0.5 })
+        c = Tensor(shape: [Self.m, Self.n])
     }
-    withExtendedLifetime((a, w, c)) {}
-    return median(rates)
+
+    /// Times the product `times` times (not counted in any profiler region: call it outside
+    /// ``Profiler/record(_:)``).
+    func sample(_ times: Int) {
+        if !warm { run(); run(); warm = true }
+        for _ in 0..<times {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            run()
+            rates.append(2.0 * Double(Self.m * Self.n * Self.k) / Double(DispatchTime.now().uptimeNanoseconds - t0))
+        }
+    }
+
+    private func run() {
+        BLAS.matmul(.none, .transposed, m: Self.m, n: Self.n, k: Self.k, a: a.data, b: w.data, c: c.data)
+    }
+
+    /// Median GFLOP/s of the samples so far (five are taken first when there are none).
+    var gflops: Double {
+        if rates.isEmpty { sample(5) }
+        return median(rates)
+    }
 }
+
+/// Median GFLOP/s of five timed runs of the SGEMM ceiling's product, measured now.
+func sgemmCeiling() -> Double { SGEMMCeiling().gflops }
