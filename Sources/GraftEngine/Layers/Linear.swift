@@ -76,8 +76,21 @@ public final class Linear {
         return d
     }
 
+    /// ``backward(_:into:)`` that adds `dy W` to what `into` holds (`into += dy W`, in the same
+    /// product: no separate pass over a sum of gradients). `into` as for ``backward(_:into:)``.
+    public func backward(_ dy: Tensor, accumulatingInto into: Tensor) throws -> Tensor {
+        let d = try backwardInput(dy, into: into, beta: 1)
+        try backwardParameters(dy)
+        return d
+    }
+
     /// The first half of ``backward(_:into:)``: only `dx = dy W` (the input is not read).
     public func backwardInput(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
+        try backwardInput(dy, into: into, beta: 0)
+    }
+
+    /// `dx = dy W + beta dx`.
+    private func backwardInput(_ dy: Tensor, into: Tensor?, beta: Float) throws -> Tensor {
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
@@ -87,7 +100,7 @@ public final class Linear {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: output \(into?.shape ?? []) for input \(x.shape)")
         }
         // dx[rows, in] = dy[rows, out] * W[out, in]
-        BLAS.matmul(.none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy.data, b: store.value(weight), c: d.data)
+        BLAS.matmul(.none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy.data, b: store.value(weight), c: d.data, beta: beta)
         return d
     }
 

@@ -177,7 +177,11 @@ public final class TransformerBlock {
         let n = dy.count, shape = dy.shape, ws = workspace
         let s1 = ws.tensor("block.c1", shape), s2 = ws.tensor("block.c2", shape)
         // Through the feed-forward and LN1 (the same for both forwards): s1 holds dh's work, s2 dr1.
-        let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2)
+        // After a fused forward, dr1 goes straight into the returned buffer, and the projections'
+        // input gradient is added onto it in their product.
+        let fused = fusedLast && selected == nil ? qkv : nil
+        let dReturned = fused == nil ? nil : ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
+        let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2, dr1Buffer: dReturned)
         if let selected { return try selectedRowsAttentionBackward(dy, dr1: dr1, selected.selection, seqLen: selected.seqLen, s1: s1) }
         let s3 = ws.tensor("block.c3", shape)
         let t2 = drop1.backward(dr1, into: s3)
@@ -185,14 +189,11 @@ public final class TransformerBlock {
         let width = config.attentionWidth
         func narrow(_ name: String, _ full: Tensor) -> Tensor { width == config.hidden ? full : ws.tensor(name, [shape[0], shape[1], width]) }
         let dctx = try attnOut.backward(t2, into: narrow("block.c1", s1))
-        if fusedLast, let qkv {
+        if let fused, let d = dReturned {
             // dQKV [B, T, 3A] in the feed-forward's buffer (dead since LN1's backward), then
-            // dx = dQKV W_qkv + dr1 and dW_qkv += dQKV^T x, each one product.
+            // dx = dr1 + dQKV W_qkv (d holds dr1) and dW_qkv += dQKV^T x, each one product.
             let dqkv = try attention.backwardFused(dctx, into: ws.tensor("block.f1", [shape[0], shape[1], 3 * width]))
-            let d = ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
-            _ = try qkv.backward(dqkv, into: d)
-            Kernels.add(d.data, dr1.data, d.data, n)
-            return d
+            return try fused.backward(dqkv, accumulatingInto: d)
         }
         let s4 = ws.tensor("block.c4", shape), s5 = ws.tensor("block.c5", shape)
         let (dq, dk, dv) = try attention.backward(dctx, into: (narrow("block.c3", s3), narrow("block.c4", s4), narrow("block.c5", s5)))
@@ -204,19 +205,17 @@ public final class TransformerBlock {
         return d
     }
 
-    /// `y = LN2(h + drop2(Out(gelu(I(h)))))`, `h = LN1(r1)`: `dy` -> `dr1` (in `s2`); `s1` is scratch.
-    private func feedForwardBackward(_ dy: Tensor, act a: Tensor, s1: Tensor, s2: Tensor) throws -> Tensor {
-        let n = dy.count
+    /// `y = LN2(h + drop2(Out(gelu(I(h)))))`, `h = LN1(r1)`: `dy` -> `dr1` (in `dr1Buffer` when
+    /// given, else `s2`); `s1` is scratch.
+    private func feedForwardBackward(_ dy: Tensor, act a: Tensor, s1: Tensor, s2: Tensor, dr1Buffer: Tensor? = nil) throws -> Tensor {
         let f1 = workspace.tensor("block.f1", a.shape)
         let dr2 = try outNorm.backward(dy, into: s1)                 // s1: d(h + o)
         let t = drop2.backward(dr2, into: s2)
         let dAct = try output.backwardInput(t, into: f1)
         let dI = try gelu.backward(dAct, into: f1, recomputingOutputInto: a)   // a: Out's input again
         try output.backwardParameters(t)
-        let dhFfn = try intermediate.backward(dI, into: s2)
-        let g = s1                                                   // s1: dh = dr2 + dhFfn
-        Kernels.add(dr2.data, dhFfn.data, g.data, n)
-        return try attnNorm.backward(g, into: s2)                    // s2: dr1
+        let g = try intermediate.backward(dI, accumulatingInto: dr2)  // s1: dh = dr2 + dI W_I, in the product
+        return try attnNorm.backward(g, into: dr1Buffer ?? s2)       // s2 (or the caller's): dr1
     }
 
     /// The attention part of the backward after ``forwardRows(_:selecting:mask:training:)``: `dr1`
