@@ -135,11 +135,7 @@ enum Rows {
                     for row in r {
                         let tg = t.value[row]
                         if tg == -100 { continue }
-                        let p = px.value + row * v
-                        var best = 0
-                        var bv = p[0]
-                        for j in 1..<v where p[j] > bv { bv = p[j]; best = j }
-                        h.value[row] = best == Int(tg) ? 1 : 0
+                        h.value[row] = FastMath.firstArgmax(px.value + row * v, v) == Int(tg) ? 1 : 0
                     }
                 }
             }

@@ -518,6 +518,24 @@ extension EngineTests {
             }
         }
 
+        /// The lane-wise first argmax is the scalar loop's: ties (the first wins), -0 beside +0,
+        /// lengths around the lane width, a NaN maximum.
+        @Test func firstArgmaxEqualsTheScalarLoop() {
+            var rng = RNG(seed: 4)
+            for n in [1, 2, 7, 8, 9, 16, 17, 100, 1_000] {
+                for trial in 0..<20 {
+                    // Few distinct values, so maxima tie often.
+                    var p = (0..<n).map { _ in Float(Int(rng.uniform() * 5)) - 4 }
+                    if trial == 1 { p = p.map { $0 == 0 ? -0.0 : $0 } }
+                    if trial == 2, n > 3 { p[n / 2] = .nan }
+                    if trial == 3 { p = [Float](repeating: .nan, count: n) }
+                    var best = 0
+                    for j in 1..<max(n, 1) where p[j] > p[best] { best = j }
+                    #expect(FastMath.firstArgmax(p, n) == best, "n \(n), trial \(trial): \(p)")
+                }
+            }
+        }
+
         /// The lane-wise masked maximum equals the scalar loop over the visible elements.
         @Test func maskedMaxEqualsTheScalarLoop() {
             var rng = RNG(seed: 3)
