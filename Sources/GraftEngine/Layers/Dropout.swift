@@ -49,33 +49,29 @@ public final class Dropout {
             Kernels.add(residual.data, x.data, x.data, x.count)
             return x
         }
-        if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
-        let keep = 1 - p, s = 1 / (1 - p)
-        let key = rng.rng.next()   // one draw per call, as apply
-        let px = SharedPointer(x.data), pr = SharedPointer(residual.data)
-        mask.withUnsafeMutableBufferPointer { m in
-            let pm = UncheckedBox(m.baseAddress!)
-            Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
-                FastMath.keepFlags(key, start: r.lowerBound, count: r.count, keep: keep, into: pm.value + r.lowerBound)
-                let xs = px.value, rs = pr.value, ms = pm.value
-                for i in r {
-                    let k: Float = ms[i] != 0 ? s : 0
-                    xs[i] = rs[i] + xs[i] * k
-                }
-            }
-        }
+        apply(x, x, adding: residual)
         return x
     }
 
-    private func apply(_ x: Tensor, _ y: Tensor) {
+    /// `y = dropout(x)`, or with `residual` (then `y` is `x`) `x = residual + dropout(x)`.
+    private func apply(_ x: Tensor, _ y: Tensor, adding residual: Tensor? = nil) {
         if mask.count < x.count { mask = [UInt8](repeating: 0, count: x.count) }
         let keep = 1 - p, s = 1 / (1 - p)
         let key = rng.rng.next()   // one draw per call; element i uses hash(key, i)
         let px = SharedPointer(x.data), py = SharedPointer(y.data), inPlace = x.data == y.data
+        let pr = residual.map { SharedPointer($0.data) }
         mask.withUnsafeMutableBufferPointer { m in
             let pm = UncheckedBox(m.baseAddress!)
             Engine.parallelFor(x.count, minChunk: Kernels.minChunk) { r in
                 FastMath.keepFlags(key, start: r.lowerBound, count: r.count, keep: keep, into: pm.value + r.lowerBound)
+                if let pr {
+                    let ys = py.value, rs = pr.value, ms = pm.value
+                    for i in r {
+                        let k: Float = ms[i] != 0 ? s : 0
+                        ys[i] = rs[i] + ys[i] * k
+                    }
+                    return
+                }
                 @inline(__always) func run(_ src: UnsafeMutablePointer<Float>) {
                     for i in r {
                         let k: Float = pm.value[i] != 0 ? s : 0

@@ -60,7 +60,6 @@ public final class TransformerBlock {
     private let drop1, drop2: Dropout
     private var act: Tensor?      // the GELU output of the last forward (workspace memory)
     private var selected: (selection: RowSelection, seqLen: Int)?   // the last forward's rows, when it computed some only
-    private var fusedLast = false   // whether the last forward projected through `qkv`
 
     /// `workspace`: shared scratch for the forward's GELU output and every backward buffer;
     /// pass one per model to all its blocks. Without it the block makes its own.
@@ -107,13 +106,10 @@ public final class TransformerBlock {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
         selected = nil
-        let ctx: Tensor
-        if let qkv {
-            ctx = try attention.forward(qkv: qkv.forward(x), mask: mask, training: training)
-            fusedLast = true
+        let ctx = if let qkv {
+            try attention.forward(qkv: qkv.forward(x), mask: mask, training: training)
         } else {
-            ctx = try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x), mask: mask, training: training)
-            fusedLast = false
+            try attention.forward(q: query.forward(x), k: key.forward(x), v: value.forward(x), mask: mask, training: training)
         }
         return try finishForward(ctx, residual: x, training: training)
     }
@@ -148,7 +144,6 @@ public final class TransformerBlock {
             for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
         }
         selected = (selection, t)
-        fusedLast = false
         let ctx = try attention.forward(q: query.forward(xr), k: key.forward(x), v: value.forward(x),
                                         mask: mask, training: training)
         return try finishForward(ctx, residual: xr, training: training)
@@ -179,7 +174,7 @@ public final class TransformerBlock {
         // Through the feed-forward and LN1 (the same for both forwards): s1 holds dh's work, s2 dr1.
         // After a fused forward, dr1 goes straight into the returned buffer, and the projections'
         // input gradient is added onto it in their product.
-        let fused = fusedLast && selected == nil ? qkv : nil
+        let fused = selected == nil ? qkv : nil   // the full forward projects through qkv whenever there is one
         let dReturned = fused == nil ? nil : ws.alternate(Workspace.blockGradient, shape, avoiding: dy)
         let dr1 = try feedForwardBackward(dy, act: a, s1: s1, s2: s2, dr1Buffer: dReturned)
         if let selected { return try selectedRowsAttentionBackward(dy, dr1: dr1, selected.selection, seqLen: selected.seqLen, s1: s1) }
