@@ -37,7 +37,8 @@ struct PretrainBenchCommand: ParsableCommand {
     the head with its loss, zeroing, clipping, AdamW) milliseconds per step, share of the step and the GEMM \
     time inside it, and the GEMM rate against the SGEMM ceiling measured here (the engine's 4096x256x1024 \
     product at the same threads, as `graft bench engine` measures it; timed twice after each timed step, \
-    outside the step's time, and the median taken).
+    outside the step's time, and the median taken), then the GEMMs by shape (M x N x K and transposes, or an \
+    attention phase's per-head products) with their time and rate, the longest first.
     """)
     var profile = false
 

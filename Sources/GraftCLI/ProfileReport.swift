@@ -6,7 +6,9 @@ import GraftSupport
 /// Where the time of `steps` training updates went, from a ``Profiler`` that recorded them: per
 /// region its milliseconds per update, share of the update and the GEMM time inside it (nested
 /// regions indented under the one that encloses them), then the GEMM rate against an SGEMM
-/// ceiling. `graft bench pretrain --profile` and `graft pretrain|finetune --profile` print it.
+/// ceiling, then the GEMM regions by shape (the 12 longest, the rest summed in one row), each
+/// with its rate against the ceiling. `graft bench pretrain --profile` and
+/// `graft pretrain|finetune --profile` print it.
 struct ProfileReport {
     let lines: [String]
     let json: JSONValue
@@ -45,6 +47,27 @@ struct ProfileReport {
                             + "GEMM work over the whole update %.1f GFLOP/s = %.1f%% of the ceiling",
                             step * 1e3, p.seconds / n * 1e3, p.seconds / n / step * 100, gemmRate, gemmRate / ceiling * 100,
                             ceiling, stepRate, stepRate / ceiling * 100))
+        // The GEMM regions by shape, the longest first (the first 12, then the rest as one row):
+        // which products fall short of the ceiling.
+        var shapeRows: [JSONValue] = []
+        func shapePadded(_ name: String) -> String { name.count >= 56 ? name : name + String(repeating: " ", count: 56 - name.count) }
+        lines.append(shapePadded("GEMM shape (per update)") + "  calls        ms   share   GFLOP/s  of ceiling")
+        let sorted = p.shapes.sorted { $0.seconds > $1.seconds }
+        var shown = Array(sorted.prefix(12))
+        if sorted.count > 12 {
+            let rest = sorted.dropFirst(12)
+            var other = Profiler.Shape(name: "\(rest.count) other shapes")
+            for sh in rest { other.seconds += sh.seconds; other.flops += sh.flops; other.calls += sh.calls }
+            shown.append(other)
+        }
+        for sh in shown {
+            let rate = sh.seconds > 0 ? sh.flops / sh.seconds * 1e-9 : 0
+            shapeRows.append(.object([("shape", .string(sh.name)), ("calls_per_step", r1(Double(sh.calls) / n)),
+                                      ("ms_per_step", r1(sh.seconds / n * 1e3)), ("share", r3(sh.seconds / n / step)),
+                                      ("gflops", r1(rate)), ("of_ceiling", r3(rate / ceiling))]))
+            lines.append(shapePadded("  " + sh.name) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %10.1f%%", Double(sh.calls) / n,
+                                                              sh.seconds / n * 1e3, sh.seconds / n / step * 100, rate, rate / ceiling * 100))
+        }
         self.lines = lines
         json = .object([
             ("steps", .number(Double(steps))), ("ms_per_step", r1(step * 1e3)),
@@ -52,6 +75,7 @@ struct ProfileReport {
             ("gemm_ms_per_step", r1(p.seconds / n * 1e3)), ("gemm_share", r3(p.seconds / n / step)),
             ("gemm_gflops", r1(gemmRate)), ("step_gflops", r1(stepRate)), ("sgemm_ceiling_gflops", r1(ceiling)),
             ("gemm_of_ceiling", r3(gemmRate / ceiling)), ("step_of_ceiling", r3(stepRate / ceiling)),
+            ("gemm_shapes", .array(shapeRows)),
         ])
     }
 }

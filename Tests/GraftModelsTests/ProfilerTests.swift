@@ -46,6 +46,13 @@ import GraftEngine
         let children = profiler.regions.filter { $0.depth == 1 }
         #expect(children.reduce(0) { $0 + $1.gemmFlops } == profiler.flops)
         #expect(children.reduce(0) { $0 + $1.seconds } <= whole.seconds)
+        // By shape: every GEMM region under one name, together all of the GEMM time and work.
+        #expect(Set(profiler.shapes.map(\.name)).count == profiler.shapes.count)
+        #expect(profiler.shapes.reduce(0) { $0 + $1.flops } == profiler.flops)
+        #expect(abs(profiler.shapes.reduce(0) { $0 + $1.seconds } - profiler.seconds) <= 1e-9 * Double(profiler.shapes.count))
+        let names = profiler.shapes.map(\.name)
+        #expect(names.contains { $0.hasPrefix("attention S = Q K^T, 4 x 6x6x") }, "\(names)")
+        #expect(names.contains { $0.hasSuffix(" NT") && $0.hasPrefix("12x") }, "\(names)")   // a forward projection of the 12 rows
     }
 
     @Test func gptRegionsAndRepeatedCalls() throws {

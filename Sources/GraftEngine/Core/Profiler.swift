@@ -44,20 +44,50 @@ public final class Profiler: @unchecked Sendable {
         try Profiler.$current.withValue(self) { try body() }
     }
 
-    /// Runs a GEMM region of `f` floating-point operations.
+    /// One kind of GEMM region: a product's shape (`"4096x1024x256 NT"`: `M`x`N`x`K` and the
+    /// operands' transposes) or a per-head attention phase, with its time, operations and calls.
+    public struct Shape: Sendable {
+        public let name: String
+        public var seconds: Double = 0
+        public var flops: Double = 0
+        public var calls = 0
+
+        public init(name: String, seconds: Double = 0, flops: Double = 0, calls: Int = 0) {
+            self.name = name
+            self.seconds = seconds
+            self.flops = flops
+            self.calls = calls
+        }
+    }
+
+    /// The GEMM regions by shape, in the order first seen.
+    public private(set) var shapes: [Shape] = []
+    private var shapeIndex: [String: Int] = [:]
+
+    /// Runs a GEMM region of `f` floating-point operations; `shape` names its kind in ``shapes``
+    /// (built only when a profiler records).
     @inlinable
-    static func measure<R>(flops f: Double, _ body: () -> R) -> R {
+    static func measure<R>(flops f: Double, shape: @autoclosure () -> String, _ body: () -> R) -> R {
         guard let profiler = current else { return body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         // Products nested inside a measured region are part of it: they are not measured again.
         let r = $current.withValue(nil) { body() }
-        profiler.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, flops: f)
+        profiler.add(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9, flops: f, shape: shape())
         return r
     }
 
-    @usableFromInline func add(seconds s: Double, flops f: Double) {
+    @usableFromInline func add(seconds s: Double, flops f: Double, shape: String) {
         seconds += s
         flops += f
+        let i: Int
+        if let j = shapeIndex[shape] { i = j } else {
+            i = shapes.count
+            shapes.append(Shape(name: shape))
+            shapeIndex[shape] = i
+        }
+        shapes[i].seconds += s
+        shapes[i].flops += f
+        shapes[i].calls += 1
     }
 
     /// Runs `body` as the region `name` of the recording profiler (just `body` when none records;

@@ -87,7 +87,7 @@ public final class MultiHeadAttention {
         let y = Tensor.ensure(out, [b, tq, c]); out = y
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
         // Phase 1: S = scale * Q K^T per (batch, head).
-        Profiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 2.0 * Double(bh * tt * d), shape: "attention S = Q K^T, \(bh) x " + BLAS.shapeName(.none, .transposed, m: tq, n: tk, k: d)) {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -135,7 +135,7 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, Tq, C].
-        Profiler.measure(flops: 2.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 2.0 * Double(bh * tt * d), shape: "attention Y = P V, \(bh) x " + BLAS.shapeName(.none, .none, m: tq, n: d, k: tk)) {
             self.withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -217,7 +217,7 @@ public final class MultiHeadAttention {
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), pG = SharedPointer(G.data)
         let pdy = SharedPointer(dy.data), pdq = SharedPointer(dq), pdk = SharedPointer(dk), pdv = SharedPointer(dv)
         // Phase 1: dP' = dY V^T ; dV = P'^T dY.
-        Profiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 4.0 * Double(bh * tt * d), shape: "attention dP, dV, \(bh) x 2 products of \(tq)x\(tk)x\(d)") {
             withDroppedProbabilities { r, used in
                 for i in r {
                     let bi = i / h, hi = i % h
@@ -252,7 +252,7 @@ public final class MultiHeadAttention {
             }
         }
         // Phase 3: dQ = scale dS K ; dK = scale dS^T Q.
-        Profiler.measure(flops: 4.0 * Double(bh * tt * d)) {
+        Profiler.measure(flops: 4.0 * Double(bh * tt * d), shape: "attention dQ, dK, \(bh) x 2 products of \(tq)x\(tk)x\(d)") {
             Engine.parallelFor(bh) { r in
                 for i in r {
                     let bi = i / h, hi = i % h
