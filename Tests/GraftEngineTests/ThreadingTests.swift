@@ -126,12 +126,38 @@ extension EngineTests {
             }
         }
 
+        /// No band is at or under the small-product limit (OpenBLAS would take another kernel for
+        /// it than for the whole product), and a product is split whenever its bands can be that
+        /// large: fewer bands only when more would make one too small.
+        @Test func bandsStayAboveTheSmallProductLimit() {
+            for m in stride(from: 16, through: 3000, by: 23) {
+                for (n, k) in [(13, 33), (64, 64), (256, 256), (301, 1024), (1024, 4096)] {
+                    for threads in 2...6 {
+                        let slices = BLAS.sliceCount(m: m, n: n, k: k, threads: threads)
+                        #expect(slices >= 1 && slices <= threads)
+                        func smallest(_ s: Int) -> Int {
+                            (0..<s).map { j in (j == s - 1 ? m : BLAS.bandStart(j + 1, slices: s, m: m)) - BLAS.bandStart(j, slices: s, m: m) }.min()!
+                        }
+                        if slices > 1 {
+                            #expect(Double(smallest(slices) * n * k) > BLAS.smallProductLimit, "\(m)x\(n)x\(k), \(slices) bands")
+                        }
+                        if slices < min(threads, m / BLAS.sliceRows) {
+                            #expect(Double(smallest(slices + 1) * n * k) <= BLAS.smallProductLimit, "\(m)x\(n)x\(k): \(slices + 1) bands were possible")
+                        }
+                    }
+                }
+            }
+        }
+
         /// A product split over threads (bands of rows, every transpose) equals the single-call
         /// product bit for bit, whatever OpenBLAS kernel this machine gets (the shapes have
-        /// remainders of every small size; 193 rows leaves a last band of one extra row).
+        /// remainders of every small size; 193 rows leaves a last band of one extra row; the
+        /// smallest bands are just above the small-product limit). Run under
+        /// `OPENBLAS_CORETYPE=COOPERLAKE` or `SKYLAKEX` too where the CPU has AVX-512
+        /// (`benchmarks/gemm_band_bits.py` checks more shapes under any kernel).
         @Test(arguments: [(Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)])
         func slicedMatmulEqualsOneCall(ta: Transpose, tb: Transpose) throws {
-            for (m, n, k) in [(203, 67, 96), (301, 45, 80), (193, 1536, 384), (600, 301, 64), (1000, 13, 33)] {
+            for (m, n, k) in [(203, 67, 400), (301, 45, 300), (193, 1536, 384), (600, 301, 64), (1000, 13, 333), (256, 1024, 512)] {
                 let a = randomTensor([m * k], seed: 1), b = randomTensor([k * n], seed: 2)
                 let whole = Tensor(shape: [m, n]), sliced = Tensor(shape: [m, n])
                 try Engine.withThreads(1) { BLAS.matmul(ta, tb, m: m, n: n, k: k, a: a.data, b: b.data, c: whole.data) }

@@ -26,6 +26,12 @@ public enum BLAS {
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// A product's shape as ``Profiler/shapes`` names it: `"MxNxK"` and `N` or `T` for each operand.
+    @usableFromInline
+    static func shapeName(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int) -> String {
+        "\(m)x\(n)x\(k) " + (ta == .none ? "N" : "T") + (tb == .none ? "N" : "T")
+    }
+
     /// Row strides of a stored operand: `op(X)` is `[rows, cols]`.
     @inlinable static func ld(_ t: Transpose, rows: Int, cols: Int) -> Int { t == .none ? cols : rows }
 
@@ -37,17 +43,18 @@ public enum BLAS {
     ///
     /// Large products are split into up to ``Engine/threads`` bands of rows of `C` (never along
     /// `K`), each one single-threaded `cblas_sgemm`, so that every element is computed exactly as
-    /// the single call computes it: bands start on multiples of ``sliceRows`` rows (a multiple of
-    /// the OpenBLAS SGEMM row unrollings seen: 16 on SkylakeX, 24 on Zen/Haswell), each at the
-    /// block boundary nearest to its even share of the rows (bands differ by under 1.5 blocks),
-    /// and the last band ends with the product's own remainder rows. Columns are never cut:
-    /// OpenBLAS's column blocking makes a column split change the bits. The split depends only on
-    /// the shapes and the thread count.
+    /// the single call computes it: bands start on multiples of ``sliceRows`` rows (the OpenBLAS
+    /// SGEMM row unrolling of the kernel in use), each at the block boundary nearest to its even
+    /// share of the rows (bands differ by under 1.5 blocks), the last band ends with the
+    /// product's own remainder rows, and every band stays above OpenBLAS's small-matrix size
+    /// (``sliceCount(m:n:k:threads:)``). Columns are never cut: OpenBLAS's column blocking makes a
+    /// column split change the bits. The split depends only on the shapes, the thread count and
+    /// the OpenBLAS kernel.
     @inlinable
     public static func matmul(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int,
                               a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                               c: UnsafeMutablePointer<Float>, beta: Float = 0, bias: UnsafePointer<Float>? = nil) {
-        Profiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k)) {
+        Profiler.measure(flops: 2.0 * Double(m) * Double(n) * Double(k), shape: shapeName(ta, tb, m: m, n: n, k: k)) {
             let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
             let slices = sliceCount(m: m, n: n, k: k, threads: Engine.threads)
             let beta = bias == nil ? beta : 1
@@ -77,11 +84,23 @@ public enum BLAS {
         for r in rows { (c + r * n).update(from: row, count: n) }
     }
 
-    /// The row granularity of ``matmul``'s bands: 48, the least common multiple of the SGEMM row
-    /// unrollings seen (16 on SkylakeX, 24 on Zen/Haswell, found by comparing split and whole
-    /// products bit for bit). Coarser blocks cost balance: with 96, the ~860-row products of a
-    /// fine-tuning batch split 384 / 476 over two threads.
-    public static let sliceRows = 48
+    /// The row granularity of ``matmul``'s bands: the SGEMM row unrolling of the OpenBLAS kernel
+    /// in use, found by comparing split and whole products bit for bit under each
+    /// `OPENBLAS_CORETYPE` (`benchmarks/gemm_band_bits.py`): 16 on the AVX-512 kernels
+    /// (SkylakeX, Cooperlake), where 48 would split a 256-row product 144 / 112 over two threads;
+    /// elsewhere 48, the least common multiple of the unrollings seen (24 on Haswell and Zen, 16
+    /// on Prescott). Coarser blocks cost balance: with 96, the ~860-row products of a fine-tuning
+    /// batch split 384 / 476 over two threads.
+    public static let sliceRows: Int = {
+        let core = openblas_get_corename().map { String(cString: $0).lowercased() } ?? ""
+        return ["skylakex", "cooperlake"].contains(core) ? 16 : 48
+    }()
+
+    /// The largest `M N K` OpenBLAS may compute with other kernels than a large product's
+    /// (0.3.21 on SkylakeX-class cores: its small-matrix kernels up to `100^3`, and for row-major
+    /// `NN` products with `alpha = 1`, `beta = 0` its "direct" kernel), summing in another order:
+    /// no band of a split product is this small, so that the bands take the whole product's kernel.
+    public static let smallProductLimit = 1_000_000.0
 
     /// The first row of band `s` of `slices` over `m` rows: `s·m/slices` rounded to the nearest
     /// multiple of ``sliceRows`` (strictly increasing in `s` while `m >= slices · sliceRows`, and the
@@ -91,13 +110,24 @@ public enum BLAS {
         (2 * s * m + slices * sliceRows) / (2 * slices * sliceRows) * sliceRows
     }
 
-    /// How many bands ``matmul`` cuts a product into: 1 below OpenBLAS's own threading
-    /// threshold (`M N K <= 65536 * 4`) or with fewer than two ``sliceRows`` blocks of rows, else
-    /// up to `threads`, each of whole blocks.
+    /// How many bands ``matmul`` cuts a product into: up to `threads`, each of whole
+    /// ``sliceRows`` blocks, and as many as keep the smallest band's `rows N K` above
+    /// ``smallProductLimit`` (1 for a product of fewer than two blocks of rows or about
+    /// `2 * 10^6` multiply-adds).
     @inlinable
     public static func sliceCount(m: Int, n: Int, k: Int, threads: Int) -> Int {
-        if threads <= 1 || Double(m) * Double(n) * Double(k) <= 262_144 { return 1 }
-        return max(1, min(threads, m / sliceRows))
+        var slices = max(1, min(threads, m / sliceRows))
+        while slices > 1 {
+            // The smallest band: bands differ, so check each (at most `threads` of them).
+            var smallest = m
+            for s in 0..<slices {
+                let hi = s == slices - 1 ? m : bandStart(s + 1, slices: slices, m: m)
+                smallest = min(smallest, hi - bandStart(s, slices: slices, m: m))
+            }
+            if Double(smallest) * Double(n) * Double(k) > smallProductLimit { break }
+            slices -= 1
+        }
+        return slices
     }
 
     /// Backward of ``matmul``: given `dC[M, N]`, accumulates (`+=`) into `dA` (stored like `A`)
@@ -137,7 +167,8 @@ public enum BLAS {
         let lda = ld(ta, rows: m, cols: k), ldb = ld(tb, rows: k, cols: n)
         let pa = SharedPointer(UnsafeMutablePointer(mutating: a)), pb = SharedPointer(UnsafeMutablePointer(mutating: b))
         let pc = SharedPointer(c)
-        Profiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k)) {
+        Profiler.measure(flops: 2.0 * Double(batch * m) * Double(n) * Double(k),
+                         shape: "\(batch) x " + shapeName(ta, tb, m: m, n: n, k: k)) {
             Engine.parallelFor(batch) { r in
                 for i in r {
                     gemm(ta, tb, m: m, n: n, k: k, a: pa.value + i * strideA, lda: lda,
