@@ -90,6 +90,56 @@ public final class Profiler: @unchecked Sendable {
         shapes[i].calls += 1
     }
 
+    /// Adds GEMM time measured elsewhere (``ItemClock``) to this profiler, under `shape`.
+    func addMeasured(seconds s: Double, flops f: Double, shape: String) {
+        add(seconds: s, flops: f, shape: shape)
+    }
+
+    /// GEMM time of products run among other work inside a parallel loop (attention's per-head
+    /// pipeline: scores, softmax and `P V` of one head on one thread while its scores are in
+    /// cache): each item times its own products on the thread that runs it, per kind of
+    /// product, and ``record(threads:)`` adds each kind's time summed over the items and divided
+    /// by the number of threads that ran them (the items are alike, so that is each thread's
+    /// share of the loop's wall time) to the profiler that was recording when the clock was
+    /// made. Without a recording profiler nothing is timed.
+    public final class ItemClock: @unchecked Sendable {
+        @usableFromInline let profiler: Profiler?
+        @usableFromInline let kinds: [(shape: String, flops: Double)]
+        @usableFromInline let nanos: UnsafeMutablePointer<UInt64>
+        @usableFromInline let items: Int
+
+        /// `kinds`: each kind of product's shape name and its operations over all the items.
+        public init(items: Int, kinds: [(shape: String, flops: Double)]) {
+            profiler = Profiler.current
+            self.kinds = kinds
+            self.items = profiler == nil ? 0 : items
+            nanos = .allocate(capacity: max(1, self.items * kinds.count))
+            nanos.initialize(repeating: 0, count: max(1, self.items * kinds.count))
+        }
+
+        deinit { nanos.deallocate() }
+
+        /// Runs `body`, the products of kind `kind` of item `item` (each item on one thread).
+        @inlinable @inline(__always)
+        public func time<R>(_ item: Int, _ kind: Int, _ body: () -> R) -> R {
+            guard profiler != nil else { return body() }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let r = body()
+            nanos[item * kinds.count + kind] &+= DispatchTime.now().uptimeNanoseconds - t0
+            return r
+        }
+
+        /// Adds the loop's GEMM time to the profiler (see the type); `threads`: how many ran it.
+        public func record(threads: Int) {
+            guard let profiler else { return }
+            for (j, kind) in kinds.enumerated() {
+                var total: UInt64 = 0
+                for i in 0..<items { total &+= nanos[i * kinds.count + j] }
+                profiler.addMeasured(seconds: Double(total) * 1e-9 / Double(max(1, threads)), flops: kind.flops, shape: kind.shape)
+            }
+        }
+    }
+
     /// Runs `body` as the region `name` of the recording profiler (just `body` when none records;
     /// the name is then never built). A region entered inside another is its child: the same name
     /// under two parents (a layer's forward in training and in evaluation) is two regions.

@@ -10,13 +10,13 @@ import GraftSupport
 /// (a row with no visible key gives all zeros); `P = softmax(S)`; optional dropout on `P`;
 /// output `P V` written back with heads merged, `[B, Tq, C]`.
 ///
-/// Each phase (scores GEMM, softmax, `P V` GEMM, and their backward) runs the `B * heads`
-/// small products with single-threaded BLAS, spread over ``Engine/threads`` cores.
-/// The probabilities `[B, heads, Tq, Tk]` are kept for the backward; with dropout, its mask is
-/// kept as one byte per probability and the dropped probabilities are rebuilt per head in a
-/// small per-thread buffer when a product needs them. The backward's `[B, heads, Tq, Tk]`
-/// gradient buffer comes from the ``Workspace`` given at construction (shareable by every
-/// attention layer of a model), else from one the layer owns.
+/// The `B * heads` (batch item, head) pairs are spread over ``Engine/threads`` cores, each pair
+/// run start to end on one thread (scores GEMM, softmax, `P V` GEMM with single-threaded BLAS;
+/// likewise the backward) while its `[Tq, Tk]` matrix is in cache. The probabilities
+/// `[B, heads, Tq, Tk]` are kept for the backward; with dropout, its mask is kept as one byte per
+/// probability and the dropped probabilities are rebuilt per head in a small per-thread buffer
+/// when a product needs them. The backward's gradient of one head's probabilities lives in a
+/// per-thread `[Tq, Tk]` buffer.
 public final class MultiHeadAttention {
     public let heads: Int
     public let causal: Bool
@@ -33,14 +33,10 @@ public final class MultiHeadAttention {
     private var maskCopy: [Float] = []
     private var hasMask = false
     private var out: Tensor?
-    private var dP: Tensor?
     private var dq: Tensor?, dk: Tensor?, dv: Tensor?, dqkv: Tensor?
-    private let workspace: Workspace?
 
     /// `dropout` is the attention-probability dropout (BERT: 0.1); it needs an `rng`.
-    /// `workspace`: where the backward takes its temporary `[B, heads, T, T]` buffer.
-    public init(heads: Int, causal: Bool = false, dropout: Float = 0, rng: SharedRNG? = nil,
-                workspace: Workspace? = nil) throws {
+    public init(heads: Int, causal: Bool = false, dropout: Float = 0, rng: SharedRNG? = nil) throws {
         guard heads > 0 else { throw EngineError.invalidArgument("heads must be > 0") }
         guard dropout >= 0 && dropout < 1 else { throw EngineError.invalidArgument("attention dropout \(dropout)") }
         guard dropout == 0 || rng != nil else { throw EngineError.invalidArgument("attention dropout needs an rng") }
@@ -48,7 +44,6 @@ public final class MultiHeadAttention {
         self.causal = causal
         self.dropout = dropout
         self.rng = rng
-        self.workspace = workspace
     }
 
     /// Separate `Q` `[B, Tq, C]`, `K`, `V` `[B, Tk, C]` -> context `[B, Tq, C]`.
@@ -86,17 +81,6 @@ public final class MultiHeadAttention {
         let P = Tensor.ensure(probs, [b, h, tq, tk]); probs = P
         let y = Tensor.ensure(out, [b, tq, c]); out = y
         let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
-        // Phase 1: S = scale * Q K^T per (batch, head).
-        Profiler.measure(flops: 2.0 * Double(bh * tt * d), shape: "attention S = Q K^T, \(bh) x " + BLAS.shapeName(.none, .transposed, m: tq, n: tk, k: d)) {
-            Engine.parallelFor(bh) { r in
-                for i in r {
-                    let bi = i / h, hi = i % h
-                    BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, alpha: scale, a: pq.value + bi * tq * stride + hi * d,
-                              lda: stride, b: pk.value + bi * tk * stride + hi * d, ldb: stride, c: pP.value + i * tt, ldc: tk)
-                }
-            }
-        }
-        // Phase 2: masked softmax per row, then optional dropout on P. Masked keys get exactly 0.
         let causal = causal
         if maskCopy.count < b * tk || !hasMask { maskCopy = [Float](repeating: 1, count: b * tk) }
         if let mask { for i in 0..<(b * tk) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
@@ -106,16 +90,32 @@ public final class MultiHeadAttention {
             if dropMask.count < bh * tt { dropMask = [UInt8](repeating: 0, count: bh * tt) }
             key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
         }
-        let keep = 1 - dropout, active = dropActive
+        let keep = 1 - dropout, active = dropActive, dropScale = 1 / (1 - dropout)
+        let clock = Profiler.ItemClock(items: bh, kinds: [
+            ("attention S = Q K^T, \(bh) x " + BLAS.shapeName(.none, .transposed, m: tq, n: tk, k: d), 2.0 * Double(bh * tt * d)),
+            ("attention Y = P V, \(bh) x " + BLAS.shapeName(.none, .none, m: tq, n: d, k: tk), 2.0 * Double(bh * tt * d)),
+        ])
+        // Each (batch, head) on one thread, start to end, while its [Tq, Tk] scores are in cache:
+        // S = scale Q K^T (into P); masked softmax per row (masked keys get exactly 0), with the
+        // dropout keep flags; out = P' V (P' = P, or P times the dropout mask, built row by row in
+        // a per-thread buffer), heads merged into [B, Tq, C].
         maskCopy.withUnsafeBufferPointer { km in
             dropMask.withUnsafeMutableBufferPointer { dmb in
                 let pkm = SharedPointer(UnsafeMutablePointer(mutating: km.baseAddress!))
                 let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
+                    let dropped: UnsafeMutablePointer<Float>? = active ? .allocate(capacity: tt) : nil
+                    defer { dropped?.deallocate() }
                     for i in r {
-                        let kmRow = pkm.value + (i / h) * tk
+                        let bi = i / h, hi = i % h
+                        let scores = pP.value + i * tt
+                        clock.time(i, 0) {
+                            BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, alpha: scale, a: pq.value + bi * tq * stride + hi * d,
+                                      lda: stride, b: pk.value + bi * tk * stride + hi * d, ldb: stride, c: scores, ldc: tk)
+                        }
+                        let kmRow = pkm.value + bi * tk
                         for row in 0..<tq {
-                            let s = pP.value + i * tt + row * tk
+                            let s = scores + row * tk
                             let limit = causal ? row + 1 : tk
                             let mx = FastMath.maskedMax(s, kmRow, limit)
                             if mx == -Float.infinity {
@@ -125,56 +125,33 @@ public final class MultiHeadAttention {
                                 if limit < tk { (s + limit).update(repeating: 0, count: tk - limit) }
                                 FastMath.scale(s, tk, 1 / FastMath.sum(s, tk))
                             }
-                            if active, let pdm {
+                            if active, let pdm, let dropped {
                                 let base = i * tt + row * tk
                                 FastMath.keepFlags(key, start: base, count: tk, keep: keep, into: pdm.value + base)
+                                Self.drop(s, flags: pdm.value + base, scale: dropScale, into: dropped + row * tk, count: tk)
                             }
+                        }
+                        clock.time(i, 1) {
+                            BLAS.gemm(.none, .none, m: tq, n: d, k: tk, a: dropped ?? scores, lda: tk,
+                                      b: pv.value + bi * tk * stride + hi * d, ldb: stride,
+                                      c: py.value + bi * tq * c + hi * d, ldc: c)
                         }
                     }
                 }
             }
         }
-        // Phase 3: out = P' V (P' = P, or P times the dropout mask), heads merged into [B, Tq, C].
-        Profiler.measure(flops: 2.0 * Double(bh * tt * d), shape: "attention Y = P V, \(bh) x " + BLAS.shapeName(.none, .none, m: tq, n: d, k: tk)) {
-            self.withDroppedProbabilities { r, used in
-                for i in r {
-                    let bi = i / h, hi = i % h
-                    BLAS.gemm(.none, .none, m: tq, n: d, k: tk, a: used(i), lda: tk,
-                              b: pv.value + bi * tk * stride + hi * d, ldb: stride,
-                              c: py.value + bi * tq * c + hi * d, ldc: c)
-                }
-            }
-        }
+        clock.record(threads: min(Engine.threads, bh))
         return y
     }
 
-    /// Runs `body` over the `B * heads` products split across threads; `used(i)` is the
-    /// `[Tq, Tk]` matrix of product `i` as used in `P' V`: the stored probabilities, or (dropout
-    /// active) their dropped and rescaled copy, built in a per-thread buffer (valid until the
-    /// next `used` call on that thread).
-    private func withDroppedProbabilities(_ body: (Range<Int>, (Int) -> UnsafeMutablePointer<Float>) -> Void) {
-        guard let P = probs else { return }
-        let bh = b * heads, tt = tq * tk
-        let pP = SharedPointer(P.data)
-        guard dropActive else {
-            Engine.parallelFor(bh) { r in body(r) { pP.value + $0 * tt } }
-            return
-        }
-        let dropScale = 1 / (1 - dropout)
-        dropMask.withUnsafeBufferPointer { dmb in
-            let pm = UncheckedBox(dmb.baseAddress!)
-            Engine.parallelFor(bh) { r in
-                let buf = UnsafeMutablePointer<Float>.allocate(capacity: tt)
-                defer { buf.deallocate() }
-                body(r) { i in
-                    let s = pP.value + i * tt, m = pm.value + i * tt
-                    for j in 0..<tt {
-                        let kk: Float = m[j] != 0 ? dropScale : 0
-                        buf[j] = s[j] * kk
-                    }
-                    return buf
-                }
-            }
+    /// `out[j] = p[j] * scale` where `flags[j]` is 1, else 0, for `j < count`: probabilities
+    /// after dropout.
+    @inline(__always)
+    private static func drop(_ p: UnsafePointer<Float>, flags: UnsafePointer<UInt8>, scale: Float,
+                             into out: UnsafeMutablePointer<Float>, count: Int) {
+        for j in 0..<count {
+            let kk: Float = flags[j] != 0 ? scale : 0
+            out[j] = p[j] * kk
         }
     }
 
@@ -212,34 +189,39 @@ public final class MultiHeadAttention {
         }
         let h = heads, d = c / h, bh = b * h, tq = tq, tk = tk, tt = tq * tk, c = c, stride = stride
         let scale = 1 / Float(d).squareRoot()
-        let G = workspace?.tensor("attention.dP", [b, h, tq, tk]) ?? Tensor.ensure(dP, [b, h, tq, tk])
-        if workspace == nil { dP = G }
-        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), pG = SharedPointer(G.data)
+        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data)
         let pdy = SharedPointer(dy.data), pdq = SharedPointer(dq), pdk = SharedPointer(dk), pdv = SharedPointer(dv)
-        // Phase 1: dP' = dY V^T ; dV = P'^T dY.
-        Profiler.measure(flops: 4.0 * Double(bh * tt * d), shape: "attention dP, dV, \(bh) x 2 products of \(tq)x\(tk)x\(d)") {
-            withDroppedProbabilities { r, used in
-                for i in r {
-                    let bi = i / h, hi = i % h
-                    let yoff = bi * tq * c + hi * d, voff = bi * tk * stride + hi * d
-                    BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, a: pdy.value + yoff, lda: c,
-                              b: pv.value + voff, ldb: stride, c: pG.value + i * tt, ldc: tk)
-                    BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, a: used(i), lda: tk,
-                              b: pdy.value + yoff, ldb: c, c: pdv.value + voff, ldc: stride)
-                }
-            }
-        }
-        // Phase 2: through dropout and softmax: dS = P * (dP - rowsum(dP * P)).
         let active = dropActive, dropScale = 1 / (1 - dropout)
+        let clock = Profiler.ItemClock(items: bh, kinds: [
+            ("attention dP = dY V^T, dV = P^T dY, \(bh) x \(tq)x\(tk)x\(d) and \(tk)x\(d)x\(tq)", 4.0 * Double(bh * tt * d)),
+            ("attention dQ = dS K, dK = dS^T Q, \(bh) x \(tq)x\(d)x\(tk) and \(tk)x\(d)x\(tq)", 4.0 * Double(bh * tt * d)),
+        ])
+        // Each (batch, head) on one thread, start to end, its [Tq, Tk] gradient in a per-thread
+        // buffer that stays in cache: dP' = dY V^T and dV = P'^T dY; through dropout and softmax,
+        // dS = P * (dP - rowsum(dP * P)); dQ = scale dS K and dK = scale dS^T Q.
         dropMask.withUnsafeBufferPointer { dmb in
             let pdm = dmb.baseAddress.map(UncheckedBox.init)
             Engine.parallelFor(bh) { r in
+                let grad = UnsafeMutablePointer<Float>.allocate(capacity: tt)
+                let dropped: UnsafeMutablePointer<Float>? = active ? .allocate(capacity: tt) : nil
+                defer { grad.deallocate(); dropped?.deallocate() }
                 for i in r {
+                    let bi = i / h, hi = i % h
+                    let yoff = bi * tq * c + hi * d, qoff = bi * tq * stride + hi * d, koff = bi * tk * stride + hi * d
+                    let probs = pP.value + i * tt
+                    if active, let pdm, let dropped {
+                        Self.drop(probs, flags: pdm.value + i * tt, scale: dropScale, into: dropped, count: tt)
+                    }
+                    clock.time(i, 0) {
+                        BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, a: pdy.value + yoff, lda: c,
+                                  b: pv.value + koff, ldb: stride, c: grad, ldc: tk)
+                        BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, a: dropped ?? probs, lda: tk,
+                                  b: pdy.value + yoff, ldb: c, c: pdv.value + koff, ldc: stride)
+                    }
                     for row in 0..<tq {
-                        let base = i * tt + row * tk
-                        let g = pG.value + base, p = pP.value + base
+                        let g = grad + row * tk, p = probs + row * tk
                         if active, let pdm {
-                            let m = pdm.value + base
+                            let m = pdm.value + i * tt + row * tk
                             for j in 0..<tk {
                                 let kk: Float = m[j] != 0 ? dropScale : 0
                                 g[j] = g[j] * kk
@@ -248,22 +230,16 @@ public final class MultiHeadAttention {
                         let dot = FastMath.dot(g, p, tk)
                         FastMath.map2(tk, g, p, g) { gv, pv in pv * (gv - dot) }
                     }
+                    clock.time(i, 1) {
+                        BLAS.gemm(.none, .none, m: tq, n: d, k: tk, alpha: scale, a: grad, lda: tk,
+                                  b: pk.value + koff, ldb: stride, c: pdq.value + qoff, ldc: stride)
+                        BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, alpha: scale, a: grad, lda: tk,
+                                  b: pq.value + qoff, ldb: stride, c: pdk.value + koff, ldc: stride)
+                    }
                 }
             }
         }
-        // Phase 3: dQ = scale dS K ; dK = scale dS^T Q.
-        Profiler.measure(flops: 4.0 * Double(bh * tt * d), shape: "attention dQ, dK, \(bh) x 2 products of \(tq)x\(tk)x\(d)") {
-            Engine.parallelFor(bh) { r in
-                for i in r {
-                    let bi = i / h, hi = i % h
-                    let qoff = bi * tq * stride + hi * d, koff = bi * tk * stride + hi * d
-                    BLAS.gemm(.none, .none, m: tq, n: d, k: tk, alpha: scale, a: pG.value + i * tt, lda: tk,
-                              b: pk.value + koff, ldb: stride, c: pdq.value + qoff, ldc: stride)
-                    BLAS.gemm(.transposed, .none, m: tk, n: d, k: tq, alpha: scale, a: pG.value + i * tt, lda: tk,
-                              b: pq.value + qoff, ldb: stride, c: pdk.value + koff, ldc: stride)
-                }
-            }
-        }
+        clock.record(threads: min(Engine.threads, bh))
     }
 
     /// The attention probabilities of the last forward, `[B, heads, Tq, Tk]` (before dropout).

@@ -45,7 +45,7 @@ public final class GPT2Block {
         ln2 = try LayerNorm(store, name: "\(prefix).ln_2", dim: hidden, eps: layerNormEps)
         fc = try Linear(store, name: "\(prefix).mlp.c_fc", inFeatures: hidden, outFeatures: f)
         proj = try Linear(store, name: "\(prefix).mlp.c_proj", inFeatures: f, outFeatures: hidden)
-        attention = try MultiHeadAttention(heads: heads, causal: true, dropout: attentionDropout, rng: rng, workspace: ws)
+        attention = try MultiHeadAttention(heads: heads, causal: true, dropout: attentionDropout, rng: rng)
         drop1 = try Dropout(p: residualDropout, rng: rng)
         drop2 = try Dropout(p: residualDropout, rng: rng)
     }

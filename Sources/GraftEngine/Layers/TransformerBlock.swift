@@ -93,8 +93,7 @@ public final class TransformerBlock {
         intermediate = try Linear(store, name: "\(prefix).intermediate.dense", inFeatures: c, outFeatures: f)
         output = try Linear(store, name: "\(prefix).output.dense", inFeatures: f, outFeatures: c)
         outNorm = try LayerNorm(store, name: "\(prefix).output.LayerNorm", dim: c, eps: config.layerNormEps)
-        attention = try MultiHeadAttention(heads: kept, causal: false,
-                                           dropout: config.attentionDropout, rng: rng, workspace: ws)
+        attention = try MultiHeadAttention(heads: kept, causal: false, dropout: config.attentionDropout, rng: rng)
         gelu = GELU(config.gelu)
         drop1 = try Dropout(p: config.hiddenDropout, rng: rng)
         drop2 = try Dropout(p: config.hiddenDropout, rng: rng)
