@@ -10,10 +10,15 @@ import Foundation
 // The engine's element-wise kernels (GELU, softmax, LayerNorm, AdamW, dropout, …) are plain loops
 // that the compiler vectorises; built for baseline x86-64 they get 4-wide SSE. Where the machine
 // building Graft (which, built from source, is the machine running it) has AVX2 and FMA, the
-// engine is compiled for `haswell` (8-wide AVX2, FMA; what x86-64-v3 names), as llama.cpp builds for the native CPU.
+// engine is compiled for `haswell` (8-wide AVX2, FMA; what x86-64-v3 names), as llama.cpp builds for the native CPU;
+// where it also has AVX-512 (F, CD, BW, DQ, VL: Skylake-SP and later Xeons, Zen 4), for
+// `skylake-avx512` with 16-wide vectors (LLVM's tuning for those cores keeps loops 8-wide unless
+// `prefer-256-bit` is switched off): the time outside GEMMs of a BERT-Mini update fell by 17-23%
+// on a Xeon (BENCHMARKS.md, session 13).
 // Results do not change: no floating-point contraction or reassociation is enabled, so every
-// element is computed by the same IEEE operations in the same order. GRAFT_TARGET_CPU overrides
-// it: `baseline` (portable binaries), or an LLVM CPU name such as `skylake-avx512`.
+// element is computed by the same IEEE operations in the same order (fine-tuning weights were
+// identical bit for bit between the 8- and 16-wide builds). GRAFT_TARGET_CPU overrides it:
+// `baseline` (portable binaries), or an LLVM CPU name such as `haswell` (used as given).
 let engineSettings: [SwiftSetting] = {
     let requested = ProcessInfo.processInfo.environment["GRAFT_TARGET_CPU"]
     if requested == "baseline" { return [] }
@@ -22,9 +27,16 @@ let engineSettings: [SwiftSetting] = {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     let flags = Set(flagsLine.split(separator: " ").map(String.init))
-    if ["avx", "avx2", "fma", "bmi2", "movbe"].allSatisfy(flags.contains) { return [.unsafeFlags(["-target-cpu", "haswell"])] }
-    #endif
+    guard ["avx", "avx2", "fma", "bmi2", "movbe"].allSatisfy(flags.contains) else { return [] }
+    if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
+        // The feature reaches LLVM through the Clang importer's target options.
+        return [.unsafeFlags(["-target-cpu", "skylake-avx512",
+                              "-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", "-prefer-256-bit"])]
+    }
+    return [.unsafeFlags(["-target-cpu", "haswell"])]
+    #else
     return []
+    #endif
 }()
 
 let package = Package(
