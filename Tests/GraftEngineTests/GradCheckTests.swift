@@ -61,6 +61,46 @@ extension EngineTests {
             }
         }
 
+        /// A weight gradient with fewer outputs than inputs and enough work is taken as `dW^T` and
+        /// added transposed: it adds onto what the gradient held, matches a Double reference, and
+        /// has the same bits at 1, 2 and 3 threads. `Kernels.addTransposed` on ragged sizes.
+        @Test func weightGradientTakenTransposed() throws {
+            let (rows, inF, outF) = (300, 256, 64)
+            #expect(Double(rows * inF * outF) >= Linear.transposedGradientWork)
+            let x = randomTensor([rows, inF], seed: 21), dy = randomTensor([rows, outF], seed: 22)
+            let before = randomArray(outF * inF, seed: 23)
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                let store = ParameterStore(seed: 7)
+                let lin = try Linear(store, name: "dense", inFeatures: inF, outFeatures: outF)
+                store.zeroGrads()
+                store.grad(lin.weight).update(from: before, count: before.count)
+                try Engine.withThreads(threads) {
+                    _ = try lin.forward(x)
+                    _ = try lin.backward(dy)
+                }
+                results.append(Array(UnsafeBufferPointer(start: store.grad(lin.weight), count: outF * inF)))
+            }
+            #expect(results[1] == results[0] && results[2] == results[0])
+            var worst = 0.0
+            for o in 0..<outF {
+                for i in 0..<inF {
+                    var ref = Double(before[o * inF + i])
+                    for r in 0..<rows { ref += Double(dy.data[r * outF + o]) * Double(x.data[r * inF + i]) }
+                    worst = max(worst, abs(Double(results[0][o * inF + i]) - ref) / max(1, abs(ref)))
+                }
+            }
+            #expect(worst < 5e-5, "largest relative error \(worst)")
+            for (r, c) in [(67, 13), (1, 9), (130, 8), (9, 1)] {
+                let src = randomArray(r * c, seed: 24), dst0 = randomArray(c * r, seed: 25)
+                var dst = dst0
+                try Engine.withThreads(2) {
+                    src.withUnsafeBufferPointer { s in dst.withUnsafeMutableBufferPointer { Kernels.addTransposed(s.baseAddress!, rows: r, cols: c, into: $0.baseAddress!) } }
+                }
+                #expect((0..<(r * c)).allSatisfy { k in dst[k] == dst0[k] + src[(k % r) * c + k / r] }, "\(r)x\(c)")
+            }
+        }
+
         /// Weight tying: an Embedding and a Linear decoder share one table; gradients from both add up.
         @Test func tiedEmbeddingDecoder() throws {
             let store = ParameterStore(seed: 42)

@@ -85,6 +85,26 @@ public enum Kernels {
         }
     }
 
+    /// `out[j, i] += x[i, j]` for `x` `[rows, cols]` and `out` `[cols, rows]` (adds a transposed
+    /// matrix), in 8 x 64 tiles, the rows of `out` split over the threads.
+    public static func addTransposed(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+        let px = SharedPointer(UnsafeMutablePointer(mutating: x)), po = SharedPointer(out)
+        Engine.parallelFor((cols + 7) / 8, minChunk: max(1, minChunk / max(1, 8 * rows))) { r in
+            for tile in r {
+                let j0 = tile * 8, j1 = min(cols, j0 + 8)
+                var i0 = 0
+                while i0 < rows {
+                    let i1 = min(rows, i0 + 64)
+                    for j in j0..<j1 {
+                        let o = po.value + j * rows
+                        for i in i0..<i1 { o[i] += px.value[i * cols + j] }
+                    }
+                    i0 = i1
+                }
+            }
+        }
+    }
+
     /// Column sums: `out[j] += sum_i x[i, j]` for `x` `[rows, cols]` (BLAS gemv with a ones vector).
     public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
                               ones: inout [Float]) {

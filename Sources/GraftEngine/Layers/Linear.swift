@@ -2,8 +2,9 @@
 /// PyTorch/HuggingFace (so checkpoints load without transposing).
 ///
 /// Parameters: `<name>.weight` `[out, in]`, `<name>.bias` `[out]`.
-/// Forward: `x` `[..., in]` -> `[..., out]`. All three products (forward, `dX`, `dW`) are single
-/// `cblas_sgemm` calls; `db` is a BLAS gemv.
+/// Forward: `x` `[..., in]` -> `[..., out]`. All three products (forward, `dX`, `dW`) go through
+/// ``BLAS/matmul`` (`dW` as `dW^T`, added transposed, when there are fewer outputs than inputs);
+/// `db` is a BLAS gemv.
 public final class Linear {
     public let store: ParameterStore
     public let weight: Parameter
@@ -104,16 +105,35 @@ public final class Linear {
         return d
     }
 
+    /// The multiply-adds from which a weight gradient with fewer outputs than inputs is taken as
+    /// `dW^T = x^T dy` and added transposed (``backwardParameters(_:)``): OpenBLAS runs the
+    /// product with few rows and a long `K` slower (two threads, BERT-Mini's `dW` of the
+    /// feed-forward output: 128-row bands of `256x1024x4096` at 124 GFLOP/s, 512-row bands of
+    /// `1024x256x4096` at 141, `benchmarks/weight_gradient_transposed.py`), and the transposed
+    /// add is one pass over `dW`.
+    static let transposedGradientWork = 4_194_304.0
+
     /// The second half of ``backward(_:into:)``: `dW += dy^T x`, `db += sum dy`, reading the
-    /// input of the last forward now (so a caller may rebuild that input in between).
+    /// input of the last forward now (so a caller may rebuild that input in between). With fewer
+    /// outputs than inputs (and at least ``transposedGradientWork`` multiply-adds) `dW^T = x^T dy`
+    /// is taken into a scratch buffer and added transposed.
     public func backwardParameters(_ dy: Tensor) throws {
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
         }
         let rows = x.count / inFeatures
-        // dW[out, in] += dy^T[out, rows] * x[rows, in]
-        BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
+        if outFeatures < inFeatures && Double(outFeatures) * Double(inFeatures) * Double(rows) >= Self.transposedGradientWork {
+            // dW^T[in, out] = x^T[in, rows] * dy[rows, out] into a scratch buffer, then dW += its
+            // transpose: the product's bands over the threads are `in` rows wide, not `out`.
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: inFeatures * outFeatures)
+            defer { t.deallocate() }
+            BLAS.matmul(.transposed, .none, m: inFeatures, n: outFeatures, k: rows, a: x.data, b: dy.data, c: t)
+            Kernels.addTransposed(t, rows: inFeatures, cols: outFeatures, into: store.grad(weight))
+        } else {
+            // dW[out, in] += dy^T[out, rows] * x[rows, in]
+            BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
+        }
         if let bias { Kernels.addColumnSums(dy.data, rows: rows, cols: outFeatures, into: store.grad(bias), ones: &ones) }
     }
 }
