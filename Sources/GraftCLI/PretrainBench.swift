@@ -81,8 +81,8 @@ struct PretrainBenchCommand: ParsableCommand {
             Profiler.region("zero gradients") { model.store.zeroGrads() }
             let loss = try model.loss(b, training: true)
             try model.backward(scale: 1)
-            Profiler.region("clip gradients") { _ = clipGradNorm(model.store, maxNorm: 1) }
-            try Profiler.region("AdamW step") { try optimizer.step(model.store, lr: 1e-4) }
+            let norm = Profiler.region("clip gradients") { model.store.gradNorm() }
+            try Profiler.region("AdamW step") { try optimizer.step(model.store, lr: 1e-4, gradientScale: clipFactor(norm: norm, maxNorm: 1)) }
             return loss
         }
         for step in 0..<(warmup + steps) {

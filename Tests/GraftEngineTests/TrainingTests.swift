@@ -108,6 +108,38 @@ extension EngineTests {
             #expect(correct >= 297, "accuracy \(correct)/300")
         }
 
+        /// Clipping through the optimizer (the clip factor applied as each gradient is read) gives
+        /// the update that clipping the stored gradients first gives, bit for bit, for AdamW and
+        /// SGD, with and without clipping, over sizes with a scalar tail and all-zero blocks.
+        @Test func clipFactorInTheStepEqualsClippingFirst() throws {
+            func run(_ kind: String, clipInStep: Bool, maxNorm: Float) throws -> [Float] {
+                let store = ParameterStore(seed: 3)
+                _ = try store.declare("a", shape: [37, 5], initializer: .normal(std: 1))
+                let b = try store.declare("b.bias", shape: [64], initializer: .normal(std: 1))   // no decay: untouched blocks are skipped
+                let opt: Optimizer = kind == "adamw" ? AdamW(store, weightDecay: 0.01) : SGD(store, momentum: 0.9, weightDecay: 0.01)
+                for step in 0..<3 {
+                    let grads = randomArray(store.count, seed: UInt64(40 + step), scale: 3)
+                    store.grads.update(from: grads, count: store.count)
+                    (store.grad(b) + 16).update(repeating: 0, count: 24)   // blocks that never get a gradient
+                    if clipInStep {
+                        try opt.step(store, lr: 0.01, gradientScale: clipFactor(norm: store.gradNorm(), maxNorm: maxNorm))
+                    } else {
+                        clipGradNorm(store, maxNorm: maxNorm)
+                        try opt.step(store, lr: 0.01)
+                    }
+                }
+                return Array(UnsafeBufferPointer(start: store.values, count: store.count))
+                    + opt.stateBuffers.flatMap { Array(UnsafeBufferPointer(start: $0.buffer, count: store.count)) }
+            }
+            for kind in ["adamw", "sgd"] {
+                for maxNorm: Float in [1, 1e6] {
+                    let first = try run(kind, clipInStep: false, maxNorm: maxNorm), inStep = try run(kind, clipInStep: true, maxNorm: maxNorm)
+                    #expect(first.map(\.bitPattern) == inStep.map(\.bitPattern), "\(kind), max norm \(maxNorm)")
+                }
+            }
+            #expect(clipFactor(norm: 4, maxNorm: 1) == Float(1.0 / (4 + 1e-6)) && clipFactor(norm: 0.5, maxNorm: 1) == 1)
+        }
+
         /// A one-block transformer learns to reverse sequences of 5 tokens.
         @Test func transformerLearnsToReverse() throws {
             let vocab = 8, t = 5, batch = 16

@@ -163,8 +163,12 @@ public final class ParameterStore: @unchecked Sendable {
     /// Reports a range of ``grads`` this backward no longer changes (no-op without a handler).
     @inline(__always) public func finishedGradients(_ range: Range<Int>) { gradientsFinishedHandler?(range) }
 
-    /// Sets all gradients to zero (call before each accumulation cycle).
-    public func zeroGrads() { grads.update(repeating: 0, count: max(count, 1)) }
+    /// Sets all gradients to zero (call before each accumulation cycle), split over the calling
+    /// computation's threads.
+    public func zeroGrads() {
+        let g = SharedPointer(grads)
+        Engine.parallelFor(max(count, 1), minChunk: 1 << 18) { r in (g.value + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
 
     /// Global L2 norm of the gradients (summed in Double, fixed order).
     public func gradNorm() -> Double { Kernels.l2Norm(grads, count) }

@@ -5,8 +5,10 @@ import GraftSupport
 public protocol Optimizer: AnyObject {
     /// Number of updates made so far.
     var stepCount: Int { get set }
-    /// Applies one update with learning rate `lr` using the gradients in `store`.
-    func step(_ store: ParameterStore, lr: Float) throws
+    /// Applies one update with learning rate `lr` using the gradients in `store`, each multiplied
+    /// by `gradientScale` as it is read (``clipFactor(norm:maxNorm:)``: clipping without a pass
+    /// that rewrites the gradients; the stored gradients are left as they are).
+    func step(_ store: ParameterStore, lr: Float, gradientScale: Float) throws
     /// Named flat state buffers (e.g. `exp_avg`, `exp_avg_sq`), each `store.count` floats,
     /// saved per parameter as `optimizer.<buffer>.<parameter name>`.
     var stateBuffers: [(name: String, buffer: UnsafeMutablePointer<Float>)] { get }
@@ -17,6 +19,11 @@ public protocol Optimizer: AnyObject {
 }
 
 extension Optimizer {
+    /// Applies one update with learning rate `lr` using the gradients in `store` as they are.
+    public func step(_ store: ParameterStore, lr: Float) throws {
+        try step(store, lr: lr, gradientScale: 1)
+    }
+
     /// Sets the gradients of frozen parameters to zero (before clipping, so that they count
     /// neither in the global norm nor anywhere else).
     public func zeroFrozenGradients(_ store: ParameterStore) {
@@ -97,7 +104,7 @@ public final class AdamW: Optimizer {
          "optimizer.beta2": "\(beta2)", "optimizer.eps": "\(eps)", "optimizer.weight_decay": "\(weightDecay)"]
     }
 
-    public func step(_ store: ParameterStore, lr: Float) throws {
+    public func step(_ store: ParameterStore, lr: Float, gradientScale: Float) throws {
         guard store.count == count else {
             throw EngineError.shapeMismatch("AdamW built for \(count) floats, store has \(store.count)")
         }
@@ -126,9 +133,9 @@ public final class AdamW: Optimizer {
                 let vb2 = SIMD8<Float>(repeating: b2), vc2 = SIMD8<Float>(repeating: 1 - b2)
                 let vDecay = SIMD8<Float>(repeating: decay), vStep = SIMD8<Float>(repeating: stepSize)
                 let vInv = SIMD8<Float>(repeating: invSqrtBc2), vEps = SIMD8<Float>(repeating: eps)
-                let zero = SIMD8<Float>(repeating: 0)
+                let zero = SIMD8<Float>(repeating: 0), vScale = SIMD8<Float>(repeating: gradientScale)
                 while i + 8 <= r.upperBound {
-                    let gi = UnsafeRawPointer(g.value + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let gi = UnsafeRawPointer(g.value + i).loadUnaligned(as: SIMD8<Float>.self) * vScale
                     let m0 = UnsafeRawPointer(mp.value + i).loadUnaligned(as: SIMD8<Float>.self)
                     let v0 = UnsafeRawPointer(vp.value + i).loadUnaligned(as: SIMD8<Float>.self)
                     // Eight weights that never had a gradient (an embedding row of a token not seen
@@ -145,7 +152,7 @@ public final class AdamW: Optimizer {
                     i += 8
                 }
                 while i < r.upperBound {
-                    let gi = g.value[i]
+                    let gi = g.value[i] * gradientScale
                     let mi = b1 * mp.value[i] + (1 - b1) * gi
                     let vi = b2 * vp.value[i] + (1 - b2) * gi * gi
                     mp.value[i] = mi
@@ -186,7 +193,7 @@ public final class SGD: Optimizer {
          "optimizer.weight_decay": "\(weightDecay)"]
     }
 
-    public func step(_ store: ParameterStore, lr: Float) throws {
+    public func step(_ store: ParameterStore, lr: Float, gradientScale: Float) throws {
         guard store.count == count else {
             throw EngineError.shapeMismatch("SGD built for \(count) floats, store has \(store.count)")
         }
@@ -201,7 +208,7 @@ public final class SGD: Optimizer {
             let w = SharedPointer(store.value(p)), g = SharedPointer(store.grad(p)), b = SharedPointer(buf + p.offset)
             Engine.parallelFor(p.count, minChunk: Kernels.minChunk) { r in
                 for i in r {
-                    let gi = g.value[i] + wd * w.value[i]
+                    let gi = g.value[i] * gradientScale + wd * w.value[i]
                     let bi = mu * b.value[i] + gi
                     b.value[i] = bi
                     w.value[i] -= groupLR * bi
@@ -213,14 +220,21 @@ public final class SGD: Optimizer {
 
 /// Scales all gradients so their global L2 norm is at most `maxNorm` (PyTorch
 /// `clip_grad_norm_`: factor `maxNorm / (norm + 1e-6)` when `norm > maxNorm`).
-/// Returns the norm before clipping.
+/// Returns the norm before clipping. (A training loop can skip this pass: pass
+/// ``clipFactor(norm:maxNorm:)`` of ``ParameterStore/gradNorm()`` to
+/// ``Optimizer/step(_:lr:gradientScale:)``, which gives the same update.)
 @discardableResult
 public func clipGradNorm(_ store: ParameterStore, maxNorm: Float) -> Double {
     let norm = store.gradNorm()
-    if norm > Double(maxNorm) {
-        Kernels.scale(store.grads, Float(Double(maxNorm) / (norm + 1e-6)), store.count)
-    }
+    let factor = clipFactor(norm: norm, maxNorm: maxNorm)
+    if factor != 1 { Kernels.scale(store.grads, factor, store.count) }
     return norm
+}
+
+/// The factor ``clipGradNorm(_:maxNorm:)`` scales gradients of global norm `norm` by:
+/// `maxNorm / (norm + 1e-6)` when `norm > maxNorm`, else 1.
+public func clipFactor(norm: Double, maxNorm: Float) -> Float {
+    norm > Double(maxNorm) ? Float(Double(maxNorm) / (norm + 1e-6)) : 1
 }
 
 /// Learning-rate schedule: linear warm-up from 0 over `warmupSteps`, then linear or cosine

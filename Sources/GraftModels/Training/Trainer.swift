@@ -282,10 +282,12 @@ public final class Trainer<Objective: TrainingObjective> {
             let (lossSum, correct, counted, tokens) = try Profiler.region("forward + backward") { try accumulateGradients() }
             let norm = Profiler.region("clip gradients") {
                 optimizer.zeroFrozenGradients(store)
-                return options.clipNorm > 0 ? clipGradNorm(store, maxNorm: options.clipNorm) : store.gradNorm()
+                return store.gradNorm()
             }
             let lr = schedule.lr(at: optimizer.stepCount)
-            try Profiler.region("optimizer step") { try optimizer.step(store, lr: lr) }
+            // Clipping scales the gradients as the optimizer reads them (no pass rewriting them).
+            let scale = options.clipNorm > 0 ? clipFactor(norm: norm, maxNorm: options.clipNorm) : 1
+            try Profiler.region("optimizer step") { try optimizer.step(store, lr: lr, gradientScale: scale) }
             tokensSeen += tokens
             let loss = lossSum / Float(options.accumulation)
             lastLoss = loss
