@@ -13,7 +13,7 @@ import Foundation
 // engine is compiled for `haswell` (8-wide AVX2, FMA; what x86-64-v3 names), as llama.cpp builds for the native CPU;
 // where it also has AVX-512 (F, CD, BW, DQ, VL: Skylake-SP and later Xeons, Zen 4), for
 // `skylake-avx512` with 16-wide vectors (LLVM's tuning for those cores keeps loops 8-wide unless
-// `prefer-256-bit` is switched off): the time outside GEMMs of a BERT-Mini update fell by 17-23%
+// `prefer-256-bit` is switched off): the time outside GEMMs of a BERT-Mini update fell by 12-20%
 // on a Xeon (BENCHMARKS.md, session 13).
 // Results do not change: no floating-point contraction or reassociation is enabled, so every
 // element is computed by the same IEEE operations in the same order (fine-tuning weights were

@@ -108,9 +108,9 @@ public final class Linear {
     /// The multiply-adds from which a weight gradient with fewer outputs than inputs is taken as
     /// `dW^T = x^T dy` and added transposed (``backwardParameters(_:)``): OpenBLAS runs the
     /// product with few rows and a long `K` slower (two threads, BERT-Mini's `dW` of the
-    /// feed-forward output: 128-row bands of `256x1024x4096` at 124 GFLOP/s, 512-row bands of
-    /// `1024x256x4096` at 141, `benchmarks/weight_gradient_transposed.py`), and the transposed
-    /// add is one pass over `dW`.
+    /// feed-forward output: a 512-row band of `1024x256x4096` took 6-16% less time than a
+    /// 128-row band of `256x1024x4096`, the same work, timed in pairs;
+    /// `benchmarks/weight_gradient_transposed.py`), and the transposed add is one pass over `dW`.
     static let transposedGradientWork = 4_194_304.0
 
     /// The second half of ``backward(_:into:)``: `dW += dy^T x`, `db += sum dy`, reading the
