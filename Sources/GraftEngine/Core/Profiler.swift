@@ -90,11 +90,6 @@ public final class Profiler: @unchecked Sendable {
         shapes[i].calls += 1
     }
 
-    /// Adds GEMM time measured elsewhere (``ItemClock``) to this profiler, under `shape`.
-    func addMeasured(seconds s: Double, flops f: Double, shape: String) {
-        add(seconds: s, flops: f, shape: shape)
-    }
-
     /// GEMM time of products run among other work inside a parallel loop (attention's per-head
     /// pipeline: scores, softmax and `P V` of one head on one thread while its scores are in
     /// cache): each item times its own products on the thread that runs it, per kind of
@@ -108,13 +103,14 @@ public final class Profiler: @unchecked Sendable {
         @usableFromInline let nanos: UnsafeMutablePointer<UInt64>
         @usableFromInline let items: Int
 
-        /// `kinds`: each kind of product's shape name and its operations over all the items.
-        public init(items: Int, kinds: [(shape: String, flops: Double)]) {
+        /// `kinds`: each kind of product's shape name and its operations over all the items
+        /// (built only when a profiler records).
+        public init(items: Int, kinds: @autoclosure () -> [(shape: String, flops: Double)]) {
             profiler = Profiler.current
-            self.kinds = kinds
+            self.kinds = profiler == nil ? [] : kinds()
             self.items = profiler == nil ? 0 : items
-            nanos = .allocate(capacity: max(1, self.items * kinds.count))
-            nanos.initialize(repeating: 0, count: max(1, self.items * kinds.count))
+            nanos = .allocate(capacity: max(1, self.items * self.kinds.count))
+            nanos.initialize(repeating: 0, count: max(1, self.items * self.kinds.count))
         }
 
         deinit { nanos.deallocate() }
@@ -135,7 +131,7 @@ public final class Profiler: @unchecked Sendable {
             for (j, kind) in kinds.enumerated() {
                 var total: UInt64 = 0
                 for i in 0..<items { total &+= nanos[i * kinds.count + j] }
-                profiler.addMeasured(seconds: Double(total) * 1e-9 / Double(max(1, threads)), flops: kind.flops, shape: kind.shape)
+                profiler.add(seconds: Double(total) * 1e-9 / Double(max(1, threads)), flops: kind.flops, shape: kind.shape)
             }
         }
     }
