@@ -14,6 +14,7 @@ public final class Linear {
     private var input: Tensor?
     private var out: Tensor?
     private var dx: Tensor?
+    private var transposedGradient: Tensor?   // dW^T [in, out] (backwardParameters), kept between calls
     private var ones: [Float] = []
 
     public init(_ store: ParameterStore, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
@@ -116,7 +117,7 @@ public final class Linear {
     /// The second half of ``backward(_:into:)``: `dW += dy^T x`, `db += sum dy`, reading the
     /// input of the last forward now (so a caller may rebuild that input in between). With fewer
     /// outputs than inputs (and at least ``transposedGradientWork`` multiply-adds) `dW^T = x^T dy`
-    /// is taken into a scratch buffer and added transposed.
+    /// is taken into a buffer of the weight's size that the layer keeps, and added transposed.
     public func backwardParameters(_ dy: Tensor) throws {
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
@@ -124,12 +125,13 @@ public final class Linear {
         }
         let rows = x.count / inFeatures
         if outFeatures < inFeatures && Double(outFeatures) * Double(inFeatures) * Double(rows) >= Self.transposedGradientWork {
-            // dW^T[in, out] = x^T[in, rows] * dy[rows, out] into a scratch buffer, then dW += its
+            // dW^T[in, out] = x^T[in, rows] * dy[rows, out] into a buffer the layer keeps (allocated
+            // afresh each call it cost ~1,000 page faults per BERT-Mini update), then dW += its
             // transpose: the product's bands over the threads are `in` rows wide, not `out`.
-            let t = UnsafeMutablePointer<Float>.allocate(capacity: inFeatures * outFeatures)
-            defer { t.deallocate() }
-            BLAS.matmul(.transposed, .none, m: inFeatures, n: outFeatures, k: rows, a: x.data, b: dy.data, c: t)
-            Kernels.addTransposed(t, rows: inFeatures, cols: outFeatures, into: store.grad(weight))
+            let t = Tensor.ensure(transposedGradient, [inFeatures, outFeatures])
+            transposedGradient = t
+            BLAS.matmul(.transposed, .none, m: inFeatures, n: outFeatures, k: rows, a: x.data, b: dy.data, c: t.data)
+            Kernels.addTransposed(t.data, rows: inFeatures, cols: outFeatures, into: store.grad(weight))
         } else {
             // dW[out, in] += dy^T[out, rows] * x[rows, in]
             BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
