@@ -105,13 +105,49 @@ public enum Kernels {
         }
     }
 
-    /// Column sums: `out[j] += sum_i x[i, j]` for `x` `[rows, cols]` (BLAS gemv with a ones vector).
-    public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
-                              ones: inout [Float]) {
-        if ones.count < rows { ones = [Float](repeating: 1, count: rows) }
-        Engine.singleThreadedOpenBLAS
-        ones.withUnsafeBufferPointer { o in
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(cols), 1, x, Int32(cols), o.baseAddress!, 1, 1, out, 1)
+    /// Column sums: `out[j] += sum_i x[i, j]` for `x` `[rows, cols]` (a bias gradient). Each
+    /// column is summed down the rows in order, four rows at a time, into a partial per block of
+    /// 64 rows that is added to the column's total, which is then added to `out[j]`; the columns
+    /// are split over the threads in groups of 16, so the result does not depend on the thread
+    /// count. (The BLAS gemv with a ones vector this replaces ran on one thread, and its bits
+    /// change with how the columns are split.)
+    public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+        guard rows > 0, cols > 0 else { return }
+        let groups = (cols + 15) / 16
+        let px = SharedPointer(UnsafeMutablePointer(mutating: x)), po = SharedPointer(out)
+        Engine.parallelFor(groups, minChunk: max(1, minChunk / max(1, 16 * rows))) { r in
+            let width = columnSumWidth
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * width) { scratch in
+                let total = scratch.baseAddress!, block = total + width
+                var j0 = r.lowerBound * 16
+                let end = min(cols, r.upperBound * 16)
+                while j0 < end {
+                    let w = min(width, end - j0)
+                    total.update(repeating: 0, count: w)
+                    var i = 0
+                    while i < rows {
+                        let i1 = min(rows, i + 64)
+                        block.update(repeating: 0, count: w)
+                        while i + 4 <= i1 {
+                            let r0 = UnsafePointer(px.value + i * cols + j0), r1 = r0 + cols, r2 = r1 + cols, r3 = r2 + cols
+                            for j in 0..<w { block[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]) }
+                            i += 4
+                        }
+                        while i < i1 {
+                            let r0 = UnsafePointer(px.value + i * cols + j0)
+                            for j in 0..<w { block[j] += r0[j] }
+                            i += 1
+                        }
+                        for j in 0..<w { total[j] += block[j] }
+                    }
+                    let o = po.value + j0
+                    for j in 0..<w { o[j] += total[j] }
+                    j0 += w
+                }
+            }
         }
     }
+
+    /// Columns per pass of ``addColumnSums(_:rows:cols:into:)`` (its two partial rows, 8 KB, stay in L1).
+    static let columnSumWidth = 1024
 }

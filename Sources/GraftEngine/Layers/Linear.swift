@@ -15,7 +15,6 @@ public final class Linear {
     private var out: Tensor?
     private var dx: Tensor?
     private var transposedGradient: Tensor?   // dW^T [in, out] (backwardParameters), kept between calls
-    private var ones: [Float] = []
 
     public init(_ store: ParameterStore, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
                 initializer: Initializer = .normal(std: 0.02)) throws {
@@ -136,6 +135,6 @@ public final class Linear {
             // dW[out, in] += dy^T[out, rows] * x[rows, in]
             BLAS.matmul(.transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy.data, b: x.data, c: store.grad(weight), beta: 1)
         }
-        if let bias { Kernels.addColumnSums(dy.data, rows: rows, cols: outFeatures, into: store.grad(bias), ones: &ones) }
+        if let bias { Kernels.addColumnSums(dy.data, rows: rows, cols: outFeatures, into: store.grad(bias)) }
     }
 }
