@@ -122,26 +122,6 @@ enum Rows {
         for (i, r) in rows.enumerated() { (y.data + r * c).update(from: src.data + i * c, count: c) }
         return y
     }
-
-    /// Number of rows of `logits` `[N, V]` whose first maximum is at `targets[i]` (ignored: -100).
-    static func correct(_ logits: Tensor, targets: [Int32], vocab v: Int) -> Int {
-        let n = targets.count
-        var hits = [Int](repeating: 0, count: n)
-        let px = SharedPointer(logits.data)
-        targets.withUnsafeBufferPointer { tb in
-            hits.withUnsafeMutableBufferPointer { hb in
-                let t = UncheckedBox(tb.baseAddress!), h = UncheckedBox(hb.baseAddress!)
-                Engine.parallelFor(n, minChunk: max(1, Kernels.minChunk / max(v, 1))) { r in
-                    for row in r {
-                        let tg = t.value[row]
-                        if tg == -100 { continue }
-                        h.value[row] = FastMath.firstArgmax(px.value + row * v, v) == Int(tg) ? 1 : 0
-                    }
-                }
-            }
-        }
-        return hits.reduce(0, +)
-    }
 }
 
 /// Cross-entropy of a head that runs on the labelled rows of hidden states, shared by the
@@ -186,9 +166,11 @@ public final class LabelledRowsLoss {
             input = try hidden.reshaped([n, c])
         }
         let logits = try head(input)
-        let correct = Rows.correct(logits, targets: targets, vocab: classes)
+        guard logits.shape.last == classes, logits.count == targets.count * classes else {
+            throw ModelError.invalidBatch("the head gave logits \(logits.shape) for \(targets.count) rows of \(classes) classes")
+        }
         let l = try ce.forward(logits, targets: targets, overwriteLogits: true)
-        return LMLoss(loss: l, correct: correct, counted: ce.countedRows)
+        return LMLoss(loss: l, correct: ce.correctRows, counted: ce.countedRows)
     }
 
     /// Backward of the last ``forward(hidden:labels:classes:labelledRowsOnly:head:)``: `head`

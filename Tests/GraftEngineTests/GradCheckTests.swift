@@ -101,6 +101,34 @@ extension EngineTests {
             }
         }
 
+        /// `Kernels.addColumnSums` (the bias gradient) adds onto what `out` held, matches a Double
+        /// reference, and has the same bits at 1, 2 and 3 threads, on ragged sizes and sizes over
+        /// its 1,024-column pass and 64-row block (the 4096 x 8192 masked-LM decoder's included).
+        @Test func columnSumsMatchDoubleAtEveryThreadCount() throws {
+            for (rows, cols) in [(4096, 8192), (300, 1030), (67, 13), (1, 9), (130, 8), (9, 1), (5, 2049), (64, 16)] {
+                let x = randomArray(rows * cols, seed: 31), before = randomArray(cols, seed: 32)
+                var results: [[Float]] = []
+                for threads in [1, 2, 3] {
+                    var out = before
+                    try Engine.withThreads(threads) {
+                        x.withUnsafeBufferPointer { xs in
+                            out.withUnsafeMutableBufferPointer { Kernels.addColumnSums(xs.baseAddress!, rows: rows, cols: cols, into: $0.baseAddress!) }
+                        }
+                    }
+                    results.append(out)
+                }
+                #expect(results[1] == results[0] && results[2] == results[0], "\(rows)x\(cols)")
+                var worst = 0.0
+                for j in 0..<cols {
+                    var ref = 0.0, magnitude = 0.0
+                    for i in 0..<rows { ref += Double(x[i * cols + j]); magnitude += abs(Double(x[i * cols + j])) }
+                    let err = abs(Double(results[0][j]) - (Double(before[j]) + ref))
+                    worst = max(worst, err / max(1, magnitude))
+                }
+                #expect(worst < 1e-6, "\(rows)x\(cols): largest error \(worst) of the column's absolute sum")
+            }
+        }
+
         /// Weight tying: an Embedding and a Linear decoder share one table; gradients from both add up.
         @Test func tiedEmbeddingDecoder() throws {
             let store = ParameterStore(seed: 42)
@@ -351,6 +379,14 @@ extension EngineTests {
             let targets: [Int32] = ignore ? [1, -100, 3, 0, -100] : [1, 2, 3, 0, 2]
             let l = try ce.forward(logits, targets: targets)
             #expect(ce.countedRows == (ignore ? 3 : 5))
+            // Argmax hits, against the scalar first-maximum loop over the counted rows.
+            let hits = (0..<5).filter { r in
+                guard targets[r] != -100 else { return false }
+                var best = 0
+                for j in 1..<4 where logits.data[r * 4 + j] > logits.data[r * 4 + best] { best = j }
+                return best == Int(targets[r])
+            }.count
+            #expect(ce.correctRows == hits)
             // Direct Double computation of the same loss.
             var ref = 0.0, n = 0.0
             for r in 0..<5 where targets[r] != -100 {
@@ -559,7 +595,7 @@ extension EngineTests {
         }
 
         /// The lane-wise first argmax is the scalar loop's: ties (the first wins), -0 beside +0,
-        /// lengths around the lane width, a NaN maximum.
+        /// lengths around the lane width, a NaN maximum; `isFirstArgmax` holds at that index alone.
         @Test func firstArgmaxEqualsTheScalarLoop() {
             var rng = RNG(seed: 4)
             for n in [1, 2, 7, 8, 9, 16, 17, 100, 1_000] {
@@ -572,6 +608,8 @@ extension EngineTests {
                     var best = 0
                     for j in 1..<max(n, 1) where p[j] > p[best] { best = j }
                     #expect(FastMath.firstArgmax(p, n) == best, "n \(n), trial \(trial): \(p)")
+                    let m = FastMath.max(p, n)
+                    #expect((0..<n).filter { FastMath.isFirstArgmax($0, p, n, maximum: m) } == [best], "n \(n), trial \(trial): \(p)")
                 }
             }
         }

@@ -180,6 +180,24 @@ extension FastMath {
     public static func firstArgmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
         let m = max(p, n)
         if m.isNaN { return scalarFirstArgmax(p, n) }
+        return firstIndex(of: m, in: p, n) ?? scalarFirstArgmax(p, n)   // nil not reached: some element equals the maximum
+    }
+
+    /// Whether ``firstArgmax(_:_:)`` of the `n` floats at `p` is `j`, given their maximum `m`
+    /// (``max(_:_:)``, which a caller such as the cross-entropy has already taken): `p[j] == m`
+    /// and no element before `j` equals `m`. Reads only `p[0...j]` unless `m` is NaN or -inf.
+    @inlinable
+    public static func isFirstArgmax(_ j: Int, _ p: UnsafePointer<Float>, _ n: Int, maximum m: Float) -> Bool {
+        if m.isNaN { return scalarFirstArgmax(p, n) == j }
+        if p[j] == m { return firstIndex(of: m, in: p, j + 1) == j }
+        // `max` returns one of the elements, or its starting -inf when it saw none but NaNs (fewer
+        // than 8 of them); then no element equals `m` and `firstArgmax` takes the scalar loop.
+        return m == -.infinity && firstIndex(of: m, in: p, n) == nil && scalarFirstArgmax(p, n) == j
+    }
+
+    /// The first `j < n` with `p[j] == m` (8 lanes at a time), or nil.
+    @inlinable
+    static func firstIndex(of m: Float, in p: UnsafePointer<Float>, _ n: Int) -> Int? {
         let target = V(repeating: m)
         var j = 0
         scan: while j + 8 <= n {
@@ -188,7 +206,7 @@ extension FastMath {
             j += 8
         }
         while j < n { if p[j] == m { return j }; j += 1 }
-        return scalarFirstArgmax(p, n)   // not reached: some element equals the maximum
+        return nil
     }
 
     @inlinable

@@ -13,6 +13,7 @@ public final class CrossEntropyLoss {
     private var probsAreLogits = false   // probs is the caller's logits tensor (overwriteLogits)
     private var targets: [Int32] = []
     private var counted = 0
+    private var correct = 0
     private var gradientTaken = false
 
     public init(ignoreIndex: Int32 = -100, labelSmoothing: Float = 0) throws {
@@ -25,6 +26,10 @@ public final class CrossEntropyLoss {
 
     /// Number of rows that counted in the last forward.
     public var countedRows: Int { counted }
+
+    /// Counted rows of the last forward whose first largest logit is the target (the argmax
+    /// hits), found in the pass that computes the loss.
+    public var correctRows: Int { correct }
 
     /// `logits` `[..., V]`, `targets` one per row. Returns the mean loss (0 if every row is ignored).
     /// With `overwriteLogits` the probabilities (and later the gradient) are written over the
@@ -51,13 +56,15 @@ public final class CrossEntropyLoss {
         let chunks = max(1, min(Engine.threads, n * vocab / Kernels.minChunk))
         let per = (n + chunks - 1) / chunks
         var partial = [Double](repeating: 0, count: chunks)
+        var hits = [Int](repeating: 0, count: chunks)
         let px = SharedPointer(logits.data), pp = SharedPointer(P.data)
         let eps = Double(labelSmoothing), ignore = ignoreIndex, overwrite = P.data == logits.data
         let tb = UncheckedBox(targets)
         partial.withUnsafeMutableBufferPointer { pb in
-            let part = UncheckedBox(pb.baseAddress!)
+          hits.withUnsafeMutableBufferPointer { hb in
+            let part = UncheckedBox(pb.baseAddress!), hit = UncheckedBox(hb.baseAddress!)
             let body: (Int) -> Void = { ch in
-                var acc = 0.0
+                var acc = 0.0, correct = 0
                 for r in (ch * per)..<min(n, (ch + 1) * per) {
                     let x = px.value + r * vocab, p = pp.value + r * vocab   // p may be x (overwriteLogits)
                     let tg = tb.value[r]
@@ -65,6 +72,7 @@ public final class CrossEntropyLoss {
                     // What the loss reads from the logits, read before p is written.
                     let xTarget = tg == ignore ? 0 : x[Int(tg)]
                     let xSum = tg != ignore && eps > 0 ? FastMath.sum(x, vocab) : 0
+                    if tg != ignore && FastMath.isFirstArgmax(Int(tg), x, vocab, maximum: mx) { correct += 1 }
                     // In place, one pointer for source and destination, so the loop vectorises.
                     if overwrite { FastMath.map(vocab, p, p) { FastMath.exp($0 - mx) } } else { FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) } }
                     let sum = FastMath.sum(p, vocab)
@@ -78,11 +86,14 @@ public final class CrossEntropyLoss {
                     acc += loss
                 }
                 part.value[ch] = acc
+                hit.value[ch] = correct
             }
             if chunks == 1 { body(0) } else {
                 Engine.concurrent(chunks, body)
             }
+          }
         }
+        correct = hits.reduce(0, +)
         let total = partial.reduce(0, +)
         return counted == 0 ? 0 : Float(total / Double(counted))
     }
