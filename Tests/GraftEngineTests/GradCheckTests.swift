@@ -129,6 +129,31 @@ extension EngineTests {
             }
         }
 
+        /// An embedding's lookup and table gradient split over threads (rows, then 16-column groups)
+        /// equal the serial loops bit for bit, ids repeated, at 1, 2 and 3 threads; a bad id is refused.
+        @Test func embeddingOverThreadsEqualsTheSerialLoops() throws {
+            let (vocab, dim, n) = (50, 40, 3000)
+            var rng = RNG(seed: 41)
+            let ids = (0..<n).map { _ in Int32(rng.int(below: vocab)) }
+            let dy = randomArray(n * dim, seed: 42), before = randomArray(vocab * dim, seed: 43)
+            let table = before
+            var grad = before
+            for i in 0..<n { for j in 0..<dim { grad[Int(ids[i]) * dim + j] += dy[i * dim + j] } }
+            for threads in [1, 2, 3] {
+                let store = ParameterStore(seed: 44)
+                let emb = try Embedding(store, name: "e", vocabSize: vocab, dim: dim)
+                table.withUnsafeBufferPointer { store.value(emb.weight).update(from: $0.baseAddress!, count: vocab * dim) }
+                store.grad(emb.weight).update(from: before, count: vocab * dim)
+                try Engine.withThreads(threads) {
+                    let y = try emb.forward(ids, shape: [n]).array
+                    #expect((0..<(n * dim)).allSatisfy { y[$0] == table[Int(ids[$0 / dim]) * dim + $0 % dim] }, "\(threads) threads")
+                    try emb.backward(Tensor(shape: [n, dim], values: dy))
+                }
+                #expect(Array(UnsafeBufferPointer(start: store.grad(emb.weight), count: vocab * dim)) == grad, "\(threads) threads")
+                #expect(throws: EngineError.self) { try emb.forward([0, Int32(vocab)], shape: [2]) }
+            }
+        }
+
         /// Weight tying: an Embedding and a Linear decoder share one table; gradients from both add up.
         @Test func tiedEmbeddingDecoder() throws {
             let store = ParameterStore(seed: 42)

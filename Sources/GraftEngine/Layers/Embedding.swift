@@ -1,6 +1,8 @@
+import GraftSupport
+
 /// Token (or position / segment) embedding: a lookup into `<name>.weight` `[vocab, dim]`.
-/// Backward scatter-adds rows of `dy` into the table's gradient (sequentially, so repeated
-/// ids accumulate in a fixed order).
+/// Backward scatter-adds rows of `dy` into the table's gradient in row order (so repeated ids
+/// accumulate in a fixed order), the columns split over the threads.
 public final class Embedding {
     public let store: ParameterStore
     public let weight: Parameter
@@ -27,11 +29,16 @@ public final class Embedding {
         guard let y = Tensor.output(into: into, shape: shape + [dim], owned: &out) else {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)): output \(into?.shape ?? []) for \(ids.count) ids")
         }
-        for (i, id) in ids.enumerated() {
-            guard id >= 0 && Int(id) < vocabSize else {
-                throw EngineError.invalidArgument("Embedding(\(weight.name)): id \(id) outside 0..<\(vocabSize)")
+        for id in ids where !(id >= 0 && Int(id) < vocabSize) {
+            throw EngineError.invalidArgument("Embedding(\(weight.name)): id \(id) outside 0..<\(vocabSize)")
+        }
+        let pw = SharedPointer(w), py = SharedPointer(y.data), dim = dim
+        ids.withUnsafeBufferPointer { ib in
+            guard let first = ib.baseAddress else { return }
+            let pi = UncheckedBox(first)
+            Engine.parallelFor(ib.count, minChunk: max(1, Kernels.minChunk / dim)) { r in
+                for i in r { (py.value + i * dim).update(from: pw.value + Int(pi.value[i]) * dim, count: dim) }
             }
-            (y.data + i * dim).update(from: w + Int(id) * dim, count: dim)
         }
         self.ids = ids
         return y
@@ -42,9 +49,19 @@ public final class Embedding {
         guard dy.count == ids.count * dim else {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)) backward: dy \(dy.shape) for \(ids.count) ids")
         }
-        let g = store.grad(weight)
-        for (i, id) in ids.enumerated() {
-            Kernels.axpy(1, dy.data + i * dim, g + Int(id) * dim, dim)
+        // Each thread takes a band of 16-column groups and adds every row of `dy` into it, in row
+        // order: no two threads touch the same element, and the bits are those of one thread.
+        let pg = SharedPointer(store.grad(weight)), pd = SharedPointer(dy.data), dim = dim
+        ids.withUnsafeBufferPointer { ib in
+            guard let first = ib.baseAddress else { return }
+            let pi = UncheckedBox(first), n = ib.count
+            Engine.parallelFor((dim + 15) / 16, minChunk: max(1, Kernels.minChunk / max(1, 16 * n))) { r in
+                let c0 = r.lowerBound * 16, width = min(dim, r.upperBound * 16) - c0
+                for i in 0..<n {
+                    let src = pd.value + i * dim + c0, dst = pg.value + Int(pi.value[i]) * dim + c0
+                    for j in 0..<width { dst[j] += src[j] }
+                }
+            }
         }
     }
 }
