@@ -36,9 +36,11 @@ struct PretrainBenchCommand: ParsableCommand {
     Also report where the timed steps' time goes: per region (embeddings, each layer's forward and backward, \
     the head with its loss, zeroing, clipping, AdamW) milliseconds per step, share of the step and the GEMM \
     time inside it, and the GEMM rate against the SGEMM ceiling measured here (the engine's 4096x256x1024 \
-    product at the same threads, as `graft bench engine` measures it; timed twice after each timed step, \
-    outside the step's time, and the median taken), then the GEMMs by shape (M x N x K and transposes, or an \
-    attention phase's per-head products) with their time and rate, the longest first.
+    product at the same threads, as `graft bench engine` measures it; timed twice before the first timed step \
+    and after each, outside the steps' time, and the median taken), each step's GEMM work rate against the \
+    ceiling timed just before and after it (median and range over the steps), then the GEMMs by shape \
+    (M x N x K and transposes, or an attention phase's per-head products) with their time and rate, the \
+    longest first.
     """)
     var profile = false
 
@@ -74,8 +76,9 @@ struct PretrainBenchCommand: ParsableCommand {
         }
         var seconds: [Double] = []
         let profiler = Profiler()
-        // With --profile, the ceiling is sampled after every timed update (outside its timing), so
-        // the ratio compares the updates with the machine as it was while they ran.
+        // With --profile, the ceiling is sampled before the first timed update and after every one
+        // (outside their timing), so the ratio compares the updates with the machine as it was
+        // while they ran.
         let ceiling: SGEMMCeiling? = profile ? SGEMMCeiling() : nil
         func trainingStep(_ b: LMBatch) throws -> LMLoss {
             Profiler.region("zero gradients") { model.store.zeroGrads() }
@@ -85,12 +88,25 @@ struct PretrainBenchCommand: ParsableCommand {
             try Profiler.region("AdamW step") { try optimizer.step(model.store, lr: 1e-4, gradientScale: clipFactor(norm: norm, maxNorm: 1)) }
             return loss
         }
+        // Each timed update against the ceiling sampled just before and just after it (the median
+        // of those four samples): the machine as that update saw it.
+        var paired: [Double] = []
+        var before: [Double] = []
         for step in 0..<(warmup + steps) {
             let b = batch()
+            if step == warmup, let ceiling { before = ceiling.sample(2) }
+            let flops0 = profiler.flops
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss = try profile && step >= warmup ? profiler.record { try trainingStep(b) } : trainingStep(b)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            if step >= warmup { seconds.append(dt); ceiling?.sample(2) }
+            if step >= warmup {
+                seconds.append(dt)
+                if let ceiling {
+                    let after = ceiling.sample(2)
+                    paired.append((profiler.flops - flops0) / dt * 1e-9 / median(before + after))
+                    before = after
+                }
+            }
             if !json {
                 print(String(format: "step %2d  loss %.4f  %.0f ms  %.0f tokens/s%@", step, loss.loss, dt * 1000,
                              Double(batchSize * seqLen) / dt, (step < warmup ? "  (warm-up)" : "") as NSString))
@@ -108,7 +124,7 @@ struct PretrainBenchCommand: ParsableCommand {
             ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("peak_rss_mb", .number((peakMB * 10).rounded() / 10)),
         ]
         if profile {
-            let report = ProfileReport(profiler, steps: steps, seconds: total, ceiling: ceiling?.gflops ?? sgemmCeiling())
+            let report = ProfileReport(profiler, steps: steps, seconds: total, ceiling: ceiling?.gflops ?? sgemmCeiling(), pairedUpdates: paired)
             if !json { report.lines.forEach { print($0) } }
             fields.append(("profile", report.json))
         }

@@ -14,8 +14,10 @@ struct ProfileReport {
     let json: JSONValue
 
     /// `seconds`: the wall time of the `steps` updates (the regions' reference); `ceiling`: the
-    /// SGEMM GFLOP/s the GEMM rate is compared with (``sgemmCeiling()``).
-    init(_ p: Profiler, steps: Int, seconds: Double, ceiling: Double) {
+    /// SGEMM GFLOP/s the GEMM rate is compared with (``sgemmCeiling()``); `pairedUpdates`: per
+    /// update, its GEMM work rate over the ceiling sampled beside it (`graft bench pretrain`),
+    /// reported as their median and range.
+    init(_ p: Profiler, steps: Int, seconds: Double, ceiling: Double, pairedUpdates: [Double] = []) {
         let n = Double(max(steps, 1))
         let step = seconds / n
         func r1(_ x: Double) -> JSONValue { .number((x * 10).rounded() / 10) }
@@ -47,6 +49,10 @@ struct ProfileReport {
                             + "GEMM work over the whole update %.1f GFLOP/s = %.1f%% of the ceiling",
                             step * 1e3, p.seconds / n * 1e3, p.seconds / n / step * 100, gemmRate, gemmRate / ceiling * 100,
                             ceiling, stepRate, stepRate / ceiling * 100))
+        if !pairedUpdates.isEmpty {
+            lines.append(String(format: "each update's GEMM work rate against the ceiling sampled just before and after it: median %.1f%%, %.1f-%.1f%% over %d updates",
+                                median(pairedUpdates) * 100, (pairedUpdates.min() ?? 0) * 100, (pairedUpdates.max() ?? 0) * 100, pairedUpdates.count))
+        }
         // The GEMM regions by shape, the longest first (the first 12, then the rest as one row):
         // which products fall short of the ceiling.
         var shapeRows: [JSONValue] = []
@@ -76,7 +82,10 @@ struct ProfileReport {
             ("gemm_gflops", r1(gemmRate)), ("step_gflops", r1(stepRate)), ("sgemm_ceiling_gflops", r1(ceiling)),
             ("gemm_of_ceiling", r3(gemmRate / ceiling)), ("step_of_ceiling", r3(stepRate / ceiling)),
             ("gemm_shapes", .array(shapeRows)),
-        ])
+        ] + (pairedUpdates.isEmpty ? [] : [
+            ("update_of_ceiling_median", r3(median(pairedUpdates))), ("update_of_ceiling_min", r3(pairedUpdates.min() ?? 0)),
+            ("update_of_ceiling_max", r3(pairedUpdates.max() ?? 0)),
+        ]))
     }
 }
 
@@ -99,14 +108,18 @@ final class SGEMMCeiling {
     }
 
     /// Times the product `times` times (not counted in any profiler region: call it outside
-    /// ``Profiler/record(_:)``).
-    func sample(_ times: Int) {
+    /// ``Profiler/record(_:)``); returns those samples' GFLOP/s.
+    @discardableResult
+    func sample(_ times: Int) -> [Double] {
         if !warm { run(); run(); warm = true }
+        var taken: [Double] = []
         for _ in 0..<times {
             let t0 = DispatchTime.now().uptimeNanoseconds
             run()
-            rates.append(2.0 * Double(Self.m * Self.n * Self.k) / Double(DispatchTime.now().uptimeNanoseconds - t0))
+            taken.append(2.0 * Double(Self.m * Self.n * Self.k) / Double(DispatchTime.now().uptimeNanoseconds - t0))
         }
+        rates += taken
+        return taken
     }
 
     private func run() {

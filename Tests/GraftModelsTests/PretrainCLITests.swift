@@ -110,6 +110,10 @@ struct PretrainCLITests {
         let share = try #require(profile["gemm_share"] as? Double)
         #expect(share > 0 && share <= 1)
         #expect((profile["sgemm_ceiling_gflops"] as? Double ?? 0) > 0)
+        // Each timed update against the ceiling sampled beside it: a median within the range.
+        let low = try #require(profile["update_of_ceiling_min"] as? Double), high = try #require(profile["update_of_ceiling_max"] as? Double)
+        let middle = try #require(profile["update_of_ceiling_median"] as? Double)
+        #expect(low > 0 && low <= middle && middle <= high)
     }
 
     @Test func badArgumentsAreRefusedClearly() throws {
