@@ -69,8 +69,10 @@ struct EngineBenchCommand: ParsableCommand {
         out.append(("bert_block_outside_gemm_share", dict["bert_block_outside_gemm_share\(hs)"]!))
         if json {
             // Four decimals, as the text output.
-            print(JSONValue.object(out.map { ($0.0, .number(($0.1 * 1e4).rounded() / 1e4)) }).serialized(pretty: true))
+            print(JSONValue.object(out.map { ($0.0, .number(($0.1 * 1e4).rounded() / 1e4)) } + [("openblas_core", .string(BLAS.kernelCore))])
+                .serialized(pretty: true))
         } else {
+            print("OpenBLAS kernels: \(BLAS.kernelCore)")
             lines.forEach { print($0) }
             print(String(format: "gemm_ratio_vs_cblas (%dt, 4096x256x1024) = %.3f, bert_block_fwd_bwd_ms (%dt) = %.1f",
                          headline, dict["gemm_4096x256x1024_ratio\(hs)"]!, headline, dict["bert_block_fwd_bwd_ms\(hs)"]!))

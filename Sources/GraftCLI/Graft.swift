@@ -103,7 +103,7 @@ enum AllocatorPolicy {
 /// core although the processor has AVX-512 (or AVX2 + FMA), `graft` sets the core type the
 /// processor supports and re-executes itself once (Linux only; elsewhere, or if the re-exec
 /// fails, it carries on with OpenBLAS's own choice). `GRAFT_OPENBLAS_CORETYPE=auto|off|NAME`
-/// overrides the choice.
+/// overrides the choice. The benchmarks report the kernels that ran (`openblas_core`).
 enum OpenBLASKernel {
     /// Cores OpenBLAS falls back to when it does not know the processor.
     static let fallbacks: Set<String> = ["prescott", "katmai", "coppermine", "northwood", "banias", "core2", "penryn",
@@ -129,7 +129,7 @@ enum OpenBLASKernel {
 
     /// The core to ask for, or nil when OpenBLAS's own choice stands.
     static func suggestedCore() -> String? {
-        guard let name = openblas_get_corename().map({ String(cString: $0).lowercased() }), fallbacks.contains(name) else { return nil }
+        guard fallbacks.contains(BLAS.kernelCore.lowercased()) else { return nil }
         guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),   // unreadable: keep OpenBLAS's choice
               let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
         let flags = Set(flagsLine.split(separator: " ").map(String.init))

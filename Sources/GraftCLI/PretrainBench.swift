@@ -122,6 +122,7 @@ struct PretrainBenchCommand: ParsableCommand {
             ("threads", .number(Double(Engine.threads))), ("parameters", .number(Double(model.store.count))),
             ("batch", .number(Double(batchSize))), ("seq_len", .number(Double(seqLen))), ("steps", .number(Double(steps))),
             ("tokens_per_s", .number((tokensPerSecond * 10).rounded() / 10)), ("peak_rss_mb", .number((peakMB * 10).rounded() / 10)),
+            ("openblas_core", .string(BLAS.kernelCore)),
         ]
         if profile {
             let report = ProfileReport(profiler, steps: steps, seconds: total, ceiling: ceiling?.gflops ?? sgemmCeiling(), pairedUpdates: paired)

@@ -28,11 +28,12 @@ func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, 
 }
 
 /// Runs `executable` with `graftEnvironment`; returns (status, stdout, stderr).
-func runProcess(_ executable: String, _ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
+                environment: [String: String] = graftEnvironment) throws -> (Int32, String, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
-    p.environment = graftEnvironment
+    p.environment = environment
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out; p.standardError = err; p.standardInput = inp
     try p.run()

@@ -1,6 +1,7 @@
 import GraftSupport
 import Foundation
 import Testing
+import GraftEngine
 import GraftTokenizers
 @testable import GraftModels
 
@@ -114,6 +115,27 @@ struct PretrainCLITests {
         let low = try #require(profile["update_of_ceiling_min"] as? Double), high = try #require(profile["update_of_ceiling_max"] as? Double)
         let middle = try #require(profile["update_of_ceiling_median"] as? Double)
         #expect(low > 0 && low <= middle && middle <= high)
+    }
+
+    /// `graft` re-executes itself with the OpenBLAS kernels `GRAFT_OPENBLAS_CORETYPE` names (SSE3
+    /// `Prescott`: every x86-64 runs it), its benchmarks say which kernels ran, and `off` (the
+    /// tests' setting) keeps this process's.
+    @Test func openBLASKernelsChosenAndReported() throws {
+        #if arch(x86_64)
+        let arguments = ["bench", "pretrain", "--variant", "masked", "--batch-size", "2", "--seq-len", "16", "--steps", "1",
+                         "--warmup", "0", "--threads", "1", "--json"]
+        func core(_ environment: [String: String]) throws -> String? {
+            let r = try runProcess(graftExecutable!, arguments, environment: environment)
+            #expect(r.0 == 0, "\(r.2)")
+            let object = try JSONSerialization.jsonObject(with: Data(r.1.split(separator: "\n").last!.utf8)) as? [String: Any]
+            return object?["openblas_core"] as? String
+        }
+        var chosen = graftEnvironment
+        chosen["GRAFT_OPENBLAS_CORETYPE"] = "PRESCOTT"
+        chosen["OPENBLAS_CORETYPE"] = nil   // a user's own choice would stand
+        #expect(try core(chosen) == "Prescott")
+        #expect(try core(graftEnvironment) == BLAS.kernelCore)
+        #endif
     }
 
     @Test func badArgumentsAreRefusedClearly() throws {

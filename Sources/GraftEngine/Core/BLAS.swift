@@ -91,10 +91,10 @@ public enum BLAS {
     /// elsewhere 48, the least common multiple of the unrollings seen (24 on Haswell and Zen, 16
     /// on Prescott). Coarser blocks cost balance: with 96, the ~860-row products of a fine-tuning
     /// batch split 384 / 476 over two threads.
-    public static let sliceRows: Int = {
-        let core = openblas_get_corename().map { String(cString: $0).lowercased() } ?? ""
-        return ["skylakex", "cooperlake"].contains(core) ? 16 : 48
-    }()
+    public static let sliceRows: Int = ["skylakex", "cooperlake"].contains(kernelCore.lowercased()) ? 16 : 48
+
+    /// The core whose kernels OpenBLAS runs (`"Haswell"`, `"SkylakeX"`, ...), as it names it.
+    public static let kernelCore: String = openblas_get_corename().map { String(cString: $0) } ?? ""
 
     /// The largest `M N K` OpenBLAS may compute with other kernels than a large product's
     /// (0.3.21 on SkylakeX-class cores: its small-matrix kernels up to `100^3`, and for row-major
