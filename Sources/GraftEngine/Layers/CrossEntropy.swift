@@ -60,8 +60,7 @@ public final class CrossEntropyLoss {
         let px = SharedPointer(logits.data), pp = SharedPointer(P.data)
         let eps = Double(labelSmoothing), ignore = ignoreIndex, overwrite = P.data == logits.data
         let tb = UncheckedBox(targets)
-        partial.withUnsafeMutableBufferPointer { pb in
-          hits.withUnsafeMutableBufferPointer { hb in
+        partial.withUnsafeMutableBufferPointer { pb in hits.withUnsafeMutableBufferPointer { hb in
             let part = UncheckedBox(pb.baseAddress!), hit = UncheckedBox(hb.baseAddress!)
             let body: (Int) -> Void = { ch in
                 var acc = 0.0, correct = 0
@@ -91,8 +90,7 @@ public final class CrossEntropyLoss {
             if chunks == 1 { body(0) } else {
                 Engine.concurrent(chunks, body)
             }
-          }
-        }
+        } }
         correct = hits.reduce(0, +)
         let total = partial.reduce(0, +)
         return counted == 0 ? 0 : Float(total / Double(counted))
