@@ -27,7 +27,7 @@ func runGraft(_ args: [String], stdin: String? = nil) throws -> (Int32, String, 
     try runProcess(graftExecutable!, args, stdin: stdin)
 }
 
-/// Runs `executable` with `graftEnvironment`; returns (status, stdout, stderr).
+/// Runs `executable` with `environment` (`graftEnvironment` unless given); returns (status, stdout, stderr).
 func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
                 environment: [String: String] = graftEnvironment) throws -> (Int32, String, String) {
     let p = Process()
