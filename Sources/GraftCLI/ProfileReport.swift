@@ -6,7 +6,9 @@ import GraftSupport
 /// Where the time of `steps` training updates went, from a ``Profiler`` that recorded them: per
 /// region its milliseconds per update, share of the update and the GEMM time inside it (nested
 /// regions indented under the one that encloses them), then the GEMM rate against an SGEMM
-/// ceiling, then the GEMM regions by shape (the 12 longest, the rest summed in one row), each
+/// ceiling, then the time of each kind of operation over all layers (``Profiler/operation(_:_:)``:
+/// LayerNorm, GELU, attention, the projections ..., with the GEMM time inside each), then the
+/// GEMM regions by shape (the 12 longest, the rest summed in one row), each
 /// with its rate against the ceiling. `graft bench pretrain --profile` and
 /// `graft pretrain|finetune --profile` print it.
 struct ProfileReport {
@@ -53,6 +55,24 @@ struct ProfileReport {
             lines.append(String(format: "each update's GEMM work rate against the ceiling sampled just before and after it: median %.1f%%, %.1f-%.1f%% over %d updates",
                                 median(pairedUpdates) * 100, (pairedUpdates.min() ?? 0) * 100, (pairedUpdates.max() ?? 0) * 100, pairedUpdates.count))
         }
+        // The operations (every layer's forward and backward kinds, all layers together), the
+        // longest first: how the time outside the GEMMs splits between them.
+        var operationRows: [JSONValue] = []
+        func operationPadded(_ name: String) -> String { name.count >= 52 ? name : name + String(repeating: " ", count: 52 - name.count) }
+        lines.append(operationPadded("operation (per update, all layers)") + "  calls        ms   share   GEMM ms  other ms")
+        var inOperations = 0.0
+        for o in p.operations.sorted(by: { $0.seconds > $1.seconds }) {
+            inOperations += o.seconds
+            let rest = max(0, o.seconds - o.gemmSeconds)
+            operationRows.append(.object([("operation", .string(o.name)), ("calls_per_step", r1(Double(o.calls) / n)),
+                                          ("ms_per_step", r1(o.seconds / n * 1e3)), ("share", r3(o.seconds / n / step)),
+                                          ("gemm_ms_per_step", r1(o.gemmSeconds / n * 1e3)), ("other_ms_per_step", r1(rest / n * 1e3))]))
+            lines.append(operationPadded("  " + o.name) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %9.1f", Double(o.calls) / n, o.seconds / n * 1e3,
+                                                        o.seconds / n / step * 100, o.gemmSeconds / n * 1e3, rest / n * 1e3))
+        }
+        let outsideOperations = max(0, step - inOperations / n)
+        lines.append(operationPadded("  the rest (optimizer, norms, sums, copies)") + String(format: "        %9.1f %6.1f%%",
+                                                                              outsideOperations * 1e3, outsideOperations / step * 100))
         // The GEMM regions by shape, the longest first (the first 12, then the rest as one row):
         // which products fall short of the ceiling.
         var shapeRows: [JSONValue] = []
@@ -82,6 +102,7 @@ struct ProfileReport {
             ("gemm_gflops", r1(gemmRate)), ("step_gflops", r1(stepRate)), ("sgemm_ceiling_gflops", r1(ceiling)),
             ("gemm_of_ceiling", r3(gemmRate / ceiling)), ("step_of_ceiling", r3(stepRate / ceiling)),
             ("gemm_shapes", .array(shapeRows)),
+            ("operations", .array(operationRows)), ("outside_operations_ms_per_step", r1(outsideOperations * 1e3)),
         ] + (pairedUpdates.isEmpty ? [] : [
             ("update_of_ceiling_median", r3(median(pairedUpdates))), ("update_of_ceiling_min", r3(pairedUpdates.min() ?? 0)),
             ("update_of_ceiling_max", r3(pairedUpdates.max() ?? 0)),

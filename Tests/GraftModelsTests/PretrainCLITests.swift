@@ -115,6 +115,13 @@ struct PretrainCLITests {
         let low = try #require(profile["update_of_ceiling_min"] as? Double), high = try #require(profile["update_of_ceiling_max"] as? Double)
         let middle = try #require(profile["update_of_ceiling_median"] as? Double)
         #expect(low > 0 && low <= middle && middle <= high)
+        // By operation: the layers' kinds with their time outside the GEMMs, and the rest of the update.
+        let operations = try #require(profile["operations"] as? [[String: Any]])
+        let kinds = Set(operations.map { $0["operation"] as! String })
+        #expect(kinds.isSuperset(of: ["LayerNorm forward", "GELU backward (output rebuilt)", "attention backward", "Linear forward (GEMM, bias)"]),
+                "\(kinds.sorted())")
+        #expect(operations.allSatisfy { ($0["other_ms_per_step"] as! Double) >= 0 && ($0["calls_per_step"] as! Double) > 0 })
+        #expect((profile["outside_operations_ms_per_step"] as? Double ?? -1) >= 0)
     }
 
     /// `graft` re-executes itself with the OpenBLAS kernels `GRAFT_OPENBLAS_CORETYPE` names (SSE3

@@ -53,6 +53,28 @@ import GraftEngine
         let names = profiler.shapes.map(\.name)
         #expect(names.contains { $0.hasPrefix("attention S = Q K^T, 4 x 6x6x") }, "\(names)")
         #expect(names.contains { $0.hasSuffix(" NT") && $0.hasPrefix("12x") }, "\(names)")   // a forward projection of the 12 rows
+        // By operation, over both layers and the head: every kind ran, each call counted once,
+        // the projections' GEMMs inside the Linear operations, none inside the element-wise ones.
+        let operations = Dictionary(uniqueKeysWithValues: profiler.operations.map { ($0.name, $0) })
+        #expect(Set(operations.keys) == [
+            "embedding lookup", "Linear forward (GEMM, bias)", "attention forward (scores, softmax, P V)", "LayerNorm forward",
+            "GELU forward", "dropout + residual forward", "cross-entropy forward", "cross-entropy backward",
+            "Linear backward: input gradient (GEMM)", "Linear backward: weight (GEMM) and bias gradients",
+            "LayerNorm backward", "dropout backward", "GELU backward (output rebuilt)", "GELU backward",
+            "attention backward", "embedding gradient",
+        ], "\(operations.keys.sorted())")
+        #expect(operations["LayerNorm forward"]!.calls == 2 * 2 + 2)   // two per layer, the embeddings', the head's
+        #expect(operations["attention forward (scores, softmax, P V)"]!.calls == 2)
+        #expect(operations["GELU backward (output rebuilt)"]!.calls == 2)
+        for name in ["LayerNorm forward", "GELU forward", "dropout backward", "embedding lookup"] {
+            #expect(operations[name]!.gemmFlops == 0, "\(name)")
+        }
+        for name in ["Linear forward (GEMM, bias)", "Linear backward: input gradient (GEMM)", "attention backward"] {
+            #expect(operations[name]!.gemmFlops > 0 && operations[name]!.gemmSeconds <= operations[name]!.seconds, "\(name)")
+        }
+        // Operations do not nest, so together they hold no more GEMM work than was done, nor more time than the step.
+        #expect(profiler.operations.reduce(0) { $0 + $1.gemmFlops } <= profiler.flops)
+        #expect(profiler.operations.reduce(0) { $0 + $1.seconds } <= whole.seconds)
     }
 
     @Test func gptRegionsAndRepeatedCalls() throws {

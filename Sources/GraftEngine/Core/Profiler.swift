@@ -187,6 +187,78 @@ public final class Profiler: @unchecked Sendable {
         regions[m.region].calls += 1
     }
 
+    /// One kind of operation (``operation(_:_:)``): its time and the GEMM time and operations
+    /// inside it, summed over every call in every region (all layers together).
+    public struct Operation: Sendable {
+        public let name: String
+        public var seconds: Double = 0
+        public var gemmSeconds: Double = 0
+        public var gemmFlops: Double = 0
+        public var calls = 0
+    }
+
+    /// The operations in the order first run (``operation(_:_:)``).
+    public private(set) var operations: [Operation] = []
+    private var operationIndex: [String: Int] = [:]
+    @usableFromInline var inOperation = false
+
+    /// Runs `body` as one call of the operation `name` (a layer's forward or backward: LayerNorm,
+    /// GELU, attention, a projection ...), timed into ``operations`` by name across every region,
+    /// so that a profile can say how much of the time outside the GEMMs each kind of operation
+    /// takes over all layers. Operations do not nest: one run inside another is part of the outer
+    /// one. They are not regions: a region's own time includes the operations run in it. Just
+    /// `body` when no profiler records.
+    @inlinable
+    public static func operation<R>(_ name: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        let m = beginOperation(name())
+        defer { endOperation(m) }
+        return try body()
+    }
+
+    /// The start of an operation written inline (``operation(_:_:)``): `let op =
+    /// Profiler.beginOperation("name")`, `defer { Profiler.endOperation(op) }` at the top of a
+    /// function (nil, and nothing recorded, when no profiler records or an operation is open).
+    @inlinable
+    public static func beginOperation(_ name: @autoclosure () -> String) -> OperationMark? {
+        guard let profiler = current, !profiler.inOperation else { return nil }
+        profiler.inOperation = true
+        return OperationMark(profiler: profiler, name: name(), start: DispatchTime.now().uptimeNanoseconds,
+                             gemmSeconds: profiler.seconds, gemmFlops: profiler.flops)
+    }
+
+    /// Ends the operation `mark` started.
+    @inlinable
+    public static func endOperation(_ mark: OperationMark?) {
+        guard let m = mark else { return }
+        m.profiler.inOperation = false
+        m.profiler.endOperation(m.name, seconds: Double(DispatchTime.now().uptimeNanoseconds - m.start) * 1e-9,
+                                gemmSeconds: m.profiler.seconds - m.gemmSeconds, gemmFlops: m.profiler.flops - m.gemmFlops)
+    }
+
+    /// An operation's start: its name, the clock and the GEMM counters when it began.
+    public struct OperationMark {
+        @usableFromInline let profiler: Profiler
+        @usableFromInline let name: String
+        @usableFromInline let start: UInt64, gemmSeconds: Double, gemmFlops: Double
+
+        @usableFromInline init(profiler: Profiler, name: String, start: UInt64, gemmSeconds: Double, gemmFlops: Double) {
+            self.profiler = profiler; self.name = name; self.start = start; self.gemmSeconds = gemmSeconds; self.gemmFlops = gemmFlops
+        }
+    }
+
+    @usableFromInline func endOperation(_ name: String, seconds s: Double, gemmSeconds: Double, gemmFlops: Double) {
+        let i: Int
+        if let j = operationIndex[name] { i = j } else {
+            i = operations.count
+            operations.append(Operation(name: name))
+            operationIndex[name] = i
+        }
+        operations[i].seconds += s
+        operations[i].gemmSeconds += gemmSeconds
+        operations[i].gemmFlops += gemmFlops
+        operations[i].calls += 1
+    }
+
     /// The regions as a tree, depth first: each followed by its children in the order they were
     /// first entered.
     public var regionsInTreeOrder: [Region] {

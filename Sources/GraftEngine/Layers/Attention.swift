@@ -70,6 +70,8 @@ public final class MultiHeadAttention {
 
     private func run(b: Int, tq: Int, tk: Int, c: Int, stride: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
                      v: UnsafeMutablePointer<Float>, mask: Tensor?, training: Bool) throws -> Tensor {
+        let op = Profiler.beginOperation("attention forward (scores, softmax, P V)")
+        defer { Profiler.endOperation(op) }
         if let mask, mask.count != b * tk {
             throw EngineError.shapeMismatch("attention mask \(mask.shape) for [B, Tk] = [\(b), \(tk)]")
         }
@@ -184,6 +186,8 @@ public final class MultiHeadAttention {
 
     private func runBackward(_ dy: Tensor, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                              dv: UnsafeMutablePointer<Float>) throws {
+        let op = Profiler.beginOperation("attention backward")
+        defer { Profiler.endOperation(op) }
         guard dy.count == b * tq * c, let q, let k, let v, let P = probs else {
             throw EngineError.shapeMismatch("attention backward: dy \(dy.shape)")
         }

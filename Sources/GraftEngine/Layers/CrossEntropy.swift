@@ -35,6 +35,8 @@ public final class CrossEntropyLoss {
     /// With `overwriteLogits` the probabilities (and later the gradient) are written over the
     /// logits instead of a second `[N, V]` buffer: the caller must not need the logits afterwards.
     public func forward(_ logits: Tensor, targets: [Int32], overwriteLogits: Bool = false) throws -> Float {
+        let op = Profiler.beginOperation("cross-entropy forward")
+        defer { Profiler.endOperation(op) }
         guard let vocab = logits.shape.last, vocab > 0, logits.count == targets.count * vocab else {
             throw EngineError.shapeMismatch("cross-entropy logits \(logits.shape) for \(targets.count) targets")
         }
@@ -101,6 +103,8 @@ public final class CrossEntropyLoss {
     /// The gradient is written over the stored probabilities (no second `[N, V]` buffer, which
     /// matters for 30k-word vocabularies), so it can be taken once per forward.
     public func backward(scale: Float = 1) throws -> Tensor {
+        let op = Profiler.beginOperation("cross-entropy backward")
+        defer { Profiler.endOperation(op) }
         guard let P = probs, !gradientTaken else {
             throw EngineError.invalidArgument("cross-entropy backward needs a forward first (once per forward)")
         }

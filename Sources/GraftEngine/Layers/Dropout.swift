@@ -42,6 +42,8 @@ public final class Dropout {
     /// Returns `x`.
     @discardableResult
     public func forwardInPlace(_ x: Tensor, adding residual: Tensor, training: Bool) -> Tensor {
+        let op = Profiler.beginOperation("dropout + residual forward")
+        defer { Profiler.endOperation(op) }
         precondition(residual.count == x.count && residual.storage !== x.storage,
                      "Dropout residual \(residual.shape) for \(x.shape), in other memory")
         active = training && p > 0
@@ -87,6 +89,8 @@ public final class Dropout {
     /// `dx = dy * mask` (or `dy` itself when inactive). `dx` goes into `into` when given (same
     /// element count; it may be `dy` itself), else into a buffer the layer owns.
     public func backward(_ dy: Tensor, into: Tensor? = nil) -> Tensor {
+        let op = Profiler.beginOperation("dropout backward")
+        defer { Profiler.endOperation(op) }
         guard active else { return dy }
         guard let d = Tensor.output(into: into, shape: dy.shape, owned: &dx) else {
             preconditionFailure("Dropout backward: output \(into?.shape ?? []) for dy \(dy.shape)")

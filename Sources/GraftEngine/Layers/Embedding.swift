@@ -22,6 +22,8 @@ public final class Embedding {
     /// `ids` (row-major, `shape.product` of them) -> `[shape..., dim]`, in `into` when given
     /// (`ids.count * dim` elements), else in a tensor the layer owns. The backward needs only the ids.
     public func forward(_ ids: [Int32], shape: [Int], into: Tensor? = nil) throws -> Tensor {
+        let op = Profiler.beginOperation("embedding lookup")
+        defer { Profiler.endOperation(op) }
         guard shape.reduce(1, *) == ids.count else {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)): \(ids.count) ids for shape \(shape)")
         }
@@ -46,6 +48,8 @@ public final class Embedding {
 
     /// Accumulates `dy` `[..., dim]` into the rows of the table gradient picked by the last ids.
     public func backward(_ dy: Tensor) throws {
+        let op = Profiler.beginOperation("embedding gradient")
+        defer { Profiler.endOperation(op) }
         guard dy.count == ids.count * dim else {
             throw EngineError.shapeMismatch("Embedding(\(weight.name)) backward: dy \(dy.shape) for \(ids.count) ids")
         }

@@ -19,6 +19,8 @@ public final class GELU {
     /// `x` -> `gelu(x)`, in `into` when given (same element count, not `x`'s memory), else in a
     /// tensor the layer owns.
     public func forward(_ x: Tensor, into: Tensor? = nil) -> Tensor {
+        let op = Profiler.beginOperation("GELU forward")
+        defer { Profiler.endOperation(op) }
         guard let y = Tensor.output(into: into, shape: x.shape, owned: &out, notSharingWith: [x]) else {
             preconditionFailure("GELU forward: output \(into?.shape ?? []) for \(x.shape)")
         }
@@ -53,6 +55,8 @@ public final class GELU {
     /// `dy` -> `dx` (same shape), in `into` when given (same element count; may be `dy` itself),
     /// else in a tensor the layer owns.
     public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
+        let op = Profiler.beginOperation("GELU backward")
+        defer { Profiler.endOperation(op) }
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("GELU backward") }
         let d = try gradientBuffer(into, input: x)
         let px = SharedPointer(x.data), pg = SharedPointer(dy.data), pd = SharedPointer(d.data)
@@ -86,6 +90,8 @@ public final class GELU {
     /// into `output` in the same pass, for a forward whose output went to memory reused since.
     /// `output` must not share memory with the input, `dy` or `dx`.
     public func backward(_ dy: Tensor, into: Tensor? = nil, recomputingOutputInto output: Tensor) throws -> Tensor {
+        let op = Profiler.beginOperation("GELU backward (output rebuilt)")
+        defer { Profiler.endOperation(op) }
         guard let x = input, dy.count == x.count, output.count == x.count, output.storage !== x.storage,
               output.storage !== dy.storage, into.map({ $0.storage !== output.storage }) ?? true else {
             throw EngineError.shapeMismatch("GELU backward: dy \(dy.shape), output \(output.shape)")

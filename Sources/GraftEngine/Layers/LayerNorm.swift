@@ -29,6 +29,8 @@ public final class LayerNorm {
 
     /// `x` `[..., C]` -> `[..., C]`.
     public func forward(_ x: Tensor) throws -> Tensor {
+        let op = Profiler.beginOperation("LayerNorm forward")
+        defer { Profiler.endOperation(op) }
         guard x.shape.last == dim else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) expects [..., \(dim)], got \(x.shape)") }
         let rows = x.count / dim
         let y = Tensor.ensure(out, x.shape)
@@ -60,6 +62,8 @@ public final class LayerNorm {
     /// `dx` goes into `into` when given (same element count; must not share memory with `dy`
     /// or the input), else into a buffer the layer owns.
     public func backward(_ dy: Tensor, into: Tensor? = nil) throws -> Tensor {
+        let op = Profiler.beginOperation("LayerNorm backward")
+        defer { Profiler.endOperation(op) }
         guard let x = input, dy.count == x.count else { throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) backward") }
         let rows = x.count / dim, c = dim
         guard let d = Tensor.output(into: into, shape: x.shape, owned: &dx, notSharingWith: [dy, x]) else {

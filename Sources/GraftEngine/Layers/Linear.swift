@@ -54,6 +54,8 @@ public final class Linear {
 
     /// `x` `[..., in]` -> `[..., out]` (the returned tensor belongs to the layer).
     public func forward(_ x: Tensor) throws -> Tensor {
+        let op = Profiler.beginOperation("Linear forward (GEMM, bias)")
+        defer { Profiler.endOperation(op) }
         guard x.rank >= 1, x.shape.last == inFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) expects [..., \(inFeatures)], got \(x.shape)")
         }
@@ -92,6 +94,8 @@ public final class Linear {
 
     /// `dx = dy W + beta dx`.
     private func backwardInput(_ dy: Tensor, into: Tensor?, beta: Float) throws -> Tensor {
+        let op = Profiler.beginOperation("Linear backward: input gradient (GEMM)")
+        defer { Profiler.endOperation(op) }
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
@@ -118,6 +122,8 @@ public final class Linear {
     /// outputs than inputs (and at least ``transposedGradientWork`` multiply-adds) `dW^T = x^T dy`
     /// is taken into a buffer of the weight's size that the layer keeps, and added transposed.
     public func backwardParameters(_ dy: Tensor) throws {
+        let op = Profiler.beginOperation("Linear backward: weight (GEMM) and bias gradients")
+        defer { Profiler.endOperation(op) }
         guard let x = input else { throw EngineError.invalidArgument("Linear.backward before forward") }
         guard dy.count == x.count / inFeatures * outFeatures else {
             throw EngineError.shapeMismatch("Linear(\(weight.name)) backward: dy \(dy.shape) for input \(x.shape)")
