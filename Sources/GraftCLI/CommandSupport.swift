@@ -138,7 +138,7 @@ struct OptimizationOptionGroup: ParsableArguments {
 }
 
 /// The help of the training commands' `--profile` flag (``runTraining(_:resume:record:label:out:announce:stepsPerEpoch:profile:describe:)``).
-let profileHelp: ArgumentHelp = "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints) and GEMM against the SGEMM ceiling."
+let profileHelp: ArgumentHelp = "Print on stderr where the updates' time went: per region (embeddings, each layer's forward and backward, head, optimizer, evaluation, checkpoints), per kind of operation over all layers (projections, attention, LayerNorm, GELU, dropout, cross-entropy), and GEMM against the SGEMM ceiling."
 
 /// Epochs begun after `steps` updates of `stepsPerEpoch` each.
 func epochsTrained(_ steps: Int, _ stepsPerEpoch: Int) -> Int { (steps + max(stepsPerEpoch, 1) - 1) / max(stepsPerEpoch, 1) }

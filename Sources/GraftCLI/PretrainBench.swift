@@ -38,7 +38,9 @@ struct PretrainBenchCommand: ParsableCommand {
     time inside it, and the GEMM rate against the SGEMM ceiling measured here (the engine's 4096x256x1024 \
     product at the same threads, as `graft bench engine` measures it; timed twice before the first timed step \
     and after each, outside the steps' time, and the median taken), each step's GEMM work rate against the \
-    ceiling timed just before and after it (median and range over the steps), then the GEMMs by shape \
+    ceiling timed just before and after it (median and range over the steps), then each kind of operation \
+    over all layers (a projection's forward, input and weight gradients, attention, LayerNorm, GELU, dropout, \
+    embeddings, cross-entropy) with the GEMM time inside it and the rest, then the GEMMs by shape \
     (M x N x K and transposes, or an attention phase's per-head products) with their time and rate, the \
     longest first.
     """)
