@@ -136,31 +136,6 @@ extension FastMath {
         return s
     }
 
-    /// `sum(exp(x[i] - shift))` for `i < n`, with the bits of ``sum(_:_:)`` over the stored values
-    /// `exp(x[i] - shift)` (the same lanes in the same order), without storing them: they go
-    /// through a 512-float buffer on the stack.
-    @inlinable
-    public static func sumExp(_ x: UnsafePointer<Float>, _ n: Int, minus shift: Float) -> Float {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 512) { buffer in
-            let b = buffer.baseAddress!
-            var acc = V(repeating: 0)
-            var i = 0
-            while i < n {
-                let m = Swift.min(512, n - i)
-                map(m, x + i, b) { exp($0 - shift) }
-                var j = 0
-                while j + 8 <= m { acc += load(b + j); j += 8 }
-                if j < m {   // the last block only (512 is a multiple of 8): the tail as sum adds it
-                    var s = acc.sum()
-                    while j < m { s += b[j]; j += 1 }
-                    return s
-                }
-                i += m
-            }
-            return acc.sum()
-        }
-    }
-
     /// Dot product of `n` floats.
     @inlinable @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -34,6 +34,8 @@ public final class CrossEntropyLoss {
     /// `logits` `[..., V]`, `targets` one per row. Returns the mean loss (0 if every row is ignored).
     /// With `overwriteLogits` the probabilities (and later the gradient) are written over the
     /// logits instead of a second `[N, V]` buffer: the caller must not need the logits afterwards.
+    /// Ignored rows are skipped (their gradient is 0): a masked-LM head run over every position
+    /// computes probabilities for its masked rows only.
     public func forward(_ logits: Tensor, targets: [Int32], overwriteLogits: Bool = false) throws -> Float {
         let op = Profiler.beginOperation("cross-entropy forward")
         defer { Profiler.endOperation(op) }
@@ -67,18 +69,18 @@ public final class CrossEntropyLoss {
             let body: (Int) -> Void = { ch in
                 var acc = 0.0, correct = 0
                 for r in (ch * per)..<min(n, (ch + 1) * per) {
-                    let x = px.value + r * vocab, p = pp.value + r * vocab   // p may be x (overwriteLogits)
                     let tg = tb.value[r]
+                    if tg == ignore { continue }   // its gradient is 0 (the backward writes it): no probabilities needed
+                    let x = px.value + r * vocab, p = pp.value + r * vocab   // p may be x (overwriteLogits)
                     let mx = FastMath.max(x, vocab)
                     // What the loss reads from the logits, read before p is written.
-                    let xTarget = tg == ignore ? 0 : x[Int(tg)]
-                    let xSum = tg != ignore && eps > 0 ? FastMath.sum(x, vocab) : 0
-                    if tg != ignore && FastMath.isFirstArgmax(Int(tg), x, vocab, maximum: mx) { correct += 1 }
+                    let xTarget = x[Int(tg)]
+                    let xSum = eps > 0 ? FastMath.sum(x, vocab) : 0
+                    if FastMath.isFirstArgmax(Int(tg), x, vocab, maximum: mx) { correct += 1 }
                     // In place, one pointer for source and destination, so the loop vectorises.
                     if overwrite { FastMath.map(vocab, p, p) { FastMath.exp($0 - mx) } } else { FastMath.map(vocab, x, p) { FastMath.exp($0 - mx) } }
                     let sum = FastMath.sum(p, vocab)
                     FastMath.scale(p, vocab, 1 / sum)
-                    if tg == ignore { continue }
                     let logZ = Double(mx) + Foundation.log(Double(sum))
                     var loss = (1 - eps) * (logZ - Double(xTarget))
                     if eps > 0 {
