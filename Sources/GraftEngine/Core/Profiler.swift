@@ -79,12 +79,7 @@ public final class Profiler: @unchecked Sendable {
     @usableFromInline func add(seconds s: Double, flops f: Double, shape: String) {
         seconds += s
         flops += f
-        let i: Int
-        if let j = shapeIndex[shape] { i = j } else {
-            i = shapes.count
-            shapes.append(Shape(name: shape))
-            shapeIndex[shape] = i
-        }
+        let i = Self.slot(shape, in: &shapes, index: &shapeIndex) { Shape(name: shape) }
         shapes[i].seconds += s
         shapes[i].flops += f
         shapes[i].calls += 1
@@ -168,12 +163,8 @@ public final class Profiler: @unchecked Sendable {
     @usableFromInline func begin(_ name: String) -> Mark {
         let parent = open.last
         let key = "\(parent ?? -1)/\(name)"
-        let i: Int
-        if let j = index[key] { i = j } else {
-            i = regions.count
-            regions.append(Region(id: i, name: name, depth: open.count, parent: parent))
-            index[key] = i
-        }
+        let id = regions.count, depth = open.count   // the new region's, if key is new
+        let i = Self.slot(key, in: &regions, index: &index) { Region(id: id, name: name, depth: depth, parent: parent) }
         open.append(i)
         return Mark(profiler: self, region: i, start: DispatchTime.now().uptimeNanoseconds, gemmSeconds: seconds, gemmFlops: flops)
     }
@@ -247,16 +238,19 @@ public final class Profiler: @unchecked Sendable {
     }
 
     @usableFromInline func endOperation(_ name: String, seconds s: Double, gemmSeconds: Double, gemmFlops: Double) {
-        let i: Int
-        if let j = operationIndex[name] { i = j } else {
-            i = operations.count
-            operations.append(Operation(name: name))
-            operationIndex[name] = i
-        }
+        let i = Self.slot(name, in: &operations, index: &operationIndex) { Operation(name: name) }
         operations[i].seconds += s
         operations[i].gemmSeconds += gemmSeconds
         operations[i].gemmFlops += gemmFlops
         operations[i].calls += 1
+    }
+
+    /// Where `key`'s entry is in `entries` (looked up in `index`), appending `make()` the first time.
+    private static func slot<T>(_ key: String, in entries: inout [T], index: inout [String: Int], _ make: () -> T) -> Int {
+        if let i = index[key] { return i }
+        entries.append(make())
+        index[key] = entries.count - 1
+        return entries.count - 1
     }
 
     /// The regions as a tree, depth first: each followed by its children in the order they were
