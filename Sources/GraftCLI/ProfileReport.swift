@@ -6,7 +6,7 @@ import GraftSupport
 /// Where the time of `steps` training updates went, from a ``Profiler`` that recorded them: per
 /// region its milliseconds per update, share of the update and the GEMM time inside it (nested
 /// regions indented under the one that encloses them), then the GEMM rate against an SGEMM
-/// ceiling, then the time of each kind of operation over all layers (``Profiler/operation(_:_:)``:
+/// ceiling, then the time of each kind of operation over all layers (``Profiler/beginOperation(_:)``:
 /// LayerNorm, GELU, attention, the projections ..., with the GEMM time inside each), then the
 /// GEMM regions by shape (the 12 longest, the rest summed in one row), each
 /// with its rate against the ceiling. `graft bench pretrain --profile` and

@@ -178,7 +178,7 @@ public final class Profiler: @unchecked Sendable {
         regions[m.region].calls += 1
     }
 
-    /// One kind of operation (``operation(_:_:)``): its time and the GEMM time and operations
+    /// One kind of operation (``beginOperation(_:)``): its time and the GEMM time and operations
     /// inside it, summed over every call in every region (all layers together).
     public struct Operation: Sendable {
         public let name: String
@@ -188,27 +188,19 @@ public final class Profiler: @unchecked Sendable {
         public var calls = 0
     }
 
-    /// The operations in the order first run (``operation(_:_:)``).
+    /// The operations in the order first run (``beginOperation(_:)``).
     public private(set) var operations: [Operation] = []
     private var operationIndex: [String: Int] = [:]
     @usableFromInline var inOperation = false
 
-    /// Runs `body` as one call of the operation `name` (a layer's forward or backward: LayerNorm,
-    /// GELU, attention, a projection ...), timed into ``operations`` by name across every region,
-    /// so that a profile can say how much of the time outside the GEMMs each kind of operation
-    /// takes over all layers. Operations do not nest: one run inside another is part of the outer
-    /// one. They are not regions: a region's own time includes the operations run in it. Just
-    /// `body` when no profiler records.
-    @inlinable
-    public static func operation<R>(_ name: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
-        let m = beginOperation(name())
-        defer { endOperation(m) }
-        return try body()
-    }
-
-    /// The start of an operation written inline (``operation(_:_:)``): `let op =
-    /// Profiler.beginOperation("name")`, `defer { Profiler.endOperation(op) }` at the top of a
-    /// function (nil, and nothing recorded, when no profiler records or an operation is open).
+    /// Starts one call of the operation `name` (a layer's forward or backward: LayerNorm, GELU,
+    /// attention, a projection ...): `let op = Profiler.beginOperation("name")`, `defer {
+    /// Profiler.endOperation(op) }` at the top of the function. Its time, and the GEMM time and
+    /// operations inside it, are added to ``operations`` under `name` across every region, so a
+    /// profile can say how the time outside the GEMMs splits between the kinds of operation over
+    /// all layers. Operations do not nest: one begun inside another is part of the outer one
+    /// (nil is returned). They are not regions: a region's own time includes the operations run
+    /// in it. Nil, and nothing recorded, when no profiler records.
     @inlinable
     public static func beginOperation(_ name: @autoclosure () -> String) -> OperationMark? {
         guard let profiler = current, !profiler.inOperation else { return nil }
