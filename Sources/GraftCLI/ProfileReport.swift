@@ -25,7 +25,10 @@ struct ProfileReport {
         func r1(_ x: Double) -> JSONValue { .number((x * 10).rounded() / 10) }
         func r3(_ x: Double) -> JSONValue { .number((x * 1000).rounded() / 1000) }
         var rows: [JSONValue] = []
-        func padded(_ name: String) -> String { name.count >= 30 ? name : name + String(repeating: " ", count: 30 - name.count) }
+        // A table's first column, padded to `width` characters (longer names run on).
+        func padded(_ name: String, to width: Int = 30) -> String {
+            name.count >= width ? name : name + String(repeating: " ", count: width - name.count)
+        }
         var lines = [padded("region (per update)") + "        ms   share    own ms   GEMM ms   GFLOP/s"]
         // A region's own time: outside the regions nested in it.
         var nested = [Double](repeating: 0, count: p.regions.count)
@@ -58,8 +61,7 @@ struct ProfileReport {
         // The operations (every layer's forward and backward kinds, all layers together), the
         // longest first: how the time outside the GEMMs splits between them.
         var operationRows: [JSONValue] = []
-        func operationPadded(_ name: String) -> String { name.count >= 52 ? name : name + String(repeating: " ", count: 52 - name.count) }
-        lines.append(operationPadded("operation (per update, all layers)") + "  calls        ms   share   GEMM ms  other ms")
+        lines.append(padded("operation (per update, all layers)", to: 52) + "  calls        ms   share   GEMM ms  other ms")
         var inOperations = 0.0
         for o in p.operations.sorted(by: { $0.seconds > $1.seconds }) {
             inOperations += o.seconds
@@ -67,17 +69,16 @@ struct ProfileReport {
             operationRows.append(.object([("operation", .string(o.name)), ("calls_per_step", r1(Double(o.calls) / n)),
                                           ("ms_per_step", r1(o.seconds / n * 1e3)), ("share", r3(o.seconds / n / step)),
                                           ("gemm_ms_per_step", r1(o.gemmSeconds / n * 1e3)), ("other_ms_per_step", r1(rest / n * 1e3))]))
-            lines.append(operationPadded("  " + o.name) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %9.1f", Double(o.calls) / n, o.seconds / n * 1e3,
+            lines.append(padded("  " + o.name, to: 52) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %9.1f", Double(o.calls) / n, o.seconds / n * 1e3,
                                                         o.seconds / n / step * 100, o.gemmSeconds / n * 1e3, rest / n * 1e3))
         }
         let outsideOperations = max(0, step - inOperations / n)
-        lines.append(operationPadded("  the rest (optimizer, norms, sums, copies)") + String(format: "        %9.1f %6.1f%%",
+        lines.append(padded("  the rest (optimizer, norms, sums, copies)", to: 52) + String(format: "        %9.1f %6.1f%%",
                                                                               outsideOperations * 1e3, outsideOperations / step * 100))
         // The GEMM regions by shape, the longest first (the first 12, then the rest as one row):
         // which products fall short of the ceiling.
         var shapeRows: [JSONValue] = []
-        func shapePadded(_ name: String) -> String { name.count >= 56 ? name : name + String(repeating: " ", count: 56 - name.count) }
-        lines.append(shapePadded("GEMM shape (per update)") + "  calls        ms   share   GFLOP/s  of ceiling")
+        lines.append(padded("GEMM shape (per update)", to: 56) + "  calls        ms   share   GFLOP/s  of ceiling")
         let sorted = p.shapes.sorted { $0.seconds > $1.seconds }
         var shown = Array(sorted.prefix(12))
         if sorted.count > 12 {
@@ -91,7 +92,7 @@ struct ProfileReport {
             shapeRows.append(.object([("shape", .string(sh.name)), ("calls_per_step", r1(Double(sh.calls) / n)),
                                       ("ms_per_step", r1(sh.seconds / n * 1e3)), ("share", r3(sh.seconds / n / step)),
                                       ("gflops", r1(rate)), ("of_ceiling", r3(rate / ceiling))]))
-            lines.append(shapePadded("  " + sh.name) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %10.1f%%", Double(sh.calls) / n,
+            lines.append(padded("  " + sh.name, to: 56) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %10.1f%%", Double(sh.calls) / n,
                                                               sh.seconds / n * 1e3, sh.seconds / n / step * 100, rate, rate / ceiling * 100))
         }
         self.lines = lines
