@@ -93,13 +93,20 @@ public final class BertModel: PretrainedModel {
     /// needs; ``backward(_:)`` then takes `[B, R, C]`. `firstTokenOnly` selects position 0 (the
     /// `[CLS]` states, `[B, 1, C]`: all a `[CLS]`-pooling classifier reads). Needs at least one
     /// layer not skipped.
+    ///
+    /// `inference` (needs `training` false): nothing is kept for a backward — the blocks run
+    /// through ``TransformerBlock/infer(_:mask:)``, all of them in one set of workspace buffers,
+    /// so memory does not grow with the number of layers; the same values. The result is then
+    /// workspace memory, valid until the model's next forward or backward; ``backward(_:)``
+    /// refuses to follow it.
     public func forward(inputIds: [Int32], tokenTypeIds: [Int32]? = nil, attentionMask: [Int32]? = nil,
                         batch: Int, seqLen: Int, training: Bool, firstTokenOnly: Bool = false,
-                        outputRows: RowSelection? = nil) throws -> Tensor {
+                        outputRows: RowSelection? = nil, inference: Bool = false) throws -> Tensor {
         let n = batch * seqLen, c = config.hidden
         guard batch > 0, seqLen > 0, inputIds.count == n else {
             throw ModelError.invalidBatch("\(inputIds.count) input ids for batch \(batch) x seqLen \(seqLen)")
         }
+        guard !(inference && training) else { throw ModelError.invalidArgument("BertModel: an inference forward cannot be a training one") }
         guard seqLen <= config.maxPositions else {
             throw ModelError.invalidBatch("seqLen \(seqLen) exceeds the model's \(config.maxPositions) positions")
         }
@@ -115,7 +122,7 @@ public final class BertModel: PretrainedModel {
         if selection != nil && lastRun == nil {
             throw ModelError.invalidArgument("BertModel: selected output rows need a layer to compute them (every layer is skipped)")
         }
-        last = (batch, seqLen, selection?.perItem)
+        last = inference ? nil : (batch, seqLen, selection?.perItem)
         let embeddingsMark = Profiler.mark("embeddings forward")
         // s = word + position (+ type), summed in s; the lookups need no memory of their own.
         let s = Tensor.ensure(sum, [batch, seqLen, c]); sum = s
@@ -134,11 +141,16 @@ public final class BertModel: PretrainedModel {
         } else if let tokenTypeIds, tokenTypeIds.contains(where: { $0 != 0 }) {
             throw ModelError.invalidBatch("token type ids given to a model without segment embeddings")
         }
-        var h = embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
+        var h = inference ? try embeddingNorm.infer(s, into: s)
+                          : embeddingDropout.forwardInPlace(try embeddingNorm.forward(s), training: training)
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         Profiler.end(embeddingsMark)
         for (i, layer) in layers.enumerated() where !skippedLayers.contains(i) {
             h = try Profiler.region("layer \(i) forward") {
+                if inference {
+                    if let selection, i == lastRun { return try layer.inferRows(h, selecting: selection, mask: maskTensor) }
+                    return try layer.infer(h, mask: maskTensor)
+                }
                 if let selection, i == lastRun {
                     return try layer.forwardRows(h, selecting: selection, mask: maskTensor, training: training)
                 }

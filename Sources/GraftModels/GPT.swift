@@ -68,8 +68,13 @@ public final class GPTForCausalLM: LanguageModel {
         }
     }
 
-    /// Token ids `[B * T]` -> final hidden states before `ln_f`, `[B, T, C]`.
-    func hidden(_ ids: [Int32], attentionMask: [Int32]?, batch: Int, seqLen: Int, training: Bool) throws -> Tensor {
+    /// Token ids `[B * T]` -> final hidden states before `ln_f`, `[B, T, C]`. `inference` (not
+    /// with `training`): nothing kept for a backward, the blocks through ``GPT2Block/infer(_:mask:)``
+    /// in one set of workspace buffers (the result is workspace memory, valid until the next
+    /// forward or backward).
+    func hidden(_ ids: [Int32], attentionMask: [Int32]?, batch: Int, seqLen: Int, training: Bool,
+                inference: Bool = false) throws -> Tensor {
+        guard !(inference && training) else { throw ModelError.invalidArgument("GPTModel: an inference forward cannot be a training one") }
         state = .none
         let n = batch * seqLen, c = config.hidden
         guard batch > 0, seqLen > 0, ids.count == n else {
@@ -93,7 +98,9 @@ public final class GPTForCausalLM: LanguageModel {
         let maskTensor = keyPaddingMask(attentionMask, batch: batch, seqLen: seqLen, buffer: &mask)
         Profiler.end(embeddingsMark)
         for (i, b) in blocks.enumerated() where !skippedLayers.contains(i) {
-            h = try Profiler.region("layer \(i) forward") { try b.forward(h, mask: maskTensor, training: training) }
+            h = try Profiler.region("layer \(i) forward") {
+                inference ? try b.infer(h, mask: maskTensor) : try b.forward(h, mask: maskTensor, training: training)
+            }
         }
         return h
     }
@@ -146,7 +153,7 @@ public final class GPTForCausalLM: LanguageModel {
 
     /// Logits `[B, T, V]` for every position (evaluation; owned by the model).
     public func logits(inputIds: [Int32], attentionMask: [Int32]? = nil, batch: Int, seqLen: Int) throws -> Tensor {
-        let h = try hidden(inputIds, attentionMask: attentionMask, batch: batch, seqLen: seqLen, training: false)
+        let h = try hidden(inputIds, attentionMask: attentionMask, batch: batch, seqLen: seqLen, training: false, inference: true)
         return try lmHead.forward(lnF.forward(h)).reshaped([batch, seqLen, config.vocabSize])
     }
 
@@ -154,7 +161,7 @@ public final class GPTForCausalLM: LanguageModel {
     public func nextTokenLogits(_ context: [Int32]) throws -> [Float] {
         guard !context.isEmpty else { throw ModelError.invalidArgument("empty context") }
         let ctx = Array(context.suffix(config.maxPositions))
-        let h = try hidden(ctx, attentionMask: nil, batch: 1, seqLen: ctx.count, training: false)
+        let h = try hidden(ctx, attentionMask: nil, batch: 1, seqLen: ctx.count, training: false, inference: true)
         let lastRow = Rows.gather(h, rows: [ctx.count - 1], width: config.hidden, into: nil)
         return try lmHead.forward(lnF.forward(lastRow)).array
     }

@@ -56,7 +56,7 @@ public final class SentenceEmbedder {
             }
         }
         let h = try encoder.forward(inputIds: ids, tokenTypeIds: encoder.config.typeVocabSize > 0 ? types : nil,
-                                    attentionMask: mask, batch: b, seqLen: t, training: false)
+                                    attentionMask: mask, batch: b, seqLen: t, training: false, inference: true)
         return (h, Tensor(shape: [b, t], values: mask.map(Float.init)), t)
     }
 

@@ -95,6 +95,62 @@ extension EngineTests {
             }
         }
 
+        /// Inference through blocks sharing a workspace gives the values of the forward without
+        /// dropout, bit for bit (full sequence, and at selected rows for the post-LN block), and
+        /// holds one set of buffers however many blocks run.
+        @Test(arguments: ["post-LN", "post-LN, separate q/k/v", "gpt2"])
+        func inferenceEqualsForward(kind: String) throws {
+            let hidden = kind.contains("separate") ? 8 : 16   // [8] biases are not 16-float multiples: no fused qkv
+            let store = ParameterStore(seed: 90)
+            let rng = SharedRNG(seed: 91)
+            let ws = Workspace()
+            var forwards: [(Tensor, Tensor?) throws -> Tensor] = [], infers: [(Tensor, Tensor?) throws -> Tensor] = []
+            var encoderBlocks: [TransformerBlock] = []
+            for l in 0..<3 {
+                if kind == "gpt2" {
+                    let b = try GPT2Block(store, prefix: "h.\(l)", hidden: hidden, heads: 2, ffn: 12, rng: rng, workspace: ws)
+                    forwards.append { try b.forward($0, mask: $1, training: false) }
+                    infers.append { try b.infer($0, mask: $1) }
+                } else {
+                    let cfg = TransformerBlock.Config(hidden: hidden, heads: 2, ffn: 12, layerNormEps: 1e-12,
+                                                      gelu: .erf, hiddenDropout: 0.1, attentionDropout: 0.1)
+                    let b = try TransformerBlock(store, prefix: "encoder.layer.\(l)", config: cfg, rng: rng, workspace: ws)
+                    #expect((b.qkv == nil) == kind.contains("separate"))
+                    forwards.append { try b.forward($0, mask: $1, training: false) }
+                    infers.append { try b.infer($0, mask: $1) }
+                    encoderBlocks.append(b)
+                }
+            }
+            for p in store.parameters {
+                let isNormWeight = (p.name.contains("LayerNorm") || p.name.contains("ln_")) && p.name.hasSuffix("weight")
+                try store.set(p, randomArray(p.count, seed: UInt64(p.offset) + 19, scale: 0.3).map { isNormWeight ? 1 + $0 : $0 })
+            }
+            let x = randomTensor([2, 5, hidden], seed: 92)
+            let xValues = x.array
+            let mask = Tensor(shape: [2, 5], values: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+            func run(_ steps: [(Tensor, Tensor?) throws -> Tensor]) throws -> Tensor {
+                var h = x
+                for f in steps { h = try f(h, mask) }
+                return h
+            }
+            // Inference first, on a fresh workspace: two blocks (one set of buffers and both
+            // outputs of the pair), then all three, then again.
+            _ = try infers[1](infers[0](x, mask), mask)
+            let twoBlocks = ws.bytes
+            let inferred = try run(infers).array
+            #expect(ws.bytes == twoBlocks, "\(kind): three blocks hold what two hold")
+            #expect(try run(infers).array == inferred)
+            #expect(x.array == xValues, "the input is only read")
+            #expect(try run(forwards).array == inferred, "\(kind): inference equals the forward without dropout")
+            guard encoderBlocks.count == 3 else { return }
+            // The last block at selected rows (two per item, one repeated).
+            let selection = RowSelection(rows: [0, 3, 2, 2], perItem: 2)
+            var h = x, g = x
+            for b in encoderBlocks.dropLast() { h = try b.forward(h, mask: mask, training: false); g = try b.infer(g, mask: mask) }
+            let rowsForward = try encoderBlocks[2].forwardRows(h, selecting: selection, mask: mask, training: false).array
+            #expect(try encoderBlocks[2].inferRows(g, selecting: selection, mask: mask).array == rowsForward)
+        }
+
         /// The GELU backward that also rebuilds the forward's output gives exactly the plain
         /// backward's gradient and the forward's output, in place or not, over several chunks.
         @Test(arguments: [GELU.Form.erf, .tanh])

@@ -206,6 +206,21 @@ import GraftEngine
         let gi = Self.input(segments: false)
         let gl = try g.logits(gi).array
         #expect(try g.loss(gi, labels: Self.tokenLabels, training: true).logits.array == gl)
+        // Mean pooling, and a GPT sequence classifier, the same way.
+        let mean = try BertForSequenceClassification(config: tinyConfig(.bert), numLabels: 3, pooling: .mean, seed: 39)
+        randomize(mean.store, seed: 40)
+        let ml = try mean.logits(input).array
+        #expect(try mean.loss(input, labels: [0, 1, 2], training: true).logits.array == ml)
+        let gs = try GPT2ForSequenceClassification(config: tinyConfig(.gpt), numLabels: 3, seed: 43)
+        randomize(gs.store, seed: 44)
+        let gsl = try gs.logits(gi).array
+        #expect(try gs.loss(gi, labels: [0, 1, 2], training: true).logits.array == gsl)
+        // The encoder's own inference forward keeps nothing: a backward after it is refused.
+        let h = try tok.bert.forward(input, training: false, inference: true)
+        #expect(h.array == (try tok.bert.forward(input, training: false).array))
+        _ = try tok.bert.forward(input, training: false, inference: true)
+        #expect(throws: ModelError.self) { try tok.bert.backward(Tensor(shape: h.shape)) }
+        #expect(throws: ModelError.self) { try tok.bert.forward(input, training: true, inference: true) }
     }
 
     /// With dropout, training is stochastic (seeded) and inference is deterministic.

@@ -68,31 +68,65 @@ public final class MultiHeadAttention {
                        q: qkv.data, k: qkv.data + c, v: qkv.data + 2 * c, mask: mask, training: training)
     }
 
+    /// Inference on a fused `QKV` `[B, T, 3C]` -> context `[B, T, C]` in `into` (not sharing
+    /// memory with `qkv`): the values of ``forward(qkv:mask:training:)`` without dropout, with
+    /// nothing kept for a backward (each head's probabilities in a per-thread `[T, T]` buffer
+    /// rather than a `[B, heads, T, T]` tensor).
+    public func infer(qkv: Tensor, mask: Tensor? = nil, into: Tensor) throws -> Tensor {
+        guard qkv.rank == 3, qkv.shape[2] % (3 * heads) == 0, into.count == qkv.count / 3, into.storage !== qkv.storage else {
+            throw EngineError.shapeMismatch("attention qkv \(qkv.shape), \(heads) heads, into \(into.shape)")
+        }
+        let c = qkv.shape[2] / 3
+        return try run(b: qkv.shape[0], tq: qkv.shape[1], tk: qkv.shape[1], c: c, stride: 3 * c,
+                       q: qkv.data, k: qkv.data + c, v: qkv.data + 2 * c, mask: mask, training: false, into: into)
+    }
+
+    /// Inference on separate `Q` `[B, Tq, C]`, `K`, `V` `[B, Tk, C]` -> context `[B, Tq, C]` in
+    /// `into` (not sharing memory with them), as ``infer(qkv:mask:into:)``.
+    public func infer(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil, into: Tensor) throws -> Tensor {
+        guard q.rank == 3, k.rank == 3, k.shape == v.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
+              q.shape[2] % heads == 0, !causal || q.shape[1] == k.shape[1], into.count == q.count,
+              ![q, k, v].contains(where: { $0.storage === into.storage }) else {
+            throw EngineError.shapeMismatch("attention q \(q.shape) k \(k.shape) v \(v.shape), \(heads) heads\(causal ? ", causal" : ""), into \(into.shape)")
+        }
+        return try run(b: q.shape[0], tq: q.shape[1], tk: k.shape[1], c: q.shape[2], stride: q.shape[2],
+                       q: q.data, k: k.data, v: v.data, mask: mask, training: false, into: into)
+    }
+
+    /// The forward; with `into` (inference) the context goes there and nothing is recorded for
+    /// the backward.
     private func run(b: Int, tq: Int, tk: Int, c: Int, stride: Int, q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
-                     v: UnsafeMutablePointer<Float>, mask: Tensor?, training: Bool) throws -> Tensor {
+                     v: UnsafeMutablePointer<Float>, mask: Tensor?, training: Bool, into: Tensor? = nil) throws -> Tensor {
         let op = Profiler.beginOperation("attention forward (scores, softmax, P V)")
         defer { Profiler.endOperation(op) }
         if let mask, mask.count != b * tk {
             throw EngineError.shapeMismatch("attention mask \(mask.shape) for [B, Tk] = [\(b), \(tk)]")
         }
-        self.b = b; self.tq = tq; self.tk = tk; self.c = c; self.stride = stride
-        self.q = q; self.k = k; self.v = v
+        let recording = into == nil
+        if recording {
+            self.b = b; self.tq = tq; self.tk = tk; self.c = c; self.stride = stride
+            self.q = q; self.k = k; self.v = v
+        }
         hasMask = mask != nil
         let h = heads, d = c / h, bh = b * h, tt = tq * tk
         let scale = 1 / Float(d).squareRoot()
-        let P = Tensor.ensure(probs, [b, h, tq, tk]); probs = P
-        let y = Tensor.ensure(out, [b, tq, c]); out = y
-        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = SharedPointer(P.data), py = SharedPointer(y.data)
+        let P: Tensor? = recording ? Tensor.ensure(probs, [b, h, tq, tk]) : nil
+        if recording { probs = P }
+        let y: Tensor
+        if let into { y = into } else { y = Tensor.ensure(out, [b, tq, c]); out = y }
+        let pq = SharedPointer(q), pk = SharedPointer(k), pv = SharedPointer(v), pP = P.map { SharedPointer($0.data) }
+        let py = SharedPointer(y.data)
         let causal = causal
         if maskCopy.count < b * tk || !hasMask { maskCopy = [Float](repeating: 1, count: b * tk) }
         if let mask { for i in 0..<(b * tk) { maskCopy[i] = mask.data[i] != 0 ? 1 : 0 } }
-        dropActive = training && dropout > 0
+        let active = training && dropout > 0
+        if recording { dropActive = active }
         var key: UInt64 = 0
-        if dropActive, let rng {
+        if active, let rng {
             if dropMask.count < bh * tt { dropMask = [UInt8](repeating: 0, count: bh * tt) }
             key = rng.rng.next()   // one draw per call; element i of P uses hash(key, i)
         }
-        let keep = 1 - dropout, active = dropActive, dropScale = 1 / (1 - dropout)
+        let keep = 1 - dropout, dropScale = 1 / (1 - dropout)
         let clock = Profiler.ItemClock(items: bh, kinds: [
             ("attention S = Q K^T, \(bh) x " + BLAS.shapeName(.none, .transposed, m: tq, n: tk, k: d), 2.0 * Double(bh * tt * d)),
             ("attention Y = P V, \(bh) x " + BLAS.shapeName(.none, .none, m: tq, n: d, k: tk), 2.0 * Double(bh * tt * d)),
@@ -107,10 +141,11 @@ public final class MultiHeadAttention {
                 let pdm = dmb.baseAddress.map(UncheckedBox.init)
                 Engine.parallelFor(bh) { r in
                     let dropped: UnsafeMutablePointer<Float>? = active ? .allocate(capacity: tt) : nil
-                    defer { dropped?.deallocate() }
+                    let scratch: UnsafeMutablePointer<Float>? = pP == nil ? .allocate(capacity: tt) : nil
+                    defer { dropped?.deallocate(); scratch?.deallocate() }
                     for i in r {
                         let bi = i / h, hi = i % h
-                        let scores = pP.value + i * tt
+                        let scores = pP.map { $0.value + i * tt } ?? scratch!
                         clock.time(i, 0) {
                             BLAS.gemm(.none, .transposed, m: tq, n: tk, k: d, alpha: scale, a: pq.value + bi * tq * stride + hi * d,
                                       lda: stride, b: pk.value + bi * tk * stride + hi * d, ldb: stride, c: scores, ldc: tk)

@@ -29,6 +29,16 @@ public final class GELU {
         return y
     }
 
+    /// Inference: `x = gelu(x)` in place, the same values as ``forward(_:into:)``, nothing kept
+    /// for a backward. Returns `x`.
+    @discardableResult
+    public func inferInPlace(_ x: Tensor) -> Tensor {
+        let op = Profiler.beginOperation("GELU forward")
+        defer { Profiler.endOperation(op) }
+        apply(x, x)
+        return x
+    }
+
     private func apply(_ x: Tensor, _ y: Tensor) {
         let px = SharedPointer(x.data), py = SharedPointer(y.data)
         let form = form

@@ -67,6 +67,28 @@ public final class GPT2Block {
         return y
     }
 
+    /// Inference: `x` `[B, T, C]` -> `[B, T, C]`, the values of ``forward(_:mask:training:)``
+    /// without dropout, with nothing kept for a backward: the intermediates in the
+    /// ``Workspace``'s backward buffers, the result in the one of its ``Workspace/blockGradient``
+    /// pair not holding `x` (as ``TransformerBlock/infer(_:mask:)``).
+    public func infer(_ x: Tensor, mask: Tensor? = nil) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == hidden else {
+            throw EngineError.shapeMismatch("GPT2Block expects [B, T, \(hidden)], got \(x.shape)")
+        }
+        let ws = workspace, shape = x.shape, n = x.count
+        let n1 = try ln1.infer(x, into: ws.tensor("block.c1", shape))
+        let qkv = try cAttn.infer(n1, into: ws.tensor("block.qkv", [shape[0], shape[1], 3 * hidden]))
+        let ctx = try attention.infer(qkv: qkv, mask: mask, into: ws.tensor("block.c2", shape))
+        // h = x + c_proj(ctx)
+        let h = try cProj.infer(ctx, into: ws.tensor("block.c3", shape))
+        Kernels.add(x.data, h.data, h.data, n)
+        let f = try fc.infer(ln2.infer(h, into: n1), into: ws.tensor("block.f1", [shape[0], shape[1], fc.outFeatures]))
+        // y = h + mlp.c_proj(gelu(f))
+        let y = try proj.infer(gelu.inferInPlace(f), into: ws.alternate(Workspace.blockGradient, shape, avoiding: x))
+        Kernels.add(h.data, y.data, y.data, n)
+        return y
+    }
+
     /// `dy` `[B, T, C]` -> `dx` (workspace memory); accumulates every parameter gradient.
     /// `dy` is only read.
     public func backward(_ dy: Tensor) throws -> Tensor {

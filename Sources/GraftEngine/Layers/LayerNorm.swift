@@ -37,25 +37,43 @@ public final class LayerNorm {
         out = y
         input = x
         if mean.count < rows { mean = [Float](repeating: 0, count: rows); rstd = mean }
-        let c = dim, eps = eps
-        let px = SharedPointer(x.data), py = SharedPointer(y.data)
-        let pw = SharedPointer(store.value(weight)), pb = SharedPointer(store.value(bias))
         mean.withUnsafeMutableBufferPointer { mb in
             rstd.withUnsafeMutableBufferPointer { rb in
-                let pm = SharedPointer(mb.baseAddress!), pr = SharedPointer(rb.baseAddress!)
-                Engine.parallelFor(rows, minChunk: max(1, Kernels.minChunk / c)) { range in
-                    for r in range {
-                        let xr = px.value + r * c, yr = py.value + r * c
-                        let m = FastMath.sum(xr, c) / Float(c)
-                        let rs = 1 / (FastMath.sumSquaredDeviations(xr, c, m) / Float(c) + eps).squareRoot()
-                        for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.value[i] + pb.value[i] }
-                        pm.value[r] = m
-                        pr.value[r] = rs
-                    }
-                }
+                normalize(x, into: y, mean: mb.baseAddress!, rstd: rb.baseAddress!)
             }
         }
         return y
+    }
+
+    /// Inference: `x` `[..., C]` -> `[..., C]` in `into` (same element count; may be `x` itself),
+    /// the same values as ``forward(_:)`` with nothing kept for a backward.
+    public func infer(_ x: Tensor, into y: Tensor) throws -> Tensor {
+        let op = Profiler.beginOperation("LayerNorm forward")
+        defer { Profiler.endOperation(op) }
+        guard x.shape.last == dim, y.count == x.count else {
+            throw EngineError.shapeMismatch("LayerNorm(\(weight.name)) expects [..., \(dim)] into as many values, got \(x.shape) into \(y.shape)")
+        }
+        normalize(x, into: y, mean: nil, rstd: nil)
+        return y
+    }
+
+    /// `y = (x - mean) * rstd * weight + bias` per row (each row read whole before it is
+    /// written, so `y` may be `x`), recording each row's mean and `rstd` where given.
+    private func normalize(_ x: Tensor, into y: Tensor, mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?) {
+        let c = dim, eps = eps, rows = x.count / dim
+        let px = SharedPointer(x.data), py = SharedPointer(y.data)
+        let pw = SharedPointer(store.value(weight)), pb = SharedPointer(store.value(bias))
+        let pm = mean.map { SharedPointer($0) }, pr = rstd.map { SharedPointer($0) }
+        Engine.parallelFor(rows, minChunk: max(1, Kernels.minChunk / c)) { range in
+            for r in range {
+                let xr = px.value + r * c, yr = py.value + r * c
+                let m = FastMath.sum(xr, c) / Float(c)
+                let rs = 1 / (FastMath.sumSquaredDeviations(xr, c, m) / Float(c) + eps).squareRoot()
+                for i in 0..<c { yr[i] = (xr[i] - m) * rs * pw.value[i] + pb.value[i] }
+                pm?.value[r] = m
+                pr?.value[r] = rs
+            }
+        }
     }
 
     /// `dy` -> `dx`; accumulates `dweight += sum dy * xhat`, `dbias += sum dy`.

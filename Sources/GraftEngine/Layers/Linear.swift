@@ -64,10 +64,29 @@ public final class Linear {
         let y = Tensor.ensure(out, Array(x.shape.dropLast()) + [outFeatures])
         out = y
         input = x
-        // y[rows, out] = b + x[rows, in] * W[out, in]^T (each band of rows copies the bias, then adds the product)
+        product(x, rows: rows, into: y)
+        return y
+    }
+
+    /// Inference: `x` `[..., in]` -> `[..., out]` in `into` (as many rows of `out` values, not
+    /// sharing memory with `x`), the same values as ``forward(_:)`` with nothing kept for a
+    /// backward (the layer's own output buffer and recorded input are left alone).
+    public func infer(_ x: Tensor, into y: Tensor) throws -> Tensor {
+        let op = Profiler.beginOperation("Linear forward (GEMM, bias)")
+        defer { Profiler.endOperation(op) }
+        let rows = x.rank >= 1 && x.shape.last == inFeatures ? x.count / inFeatures : -1
+        guard rows >= 0, y.count == rows * outFeatures, y.storage !== x.storage else {
+            throw EngineError.shapeMismatch("Linear(\(weight.name)) infers [..., \(inFeatures)] into [..., \(outFeatures)] in other memory, got \(x.shape) into \(y.shape)")
+        }
+        product(x, rows: rows, into: y)
+        return y
+    }
+
+    /// `y[rows, out] = b + x[rows, in] * W[out, in]^T` (each band of rows copies the bias, then
+    /// adds the product).
+    private func product(_ x: Tensor, rows: Int, into y: Tensor) {
         BLAS.matmul(.none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: x.data, b: store.value(weight), c: y.data,
                     bias: bias.map { UnsafePointer(store.value($0)) })
-        return y
     }
 
     /// `dy` `[..., out]` -> `dx` `[..., in]`; accumulates `dW += dy^T x`, `db += sum dy`.

@@ -161,6 +161,69 @@ public final class TransformerBlock {
         return try outNorm.forward(r2)
     }
 
+    /// Inference: `x` `[B, T, C]` -> `[B, T, C]`, the values of ``forward(_:mask:training:)``
+    /// without dropout, with nothing kept for a backward: every intermediate lives in the
+    /// ``Workspace``'s backward buffers (dead outside a backward) and the result in one of its
+    /// ``Workspace/blockGradient`` pair (the one not holding `x`), so the blocks of a model
+    /// share one set, however many there are. The result stays valid until the next forward,
+    /// backward or inference of a block on the same workspace, except that the next block's
+    /// inference may read it (it writes the other buffer of the pair).
+    public func infer(_ x: Tensor, mask: Tensor? = nil) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == config.hidden else {
+            throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
+        }
+        let ws = workspace, b = x.shape[0], t = x.shape[1], w = config.attentionWidth
+        let ctx: Tensor
+        if let qkv {
+            let projected = try qkv.infer(x, into: ws.tensor("block.f1", [b, t, 3 * w]))
+            ctx = try attention.infer(qkv: projected, mask: mask, into: ws.tensor("block.c1", [b, t, w]))
+        } else {
+            let q = try query.infer(x, into: ws.tensor("block.c3", [b, t, w]))
+            let k = try key.infer(x, into: ws.tensor("block.c4", [b, t, w]))
+            let v = try value.infer(x, into: ws.tensor("block.c5", [b, t, w]))
+            ctx = try attention.infer(q: q, k: k, v: v, mask: mask, into: ws.tensor("block.c1", [b, t, w]))
+        }
+        return try finishInference(ctx, residual: x, output: ws.alternate(Workspace.blockGradient, x.shape, avoiding: x))
+    }
+
+    /// Inference at the selected positions only: `x` `[B, T, C]` -> `[B, R, C]`, the values of
+    /// ``forwardRows(_:selecting:mask:training:)`` without dropout, kept as ``infer(_:mask:)``
+    /// keeps its own.
+    public func inferRows(_ x: Tensor, selecting selection: RowSelection, mask: Tensor? = nil) throws -> Tensor {
+        guard x.rank == 3, x.shape[2] == config.hidden else {
+            throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
+        }
+        let ws = workspace, b = x.shape[0], t = x.shape[1], c = config.hidden, r = selection.perItem, w = config.attentionWidth
+        guard selection.rows.count == b * r, selection.rows.allSatisfy({ $0 >= 0 && Int($0) < t }) else {
+            throw EngineError.invalidArgument("TransformerBlock: row selection of \(selection.rows.count) rows (\(r) per item) for [B, T] = [\(b), \(t)]")
+        }
+        let xr = ws.tensor("block.rows.x", [b, r, c])
+        selection.rows.withUnsafeBufferPointer { rows in
+            for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
+        }
+        let q = try query.infer(xr, into: ws.tensor("block.c3", [b, r, w]))
+        let k = try key.infer(x, into: ws.tensor("block.c4", [b, t, w]))
+        let v = try value.infer(x, into: ws.tensor("block.c5", [b, t, w]))
+        let ctx = try attention.infer(q: q, k: k, v: v, mask: mask, into: ws.tensor("block.c1", [b, r, w]))
+        return try finishInference(ctx, residual: xr, output: ws.alternate(Workspace.blockGradient, [b, r, c], avoiding: x))
+    }
+
+    /// ``finishForward(_:residual:training:)`` for inference: `ctx` `[B, R, A]` and the residual
+    /// `x` `[B, R, C]` -> `output` `[B, R, C]`, the intermediates in workspace buffers that
+    /// ``infer(_:mask:)`` is done with (`block.c2`, `block.c3`, `block.f1`).
+    private func finishInference(_ ctx: Tensor, residual x: Tensor, output y: Tensor) throws -> Tensor {
+        let ws = workspace, b = x.shape[0], r = x.shape[1], c = config.hidden, n = x.count
+        // r1 = x + O(ctx); h = LN1(r1), in place
+        let r1 = try attnOut.infer(ctx, into: ws.tensor("block.c2", [b, r, c]))
+        Kernels.add(x.data, r1.data, r1.data, n)
+        let h = try attnNorm.infer(r1, into: r1)
+        // r2 = h + Out(gelu(I(h))); y = LN2(r2)
+        let a = gelu.inferInPlace(try intermediate.infer(h, into: ws.tensor("block.f1", [b, r, config.ffn])))
+        let r2 = try output.infer(a, into: ws.tensor("block.c3", [b, r, c]))
+        Kernels.add(h.data, r2.data, r2.data, n)
+        return try outNorm.infer(r2, into: y)
+    }
+
     /// `dy` `[B, T, C]` -> `dx` `[B, T, C]` (workspace memory); accumulates all parameter gradients.
     /// After ``forwardRows(_:selecting:mask:training:)``: `dy` `[B, R, C]` -> `dx` `[B, T, C]`.
     /// `dy` is only read.

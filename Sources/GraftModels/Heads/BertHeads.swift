@@ -24,11 +24,12 @@ extension BertModel {
     }
 
     /// The last hidden states `[B, T, C]` of a task head's input, checked against the config
-    /// (`[B, 1, C]` with `firstTokenOnly`).
-    func forward(_ input: HeadInput, training: Bool, firstTokenOnly: Bool = false) throws -> Tensor {
+    /// (`[B, 1, C]` with `firstTokenOnly`); `inference` as in ``forward(inputIds:tokenTypeIds:attentionMask:batch:seqLen:training:firstTokenOnly:outputRows:inference:)``.
+    func forward(_ input: HeadInput, training: Bool, firstTokenOnly: Bool = false, inference: Bool = false) throws -> Tensor {
         try input.validate(config)
         return try forward(inputIds: input.inputIds, tokenTypeIds: input.tokenTypeIds, attentionMask: input.attentionMask,
-                           batch: input.batch, seqLen: input.seqLen, training: training, firstTokenOnly: firstTokenOnly)
+                           batch: input.batch, seqLen: input.seqLen, training: training, firstTokenOnly: firstTokenOnly,
+                           inference: inference)
     }
 
     /// `[B, T]` key mask (1 real, 0 padding) for pooling, or nil without padding.
@@ -98,21 +99,22 @@ public final class BertForSequenceClassification: ClassificationRowsModel {
 
     /// With `[CLS]` pooling the last block runs at `[CLS]` alone (`firstTokenOnly`): the
     /// other positions of the last layer feed nothing the classifier reads.
-    private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
+    private func pooled(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
         switch pooling {
-        case .pooler: return try bert.pooled(bert.forward(input, training: training, firstTokenOnly: true))!
-        case .mean: return try meanPool.forward(bert.forward(input, training: training), mask: BertModel.maskTensor(input))
+        case .pooler: return try bert.pooled(bert.forward(input, training: training, firstTokenOnly: true, inference: inference))!
+        case .mean:
+            return try meanPool.forward(bert.forward(input, training: training, inference: inference), mask: BertModel.maskTensor(input))
         }
     }
 
     /// Inference: logits `[B, L]` (owned by the model; dropout off, nothing kept for backward).
     public func logits(_ input: HeadInput) throws -> Tensor {
-        try head.logits(pooled(input, training: false), training: false)
+        try head.logits(pooled(input, training: false, inference: true), training: false)
     }
 
     public var classifiesPositions: Bool { false }
     /// The pooled rows `[B, C]` (inference mode).
-    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false) }
+    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false, inference: true) }
 
     /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` `[B]`
     /// optional; keeps activations for ``backward(scale:)``. Gradients are not zeroed here.
@@ -159,20 +161,20 @@ public final class BertForTokenClassification: ClassificationRowsModel {
                                       dropout: classifierDropout ?? config.dropout, rng: rng)
     }
 
-    private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
-        let h = try bert.forward(input, training: training)
+    private func rows(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
+        let h = try bert.forward(input, training: training, inference: inference)
         shape = h.shape
         return try h.reshaped([input.batch * input.seqLen, config.hidden])
     }
 
     /// Inference: logits `[B, T, L]` (owned by the model; nothing kept for backward).
     public func logits(_ input: HeadInput) throws -> Tensor {
-        try head.positionLogits(input) { try rows(input, training: false) }
+        try head.positionLogits(input) { try rows(input, training: false, inference: true) }
     }
 
     public var classifiesPositions: Bool { true }
     /// The last hidden states as rows `[B * T, C]` (inference mode).
-    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
+    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false, inference: true) }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored); optional per-example `weights`
     /// `[B]` weigh all labelled positions of their row (instance weighting).
@@ -219,15 +221,15 @@ public final class BertForQuestionAnswering: TaskHeadModel {
         qaOutputs = try Linear(store, name: headName, inFeatures: config.hidden, outFeatures: 2)
     }
 
-    private func forward(_ input: HeadInput, training: Bool) throws -> Tensor {
+    private func forward(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
         state = .none
-        let h = try bert.forward(input, training: training)
+        let h = try bert.forward(input, training: training, inference: inference)
         shape = h.shape
         return try qaOutputs.forward(h).reshaped([input.batch, input.seqLen, 2])
     }
 
     /// Inference: logits `[B, T, 2]` (owned by the model; nothing kept for backward).
-    public func logits(_ input: HeadInput) throws -> Tensor { try forward(input, training: false) }
+    public func logits(_ input: HeadInput) throws -> Tensor { try forward(input, training: false, inference: true) }
 
     /// Forward + loss against the answer's first and last token `startPositions` / `endPositions` `[B]`.
     public func loss(_ input: HeadInput, startPositions: [Int32], endPositions: [Int32], training: Bool) throws -> HeadLoss {

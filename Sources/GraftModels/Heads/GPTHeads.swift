@@ -13,10 +13,11 @@ extension GPTForCausalLM {
 
     /// The final hidden states `[B, T, C]` (before `ln_f`) of a task head's input, checked
     /// against the config; token type ids other than 0 are an error (GPT-2 has none).
-    func hidden(_ input: HeadInput, training: Bool) throws -> Tensor {
+    func hidden(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
         try input.validate(config)
         if let t = input.tokenTypeIds, t.contains(where: { $0 != 0 }) { throw ModelError.invalidBatch("token type ids given to a GPT model") }
-        return try hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch, seqLen: input.seqLen, training: training)
+        return try hidden(input.inputIds, attentionMask: input.attentionMask, batch: input.batch, seqLen: input.seqLen,
+                          training: training, inference: inference)
     }
 }
 
@@ -75,8 +76,8 @@ public final class GPT2ForSequenceClassification: GPT2HeadModel, ClassificationR
         }
     }
 
-    private func pooled(_ input: HeadInput, training: Bool) throws -> Tensor {
-        let h = try transformer.hidden(input, training: training)
+    private func pooled(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
+        let h = try transformer.hidden(input, training: training, inference: inference)
         shape = h.shape
         lastRows = lastTokenRows(input)
         let rows = Rows.gather(h, rows: lastRows, width: config.hidden, into: gathered); gathered = rows
@@ -85,12 +86,12 @@ public final class GPT2ForSequenceClassification: GPT2HeadModel, ClassificationR
 
     /// Inference: logits `[B, L]` (owned by the model; nothing kept for backward).
     public func logits(_ input: HeadInput) throws -> Tensor {
-        try head.logits(pooled(input, training: false), training: false)
+        try head.logits(pooled(input, training: false, inference: true), training: false)
     }
 
     public var classifiesPositions: Bool { false }
     /// The normalised last-real-token rows `[B, C]` (inference mode).
-    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false) }
+    public func headRows(_ input: HeadInput) throws -> Tensor { try pooled(input, training: false, inference: true) }
 
     /// Forward + loss against `labels` `[B]` (-100 ignored), per-example `weights` optional.
     public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {
@@ -120,20 +121,20 @@ public final class GPT2ForTokenClassification: GPT2HeadModel, ClassificationRows
                                                                         dropout: classifierDropout, seed: seed)
     }
 
-    private func rows(_ input: HeadInput, training: Bool) throws -> Tensor {
-        let h = try transformer.hidden(input, training: training)
+    private func rows(_ input: HeadInput, training: Bool, inference: Bool = false) throws -> Tensor {
+        let h = try transformer.hidden(input, training: training, inference: inference)
         shape = h.shape
         return try transformer.lnF.forward(h.reshaped([input.batch * input.seqLen, config.hidden]))
     }
 
     /// Inference: logits `[B, T, L]` (owned by the model; nothing kept for backward).
     public func logits(_ input: HeadInput) throws -> Tensor {
-        try head.positionLogits(input) { try rows(input, training: false) }
+        try head.positionLogits(input) { try rows(input, training: false, inference: true) }
     }
 
     public var classifiesPositions: Bool { true }
     /// The normalised hidden states as rows `[B * T, C]` (inference mode).
-    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false) }
+    public func headRows(_ input: HeadInput) throws -> Tensor { try rows(input, training: false, inference: true) }
 
     /// Forward + loss against `labels` `[B * T]` (-100 ignored).
     public func loss(_ input: HeadInput, labels: [Int32], weights: [Float]? = nil, training: Bool) throws -> HeadLoss {

@@ -119,7 +119,8 @@ public final class EmbeddingClassifierHead: TaskHead {
     public func forward(_ batch: FeatureBatch) throws -> [HeadOutput] {
         let encoder = embedder.encoder
         let h = try encoder.forward(inputIds: batch.inputIds, tokenTypeIds: encoder.config.typeVocabSize > 0 ? batch.typeIds : nil,
-                                    attentionMask: batch.attentionMask, batch: batch.batchSize, seqLen: batch.length, training: false)
+                                    attentionMask: batch.attentionMask, batch: batch.batchSize, seqLen: batch.length, training: false,
+                                    inference: true)
         let mask = Tensor(shape: [batch.batchSize, batch.length], values: batch.attentionMask.map { $0 != 0 ? 1 : 0 })
         return try embedder.embeddings(h, mask: mask).map { .sequence(logits: logits($0)) }
     }
