@@ -420,5 +420,21 @@ extension EngineTests {
             #expect(throws: EngineError.duplicateParameter("a.weight")) { try store.declare("a.weight", shape: [1], initializer: .zeros) }
             #expect(throws: EngineError.unknownParameter("nope")) { try store.parameter(named: "nope") }
         }
+
+        /// Growing the buffers keeps every value and gradient bit (the gradient copy skips
+        /// runs of zeros only), and new room reads as zeros.
+        @Test func growingKeepsValuesAndGradients() throws {
+            let store = ParameterStore(seed: 5)
+            let a = try store.declare("a.weight", shape: [3000], initializer: .normal(std: 1))
+            let values = store.array(a)
+            let g = store.grad(a)
+            g[5] = -0.0; g[1500] = 3.5; g[2999] = -1e-38   // a negative zero, and single values in later pages
+            let b = try store.declare("b.weight", shape: [100_000], initializer: .zeros)   // grows the buffers
+            #expect(store.array(a) == values)
+            let ga = store.grad(a)
+            #expect(ga[5].bitPattern == (-0.0 as Float).bitPattern && ga[1500] == 3.5 && ga[2999] == -1e-38)
+            #expect((0..<3000).filter { ![5, 1500, 2999].contains($0) }.allSatisfy { ga[$0].bitPattern == 0 })
+            #expect((0..<b.count).allSatisfy { store.grad(b)[$0] == 0 && store.value(b)[$0] == 0 })
+        }
     }
 }

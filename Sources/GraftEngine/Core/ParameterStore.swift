@@ -1,4 +1,9 @@
 import GraftSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// How a newly declared parameter is filled.
 public enum Initializer: Sendable, Equatable {
     case zeros
@@ -66,20 +71,45 @@ public final class ParameterStore: @unchecked Sendable {
         rng = RNG(seed: seed)
         self.decayRule = decayRule
         Engine.singleThreadedOpenBLAS   // before the first BLAS call (see Engine)
-        values = Self.alloc(1)
-        grads = Self.alloc(1)
+        values = Self.alloc(0)
+        grads = Self.alloc(0)
     }
 
     deinit {
-        UnsafeMutableRawPointer(values).deallocate()
-        UnsafeMutableRawPointer(grads).deallocate()
+        Self.free(values, capacity)
+        Self.free(grads, capacity)
     }
 
+    /// Zero-filled room for `n` floats (at least one) in anonymous pages, which the system
+    /// backs with memory only where they are first written: the gradients of a model that only
+    /// runs inference, and the unused tail of a buffer grown by doubling, take none (measured:
+    /// `graft embed` of one sentence with all-MiniLM-L6-v2, 310 MB peak when both buffers were
+    /// zero-filled at their doubled capacity).
     private static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: max(1, n))
-        p.initialize(repeating: 0, count: max(1, n))
-        return p
+        let bytes = max(1, n) * 4
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            preconditionFailure("ParameterStore: cannot map \(bytes) bytes for parameters (errno \(errno))")
+        }
+        return raw.bindMemory(to: Float.self, capacity: max(1, n))
+    }
+
+    private static func free(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        munmap(UnsafeMutableRawPointer(p), max(1, n) * 4)
+    }
+
+    /// Copies `count` floats into fresh zero pages, skipping each 4 KiB run that holds only
+    /// zeros (gradients not yet written stay unbacked; the copy is the same either way).
+    private static func copyWritten(from src: UnsafeMutablePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        let run = 1024
+        var start = 0
+        while start < count {
+            let n = min(run, count - start)
+            let s = src + start
+            var zero = true
+            for i in 0..<n where s[i].bitPattern != 0 { zero = false; break }
+            if !zero { (dst + start).update(from: s, count: n) }
+            start += n
+        }
     }
 
     private func reserve(_ n: Int) {
@@ -87,9 +117,9 @@ public final class ParameterStore: @unchecked Sendable {
         let newCap = max(n, capacity * 2, 1024)
         let nv = Self.alloc(newCap), ng = Self.alloc(newCap)
         nv.update(from: values, count: count)
-        ng.update(from: grads, count: count)
-        UnsafeMutableRawPointer(values).deallocate()
-        UnsafeMutableRawPointer(grads).deallocate()
+        Self.copyWritten(from: grads, to: ng, count: count)
+        Self.free(values, capacity)
+        Self.free(grads, capacity)
         values = nv; grads = ng; capacity = newCap
     }
 
