@@ -14,24 +14,33 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// Buffered standard output (print() per line is slow for large outputs).
+/// Buffered standard output (print() per line is slow for large outputs). A failed write (a
+/// full disk, a closed pipe) is kept and reported by the next ``flush()``, which the commands
+/// call at the end: output that did not arrive is an error, not a silent exit 0.
 final class OutputBuffer {
     private var bytes: [UInt8] = []
     /// Discards everything (the ranks other than 0 of an MPI job: rank 0 writes the output).
     private let silent: Bool
+    private var failure: Int32?
     init(silent: Bool = false) { self.silent = silent }
     func write(_ s: String) {
-        guard !silent else { return }
+        guard !silent, failure == nil else { return }
         bytes.append(contentsOf: s.utf8)
-        if bytes.count > 1 << 16 { flush() }
+        if bytes.count > 1 << 16 { drain() }
     }
-    func flush() {
-        guard !bytes.isEmpty else { return }
+    /// Writes what is buffered; throws if any write so far failed.
+    func flush() throws {
+        drain()
+        if let failure { throw CLIError("standard output: write failed: \(String(cString: strerror(failure)))") }
+    }
+    private func drain() {
+        guard !bytes.isEmpty, failure == nil else { bytes.removeAll(keepingCapacity: true); return }
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let n = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { break }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : EIO; break }
                 offset += n
             }
         }
@@ -54,7 +63,7 @@ func loadTokenizer(_ path: String) throws -> Tokenizer {
     do {
         return try Tokenizer.load(from: path)
     } catch let e as TokenizerError {
-        throw ValidationError("cannot load tokenizer: \(e)")
+        throw CLIError("cannot load tokenizer: \(e)")   // a file problem, not a usage one: no usage text, exit 1
     }
 }
 
@@ -214,7 +223,8 @@ func runTraining<Objective: TrainingObjective>(
               ? "interrupted at step \(summary.steps); checkpoint \(summary.checkpoint ?? "-"); continue with --resume"
               : summary.stoppedEarly
               ? "stopped early at step \(summary.steps)\(epochText): dev \(summary.mainMetric.name) did not improve for \(trainer.options.patience ?? 0) evaluations; best model in \(out)/best"
-              : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; best model in \(out)/best"
+              : "done: \(summary.steps) steps in \(String(format: "%.0f", summary.seconds)) s; "
+                + (summary.best == nil ? "no dev scores to choose by: the last update's model in \(out)/best" : "best model in \(out)/best")
         if announce { print(message) } else { printError(message) }
         if timedSeconds > 0 {
             printError(String(format: "throughput: %.0f tokens/s over updates %d-%d (%.2f s per update)", Double(timedTokens) / timedSeconds,

@@ -20,7 +20,16 @@ struct CorpusDatabaseOption: ParsableArguments {
     @Option(name: .long, help: "Corpus database file.")
     var db: String = "graft.sqlite"
 
+    /// The database, created when absent (what `graft corpus add` writes into).
     func open() throws -> CorpusStore { try CorpusStore(path: db) }
+
+    /// An existing database: reading commands do not create an empty one for a mistyped path.
+    func openExisting() throws -> CorpusStore {
+        guard FileManager.default.fileExists(atPath: db) else {
+            throw CLIError("\(db): no such corpus database (graft corpus add FILE --db \(db) creates one)")
+        }
+        return try CorpusStore(path: db)
+    }
 }
 
 
@@ -104,7 +113,7 @@ struct CorpusStatsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         let stats = try store.stats()
         if json {
             print(try JSONValue(encoding: stats, sortedKeys: true).serialized(pretty: true))
@@ -152,7 +161,7 @@ struct CorpusSplit: ParsableCommand {
     var test: Double?
 
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         if train != nil || dev != nil || test != nil {
             let tr = train ?? 0.8, dv = dev ?? 0.1
             try store.defineSplit(name: name, train: tr, dev: dv, test: test ?? max(0, 1 - tr - dv))
@@ -178,8 +187,12 @@ struct CorpusSearch: ParsableCommand {
     @Option(help: "Maximum number of results.")
     var limit = 10
 
+    func validate() throws {
+        guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
+    }
+
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         let hits = try store.search(query, limit: limit)
         if hits.isEmpty { print("no match"); return }
         for hit in hits {
@@ -223,26 +236,31 @@ struct CorpusExport: ParsableCommand {
     var labelField: String = "label"
 
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         var filter = DocumentFilter(part: split, scheme: scheme)
         if let source { filter.sourceID = try store.source(named: source).id }
-        let handle: FileHandle
+        func export(_ write: (String) throws -> Void) throws -> ExportReport {
+            try store.export(format: format, filter: filter, textField: textField, labelField: labelField, task: task,
+                             taggingTask: taggingTask, write: write)
+        }
+        let report: ExportReport
         if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil) , let h = FileHandle(forWritingAtPath: output) else {
-                throw CorpusError.unreadableFile(path: output, reason: "cannot create the output file")
+            // Whole or not at all: a temporary file beside it, renamed into place when complete.
+            var result: ExportReport?
+            try AtomicFile.write(to: output) { file in
+                var buffer: [UInt8] = []
+                result = try export { text in
+                    buffer.append(contentsOf: text.utf8)
+                    if buffer.count >= 1 << 20 { try file.write(buffer); buffer.removeAll(keepingCapacity: true) }
+                }
+                try file.write(buffer)
             }
-            handle = h
+            report = result!
         } else {
-            handle = FileHandle.standardOutput
+            let out = OutputBuffer()
+            report = try export { out.write($0) }
+            try out.flush()
         }
-        var buffer = Data()
-        let report = try store.export(format: format, filter: filter, textField: textField, labelField: labelField, task: task,
-                                       taggingTask: taggingTask) { text in
-            buffer.append(contentsOf: text.utf8)
-            if buffer.count >= 1 << 20 { handle.write(buffer); buffer.removeAll(keepingCapacity: true) }
-        }
-        handle.write(buffer)
-        if output != nil { try handle.close() }
         printError("exported \(report.documents) documents" + (report.skipped > 0 ? " (\(report.skipped) without \(format.rawValue) data left out)" : ""))
     }
 }
@@ -257,7 +275,7 @@ struct CorpusRuns: ParsableCommand {
     var id: Int64?
 
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         guard let id else {
             let runs = try store.runs()
             if runs.isEmpty { print("no runs"); return }
@@ -287,7 +305,7 @@ struct CorpusRemove: ParsableCommand {
     var source: String
 
     func run() throws {
-        let store = try database.open()
+        let store = try database.openExisting()
         let info = try store.source(named: source)
         try store.removeSource(id: info.id)
         print("removed source \(info.id) (\(info.name)): \(info.documents) documents")

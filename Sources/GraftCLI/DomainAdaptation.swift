@@ -96,7 +96,7 @@ extension ClassifyCommand {
                     out.write(JSONValue.object([("text", .string(doc.text)), ("label", .string(labels[best])), ("scores", .object(scores))]).serialized() + "\n")
                 }
             }
-            out.flush()
+            try out.flush()
         }
     }
 }

@@ -19,7 +19,12 @@ struct Graft: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch {
+        } catch let caught {
+            // Foundation's file errors print as a dump of their user info: say their reason.
+            let ns = caught as NSError
+            let error: any Error = [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains(ns.domain)
+                ? CLIError([ns.userInfo[NSFilePathErrorKey] as? String, ns.localizedDescription].compactMap { $0 }.joined(separator: ": "))
+                : caught
             // Under mpirun a failing rank ends the whole job at once (MPI_Abort) instead of
             // leaving the others waiting in a collective.
             if MPICommunicator.isInitialised {

@@ -49,12 +49,18 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try openModel(source, as: architecture)
+        // Saved, fresh weights would pass for trained ones: a model whose own checkpoint lacks some
+        // is imported only when --as asks for that class (e.g. a fresh masked-LM head).
+        if architecture == nil && !loaded.initialized.isEmpty {
+            let names = loaded.initialized.prefix(6).joined(separator: ", ") + (loaded.initialized.count > 6 ? ", …" : "")
+            throw CLIError("\(source): the checkpoint lacks \(loaded.initialized.count) parameters of its \(loaded.architecture.name) (\(names)); import the encoder alone with --as BertModel (or name the class to build with fresh weights with --as)")
+        }
         do { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
             throw CLIError("\(e)")
         }
         print("imported \(loaded.architecture.name) \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
         if !loaded.initialized.isEmpty {
-            print("initialised (not in the checkpoint): \(loaded.initialized.joined(separator: ", "))")
+            printError("freshly initialised (not in the checkpoint; train them before predicting): \(loaded.initialized.joined(separator: ", "))")
         }
         if !loaded.ignored.isEmpty { print("ignored tensors: \(loaded.ignored.joined(separator: ", "))") }
     }
@@ -110,7 +116,9 @@ struct EmbedCommand: ParsableCommand {
         discussion: """
         Reads one sentence per line (split on \\n only) from the files, or standard input. Prints one embedding per \
         line: values separated by spaces, or with --json one JSON array of floats. With --pairs, lines are taken two \
-        at a time (1 and 2, 3 and 4, ...) and the cosine similarity of each pair is printed instead.
+        at a time (1 and 2, 3 and 4, ...) and the cosine similarity of each pair is printed instead. A line longer \
+        than the model takes (its tokenizer's truncation length, else its positions) is embedded from its first \
+        tokens, as sentence-transformers does; standard error says how many were.
         """
     )
 
@@ -146,10 +154,15 @@ struct EmbedCommand: ParsableCommand {
         var done = 0
         var pending: [String] = []
         var carry: [Float]?   // first member of a pair split across batches
+        var truncated = 0     // lines longer than the model takes, embedded from their first tokens
         func flush() throws {
             guard !pending.isEmpty else { return }
             let vectors: [[Float]]
-            do { vectors = try embedder.embed(pending) } catch {
+            do {
+                let encodings = try embedder.encode(pending)
+                truncated += encodings.reduce(0) { $0 + ($1.overflowing.isEmpty ? 0 : 1) }
+                vectors = try embedder.embed(ids: encodings.map(\.ids), typeIds: encodings.map(\.typeIds))
+            } catch {
                 throw CLIError("\(error)")
             }
             for v in vectors {
@@ -178,13 +191,17 @@ struct EmbedCommand: ParsableCommand {
                 }
             } catch let e as TokenizerError {
                 try flush()
-                out.flush()
+                try out.flush()
                 throw CLIError("\(e)")
             }
         }
         try flush()
-        out.flush()
+        try out.flush()
         progress.finish()
+        if truncated > 0 {
+            let limit = embedder.tokenizer.truncation?.maxLength ?? 0
+            printError("note: \(truncated) of \(done) lines are longer than the model's \(limit) tokens: each was embedded from its first \(limit) tokens (as sentence-transformers does)")
+        }
         if carry != nil { throw CLIError("--pairs needs an even number of lines; the last line (\(done)) has no partner") }
     }
 

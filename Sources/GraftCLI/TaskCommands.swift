@@ -113,6 +113,11 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if let batchSize, !(1...TrainingOptions.maxBatchSize).contains(batchSize) {
+            throw ValidationError("--batch-size must lie in 1...\(TrainingOptions.maxBatchSize) (windows per batch)")
+        }
+        if let learningRate, !(learningRate >= 1e-12 && learningRate <= 10) { throw ValidationError("--lr must lie in 1e-12...10") }
+        if let headLearningRate, !(headLearningRate >= 1e-12 && headLearningRate <= 10) { throw ValidationError("--head-lr must lie in 1e-12...10") }
         guard !tasks.isEmpty else { throw ValidationError("--task SPEC is required") }
         if tasks.count > 1 {
             for (given, name) in [(train != nil, "--train"), (dev != nil, "--dev"), (pooling != nil, "--pooling"), (adapt != nil, "--adapt"),
@@ -720,6 +725,7 @@ struct EvaluateCommand: ParsableCommand {
         let examples: [P.Example]
         let source = labelMap.map { DataSource.mapped(.file(data), labelMap: $0) } ?? .file(data)
         do { examples = try plugin.examples(from: source) } catch let e as TaskError { throw CLIError("\(e)") }
+        guard !examples.isEmpty else { throw CLIError("\(data): no examples to score") }
         let runner = try TaskRunner(plugin: plugin, head: m.head, tokenizer: m.tokenizer, batchSize: inference.batchSize)
         let progress = ProgressReporter("evaluate", total: examples.count, unit: .items("examples"))
         let scores = try runner.evaluate(examples) { done, _ in progress.update(done) }
@@ -787,7 +793,7 @@ struct TagCommand: ParsableCommand {
             EntityRendering.render(doc, p?.entities ?? [], tags: p?.tags ?? [], format: format)
         }
         if format == .html { out.write(EntityRendering.htmlFooter) }
-        out.flush()
+        try out.flush()
     }
 }
 
@@ -887,7 +893,7 @@ struct ClassifyCommand: ParsableCommand {
                 let scores = p.scores.keys.sorted().map { ($0, JSONValue.number((p.scores[$0]! * 1e6).rounded() / 1e6)) }
                 return JSONValue.object([("text", .string(doc.text)), ("label", .string(p.label)), ("scores", .object(scores))]).serialized() + "\n"
             }
-            out.flush()
+            try out.flush()
         }
     }
 }
@@ -907,11 +913,13 @@ struct AskCommand: ParsableCommand {
         try inference.withModel(QuestionAnsweringPlugin.self, command: "ask", needs: "a question-answering model") { qa, m in
             var examples: [QuestionExample] = []
             if let context {
-                guard let question, !question.isEmpty else { throw ValidationError("give the question after --context FILE") }
+                guard let question else { throw ValidationError("give the question after --context FILE") }
+                guard !question.allSatisfy(\.isWhitespace) else { throw ValidationError("the question is empty") }
                 let shared = try Ranks.shareDocuments(try Ranks.world()) {
-                    guard let data = FileManager.default.contents(atPath: context), let text = String(validating: data, as: UTF8.self) else {
-                        throw CLIError("\(context): cannot read it as UTF-8 text")
-                    }
+                    guard FileManager.default.fileExists(atPath: context) else { throw CLIError("\(context): no such file") }
+                    guard let data = FileManager.default.contents(atPath: context) else { throw CLIError("\(context): cannot read the file") }
+                    guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(context): not valid UTF-8 text") }
+                    guard !text.allSatisfy(\.isWhitespace) else { throw CLIError("\(context): the context is empty") }
                     return [(text, "1")]
                 }
                 examples.append(QuestionExample(id: "1", question: question, context: shared[0].0, answers: []))
@@ -923,6 +931,7 @@ struct AskCommand: ParsableCommand {
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
                         throw CLIError("\(id): expected {\"context\": string, \"question\": string}")
                     }
+                    guard !q.allSatisfy(\.isWhitespace) else { throw CLIError("\(id): the question is empty") }
                     examples.append(QuestionExample(id: id, question: q, context: c, answers: []))
                 }
             }
@@ -937,7 +946,7 @@ struct AskCommand: ParsableCommand {
                 }
                 return JSONValue.object(fields).serialized() + "\n"
             }
-            out.flush()
+            try out.flush()
         }
     }
 }
@@ -1011,7 +1020,7 @@ struct LogitsCommand: ParsableCommand {
                 }
                 out.write(JSONValue.object(fields).serialized() + "\n")
             }
-            out.flush()
+            try out.flush()
         }
     }
 }

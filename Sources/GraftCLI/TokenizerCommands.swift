@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GraftSupport
 import GraftCorpus
+import GraftEngine
 import GraftTokenizers
 
 struct TokenizerCommand: AsyncParsableCommand {
@@ -58,6 +59,9 @@ struct TokenizerTrain: ParsableCommand {
 
     func validate() throws {
         guard vocabSize > 0 else { throw ValidationError("--vocab-size must be positive") }
+        guard minFrequency >= 0 else { throw ValidationError("--min-frequency must not be negative") }
+        if let limitAlphabet, limitAlphabet < 1 { throw ValidationError("--limit-alphabet must be at least 1") }
+        guard (1...Engine.maxThreads).contains(threads) else { throw ValidationError("--threads must lie in 1...\(Engine.maxThreads)") }
         guard !files.isEmpty || db != nil else { throw ValidationError("give training files, or --db with a corpus database") }
     }
 
@@ -150,11 +154,11 @@ struct TokenizerEncode: ParsableCommand {
                 try flush()
             } catch let e as TokenizerError {
                 try flush()  // the lines before the bad one are still encoded
-                out.flush()
+                try out.flush()
                 throw CLIError("\(e)")
             }
         }
-        out.flush()
+        try out.flush()
     }
 
     func format(_ e: Encoding) -> String {

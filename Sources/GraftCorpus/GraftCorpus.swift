@@ -47,6 +47,9 @@ public enum CorpusError: Error, Equatable, Sendable, LocalizedError, CustomStrin
     case answerMismatch(file: String, line: Int, questionID: String, expected: String, found: String)
     /// A SQuAD file whose structure is not SQuAD v1.1.
     case malformedSQuAD(file: String, line: Int, reason: String)
+    /// A record with a value the store cannot take as given (a label of the wrong JSON type,
+    /// text with a NUL character, an empty text or token, a repeated header column).
+    case invalidValue(file: String, line: Int, reason: String)
     /// A format name that is not one of the supported importers/exporters.
     case unknownFormat(String)
     /// Split ratios that are negative or do not sum to 1.
@@ -94,6 +97,8 @@ public enum CorpusError: Error, Equatable, Sendable, LocalizedError, CustomStrin
             return "\(file):\(line): question \(questionID): answer \"\(expected)\" does not match context at answer_start (found \"\(found)\")"
         case .malformedSQuAD(let file, let line, let reason):
             return "\(file):\(line): not SQuAD v1.1: \(reason)"
+        case .invalidValue(let file, let line, let reason):
+            return "\(file):\(line): \(reason)"
         case .unknownFormat(let name):
             return "unknown format \"\(name)\" (expected text, lines, paragraphs, jsonl, tsv, csv, conll or squad)"
         case .invalidSplitRatios(let detail):

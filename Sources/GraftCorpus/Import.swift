@@ -125,10 +125,25 @@ struct ImportRecord {
     var spans: [(start: Int, end: Int, type: String)] = []
     var tokenRows: (separator: String, columns: Int, rows: String)?
     var questions: [(id: String, question: String, answers: [(text: String, start: Int)])] = []
+
+    /// The first field holding a NUL character, named for a message; nil when none does.
+    var fieldWithNUL: String? {
+        func nul(_ s: String) -> Bool { s.utf8.contains(0) }
+        if nul(text) { return "text" }
+        if let label, nul(label) { return "label" }
+        if spans.contains(where: { nul($0.type) }) { return "entity type" }
+        if let rows = tokenRows, nul(rows.rows) { return "token rows" }
+        for q in questions {
+            if nul(q.id) || nul(q.question) || q.answers.contains(where: { nul($0.text) }) { return "question \(q.id)" }
+        }
+        if let metadata, metadata.values.contains(where: { ($0 as? String).map(nul) ?? false }) { return "metadata" }
+        return nil
+    }
 }
 
 /// Receives parsed records and bad-record reports; stores records in the open transaction.
 final class ImportSink {
+    let path: String
     let db: Database
     let sourceID: Int64
     let options: ImportOptions
@@ -142,8 +157,9 @@ final class ImportSink {
     var skipped: [CorpusError] = []
     var bytesRead = 0
 
-    init(db: Database, sourceID: Int64, options: ImportOptions, deduplicate: Bool, totalBytes: Int,
+    init(path: String, db: Database, sourceID: Int64, options: ImportOptions, deduplicate: Bool, totalBytes: Int,
          progress: ((ImportProgress) -> Void)?) {
+        self.path = path
         self.db = db
         self.sourceID = sourceID
         self.options = options
@@ -160,6 +176,11 @@ final class ImportSink {
     }
 
     func emit(_ record: ImportRecord) throws {
+        // SQLite's text values end at a NUL: such a string would be stored cut short.
+        if let field = record.fieldWithNUL {
+            return try bad(.invalidValue(file: path, line: record.line,
+                                         reason: "the \(field) holds a NUL character (U+0000), which the corpus store cannot keep"))
+        }
         records += 1
         var text = record.text
         let hash = text.withUTF8 { SHA256.hash(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
@@ -251,6 +272,11 @@ extension CorpusStore {
         guard let size = fileSize(path) else {
             throw CorpusError.unreadableFile(path: path, reason: "no such file")
         }
+        // A file is read twice (its hash recognises it; then it is parsed): a pipe would give
+        // its bytes to the hash alone and import nothing under that hash.
+        guard isRegularFile(path) else {
+            throw CorpusError.unreadableFile(path: path, reason: "not a regular file (a directory, pipe or device); save the input to a file first")
+        }
         let fileHash = SHA256.hex(try hashFile(path))
         let labelled = format.keepsDuplicatesByDefault || options.labelField != nil
         let deduplicate = options.deduplicate ?? !labelled
@@ -273,7 +299,7 @@ extension CorpusStore {
                 INSERT INTO source(name, path, format, options, fileHash, fileBytes, records, documents, duplicates, skipped, importedAt, seconds)
                 VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, 0)
                 """, arguments: [name, path, format.rawValue, optionsJSON, fileHash, size, started.timeIntervalSince1970])
-            let sink = ImportSink(db: db, sourceID: db.lastInsertedRowID, options: options, deduplicate: deduplicate,
+            let sink = ImportSink(path: path, db: db, sourceID: db.lastInsertedRowID, options: options, deduplicate: deduplicate,
                                   totalBytes: size, progress: progress)
             let parser = Parser(path: path, sink: sink, options: options)
             switch format {

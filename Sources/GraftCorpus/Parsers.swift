@@ -130,8 +130,12 @@ struct Parser {
                 }
                 var label: String?
                 if let labelField {
-                    guard let value = dict.removeValue(forKey: labelField), let s = Self.scalarString(value) else {
+                    guard let value = dict.removeValue(forKey: labelField) else {
                         throw CorpusError.missingField(file: path, line: line.number, field: labelField)
+                    }
+                    guard let s = Self.scalarString(value) else {
+                        throw CorpusError.invalidValue(file: path, line: line.number,
+                                                       reason: "\"\(labelField)\" must be a string or an integer, not \(Self.jsonKind(value))")
                     }
                     label = s
                 }
@@ -142,11 +146,31 @@ struct Parser {
         }
     }
 
-    /// A JSON string or number as text (labels may be numbers, e.g. 0/1).
+    /// A JSON string or integer as text (labels may be integers, e.g. 0/1; not booleans or fractions).
     static func scalarString(_ value: Any) -> String? {
         if let s = value as? String { return s }
-        if let n = value as? NSNumber { return n.stringValue }
-        return nil
+        return jsonInteger(value).map(String.init)
+    }
+
+    /// What kind of JSON value `value` is, for messages ("a boolean", "an object", ...).
+    static func jsonKind(_ value: Any) -> String {
+        switch value {
+        case is String: return "a string"
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        case is NSNull: return "null"
+        case let n as NSNumber: return String(cString: n.objCType) == "c" ? "a boolean" : "the number \(n)"
+        default: return "\(type(of: value))"
+        }
+    }
+
+    /// A JSON integer (`3`, `-1`), not a boolean or a number with a fraction or exponent.
+    static func jsonInteger(_ value: Any) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        switch String(cString: n.objCType) {
+        case "c", "B", "f", "d": return nil   // booleans come back as char NSNumbers; fractions as doubles
+        default: return value as? Int
+        }
     }
 
     /// A short reason from a Foundation JSON error.
@@ -321,7 +345,8 @@ struct Parser {
                 tokenRows: (String(UnicodeScalar(separator)), expectedColumns ?? 0, rows.joined(separator: "\n"))))
         }
 
-        while let line = try nextLine(reader, dropCR: true) {
+        while var line = try nextLine(reader, dropCR: true) {
+            stripBOM(&line)
             sink.bytesRead = reader.bytesRead
             if Self.isBlank(line.bytes) {
                 try finishSentence()
@@ -335,12 +360,17 @@ struct Parser {
             if bad { continue }
             do {
                 let text = try decode(line)
-                if expectedColumns == nil { separator = line.bytes.contains(0x09) ? 0x09 : 0x20 }
-                let columns = text.utf8.split(separator: separator, omittingEmptySubsequences: false)
-                if expectedColumns == nil { expectedColumns = columns.count }
-                guard columns.count == expectedColumns, columns.count >= 2 else {
+                // The first good token line sets the separator and the column count (a rejected
+                // line, skipped with --skip-bad, sets neither).
+                let lineSeparator: UInt8 = expectedColumns == nil ? (line.bytes.contains(0x09) ? 0x09 : 0x20) : separator
+                let columns = text.utf8.split(separator: lineSeparator, omittingEmptySubsequences: false)
+                guard columns.count == (expectedColumns ?? columns.count), columns.count >= 2 else {
                     throw CorpusError.conllColumnCount(file: path, line: line.number, expected: max(expectedColumns ?? 2, 2), found: columns.count)
                 }
+                guard !columns[0].isEmpty else {
+                    throw CorpusError.invalidValue(file: path, line: line.number, reason: "CoNLL line with an empty token (the line starts with its separator)")
+                }
+                if expectedColumns == nil { expectedColumns = columns.count; separator = lineSeparator }
                 let token = String(Substring(columns[0]))
                 let tag = String(Substring(columns[columns.count - 1]))
                 guard tag == "O" || ((tag.hasPrefix("B-") || tag.hasPrefix("I-")) && tag.utf8.count > 2) else {
@@ -374,17 +404,30 @@ struct Parser {
             let reason = Self.jsonReason(error)
             throw CorpusError.malformedJSON(file: path, line: Self.lineFromJSONError(reason) ?? 1, reason: reason)
         }
-        // Line of the first occurrence of a JSON string (for errors about one question).
+        // Line of an occurrence of a JSON string (for errors about one question): searched from
+        // the last one found onwards, then from the start (questions come in file order, so a
+        // file with a bad answer in every question is scanned about once, not once per question),
+        // the line found by binary search over the newlines' offsets.
+        var newlines: [Int]?
+        var cursor = 0
         func lineOf(_ string: String) -> Int {
             let needle = Array(Array(JSONValue.quoted(string).utf8).dropFirst().dropLast())
             guard !needle.isEmpty, needle.count <= all.count else { return 1 }
-            var i = 0
-            let first = needle[0]
-            while i + needle.count <= all.count {
-                if all[i] == first && all[i..<(i + needle.count)].elementsEqual(needle) { return lineNumber(in: all, at: i) }
-                i += 1
+            func find(from: Int, before limit: Int) -> Int? {
+                var i = from
+                let first = needle[0]
+                while i < limit && i + needle.count <= all.count {
+                    if all[i] == first && all[i..<(i + needle.count)].elementsEqual(needle) { return i }
+                    i += 1
+                }
+                return nil
             }
-            return 1
+            guard let at = find(from: cursor, before: all.count) ?? find(from: 0, before: cursor) else { return 1 }
+            cursor = at
+            if newlines == nil { newlines = all.indices.filter { all[$0] == 0x0A } }
+            var lo = 0, hi = newlines!.count   // the number of newlines before `at`
+            while lo < hi { let mid = (lo + hi) / 2; if newlines![mid] < at { lo = mid + 1 } else { hi = mid } }
+            return lo + 1
         }
         guard let top = root as? [String: Any], let data = top["data"] as? [Any] else {
             throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "no \"data\" array")
@@ -402,6 +445,11 @@ struct Parser {
                 }
                 let contextScalars = Array(context.unicodeScalars)
                 var questions: [(id: String, question: String, answers: [(text: String, start: Int)])] = []
+                let where_ = "data[\(articleIndex)].paragraphs[\(paragraphIndex)]"
+                if let qas = paragraph["qas"], !(qas is [Any]) {
+                    try sink.bad(.malformedSQuAD(file: path, line: lineOf(String(context.prefix(40))), reason: "\(where_).qas is not an array"))
+                    continue
+                }
                 for qaAny in (paragraph["qas"] as? [Any]) ?? [] {
                     do {
                         guard let qa = qaAny as? [String: Any], let id = (qa["id"]).flatMap(Self.scalarString),
@@ -411,21 +459,31 @@ struct Parser {
                                                              reason: "a question without \"id\" or \"question\"")
                         }
                         var answers: [(text: String, start: Int)] = []
+                        if let a = qa["answers"], !(a is [Any]) {
+                            throw CorpusError.malformedSQuAD(file: path, line: lineOf(id), reason: "question \(id): \"answers\" is not an array")
+                        }
                         for answerAny in (qa["answers"] as? [Any]) ?? [] {
                             guard let answer = answerAny as? [String: Any], let text = answer["text"] as? String,
-                                  let start = (answer["answer_start"] as? NSNumber)?.intValue
+                                  answer["answer_start"] != nil
                             else {
                                 throw CorpusError.malformedSQuAD(file: path, line: lineOf(id),
                                                                  reason: "question \(id): an answer without \"text\" or \"answer_start\"")
                             }
+                            guard let start = answer["answer_start"].flatMap(Self.jsonInteger) else {
+                                throw CorpusError.malformedSQuAD(file: path, line: lineOf(id),
+                                                                 reason: "question \(id): answer_start is not an integer")
+                            }
                             let answerScalars = Array(text.unicodeScalars)
+                            // Bounded before any arithmetic: a start near Int.max must not overflow.
+                            guard start >= 0 && start <= contextScalars.count - answerScalars.count else {
+                                throw CorpusError.malformedSQuAD(
+                                    file: path, line: lineOf(id),
+                                    reason: "question \(id): answer \"\(text)\" at answer_start \(start) lies outside the context (\(contextScalars.count) characters)")
+                            }
                             let end = start + answerScalars.count
-                            if start < 0 || end > contextScalars.count
-                                || !contextScalars[start..<end].elementsEqual(answerScalars) {
-                                let lo = min(max(start, 0), contextScalars.count)
-                                let hi = min(max(end, lo), contextScalars.count)
+                            if !contextScalars[start..<end].elementsEqual(answerScalars) {
                                 var found = String.UnicodeScalarView()
-                                found.append(contentsOf: contextScalars[lo..<hi])
+                                found.append(contentsOf: contextScalars[start..<end])
                                 throw CorpusError.answerMismatch(
                                     file: path, line: lineOf(id), questionID: id, expected: text, found: String(found))
                             }

@@ -50,12 +50,13 @@ public struct RunRecorder: Sendable {
         try log(step: step, metrics: [name: value])
     }
 
-    /// Logs several values at a step, in one transaction.
+    /// Logs several values at a step, in one transaction. A value that is not finite (SQLite
+    /// would store NaN as NULL) is left out: the run's history file keeps it as `null`.
     public func log(step: Int, metrics: [String: Double]) throws {
         let seconds = Date().timeIntervalSince(started)
         try store.write { db in
             let insert = try db.cachedStatement(sql: "INSERT INTO run_metric(runId, step, name, value, seconds) VALUES (?, ?, ?, ?, ?)")
-            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
+            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) where value.isFinite {
                 try insert.execute(arguments: [id, step, name, value, seconds])
             }
         }

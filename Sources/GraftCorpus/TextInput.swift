@@ -9,6 +9,12 @@ func fileSize(_ path: String) -> Int? {
     return Int(st.st_size)
 }
 
+/// Whether `path` names a regular file (not a directory, pipe, socket or device).
+func isRegularFile(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+}
+
 /// Reads a whole file into memory (used for single-document text files and SQuAD JSON).
 func readWholeFile(_ path: String) throws -> [UInt8] {
     guard let data = FileManager.default.contents(atPath: path) else {

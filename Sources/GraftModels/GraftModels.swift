@@ -42,6 +42,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// Writing or reading failed at the operating-system level.
     case io(file: String, problem: String)
+    /// Training met a gradient (or loss) that is not a finite number; the update was not applied.
+    case diverged(step: Int, detail: String)
 
     public var description: String {
         switch self {
@@ -52,6 +54,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case .invalidBatch(let s): return "invalid batch: \(s)"
         case .invalidArgument(let s): return "invalid argument: \(s)"
         case .io(let f, let p): return "\(f): \(p)"
+        case .diverged(let step, let detail): return "training diverged at update \(step): \(detail)"
         }
     }
 }

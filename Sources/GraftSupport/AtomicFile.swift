@@ -7,6 +7,8 @@ import Foundation
 /// rename is atomic), write all bytes, fsync the file, rename it over the target, fsync the
 /// directory (so the rename itself is durable). A failure at any step removes the temporary
 /// file and throws ``SupportError/io(path:operation:reason:)`` naming the target and the step.
+/// A target that exists and is not a regular file (a device such as `/dev/stdout`, a pipe) is
+/// written in place, its errors reported the same way.
 public enum AtomicFile {
     /// One step of an atomic write, for failure injection in tests.
     public enum Step: String, Sendable, CaseIterable {
@@ -60,6 +62,24 @@ public enum AtomicFile {
                 throw SupportError.io(path: path, operation: step.rawValue, reason: "injected failure")
             }
             guard call() else { throw SupportError.io(path: path, operation: step.rawValue, reason: errnoDescription()) }
+        }
+        // A device, pipe or socket (`-o /dev/stdout`, a FIFO) is written in place: there is
+        // no file to replace, and a rename would put a regular file where the device was.
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFDIR {
+            var fd: Int32 = -1
+            try run(.create) {
+                fd = open(path, O_WRONLY | O_CLOEXEC)
+                return fd >= 0
+            }
+            defer { if fd >= 0 { close(fd) } }
+            try contents(Writer(fd: fd, path: path, failing: failing))
+            try run(.fsyncFile) {
+                let closed = close(fd) == 0
+                fd = -1
+                return closed
+            }
+            return
         }
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path

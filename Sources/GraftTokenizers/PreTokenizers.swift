@@ -93,12 +93,17 @@ public indirect enum PreTokenizer: Sendable, Equatable {
         if start >= 0 { words.append(start..<range.upperBound) }
     }
 
-    /// Unicode `\w`: letters, marks, decimal numbers, connector punctuation.
+    /// Unicode `\w` as the Rust `regex` crate (HuggingFace's) defines it: Alphabetic, marks,
+    /// decimal numbers, connector punctuation and Join_Control. Letters, marks, `Nd`, `Nl` and
+    /// `Pc` by category; then the zero-width (non-)joiner, and Other_Alphabetic symbols such as
+    /// the circled letters (Ⓐ, 🅰), asked of the Alphabetic property.
     @inline(__always)
     static func isWordChar(_ c: UInt32) -> Bool {
         if c < 0x80 { return UnicodeProps.isLetter(c) || UnicodeProps.isNumber(c) || c == 0x5F }
         let cat = UnicodeProps.category(c).rawValue
-        return (cat >= 1 && cat <= 8) || cat == 9 || cat == 10 || cat == 12
+        if (cat >= 1 && cat <= 10) || cat == 12 { return true }
+        if c == 0x200C || c == 0x200D { return true }
+        return Unicode.Scalar(c)?.properties.isAlphabetic ?? false
     }
 
     static func splitWordsAndSymbols(_ s: UnsafeBufferPointer<UInt32>, _ range: Range<Int>, _ words: inout [Range<Int>]) {

@@ -62,10 +62,10 @@ extension Tokenizer {
         func tokenID(_ v: JSONValue?, _ key: String, default d: Int? = nil) throws -> Int32 {
             try checkedID(v, key: key, limit: idLimit, default: d, bad)
         }
-        func sequenceLength(_ v: JSONValue?, _ key: String) throws -> Int? {
+        func sequenceLength(_ v: JSONValue?, _ key: String, limit: Int = maxSequenceLength) throws -> Int? {
             guard let v, !v.isNull else { return nil }
-            guard let n = v.int, n >= 0, n <= maxSequenceLength else {
-                throw bad("\(key) \(v.serialized()) is not a length in 0...\(maxSequenceLength)")
+            guard let n = v.int, n >= 0, n <= limit else {
+                throw bad("\(key) \(v.serialized()) is not a length in 0...\(limit)")
             }
             return n
         }
@@ -99,8 +99,9 @@ extension Tokenizer {
         var padding: Padding? = nil
         if let p = json["padding"], !p.isNull {
             var length = Padding.Length.longest
-            if let fixed = try sequenceLength(p["strategy"]?["Fixed"], "padding.strategy.Fixed") { length = .fixed(fixed) }
-            padding = Padding(length: length, multipleOf: try sequenceLength(p["pad_to_multiple_of"], "padding.pad_to_multiple_of"),
+            if let fixed = try sequenceLength(p["strategy"]?["Fixed"], "padding.strategy.Fixed", limit: maxPaddedLength) { length = .fixed(fixed) }
+            padding = Padding(length: length, multipleOf: try sequenceLength(p["pad_to_multiple_of"], "padding.pad_to_multiple_of",
+                                                                             limit: maxPaddedLength),
                               padId: try tokenID(p["pad_id"], "padding.pad_id", default: 0),
                               padTypeId: try checkedID(p["pad_type_id"], key: "padding.pad_type_id", limit: maxTypeID, default: 0, bad), padToken: p["pad_token"]?.string ?? "[PAD]",
                               left: p["direction"]?.string == "Left")
@@ -146,6 +147,9 @@ extension Tokenizer {
 
     /// The longest sequence length (truncation, padding) a tokenizer file may ask for.
     static let maxSequenceLength = 1 << 24
+    /// The longest length padding may ask for: every encoding is padded to it, so it multiplies
+    /// the memory of a batch (a `Fixed` of 16 million took 1.8 GB for one line).
+    static let maxPaddedLength = 1 << 16
     /// Token type ids are segment numbers: small.
     static let maxTypeID = 1 << 16
 

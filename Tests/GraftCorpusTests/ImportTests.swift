@@ -336,6 +336,74 @@ import Testing
         let r2 = try store.importFile(conll, options: ImportOptions(skipBad: true))
         #expect(r2.documents == 2 && r2.skipped.count == 1)
     }
+
+    /// SQuAD answer starts and types that are wrong: each a clear error, never an overflow or a
+    /// silent coercion (`4.7` to 4, `true` to 1, an `answers` object read as no answers).
+    @Test func squadBadAnswerStartsAndTypes() throws {
+        func squad(answers: String = "[]", qas: String? = nil) -> String {
+            let q = qas ?? #"[{"id": "q1", "question": "?", "answers": "# + answers + "}]"
+            return #"{"data": [{"title": "T", "paragraphs": [{"context": "The cat sat", "qas": "# + q + "}]}]}"
+        }
+        func reason(_ json: String) throws -> String? {
+            guard case .malformedSQuAD(_, _, let r)? = try failure(json, name: "s.json") else { return nil }
+            return r
+        }
+        for start in ["9223372036854775807", "-1", "12"] {
+            #expect(try reason(squad(answers: #"[{"text": "cat", "answer_start": "# + start + "}]"))?.contains("outside the context") == true, "\(start)")
+        }
+        for start in ["4.7", "true", #""4""#, "1e2"] {
+            #expect(try reason(squad(answers: #"[{"text": "cat", "answer_start": "# + start + "}]"))?.contains("not an integer") == true, "\(start)")
+        }
+        #expect(try reason(squad(answers: #"{"text": "cat", "answer_start": 4}"#))?.contains("\"answers\" is not an array") == true)
+        #expect(try reason(squad(qas: #""oops""#))?.contains("qas is not an array") == true)
+    }
+
+    /// Text with a NUL character is refused with its line: SQLite would keep it only up to the NUL.
+    @Test func nulCharactersAreRefusedNotCut() throws {
+        let lines = try failure(Array("a\u{0}b\nc\n".utf8), name: "n.txt", options: ImportOptions(format: .lines))
+        guard case .invalidValue(_, 1, let reason)? = lines else { Issue.record("got \(String(describing: lines))"); return }
+        #expect(reason.contains("NUL"))
+        let json = try failure(#"{"text": "x"}"# + "\n" + #"{"text": "a\u0000b"}"# + "\n", name: "n.jsonl")
+        guard case .invalidValue(_, 2, _)? = json else { Issue.record("got \(String(describing: json))"); return }
+    }
+
+    /// A JSON Lines label is a string or an integer; a boolean or a fraction is an error.
+    @Test func jsonlLabelsAreStringsOrIntegers() throws {
+        let options = ImportOptions(labelField: "label")
+        for (value, kind) in [("true", "a boolean"), ("1e20", "the number"), ("{}", "an object")] {
+            let e = try failure(#"{"text": "a", "label": "# + value + "}\n", name: "l.jsonl", options: options)
+            guard case .invalidValue(_, 1, let reason)? = e else { Issue.record("\(value): got \(String(describing: e))"); continue }
+            #expect(reason.contains(kind), "\(value): \(reason)")
+        }
+        let (store, dir) = try makeStore()
+        writeFile(dir + "/ok.jsonl", #"{"text": "a", "label": 1}"# + "\n" + #"{"text": "b", "label": "neg"}"# + "\n")
+        _ = try store.importFile(dir + "/ok.jsonl", options: options)
+        #expect(try store.classificationExamples().all().map(\.label) == ["1", "neg"])
+    }
+
+    /// CoNLL drops a byte-order mark like the other formats, and a first line rejected under
+    /// `--skip-bad` does not set the column count for the rest of the file.
+    @Test func conllByteOrderMarkAndSkippedFirstLine() throws {
+        let (store, dir) = try makeStore()
+        writeFile(dir + "/bom.conll", "\u{FEFF}-DOCSTART- O\n\nEU B-ORG\nrejects O\n\n")
+        _ = try store.importFile(dir + "/bom.conll")
+        let tagged = try store.taggingExamples().all()
+        #expect(tagged.map(\.text) == ["EU rejects"] && tagged.first?.spans == [EntitySpan(start: 0, end: 2, type: "ORG")])
+        writeFile(dir + "/first.conll", "EU\nrejects B-ORG\n\nPeter B-PER\nBlackburn I-PER\n\n")
+        let report = try store.importFile(dir + "/first.conll", options: ImportOptions(skipBad: true))
+        #expect(report.documents == 1 && report.skipped.count == 1)
+        let empty = try failure(" B-PER\nx O\n\n", name: "e.conll")
+        guard case .invalidValue(_, 1, _)? = empty else { Issue.record("got \(String(describing: empty))"); return }
+    }
+
+    /// A pipe is refused at once (it would be read by the hash alone, then parsed empty).
+    @Test func nonRegularFilesAreRefused() throws {
+        let (store, dir) = try makeStore()
+        let fifo = dir + "/fifo.txt"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect { try store.importFile(fifo) } throws: { "\($0)".contains("not a regular file") }
+        #expect { try store.importFile(dir) } throws: { "\($0)".contains("not a regular file") }
+    }
 }
 
 /// A tagging task other than NER keeps its own name: stored, streamed and exported under it.

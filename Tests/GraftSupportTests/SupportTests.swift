@@ -61,6 +61,18 @@ private func tempDirectory() throws -> URL {
             try AtomicFile.write("x", to: path)
         }
     }
+
+    /// A device is written in place, its errors reported, and stays a device (a rename would
+    /// have put a regular file at `/dev/full`).
+    @Test func devicesAreWrittenInPlace() throws {
+        #expect(throws: SupportError.io(path: "/dev/full", operation: "write", reason: "No space left on device")) {
+            try AtomicFile.write("x", to: "/dev/full")
+        }
+        var st = stat()
+        #expect(stat("/dev/full", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR)
+        try AtomicFile.write("x", to: "/dev/null")
+        #expect(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR)
+    }
 }
 
 @Suite struct LineReaderTests {

@@ -301,4 +301,34 @@ struct FineTuningSpectrumTests {
                 "\(String(describing: e))")
     }
 
+    // MARK: Runs that cannot go on
+
+    /// A non-finite gradient stops the run before its update, with a clear error, the
+    /// parameters left as they were; a run without dev data keeps its last model in `best`;
+    /// windows longer than the model's positions are refused before any training.
+    @Test func divergenceNoDevDataAndOverlongWindows() throws {
+        let objective = try Self.sentimentObjective(FineTuningOptions())
+        let store = objective.store
+        store.value(try store.parameter(named: "classifier.weight"))[0] = .nan
+        let before = UnsafeBufferPointer(start: store.values, count: store.count).map(\.bitPattern)
+        let dir = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            try Trainer(objective: objective, options: Self.optimization(steps: 3), outputDirectory: dir).run()
+            Issue.record("a NaN parameter must stop the run")
+        } catch let ModelError.diverged(step, detail) {
+            #expect(step == 1 && detail.contains("nan"), "\(detail)")
+        }
+        #expect(UnsafeBufferPointer(start: store.values, count: store.count).map(\.bitPattern) == before)
+
+        let clean = try Self.sentimentObjective(FineTuningOptions())
+        try Trainer(objective: clean, options: Self.optimization(steps: 2), outputDirectory: dir + "/nodev").run()
+        #expect(FileManager.default.fileExists(atPath: dir + "/nodev/best/model.safetensors"))
+
+        let long = temporaryFile("long.toml", "name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[model]\nmax_length = 64\n")
+        let model = try BertForSequenceClassification(config: Self.config(layers: 1), numLabels: 2, seed: 7)
+        #expect { try FineTuningObjective(plugin: try TextClassificationPlugin(spec: try TaskSpec.load(long)), model: model, tokenizer: bertTokenizer,
+                                          train: Self.sentences, dev: [], options: FineTuningOptions(), specFile: long) }
+            throws: { "\($0)".contains("max_length 64 is more than the model's 32 positions") }
+    }
 }

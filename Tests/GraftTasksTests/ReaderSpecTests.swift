@@ -58,6 +58,21 @@ import Testing
         let e = taskError { _ = try SquadReader.read(bad) }
         #expect(e?.description.contains("\(bad) (question x9)") == true)
         #expect(e?.description.contains("does not match the context") == true)
+        // Starts past the context, near Int.max or fractional: errors naming the question, not traps.
+        for start in ["9223372036854775807", "-3", "12"] {
+            let f = temporaryFile("o.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": "# + start + "}]}]}]}]}")
+            #expect(taskError { _ = try SquadReader.read(f) }?.description.contains("lies outside the context") == true, "\(start)")
+        }
+        let fraction = temporaryFile("f.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 1.5}]}]}]}]}"#)
+        #expect(taskError { _ = try SquadReader.read(fraction) }?.description.contains("answer_start") == true)
+        #expect(AnswerSpan(text: "Zeus", start: Int.max).end == Int.max)
+    }
+
+    /// Many slices of one text in one pass equal one ``scalarSlice(_:_:)`` each (clamped alike).
+    @Test func scalarSlicesEqualScalarSlice() {
+        let text = "Ζεύς 👨‍👩‍👧 ruled e\u{301} from Olympus"
+        let ranges = [0..<4, 5..<10, 3..<3, 20..<99, -2..<1, 9..<12]
+        #expect(scalarSlices(text, ranges) == ranges.map { scalarSlice(text, $0) })
     }
 
     @Test func corpusStoreGivesTheSameExamples() throws {

@@ -126,4 +126,22 @@ import Testing
         let fine = try tok.encodeBatch(pairs: pairs, threads: 3)
         #expect(fine.map(\.ids) == (try pairs.map { try tok.encode($0.0, pair: $0.1).ids }))
     }
+
+    /// The `Whitespace` pre-tokenizer's `\w` is the Rust regex crate's: the zero-width joiner
+    /// and Other_Alphabetic symbols (circled letters) are word characters. Words as HuggingFace
+    /// tokenizers 0.23 splits them (`Whitespace().pre_tokenize_str`), in Unicode scalars.
+    @Test func whitespaceWordCharactersFollowRustRegex() {
+        func words(_ text: String) -> [Range<Int>] {
+            let scalars = text.unicodeScalars.map(\.value)
+            var out: [Range<Int>] = []
+            scalars.withUnsafeBufferPointer { PreTokenizer.whitespace.split($0, into: &out) }
+            return out
+        }
+        #expect(words("a\u{200D}b") == [0..<3])                  // ZWJ joins: one word
+        #expect(words("a\u{200C}b c") == [0..<3, 4..<5])         // ZWNJ likewise
+        #expect(words("a\u{24B6}b") == [0..<3])                  // Ⓐ (So, Other_Alphabetic)
+        #expect(words("a\u{1F170}b") == [0..<3])                 // 🅰
+        #expect(words("\u{1F468}\u{200D}\u{1F469}") == [0..<1, 1..<2, 2..<3])   // emoji, ZWJ, emoji
+        #expect(words("x\u{2460}y!?") == [0..<1, 1..<2, 2..<3, 3..<5])          // ① is No: not \w
+    }
 }

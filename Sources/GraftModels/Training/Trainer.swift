@@ -233,8 +233,13 @@ public final class Trainer<Objective: TrainingObjective> {
         try objective.evaluate(batchSize: options.batchSize, maxBatches: options.evalBatches)
     }
 
+    /// Without dev data there is nothing to choose by: the model of the last update is kept in
+    /// `best` (so a finished run always leaves one there).
     func evaluateAndKeepBest(step: Int) throws {
-        guard let metrics = try evaluate() else { return }
+        guard let metrics = try evaluate() else {
+            if step == totalSteps { try replaceDirectory(outputDirectory.appendingPathComponent("best")) { try objective.save(to: $0.path) } }
+            return
+        }
         let main = objective.mainMetric
         guard let value = metrics[main.name] else {
             throw ModelError.invalidArgument("the \(objective.name) evaluation lacks its main metric \(main.name) (has \(metrics.keys.sorted()))")
@@ -283,6 +288,13 @@ public final class Trainer<Objective: TrainingObjective> {
             let norm = Profiler.region("clip gradients") {
                 optimizer.zeroFrozenGradients(store)
                 return store.gradNorm()
+            }
+            // A non-finite gradient would make every parameter NaN: stop before the update, so the
+            // parameters (and the last checkpoint) stay those of the last good update. The norm is
+            // of the summed gradients, the same on every rank; the loss is checked in one process.
+            let meanLoss = lossSum / Float(options.accumulation)
+            if !norm.isFinite || (!meanLoss.isFinite && dataParallel.size == 1) {
+                throw ModelError.diverged(step: optimizer.stepCount + 1, detail: "loss \(meanLoss), gradient norm \(norm); the parameters of the last update are kept (a lower learning rate may help)")
             }
             let lr = schedule.lr(at: optimizer.stepCount)
             // Clipping scales the gradients as the optimizer reads them (no pass rewriting them).

@@ -39,7 +39,7 @@ public final class TrainingHistory {
             h.seekToEndOfFile()
             handle = h
         } catch let e as ModelError { throw e } catch {
-            throw ModelError.io(file: path, problem: "\(error)")
+            throw ModelError.io(file: path, problem: (error as NSError).localizedDescription)
         }
     }
 

@@ -109,7 +109,8 @@ public struct AnswerSpan: Sendable, Equatable, Hashable, Codable {
     public init(text: String, start: Int) {
         self.text = text
         self.start = start
-        self.end = start + text.unicodeScalars.count
+        let (end, overflow) = start.addingReportingOverflow(text.unicodeScalars.count)
+        self.end = overflow ? Int.max : end   // a start read from a file may be anything: callers check the span
     }
 }
 
@@ -128,6 +129,21 @@ public struct QuestionExample: Sendable, Equatable {
         self.context = context
         self.answers = answers
         self.title = title
+    }
+}
+
+/// The text of each of `ranges` (clamped like ``scalarSlice(_:_:)``), the scalars read once:
+/// linear in the text and the slices, where a ``scalarSlice(_:_:)`` per range walks the text
+/// from its start each time (a long document's words made that quadratic).
+public func scalarSlices(_ text: String, _ ranges: [Range<Int>]) -> [String] {
+    guard !ranges.isEmpty else { return [] }
+    let scalars = Array(text.unicodeScalars)
+    let n = scalars.count
+    return ranges.map { range in
+        let lo = min(max(range.lowerBound, 0), n), hi = min(max(range.upperBound, lo), n)
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars[lo..<hi])
+        return String(view)
     }
 }
 

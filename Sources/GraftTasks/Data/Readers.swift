@@ -140,7 +140,20 @@ public enum SquadReader {
         struct Article: Decodable { var title: String?; var paragraphs: [Paragraph] }
         struct Paragraph: Decodable { var context: String; var qas: [Question] }
         struct Question: Decodable { var id: String; var question: String; var answers: [Answer]? }
-        struct Answer: Decodable { var text: String; var answer_start: Int }
+        struct Answer: Decodable {
+            var text: String
+            var answer_start: Int
+            enum CodingKeys: String, CodingKey { case text, answer_start }
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                text = try c.decode(String.self, forKey: .text)
+                if let i = try? c.decode(Int.self, forKey: .answer_start) { answer_start = i; return }
+                // Foundation reports a fraction here only as "not valid JSON", without the key.
+                let d = try c.decode(Double.self, forKey: .answer_start)   // a string or bool: typeMismatch, with its path
+                throw DecodingError.typeMismatch(Int.self, .init(codingPath: c.codingPath + [CodingKeys.answer_start],
+                                                                 debugDescription: "answer_start \(d) is not an integer index"))
+            }
+        }
         var data: [Article]
     }
 
@@ -156,6 +169,8 @@ public enum SquadReader {
                                       reason: "missing key \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
             throw TaskError.malformed(TaskLocation(file: path, item: jsonPath(context.codingPath)), reason: context.debugDescription)
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw TaskError.malformed(TaskLocation(file: path, item: jsonPath(context.codingPath)), reason: context.debugDescription)
         } catch {
             throw TaskError.malformed(TaskLocation(file: path), reason: "not SQuAD v1.1 JSON: \(error)")
         }
@@ -169,8 +184,13 @@ public enum SquadReader {
                     guard ids.insert(q.id).inserted else { throw TaskError.malformed(at, reason: "duplicate question id") }
                     var answers: [AnswerSpan] = []
                     for a in q.answers ?? [] {
+                        // Bounded before any arithmetic: a start near Int.max must not overflow.
+                        let length = a.text.unicodeScalars.count
+                        guard a.answer_start >= 0, length > 0, a.answer_start <= context.count - length else {
+                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
+                        }
                         let answer = AnswerSpan(text: a.text, start: a.answer_start)
-                        guard answer.start >= 0, answer.end <= context.count, answer.start < answer.end else {
+                        guard answer.start < answer.end else {
                             throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
                         }
                         guard context[answer.start..<answer.end].elementsEqual(a.text.unicodeScalars) else {

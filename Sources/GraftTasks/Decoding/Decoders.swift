@@ -116,12 +116,13 @@ public struct ViterbiDecoder: Sendable {
     public func entities(_ logProbs: [Float], tags: [Int], wordOffsets: [Range<Int>], text: String) throws -> [Entity] {
         let l = labels.count
         let spans = scheme.strictSpans(parsed: tags.map { parsed[$0] })
-        return spans.map { s in
+        let ranges = spans.map { wordOffsets[$0.start].lowerBound..<wordOffsets[$0.end - 1].upperBound }
+        return zip(zip(spans, ranges), scalarSlices(text, ranges)).map { sr, entityText in
+            let (s, range) = sr
             var p = 0.0
             for w in s.start..<s.end { p += exp(Double(logProbs[w * l + tags[w]])) }
-            let range = wordOffsets[s.start].lowerBound..<wordOffsets[s.end - 1].upperBound
             return Entity(start: range.lowerBound, end: range.upperBound, type: s.type,
-                          text: scalarSlice(text, range), score: p / Double(s.end - s.start))
+                          text: entityText, score: p / Double(s.end - s.start))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftModels
 import GraftTokenizers
 
 /// How long inputs are cut into windows: at most `maxLength` tokens per window (specials
@@ -11,6 +12,14 @@ public struct WindowOptions: Sendable, Equatable, Codable {
     public init(maxLength: Int, stride: Int = 0) {
         self.maxLength = maxLength
         self.stride = stride
+    }
+
+    /// Throws unless a window of ``maxLength`` tokens fits `config`'s positions (naming `spec`,
+    /// the file that set it): a longer window would fail only on the first long text.
+    public func check(fitting config: ModelConfig, spec: String) throws {
+        guard maxLength <= config.maxPositions else {
+            throw TaskError.invalidArgument("\(spec): model.max_length \(maxLength) is more than the model's \(config.maxPositions) positions (max_position_embeddings)")
+        }
     }
 }
 

@@ -182,7 +182,7 @@ public struct TaggingPlugin: TaskPlugin {
         let e = try t.encode(text)
         let w = Window(example: 0, index: 0, encoding: e)
         let offsets = Windowing.tokenizerWords([w])
-        return TaggedSentence(id: id, text: text, words: offsets.map { scalarSlice(text, $0) }, wordOffsets: offsets, tags: nil, entities: [])
+        return TaggedSentence(id: id, text: text, words: scalarSlices(text, offsets), wordOffsets: offsets, tags: nil, entities: [])
     }
 
     public func features(_ example: TaggedSentence, index: Int, tokenizer: Tokenizer) throws -> [TaskFeature] {

@@ -136,6 +136,12 @@ struct SpecTable {
         return i
     }
 
+    func int(_ key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let i = try int(key, min: range.lowerBound) else { return nil }
+        guard i <= range.upperBound else { throw bad(key, self[key]!, "an integer in \(range.lowerBound)...\(range.upperBound)") }
+        return i
+    }
+
     func double(_ key: String, range: ClosedRange<Double> = -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude) throws -> Double? {
         guard let v = self[key] else { return nil }
         let d: Double
@@ -414,7 +420,7 @@ extension TaskSpec {
             try t.checkKeys(trainKeys, elsewhere: allKeys)
             training.epochs = try t.int("epochs", min: 1)
             training.learningRate = try t.double("lr", range: 1e-12...10)
-            training.batchSize = try t.int("batch_size", min: 1)
+            training.batchSize = try t.int("batch_size", range: 1...TrainingOptions.maxBatchSize)
             training.warmupRatio = try t.double("warmup_ratio", range: 0...1)
             training.weightDecay = try t.double("weight_decay", range: 0...10)
             training.seed = try t.int("seed", min: 0)

@@ -133,6 +133,7 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
+        try plugin.spec.window.check(fitting: model.config, spec: specFile)
         head = try ModelTaskHead(kind: Plugin.headKind, model: model)
         var features: [TaskFeature] = [], starts: [Int] = [], exampleOfFeature: [Int] = []
         var exampleCount = 0
@@ -451,6 +452,11 @@ public struct TaskModel {
     /// head, named after its task: `head` may name it.
     public static func open(_ directory: String, specFile: String? = nil, head: String? = nil, kind: HeadKind? = nil) throws -> TaskModel {
         let loaded = try ModelDirectory.open(directory)
+        // Fine-tuning starts a head from nothing; a model that predicts must have all its weights.
+        guard loaded.initialized.isEmpty else {
+            let names = loaded.initialized.prefix(6).joined(separator: ", ") + (loaded.initialized.count > 6 ? ", …" : "")
+            throw TaskError.invalidArgument("\(directory): the weights file lacks \(loaded.initialized.count) of the model's parameters (\(names)); a model that predicts needs every weight trained (fine-tune it with graft finetune --model \(directory))")
+        }
         var specNames = taskSpecFileNames
         var headModel = loaded.model as? any PretrainedModel & TaskHeadModel
         if let multi = loaded.model as? BertMultiTaskModel {
@@ -478,6 +484,7 @@ public struct TaskModel {
             if ours != labels.labels { spec.labels = try LabelSet(ours) }   // the model's ids (id2label) decide
         }
         let plugin = try TaskRegistry.plugin(for: spec)
+        try spec.window.check(fitting: model.config, spec: specPath ?? "\(directory)/config.json")
         return TaskModel(spec: spec, plugin: plugin, head: try ModelTaskHead(kind: spec.kind, model: model),
                          tokenizer: loaded.tokenizer, directory: directory)
     }
