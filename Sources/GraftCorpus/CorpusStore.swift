@@ -39,6 +39,8 @@ public final class CorpusStore: Sendable {
                 throw CorpusError.schemaTooNew(path: path)
             }
             try migrator.migrate(pool)
+        } catch let e as DatabaseError {
+            throw CorpusError.database("\(path): \(e.description)")   // e.g. SQLite 14, a directory that does not exist
         } catch {
             throw CorpusError.wrap(error)
         }

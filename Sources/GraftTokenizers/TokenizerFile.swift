@@ -54,6 +54,7 @@ extension Tokenizer {
         func bad(_ reason: String) -> TokenizerError { .malformed(path: path, line: nil, reason: reason) }
         guard case .object = json else { throw bad("the top level is not a JSON object") }
         guard let modelJSON = json["model"], case .object = modelJSON else { throw bad("missing \"model\"") }
+        guard modelJSON["vocab"]?.object != nil else { throw bad("the model lacks a \"vocab\" object") }
 
         // Every id in the file must name a token the file holds: the vocabulary's entries plus
         // the added tokens. Checked before anything is allocated or converted to Int32.
@@ -181,13 +182,21 @@ extension Tokenizer {
     }
 
     static func parseModel(_ j: JSONValue, idLimit: Int, _ bad: (String) -> TokenizerError) throws -> TokenizerModel {
+        do { return try parseModelEntries(j, idLimit: idLimit, bad) } catch TokenizerError.unknownToken(let token) {
+            throw bad("the model names \(JSONValue.quoted(token)) (in its merges or as unk_token), which is not in its vocab")
+        }
+    }
+
+    private static func parseModelEntries(_ j: JSONValue, idLimit: Int, _ bad: (String) -> TokenizerError) throws -> TokenizerModel {
         let type = j["type"]?.string ?? (j["merges"] != nil ? "BPE" : "WordPiece")
         let vocab = try parseVocab(j["vocab"], idLimit: idLimit, bad)
         switch type {
         case "WordPiece":
+            let maxChars = j["max_input_chars_per_word"]?.int ?? 100
+            guard maxChars >= 1 else { throw bad("model.max_input_chars_per_word \(maxChars) must be at least 1") }
             return .wordPiece(try WordPiece(vocab: vocab, unkToken: j["unk_token"]?.string ?? "[UNK]",
                                             continuingSubwordPrefix: j["continuing_subword_prefix"]?.string ?? "##",
-                                            maxInputCharsPerWord: j["max_input_chars_per_word"]?.int ?? 100))
+                                            maxInputCharsPerWord: maxChars))
         case "BPE":
             if let d = j["dropout"]?.double, d > 0 { throw bad("BPE dropout is not supported") }
             if j["byte_fallback"]?.bool == true { throw bad("BPE byte_fallback is not supported") }
@@ -304,7 +313,12 @@ extension Tokenizer {
             }
             merges.append((String(decoding: parts[0], as: UTF8.self), String(decoding: parts[1], as: UTF8.self)))
         }
-        return gpt2(model: try BPE(vocab: vocab, merges: merges), addedTokens: [])
+        guard vocab.count > 0 else { throw TokenizerError.malformed(path: encoderFile, line: nil, reason: "the vocabulary is empty") }
+        do { return gpt2(model: try BPE(vocab: vocab, merges: merges), addedTokens: []) } catch TokenizerError.unknownToken(let token) {
+            let line = merges.firstIndex { $0.0 == token || $0.1 == token }.map { $0 + 1 }
+            throw TokenizerError.malformed(path: mergesFile, line: nil,
+                                           reason: "merge \(line.map(String.init) ?? "?") names \(JSONValue.quoted(token)), which \(encoderFile) does not hold")
+        }
     }
 
     /// The GPT-2 byte-level pipeline around a BPE model.

@@ -403,6 +403,8 @@ import Testing
         #expect(mkfifo(fifo, 0o600) == 0)
         #expect { try store.importFile(fifo) } throws: { "\($0)".contains("not a regular file") }
         #expect { try store.importFile(dir) } throws: { "\($0)".contains("not a regular file") }
+        // A database in a folder that does not exist: SQLite's error, with the path.
+        #expect { try CorpusStore(path: dir + "/no/such/folder/c.sqlite") } throws: { "\($0)".contains(dir + "/no/such/folder/c.sqlite") }
     }
 }
 

@@ -88,6 +88,25 @@ import Testing
             try Tokenizer.gpt2(encoderFile: encoder, mergesFile: merges)
         }
         #expect(throws: TokenizerError.self) { try Tokenizer.load(from: dir.appendingPathComponent("missing").path) }
+        // A merge naming a token the encoder lacks, an empty encoder: the files named.
+        FileManager.default.createFile(atPath: merges, contents: Data("#version: 0.2\na b\nb zz\n".utf8))
+        #expect { try Tokenizer.gpt2(encoderFile: encoder, mergesFile: merges) } throws: {
+            "\($0)".contains(merges) && "\($0)".contains("\"zz\"") && "\($0)".contains(encoder)
+        }
+        FileManager.default.createFile(atPath: encoder, contents: Data("{}".utf8))
+        #expect { try Tokenizer.gpt2(encoderFile: encoder, mergesFile: merges) } throws: { "\($0)".contains("the vocabulary is empty") }
+        // tokenizer.json: no vocab (blamed, not the added tokens' ids); a bad per-word limit; an
+        // unk_token missing from the vocab; padding longer than 65,536.
+        func loadError(_ json: String) -> String {
+            FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+            do { _ = try Tokenizer.load(from: path); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(loadError(#"{"added_tokens": [{"id": 3, "content": "[UNK]"}], "model": {"type": "WordPiece"}}"#).contains("lacks a \"vocab\""))
+        #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1}, "max_input_chars_per_word": -5}}"#)
+                    .contains("max_input_chars_per_word -5"))
+        #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "<nope>"}}"#).contains("\"<nope>\""))
+        #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "[PAD]": 1}}, "padding": {"strategy": {"Fixed": 16000000}}}"#)
+                    .contains("padding.strategy.Fixed 16000000 is not a length in 0...65536"))
     }
 
     /// A 10 MB single line encodes in bounded time and memory, with every offset inside the line.
