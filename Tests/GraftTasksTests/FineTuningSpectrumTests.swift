@@ -330,5 +330,8 @@ struct FineTuningSpectrumTests {
         #expect { try FineTuningObjective(plugin: try TextClassificationPlugin(spec: try TaskSpec.load(long)), model: model, tokenizer: bertTokenizer,
                                           train: Self.sentences, dev: [], options: FineTuningOptions(), specFile: long) }
             throws: { "\($0)".contains("max_length 64 is more than the model's 32 positions") }
+        var frozen = FineTuningOptions()
+        frozen.freezeLayers = 3
+        #expect { try Self.sentimentObjective(frozen, layers: 2) } throws: { "\($0)".contains("freeze_layers (--freeze-layers) 3 is more than the model's 2 layers") }
     }
 }

@@ -134,6 +134,11 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
         self.tokenizer = tokenizer
         self.options = options
         try plugin.spec.window.check(fitting: model.config, spec: specFile)
+        // (unfreeze_top above the layer count just trains them all; freezing more layers than
+        // there are is a mistake: --freeze-encoder says that.)
+        guard options.freezeLayers <= model.config.layers else {
+            throw TaskError.invalidArgument("\(specFile): freeze_layers (--freeze-layers) \(options.freezeLayers) is more than the model's \(model.config.layers) layers (--freeze-encoder freezes them all)")
+        }
         head = try ModelTaskHead(kind: Plugin.headKind, model: model)
         var features: [TaskFeature] = [], starts: [Int] = [], exampleOfFeature: [Int] = []
         var exampleCount = 0
