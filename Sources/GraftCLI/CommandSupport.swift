@@ -128,11 +128,19 @@ struct OptimizationOptionGroup: ParsableArguments {
 
     func validate() throws {
         guard batchSize > 0, accumulation > 0, steps > 0 else { throw ValidationError("--batch-size, --accumulation and --steps must be positive") }
-        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be positive") }
-        guard learningRate > 0 else { throw ValidationError("--lr must be positive") }
+        // Bounded so that no product of them overflows and a batch is memory one can have.
+        guard batchSize <= OptimizationOptions.maxBatchSize, accumulation <= 65_536, steps <= 1_000_000_000 else {
+            throw ValidationError("--batch-size must lie in 1...\(OptimizationOptions.maxBatchSize), --accumulation in 1...65536, --steps in 1...1000000000")
+        }
+        if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must lie in 1...100000") }
+        guard learningRate >= 1e-12 && learningRate <= 10 else { throw ValidationError("--lr must lie in 1e-12...10") }
         guard warmupSteps >= 0, weightDecay >= 0, clipNorm >= 0, evalEvery >= 0, evalBatches >= 0, checkpointEvery >= 0,
               keepCheckpoints >= 0 else {
             throw ValidationError("--warmup-steps, --weight-decay, --clip-norm and the eval/checkpoint options must not be negative")
+        }
+        guard weightDecay.isFinite, clipNorm.isFinite, warmupSteps <= 1_000_000_000, evalEvery <= 1_000_000_000,
+              evalBatches <= 1_000_000, checkpointEvery <= 1_000_000_000, keepCheckpoints <= 10_000 else {
+            throw ValidationError("--weight-decay and --clip-norm must be finite; --eval-batches at most 1000000, --keep-checkpoints at most 10000, the step counts at most 1000000000")
         }
     }
 
@@ -152,8 +160,21 @@ let profileHelp: ArgumentHelp = "Print on stderr where the updates' time went: p
 /// Epochs begun after `steps` updates of `stepsPerEpoch` each.
 func epochsTrained(_ steps: Int, _ stepsPerEpoch: Int) -> Int { (steps + max(stepsPerEpoch, 1) - 1) / max(stepsPerEpoch, 1) }
 
-/// Set by SIGINT; the training loop checks it after every update.
+/// The signal (SIGINT, SIGTERM) that asked training to stop, 0 if none; the training loop
+/// checks it after every update.
 nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
+
+/// Ctrl-C or SIGTERM stops training after the current update, with a checkpoint; the same
+/// signal again ends the process at once.
+private func catchInterrupts() {
+    signal(SIGINT) { s in interruptRequested = s; signal(s, SIG_DFL) }
+    signal(SIGTERM) { s in interruptRequested = s; signal(s, SIG_DFL) }
+}
+
+/// The exit status of a process whose training a signal stopped (128 + the signal, as a shell
+/// reports a process the signal ended: 130 for Ctrl-C), so `graft pretrain … && next` does
+/// not go on; nil when none did.
+func interruptedExitStatus() -> Int32? { interruptRequested != 0 ? 128 + interruptRequested : nil }
 
 /// Runs `trainer` the way every training command does: a progress line (loss, lr, tokens/s),
 /// metrics logged into the corpus store's run record every 10 updates and at each evaluation,
@@ -170,7 +191,7 @@ func runTraining<Objective: TrainingObjective>(
     let dp = trainer.dataParallel
     guard dp.isLeader, let run else {
         // Another rank of a data-parallel job: rank 0 shows progress and records the run.
-        signal(SIGINT) { _ in interruptRequested = 1; signal(SIGINT, SIG_DFL) }
+        catchInterrupts()
         trainer.shouldStop = { interruptRequested != 0 }
         return try trainer.run(resume: resume)
     }
@@ -202,10 +223,7 @@ func runTraining<Objective: TrainingObjective>(
         log(e.step, Dictionary(uniqueKeysWithValues: e.metrics.map { ("dev_" + $0.key, $0.value) }))
     }
     trainer.onCheckpoint = { path in progress.note("checkpoint \(path)") }
-    signal(SIGINT) { _ in
-        interruptRequested = 1
-        signal(SIGINT, SIG_DFL)  // a second Ctrl-C ends the process at once
-    }
+    catchInterrupts()
     trainer.shouldStop = { interruptRequested != 0 || recordError != nil }
     do {
         let profiler = profile ? Profiler() : nil

@@ -27,6 +27,11 @@ struct CorpusBench: ParsableCommand {
     @Option(name: .customLong("block-length"), help: "Packed block length in tokens.")
     var blockLength = 512
 
+    func validate() throws {
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must lie in 1...1000") }
+        guard blockLength >= 2 else { throw ValidationError("--block-length must be at least 2") }
+    }
+
     struct Measure: Codable {
         var unit: String
         var runs: [Double]

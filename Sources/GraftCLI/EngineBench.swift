@@ -28,6 +28,11 @@ struct EngineBenchCommand: ParsableCommand {
     @Option(help: "Sequence length of the BERT block benchmark.")
     var seq: Int = 128
 
+    func validate() throws {
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must lie in 1...1000") }
+        guard (1...4096).contains(batch), (1...8192).contains(seq) else { throw ValidationError("--batch must lie in 1...4096 and --seq in 1...8192") }
+    }
+
     func run() throws {
         #if DEBUG
         FileHandle.standardError.write(Data("warning: debug build; engine figures are only meaningful from `swift build -c release`\n".utf8))

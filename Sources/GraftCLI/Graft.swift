@@ -33,6 +33,7 @@ struct Graft: AsyncParsableCommand {
             exit(withError: error)
         }
         MPICommunicator.finalize()
+        if let status = interruptedExitStatus() { Glibc.exit(status) }   // stopped by a signal, checkpoint written
     }
 
     static let configuration = CommandConfiguration(

@@ -246,7 +246,7 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
-        guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0") }
+        guard temperature >= 0 && temperature.isFinite else { throw ValidationError("--temperature must be a finite number >= 0") }
         if let topK, topK < 1 { throw ValidationError("--top-k must be >= 1") }
         if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
@@ -263,6 +263,10 @@ struct GenerateCommand: ParsableCommand {
         if ids.isEmpty {
             guard let eot = endOfText else { throw CLIError("give a non-empty --prompt (the tokenizer has no <|endoftext|> to start from)") }
             ids = [eot]
+        }
+        let positions = gpt.config.maxPositions
+        if ids.count >= positions {
+            printError("note: the prompt's \(ids.count) tokens fill the model's \(positions) positions: each new token is predicted from the last \(positions) tokens only")
         }
         var sampler: Sampler
         do { sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) } catch { throw CLIError("\(error)") }

@@ -46,6 +46,13 @@ struct PretrainBenchCommand: ParsableCommand {
     """)
     var profile = false
 
+    func validate() throws {
+        guard (2...1_000_000).contains(vocabSize) else { throw ValidationError("--vocab-size must lie in 2...1000000") }
+        guard (8...8192).contains(seqLen) else { throw ValidationError("--seq-len must lie in 8...8192") }
+        guard (1...OptimizationOptions.maxBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must lie in 1...\(OptimizationOptions.maxBatchSize)") }
+        guard (1...100_000).contains(steps), (0...100_000).contains(warmup) else { throw ValidationError("--steps must lie in 1...100000 and --warmup in 0...100000") }
+    }
+
     func run() throws {
         try Engine.withThreads(threads ?? Engine.defaultThreads) { try measure() }
     }

@@ -47,6 +47,11 @@ struct PretrainCommand: ParsableCommand {
     @Option(name: .customLong("mask-probability"), help: "Masked LM: share of positions predicted.") var maskProbability: Float = 0.15
     @Flag(name: .customLong("whole-word-mask"), help: "Masked LM: mask all pieces of a word together.") var wholeWordMask = false
 
+    func validate() throws {
+        guard (8...65_536).contains(seqLen) else { throw ValidationError("--seq-len must lie in 8...65536 (tokens per sequence)") }
+        guard maskProbability > 0 && maskProbability < 1 else { throw ValidationError("--mask-probability must lie strictly between 0 and 1") }
+    }
+
     var languageModeling: LanguageModelingOptions {
         var o = LanguageModelingOptions()
         o.seqLen = seqLen; o.maskProbability = maskProbability; o.wholeWordMask = wholeWordMask
@@ -118,6 +123,9 @@ struct PretrainCommand: ParsableCommand {
         let dataParallel = try Ranks.dataParallel()
         // OptimizationOptions.accumulation counts the micro-batches of an update over all ranks.
         let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
+        guard FileManager.default.fileExists(atPath: db) else {
+            throw CLIError("\(db): no such corpus database (graft corpus add FILE --db \(db) creates one)")
+        }
         let store = try CorpusStore(path: db)
         if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
             _ = try tokenizeCorpus(dbPath: db, tokenizer: tok, fingerprint: fingerprint)
@@ -137,6 +145,15 @@ struct PretrainCommand: ParsableCommand {
                                                 filter: DocumentFilter(part: .train), shuffleSeed: opts.seed &+ UInt64(epoch))
             var iterator = blocks.makeIterator()   // its reads throw: a lost page stops training
             return ExampleStream { try iterator.next() }
+        }
+        // --epochs: the trainer needs the blocks in an epoch (one pass over the train split's cache).
+        var blocksPerEpoch: Int?
+        if opts.epochs != nil {
+            let stream = try trainBlocks(0)
+            var n = 0
+            while try stream.next() != nil { n += 1 }
+            guard n > 0 else { throw CLIError("\(db): the train split holds no block of \(blockLength) tokens to train on") }
+            blocksPerEpoch = n
         }
         let devBlocks = Array(try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
                                                       filter: DocumentFilter(part: .dev))
@@ -176,10 +193,12 @@ struct PretrainCommand: ParsableCommand {
             switch kind {
             case .bert:
                 try train(try MaskedLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
-                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile))
+                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile,
+                                                blocksPerEpoch: blocksPerEpoch))
             case .gpt:
                 try train(try CausalLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
-                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile))
+                                                trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile,
+                                                blocksPerEpoch: blocksPerEpoch))
             }
         } catch let e as ModelError { throw CLIError("\(e)") }
     }

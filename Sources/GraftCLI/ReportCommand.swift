@@ -130,6 +130,7 @@ struct RunHistory {
         do { lines = try TrainingHistory.read(path) } catch let e as ModelError {
             throw CLIError("\(directory): no training history to draw (\(e)); graft finetune and graft pretrain write one as they train")
         }
+        guard !lines.isEmpty else { throw CLIError("\(path): the history is empty (no update finished in this run)") }
         for (i, line) in lines.enumerated() {
             guard let type = line["type"]?.string, let step = line["step"]?.double else {
                 throw CLIError("\(path):\(i + 1): a history line needs \"type\" and \"step\"")

@@ -49,7 +49,9 @@ struct SurgeryCommand: ParsableCommand {
             cut = layers.count == count ? pruned : try ModelSurgery.keepingLayers(layers, of: pruned)
             try ModelDirectory.save(cut, tokenizer: loaded.tokenizer, to: out)
         } catch let e as ModelError { throw CLIError("\(model): \(e)") }
-        for name in taskSpecFileNames {
+        // The task specs go along: a single-task model's, and each head's of a multi-task one.
+        let heads = (loaded.model as? BertMultiTaskModel)?.heads.map(\.head.name) ?? []
+        for name in taskSpecFileNames + heads.flatMap(multiTaskSpecFileNames(head:)) {
             let source = URL(fileURLWithPath: model).appendingPathComponent(name).path
             guard let data = FileManager.default.contents(atPath: source) else { continue }
             try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(name).path)

@@ -623,7 +623,8 @@ struct EmbeddingClassifierOptions: ParsableArguments {
         if !isEnabled && labels != nil { throw ValidationError("--labels needs --zero-shot or --examples FILE") }
         if zeroShot && labels == nil { throw ValidationError("--zero-shot needs --labels \"LABEL=DESCRIPTION;LABEL=DESCRIPTION\"") }
         if isEnabled && inference.task != nil { throw ValidationError("--task does not apply to a zero-/few-shot classifier (its task is --labels / --examples)") }
-        if !(temperature > 0 && temperature.isFinite) { throw ValidationError("--temperature must be a positive number") }
+        // Below 1e-4 the scaled cosines overflow the softmax (every score NaN).
+        if !(temperature >= 1e-4 && temperature <= 1e4) { throw ValidationError("--temperature must lie in 0.0001...10000") }
     }
 
     /// The embedding classifier, or nil without --zero-shot / --examples.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftEngine
 import GraftSupport
 import GraftTokenizers
 
@@ -61,8 +62,15 @@ struct TokenizerBenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    func validate() throws {
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must lie in 1...1000") }
+        guard (1...Engine.maxThreads).contains(threads) else { throw ValidationError("--threads must lie in 1...\(Engine.maxThreads)") }
+        guard vocabSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--vocab-sizes must be positive") }
+    }
+
     func run() throws {
         let texts = try readCorpusTexts(corpus)
+        guard !texts.isEmpty else { throw CLIError("\(corpus): no texts to tokenize") }
         let megabytes = Double(texts.reduce(0) { $0 + $1.utf8.count }) / 1e6
         let tokenizers: [(String, Tokenizer)] = [
             ("wordpiece", try Tokenizer.bert(vocabFile: "\(vocab)/bert-base-uncased/vocab.txt")),

@@ -180,8 +180,9 @@ public enum ModelDirectory {
                             pooling: BertForSequenceClassification.Pooling? = nil, heads: [BertMultiTaskModel.Head]? = nil,
                             seed: UInt64 = 0, randomWeights: Bool = false) throws -> Loaded {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelError.missingFile(dir)
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else { throw ModelError.missingFile(dir) }
+        guard isDir.boolValue else {
+            throw ModelError.badConfig(file: dir, problem: "a file, not a model directory (one holding config.json and the weights)")
         }
         var (json, config, configPath) = try readConfig(dir)
         if let labels { config.labels = labels }

@@ -264,4 +264,25 @@ struct PretrainCLITests {
         #expect(r.0 != 0 && r.2.contains(mismatched) && r.2.contains("the tokenizer has \(vocab) tokens"), "\(r.2)")
         #expect(!fm.fileExists(atPath: dir.appendingPathComponent("x/best").path))
     }
+
+    /// `--epochs` trains whole passes over the train split's blocks (it used to fail: the
+    /// language-model objectives did not count their blocks); options that cannot be run are
+    /// refused up front, and a database that does not exist is not created.
+    @Test func epochsAndBadOptions() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir, lines: 120, kind: "gpt")
+        let base = ["pretrain", "--db", db, "--tokenizer", tok, "--kind", "gpt", "--preset", "tiny", "--seq-len", "32",
+                    "--warmup-steps", "1", "--threads", "1"]
+        var r = try runGraft(base + ["--out", dir.appendingPathComponent("e").path, "--epochs", "1", "--batch-size", "4"])
+        #expect(r.0 == 0 && r.1.contains("done:"), "\(r.1) \(r.2)")
+        for bad in [["--batch-size", "9223372036854775807"], ["--eval-batches", "9223372036854775807"], ["--seq-len", "2"],
+                    ["--lr", "inf"], ["--epochs", "0"]] {
+            r = try runGraft(base + ["--out", dir.appendingPathComponent("x").path] + bad)
+            #expect(r.0 != 0 && r.2.contains(bad[0]), "\(bad): \(r.2)")
+        }
+        let missing = dir.appendingPathComponent("nope.sqlite").path
+        r = try runGraft(["pretrain", "--db", missing, "--tokenizer", tok, "--kind", "gpt", "--out", dir.appendingPathComponent("y").path])
+        #expect(r.0 != 0 && r.2.contains("no such corpus database") && !FileManager.default.fileExists(atPath: missing), "\(r.2)")
+    }
 }

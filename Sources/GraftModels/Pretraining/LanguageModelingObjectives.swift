@@ -33,11 +33,13 @@ public struct LanguageModelingSetup {
     /// The exact `tokenizer.json` bytes saved with the model (nil: the tokenizer's own
     /// serialization); continued pretraining keeps the start model's file.
     public var tokenizerFile: [UInt8]?
+    /// Training blocks in an epoch, when counted (what `--epochs` needs); nil: unknown.
+    public var blocksPerEpoch: Int?
 
     /// Checks the model family and the sequence length.
     init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
          trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-         tokenizerFile: [UInt8]?, kind: ModelKind, objective: String, minimumLength: Int) throws {
+         tokenizerFile: [UInt8]?, blocksPerEpoch: Int?, kind: ModelKind, objective: String, minimumLength: Int) throws {
         guard model.config.kind == kind else {
             throw ModelError.invalidArgument("\(objective) pretraining needs a \(kind.rawValue) model, not \(model.config.kind.rawValue)")
         }
@@ -49,6 +51,7 @@ public struct LanguageModelingSetup {
         }
         self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
         self.trainBlocks = trainBlocks; self.devBlocks = devBlocks; self.tokenizerFile = tokenizerFile
+        self.blocksPerEpoch = blocksPerEpoch
     }
 }
 
@@ -69,6 +72,7 @@ extension LanguageModelingObjective {
     public var devBlocks: [[Int32]] { setup.devBlocks }
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }
+    public var examplesPerEpoch: Int? { setup.blocksPerEpoch }
     /// Dev loss (mean cross-entropy over predicted positions), lower is better.
     public var mainMetric: MainMetric { MainMetric("loss", higherIsBetter: false) }
     /// The options as JSON with sorted keys (the same text for the same options; the bytes
@@ -125,9 +129,9 @@ public final class MaskedLMObjective: LanguageModelingObjective {
     /// `seed` (normally ``OptimizationOptions/seed``) seeds the masking and the evaluation's fixed masking.
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-                tokenizerFile: [UInt8]? = nil) throws {
+                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil) throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, kind: .bert, objective: "masked-LM", minimumLength: 3)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, kind: .bert, objective: "masked-LM", minimumLength: 3)
         masker = try MLMMasker(tokenizer: tokenizer, probability: options.maskProbability, wholeWord: options.wholeWordMask)
         guard let cls = tokenizer.id("[CLS]"), let sep = tokenizer.id("[SEP]") else {
             throw ModelError.invalidArgument("a BERT tokenizer needs [CLS] and [SEP]")
@@ -170,9 +174,9 @@ public final class CausalLMObjective: LanguageModelingObjective {
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-                tokenizerFile: [UInt8]? = nil) throws {
+                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil) throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, kind: .gpt, objective: "causal-LM", minimumLength: 1)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, kind: .gpt, objective: "causal-LM", minimumLength: 1)
     }
 
     public func makeBatch(_ blocks: [[Int32]], rng: inout RNG) -> LMBatch {

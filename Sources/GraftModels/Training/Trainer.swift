@@ -6,6 +6,9 @@ import GraftSupport
 /// cadence (stored with every checkpoint; resuming needs the same, except the stopping point
 /// and the cadences).
 public struct OptimizationOptions: Codable, Sendable, Equatable {
+    /// The largest micro-batch the commands accept (examples; a batch cycles through the
+    /// training data, so a larger one is memory, not data).
+    public static let maxBatchSize = 4096
     /// Examples per micro-batch.
     public var batchSize = 32
     /// Optimizer updates (when ``epochs`` is nil).

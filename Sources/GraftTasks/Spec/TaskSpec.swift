@@ -97,7 +97,7 @@ public struct TrainingOptions: Sendable, Equatable {
     public var batchSize: Int?
     /// The largest batch a run takes (windows per batch; a batch cycles through the training
     /// windows, so a larger one is memory, not data).
-    public static let maxBatchSize = 4096
+    public static let maxBatchSize = OptimizationOptions.maxBatchSize
     public var warmupRatio: Double?
     public var weightDecay: Double?
     public var seed: Int?
