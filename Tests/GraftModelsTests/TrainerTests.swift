@@ -113,6 +113,44 @@ final class ToyClassification: TrainingObjective {
                 == Array(UnsafeBufferPointer(start: objective.store.values, count: objective.store.count)).map(\.bitPattern))
     }
 
+    /// Sets one `__metadata__` entry of a safetensors file, the tensors' bytes kept.
+    static func editMetadata(_ path: String, _ key: String, _ value: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any])
+        var meta = try #require(header["__metadata__"] as? [String: String])
+        meta[key] = value
+        header["__metadata__"] = meta
+        var h = try JSONSerialization.data(withJSONObject: header)
+        while h.count % 8 != 0 { h.append(0x20) }
+        var length = UInt64(h.count).littleEndian
+        try (Data(bytes: &length, count: 8) + h + data.subdata(in: (8 + n)..<data.count)).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// A training state whose numbers do not fit its checkpoint is refused on --resume, naming
+    /// the key (an edited step used to "finish" at once; an edited data position to train on
+    /// other data, silently).
+    @Test func resumeRefusesInconsistentTrainingState() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try ToyClassification()
+        let stopping = try Trainer(objective: first, options: Self.options(), outputDirectory: dir.path)
+        stopping.shouldStop = { stopping.optimizer.stepCount == 5 }
+        #expect(try stopping.run().interrupted)
+        let state = dir.appendingPathComponent("checkpoints/step-0000005/training-state.safetensors").path
+        let original = try Data(contentsOf: URL(fileURLWithPath: state))
+        for (key, value) in [("optimizer.step", "99999999999999"), ("optimizer.step", "7"), ("trainer.examples_used", "99999999999999"),
+                             ("trainer.epoch", "9223372036854775807"), ("trainer.tokens_seen", "abc"), ("trainer.best", "xyz"),
+                             ("trainer.evaluations_since_best", "-3")] {
+            try Self.editMetadata(state, key, value)
+            let trainer = try Trainer(objective: try ToyClassification(), options: Self.options(), outputDirectory: dir.path)
+            #expect { try trainer.run(resume: true) } throws: { "\($0)".contains(key) && "\($0)".contains(state) }
+            try original.write(to: URL(fileURLWithPath: state))
+        }
+        let trainer = try Trainer(objective: try ToyClassification(), options: Self.options(), outputDirectory: dir.path)
+        #expect(try trainer.run(resume: true).steps == 18)
+    }
+
     @Test func epochsNeedAKnownEpochSize() throws {
         var o = Self.options()
         o.epochs = 0

@@ -403,21 +403,41 @@ public final class Trainer<Objective: TrainingObjective> {
         guard saved.resumable == options.resumable, meta["trainer.objective_settings"] == objective.settings else {
             throw ModelError.invalidArgument("\(stateURL.path) was written with other training settings; resume with the same ones (only the steps or epochs and the eval/checkpoint intervals may change)")
         }
-        guard let e = meta["trainer.epoch"].flatMap(Int.init), e >= 0,
-              let used = meta["trainer.examples_used"].flatMap(Int.init), used >= 0 else {
+        func corrupt(_ key: String, _ problem: String) -> ModelError {
+            .badWeights(file: stateURL.path, problem: "\(key) \(meta[key].map { JSONValue.quoted($0) } ?? "(absent)") \(problem)")
+        }
+        // The state is read as written by writeCheckpoint: every number in range and consistent
+        // with the checkpoint it sits in, or the resumed run would silently differ.
+        let step = optimizer.stepCount
+        if name.hasPrefix("step-"), let named = Int(name.dropFirst(5)), named != step {
+            throw corrupt("optimizer.step", "is not the step of its checkpoint \(name)")
+        }
+        guard step >= 0 else { throw corrupt("optimizer.step", "is negative") }
+        guard let e = meta["trainer.epoch"].flatMap(Int.init), let used = meta["trainer.examples_used"].flatMap(Int.init) else {
             throw ModelError.invalidArgument("\(stateURL.path) lacks the data position (trainer.epoch, trainer.examples_used)")
+        }
+        // An epoch holds at least one example, and an update takes batch x accumulation of them.
+        let examplesTaken = step.multipliedReportingOverflow(by: options.batchSize * options.accumulation)
+        let taken = examplesTaken.overflow ? Int.max : examplesTaken.partialValue
+        guard e >= 0, e <= taken else { throw corrupt("trainer.epoch", "is not an epoch \(step) updates can reach") }
+        guard used >= 0, used <= taken else { throw corrupt("trainer.examples_used", "is not a position \(step) updates can reach") }
+        func number<T: LosslessStringConvertible>(_ key: String, _ type: T.Type, valid: (T) -> Bool = { _ in true }) throws -> T? {
+            guard let text = meta[key] else { return nil }
+            guard let v = T(text), valid(v) else { throw corrupt(key, "is not a valid value") }
+            return v
         }
         var objectiveState: [String: String] = [:]
         for (k, v) in meta where k.hasPrefix("objective.") { objectiveState[String(k.dropFirst("objective.".count))] = v }
         try objective.restore(checkpointState: objectiveState)
-        tokensSeen = meta["trainer.tokens_seen"].flatMap(Int.init) ?? 0
-        best = meta["trainer.best"].flatMap(UInt64.init).map(Double.init(bitPattern:))
-        evaluationsSinceBest = meta["trainer.evaluations_since_best"].flatMap(Int.init) ?? 0
+        tokensSeen = try number("trainer.tokens_seen", Int.self) { $0 >= 0 } ?? 0
+        best = try number("trainer.best", UInt64.self).map(Double.init(bitPattern:))
+        evaluationsSinceBest = try number("trainer.evaluations_since_best", Int.self) { $0 >= 0 } ?? 0
         epoch = e
         examplesUsed = 0
         let it = try objective.examples(epoch: epoch)
         iterator = it
         while examplesUsed < used, try it.next() != nil { examplesUsed += 1 }
+        guard examplesUsed == used else { throw corrupt("trainer.examples_used", "is past the end of epoch \(e) (\(examplesUsed) examples)") }
     }
 
     func pruneCheckpoints(keeping current: String) throws {
