@@ -98,12 +98,14 @@ struct ExportCommand: ParsableCommand {
         do { try ModelDirectory.export(exported, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
             throw CLIError("\(e)")
         }
-        if let head {   // the head's task spec, where a single-task directory keeps it
-            for (from, to) in zip(multiTaskSpecFileNames(head: head), taskSpecFileNames) {
-                let source = URL(fileURLWithPath: model).appendingPathComponent(from).path
-                guard let data = FileManager.default.contents(atPath: source) else { continue }
-                try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(to).path)
-            }
+        // The task spec goes along (transformers ignores it; Graft's commands window and decode by
+        // it): a single-task model's own, or the exported head's, where a single-task directory keeps it.
+        let specs = head.map { zip(multiTaskSpecFileNames(head: $0), taskSpecFileNames).map { ($0, $1) } }
+            ?? taskSpecFileNames.map { ($0, $0) }
+        for (from, to) in specs where URL(fileURLWithPath: model).standardized != URL(fileURLWithPath: out).standardized {
+            let source = URL(fileURLWithPath: model).appendingPathComponent(from).path
+            guard let data = FileManager.default.contents(atPath: source) else { continue }
+            try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(to).path)
         }
         print("exported \(describe(exported.config, parameters: exported.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
     }

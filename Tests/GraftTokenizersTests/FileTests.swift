@@ -98,7 +98,7 @@ import Testing
         // tokenizer.json: no vocab (blamed, not the added tokens' ids); a bad per-word limit; an
         // unk_token missing from the vocab; padding longer than 65,536.
         func loadError(_ json: String) -> String {
-            FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
             do { _ = try Tokenizer.load(from: path); return "accepted" } catch { return "\(error)" }
         }
         #expect(loadError(#"{"added_tokens": [{"id": 3, "content": "[UNK]"}], "model": {"type": "WordPiece"}}"#).contains("lacks a \"vocab\""))
