@@ -10,6 +10,36 @@ func openModel(_ dir: String, as architecture: String? = nil) throws -> ModelDir
     do { return try ModelDirectory.open(dir, as: architecture) } catch let e as ModelError { throw CLIError("\(e)") }
 }
 
+/// Writes a model directory to `out` through `write`, which fills a fresh temporary directory
+/// beside it: only when that succeeded are the files an earlier model left in `out` removed
+/// (Graft's and transformers' model files and task specs, unless `out` is `source` itself) and
+/// the new files moved in. So a refused export leaves `out` as it was, and no earlier model's
+/// file stays beside the new one (a GPT export's vocab.json beside a BERT's vocab.txt, an old
+/// graft-task.toml beside a model of another task). Other files in `out` are kept.
+func writeModelDirectory(_ out: String, source: String, _ write: (String) throws -> Void) throws {
+    let fm = FileManager.default
+    let url = URL(fileURLWithPath: out).standardized
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    try? fm.removeItem(atPath: tmp)
+    defer { try? fm.removeItem(atPath: tmp) }
+    try write(tmp)
+    func fail(_ what: String, _ error: any Error) -> CLIError { CLIError("\(out): cannot \(what): \((error as NSError).localizedDescription)") }
+    do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch { throw fail("create the directory", error) }
+    if url != URL(fileURLWithPath: source).standardized, let names = try? fm.contentsOfDirectory(atPath: out) {
+        let modelFiles: Set<String> = [ModelDirectory.configFile, ModelDirectory.weightsFile, ModelDirectory.tokenizerFile, "vocab.txt",
+                                       "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"]
+        for name in names where modelFiles.contains(name) || name.hasPrefix("graft-task") {
+            do { try fm.removeItem(atPath: url.appendingPathComponent(name).path) } catch { throw fail("replace the earlier model's \(name)", error) }
+        }
+    }
+    for name in try fm.contentsOfDirectory(atPath: tmp) {
+        guard rename(URL(fileURLWithPath: tmp).appendingPathComponent(name).path, url.appendingPathComponent(name).path) == 0 else {
+            throw CLIError("\(out)/\(name): cannot move into place: \(String(cString: strerror(errno)))")
+        }
+    }
+    try AtomicFile.syncDirectory(url.path)
+}
+
 func describe(_ c: ModelConfig, parameters: Int) -> String {
     let millions = String(format: "%.1fM", Double(parameters) / 1e6)
     return "\(c.kind.rawValue): \(c.layers) layers, hidden \(c.hidden), \(c.heads) heads, FFN \(c.ffn), vocabulary \(c.vocabSize), \(c.maxPositions) positions, \(millions) parameters"
@@ -55,7 +85,9 @@ struct ImportCommand: ParsableCommand {
             let names = loaded.initialized.prefix(6).joined(separator: ", ") + (loaded.initialized.count > 6 ? ", …" : "")
             throw CLIError("\(source): the checkpoint lacks \(loaded.initialized.count) parameters of its \(loaded.architecture.name) (\(names)); import the encoder alone with --as BertModel (or name the class to build with fresh weights with --as)")
         }
-        do { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
+        do {
+            try writeModelDirectory(out, source: source) { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: $0) }
+        } catch let e as ModelError {
             throw CLIError("\(e)")
         }
         print("imported \(loaded.architecture.name) \(describe(loaded.model.config, parameters: loaded.model.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
@@ -95,7 +127,9 @@ struct ExportCommand: ParsableCommand {
             }
             do { exported = try multi.extractHead(named: head) } catch let e as ModelError { throw CLIError("\(model): \(e)") }
         }
-        do { try ModelDirectory.export(exported, tokenizer: loaded.tokenizer, to: out) } catch let e as ModelError {
+        do {
+            try writeModelDirectory(out, source: model) { try ModelDirectory.export(exported, tokenizer: loaded.tokenizer, to: $0) }
+        } catch let e as ModelError {
             throw CLIError("\(e)")
         }
         // The task spec goes along (transformers ignores it; Graft's commands window and decode by

@@ -47,7 +47,7 @@ struct SurgeryCommand: ParsableCommand {
             // Heads first (numbered as in MODEL), then layers.
             let pruned = try dropHeads.map { try ModelSurgery.droppingHeads(try ModelSurgery.parseHeads($0), of: loaded.model) } ?? loaded.model
             cut = layers.count == count ? pruned : try ModelSurgery.keepingLayers(layers, of: pruned)
-            try ModelDirectory.save(cut, tokenizer: loaded.tokenizer, to: out)
+            try writeModelDirectory(out, source: model) { try ModelDirectory.save(cut, tokenizer: loaded.tokenizer, to: $0) }
         } catch let e as ModelError { throw CLIError("\(model): \(e)") }
         // The task specs go along: a single-task model's, and each head's of a multi-task one.
         let heads = (loaded.model as? BertMultiTaskModel)?.heads.map(\.head.name) ?? []
