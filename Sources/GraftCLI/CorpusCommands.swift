@@ -160,10 +160,15 @@ struct CorpusSplit: ParsableCommand {
     @Option(help: "Fraction in test (default: the rest).")
     var test: Double?
 
+    func validate() throws {
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--name must not be empty") }
+    }
+
     func run() throws {
         let store = try database.openExisting()
         if train != nil || dev != nil || test != nil {
-            let tr = train ?? 0.8, dv = dev ?? 0.1
+            // dev defaults to 0.1, or what train leaves when that is less (--train 1: all in train).
+            let tr = train ?? 0.8, dv = dev ?? min(0.1, max(0, 1 - tr))
             try store.defineSplit(name: name, train: tr, dev: dv, test: test ?? max(0, 1 - tr - dv))
         }
         let scheme = try store.splitScheme(named: name)

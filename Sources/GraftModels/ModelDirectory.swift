@@ -191,6 +191,9 @@ public enum ModelDirectory {
         let entry = try ModelRegistry.architecture(named: architecture ?? architectureName(json, config: config, file: configPath),
                                                    file: configPath)
         guard entry.family == config.kind else {
+            if architecture != nil {   // the caller needs this class: say what the directory holds
+                throw ModelError.badConfig(file: configPath, problem: "\(dir) holds a \(config.kind.rawValue) model; this needs a \(entry.family.rawValue) one (\(entry.name))")
+            }
             throw ModelError.badConfig(file: configPath, problem: "architecture \(entry.name) is a \(entry.family.rawValue) model, the configuration describes \(config.kind.rawValue)")
         }
         let weightsPath = path(dir, weightsFile)

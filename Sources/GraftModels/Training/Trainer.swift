@@ -401,7 +401,18 @@ public final class Trainer<Objective: TrainingObjective> {
             throw ModelError.invalidArgument("\(stateURL.path) is not a \(objective.name) training state")
         }
         guard saved.resumable == options.resumable, meta["trainer.objective_settings"] == objective.settings else {
-            throw ModelError.invalidArgument("\(stateURL.path) was written with other training settings; resume with the same ones (only the steps or epochs and the eval/checkpoint intervals may change)")
+            // Name what differs: the optimization options by field, else the objective's settings.
+            func fields(_ o: OptimizationOptions) -> [String: String] {
+                guard let data = try? JSONEncoder().encode(o),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+                return object.mapValues { "\($0)" }
+            }
+            let was = fields(saved.resumable), now = fields(options.resumable)
+            let changed = Set(was.keys).union(now.keys).filter { was[$0] != now[$0] }.sorted()
+                .map { "\($0) \(was[$0] ?? "-") -> \(now[$0] ?? "-")" }
+            let what = changed.isEmpty ? "the objective's settings (\(meta["trainer.objective_settings"] ?? "-") -> \(objective.settings))"
+                                       : changed.joined(separator: ", ")
+            throw ModelError.invalidArgument("\(stateURL.path) was written with other training settings (\(what)); resume with the same ones (only the steps or epochs and the eval/checkpoint intervals may change)")
         }
         func corrupt(_ key: String, _ problem: String) -> ModelError {
             .badWeights(file: stateURL.path, problem: "\(key) \(meta[key].map { JSONValue.quoted($0) } ?? "(absent)") \(problem)")
