@@ -975,6 +975,9 @@ struct LogitsCommand: ParsableCommand {
         try Engine.withThreads(Engine.defaultThreads) {
             let loaded = try openModel(model)
             guard let head = loaded.model as? any PretrainedModel & TaskHeadModel else {
+                if let multi = loaded.model as? BertMultiTaskModel {
+                    throw CLIError("\(model) is a multi-task model (heads \(multi.heads.map(\.head.name).joined(separator: ", "))); export one head with graft export --model \(model) --head NAME --out DIR, then run logits on DIR")
+                }
                 throw CLIError("\(model) holds a \(loaded.architecture.name), which has no task head")
             }
             var tokenizer = loaded.tokenizer
