@@ -133,7 +133,8 @@ struct OptimizationOptionGroup: ParsableArguments {
             throw ValidationError("--batch-size must lie in 1...\(OptimizationOptions.maxBatchSize), --accumulation in 1...65536, --steps in 1...1000000000")
         }
         if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must lie in 1...100000") }
-        guard learningRate >= 1e-12 && learningRate <= 10 else { throw ValidationError("--lr must lie in 1e-12...10") }
+        let rates = OptimizationOptions.learningRates
+        guard rates.contains(learningRate) else { throw ValidationError("--lr must lie in \(rates.lowerBound)...\(rates.upperBound)") }
         guard warmupSteps >= 0, weightDecay >= 0, clipNorm >= 0, evalEvery >= 0, evalBatches >= 0, checkpointEvery >= 0,
               keepCheckpoints >= 0 else {
             throw ValidationError("--warmup-steps, --weight-decay, --clip-norm and the eval/checkpoint options must not be negative")

@@ -25,10 +25,16 @@ struct CorpusDatabaseOption: ParsableArguments {
 
     /// An existing database: reading commands do not create an empty one for a mistyped path.
     func openExisting() throws -> CorpusStore {
-        guard FileManager.default.fileExists(atPath: db) else {
-            throw CLIError("\(db): no such corpus database (graft corpus add FILE --db \(db) creates one)")
-        }
+        try requireCorpusDatabase(db)
         return try CorpusStore(path: db)
+    }
+}
+
+/// Throws unless a corpus database exists at `path` (opening one creates it: a command that
+/// reads a corpus must not make an empty one for a mistyped path).
+func requireCorpusDatabase(_ path: String) throws {
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw CLIError("\(path): no such corpus database (graft corpus add FILE --db \(path) creates one)")
     }
 }
 

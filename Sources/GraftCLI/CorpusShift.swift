@@ -87,7 +87,7 @@ struct CorpusShiftCommand: ParsableCommand {
                 guard let p = SplitPart(rawValue: parts[1]) else { throw CLIError("\(spec): the split part must be train, dev or test") }
                 part = p
             }
-            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such corpus database") }
+            try requireCorpusDatabase(path)
             let store = try CorpusStore(path: path)
             var out: [String] = []
             var it = store.documents(DocumentFilter(part: part)).makeIterator()

@@ -21,7 +21,7 @@ struct CorpusTokenize: ParsableCommand {
 
     func run() throws {
         let tok = try loadTokenizer(tokenizer)
-        _ = try database.openExisting()   // a mistyped --db is an error, not a new empty database
+        try requireCorpusDatabase(database.db)
         let fingerprint = tokenizerFingerprint(tok)
         let report = try tokenizeCorpus(dbPath: database.db, tokenizer: tok, fingerprint: fingerprint, showProgress: !json)
         if json {

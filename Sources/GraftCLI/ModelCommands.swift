@@ -40,6 +40,16 @@ func writeModelDirectory(_ out: String, source: String, _ write: (String) throws
     try AtomicFile.syncDirectory(url.path)
 }
 
+/// Copies task spec files from the model directory `model` into `out` (each `from` name there
+/// written as `to`, atomically), skipping those it lacks; nothing when `out` is `model` itself.
+func copyTaskSpecs(_ names: [(from: String, to: String)], from model: String, to out: String) throws {
+    guard URL(fileURLWithPath: model).standardized != URL(fileURLWithPath: out).standardized else { return }
+    for (from, to) in names {
+        guard let data = FileManager.default.contents(atPath: URL(fileURLWithPath: model).appendingPathComponent(from).path) else { continue }
+        try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(to).path)
+    }
+}
+
 func describe(_ c: ModelConfig, parameters: Int) -> String {
     let millions = String(format: "%.1fM", Double(parameters) / 1e6)
     return "\(c.kind.rawValue): \(c.layers) layers, hidden \(c.hidden), \(c.heads) heads, FFN \(c.ffn), vocabulary \(c.vocabSize), \(c.maxPositions) positions, \(millions) parameters"
@@ -82,8 +92,7 @@ struct ImportCommand: ParsableCommand {
         // Saved, fresh weights would pass for trained ones: a model whose own checkpoint lacks some
         // is imported only when --as asks for that class (e.g. a fresh masked-LM head).
         if architecture == nil && !loaded.initialized.isEmpty {
-            let names = loaded.initialized.prefix(6).joined(separator: ", ") + (loaded.initialized.count > 6 ? ", …" : "")
-            throw CLIError("\(source): the checkpoint lacks \(loaded.initialized.count) parameters of its \(loaded.architecture.name) (\(names)); import the encoder alone with --as BertModel (or name the class to build with fresh weights with --as)")
+            throw CLIError("\(source): the checkpoint lacks \(loaded.initialized.count) parameters of its \(loaded.architecture.name) (\(loaded.initializedSummary)); import the encoder alone with --as BertModel (or name the class to build with fresh weights with --as)")
         }
         do {
             try writeModelDirectory(out, source: source) { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: $0) }
@@ -134,13 +143,9 @@ struct ExportCommand: ParsableCommand {
         }
         // The task spec goes along (transformers ignores it; Graft's commands window and decode by
         // it): a single-task model's own, or the exported head's, where a single-task directory keeps it.
-        let specs = head.map { zip(multiTaskSpecFileNames(head: $0), taskSpecFileNames).map { ($0, $1) } }
-            ?? taskSpecFileNames.map { ($0, $0) }
-        for (from, to) in specs where URL(fileURLWithPath: model).standardized != URL(fileURLWithPath: out).standardized {
-            let source = URL(fileURLWithPath: model).appendingPathComponent(from).path
-            guard let data = FileManager.default.contents(atPath: source) else { continue }
-            try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(to).path)
-        }
+        let specs = head.map { zip(multiTaskSpecFileNames(head: $0), taskSpecFileNames).map { (from: $0, to: $1) } }
+            ?? taskSpecFileNames.map { (from: $0, to: $0) }
+        try copyTaskSpecs(specs, from: model, to: out)
         print("exported \(describe(exported.config, parameters: exported.store.parameters.reduce(0) { $0 + $1.count })) -> \(out)")
     }
 }

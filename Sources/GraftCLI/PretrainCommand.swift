@@ -123,9 +123,7 @@ struct PretrainCommand: ParsableCommand {
         let dataParallel = try Ranks.dataParallel()
         // OptimizationOptions.accumulation counts the micro-batches of an update over all ranks.
         let opts: OptimizationOptions = { var o = optimization.options; o.accumulation *= dataParallel.size; return o }()
-        guard FileManager.default.fileExists(atPath: db) else {
-            throw CLIError("\(db): no such corpus database (graft corpus add FILE --db \(db) creates one)")
-        }
+        try requireCorpusDatabase(db)
         let store = try CorpusStore(path: db)
         if dataParallel.isLeader, (try? store.tokenCacheStats(fingerprint: fingerprint))?.documents ?? 0 < (try store.documentCount()) {
             _ = try tokenizeCorpus(dbPath: db, tokenizer: tok, fingerprint: fingerprint)

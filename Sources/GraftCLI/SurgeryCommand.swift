@@ -51,11 +51,7 @@ struct SurgeryCommand: ParsableCommand {
         } catch let e as ModelError { throw CLIError("\(model): \(e)") }
         // The task specs go along: a single-task model's, and each head's of a multi-task one.
         let heads = (loaded.model as? BertMultiTaskModel)?.heads.map(\.head.name) ?? []
-        for name in taskSpecFileNames + heads.flatMap(multiTaskSpecFileNames(head:)) {
-            let source = URL(fileURLWithPath: model).appendingPathComponent(name).path
-            guard let data = FileManager.default.contents(atPath: source) else { continue }
-            try AtomicFile.write([UInt8](data), to: URL(fileURLWithPath: out).appendingPathComponent(name).path)
-        }
+        try copyTaskSpecs((taskSpecFileNames + heads.flatMap(multiTaskSpecFileNames(head:))).map { (from: $0, to: $0) }, from: model, to: out)
         let parameters = cut.store.parameters.reduce(0) { $0 + $1.count }
         if json {
             print(JSONValue.object([("model", .string(out)), ("architecture", .string(loaded.architecture.name)),

@@ -116,8 +116,10 @@ struct FinetuneCommand: ParsableCommand {
         if let batchSize, !(1...TrainingOptions.maxBatchSize).contains(batchSize) {
             throw ValidationError("--batch-size must lie in 1...\(TrainingOptions.maxBatchSize) (windows per batch)")
         }
-        if let learningRate, !(learningRate >= 1e-12 && learningRate <= 10) { throw ValidationError("--lr must lie in 1e-12...10") }
-        if let headLearningRate, !(headLearningRate >= 1e-12 && headLearningRate <= 10) { throw ValidationError("--head-lr must lie in 1e-12...10") }
+        let rates = OptimizationOptions.learningRates
+        for (rate, name) in [(learningRate, "--lr"), (headLearningRate, "--head-lr")] {
+            if let rate, !rates.contains(rate) { throw ValidationError("\(name) must lie in \(rates.lowerBound)...\(rates.upperBound)") }
+        }
         guard !tasks.isEmpty else { throw ValidationError("--task SPEC is required") }
         if tasks.count > 1 {
             for (given, name) in [(train != nil, "--train"), (dev != nil, "--dev"), (pooling != nil, "--pooling"), (adapt != nil, "--adapt"),

@@ -63,7 +63,7 @@ struct Parser {
         var base = 0
         if bytes.starts(with: Self.bom) { bytes.removeFirst(3); base = 3 }
         let all = bytes
-        let text = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: { lineNumber(in: all, at: $0) })
+        let text = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: LineIndex(all).line(at:))
         sink.bytesRead = bytes.count
         if Self.isBlank(text) { return }
         try sink.emit(ImportRecord(text: text, line: 1))
@@ -395,7 +395,8 @@ struct Parser {
         var base = 0
         if bytes.starts(with: Self.bom) { bytes.removeFirst(3); base = 3 }
         let all = bytes
-        _ = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: { lineNumber(in: all, at: $0) })
+        let lines = LineIndex(all)
+        _ = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: lines.line(at:))
         sink.bytesRead = bytes.count
         let root: Any
         do {
@@ -406,9 +407,7 @@ struct Parser {
         }
         // Line of an occurrence of a JSON string (for errors about one question): searched from
         // the last one found onwards, then from the start (questions come in file order, so a
-        // file with a bad answer in every question is scanned about once, not once per question),
-        // the line found by binary search over the newlines' offsets.
-        var newlines: [Int]?
+        // file with a bad answer in every question is scanned about once, not once per question).
         var cursor = 0
         func lineOf(_ string: String) -> Int {
             let needle = Array(Array(JSONValue.quoted(string).utf8).dropFirst().dropLast())
@@ -424,10 +423,7 @@ struct Parser {
             }
             guard let at = find(from: cursor, before: all.count) ?? find(from: 0, before: cursor) else { return 1 }
             cursor = at
-            if newlines == nil { newlines = all.indices.filter { all[$0] == 0x0A } }
-            var lo = 0, hi = newlines!.count   // the number of newlines before `at`
-            while lo < hi { let mid = (lo + hi) / 2; if newlines![mid] < at { lo = mid + 1 } else { hi = mid } }
-            return lo + 1
+            return lines.line(at: at)
         }
         guard let top = root as? [String: Any], let data = top["data"] as? [Any] else {
             throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "no \"data\" array")
@@ -445,9 +441,9 @@ struct Parser {
                 }
                 let contextScalars = Array(context.unicodeScalars)
                 var questions: [(id: String, question: String, answers: [(text: String, start: Int)])] = []
-                let where_ = "data[\(articleIndex)].paragraphs[\(paragraphIndex)]"
                 if let qas = paragraph["qas"], !(qas is [Any]) {
-                    try sink.bad(.malformedSQuAD(file: path, line: lineOf(String(context.prefix(40))), reason: "\(where_).qas is not an array"))
+                    try sink.bad(.malformedSQuAD(file: path, line: lineOf(String(context.prefix(40))),
+                                                 reason: "data[\(articleIndex)].paragraphs[\(paragraphIndex)].qas is not an array"))
                     continue
                 }
                 for qaAny in (paragraph["qas"] as? [Any]) ?? [] {

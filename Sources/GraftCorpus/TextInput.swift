@@ -48,16 +48,21 @@ func decodeUTF8(_ bytes: ArraySlice<UInt8>, file: String, baseOffset: Int, lineA
     throw CorpusError.invalidUTF8(file: file, line: lineAt(rel), byteOffset: baseOffset + rel)
 }
 
-/// 1-based line number of byte offset `offset` in `bytes`.
-func lineNumber(in bytes: [UInt8], at offset: Int) -> Int {
-    var line = 1
-    var i = 0
-    let end = min(offset, bytes.count)
-    while i < end {
-        if bytes[i] == 0x0A { line += 1 }
-        i += 1
+/// 1-based line numbers of byte offsets in a whole file's bytes: the newlines' offsets found on
+/// the first question, each answer then a binary search (a file with an error per record is
+/// not scanned once per error).
+final class LineIndex {
+    private let bytes: [UInt8]
+    private lazy var newlines: [Int] = bytes.indices.filter { bytes[$0] == 0x0A }
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The line holding byte `offset` (1 + the newlines before it).
+    func line(at offset: Int) -> Int {
+        var lo = 0, hi = newlines.count
+        while lo < hi { let mid = (lo + hi) / 2; if newlines[mid] < offset { lo = mid + 1 } else { hi = mid } }
+        return lo + 1
     }
-    return line
 }
 
 extension String {

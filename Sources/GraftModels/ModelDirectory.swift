@@ -28,6 +28,10 @@ public enum ModelDirectory {
         public let tokenizer: Tokenizer
         /// Parameters that the checkpoint lacked and that keep their fresh initialisation.
         public let initialized: [String]
+        /// ``initialized`` for a message: the first six names, then "…".
+        public var initializedSummary: String {
+            initialized.prefix(6).joined(separator: ", ") + (initialized.count > 6 ? ", …" : "")
+        }
         /// Checkpoint tensors that were not used (buffers, tied copies, the NSP head).
         public let ignored: [String]
         /// The registry entry the model was built from.

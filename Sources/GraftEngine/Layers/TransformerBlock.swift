@@ -131,6 +131,16 @@ public final class TransformerBlock {
     /// position selected twice gets both rows' gradients.
     public func forwardRows(_ x: Tensor, selecting selection: RowSelection, mask: Tensor? = nil,
                             training: Bool = false) throws -> Tensor {
+        let xr = try selectedRows(x, selection)
+        selected = (selection, x.shape[1])
+        let ctx = try attention.forward(q: query.forward(xr), k: key.forward(x), v: value.forward(x),
+                                        mask: mask, training: training)
+        return try finishForward(ctx, residual: xr, training: training)
+    }
+
+    /// The selected rows of `x` `[B, T, C]` as `[B, R, C]` (workspace `block.rows.x`), after
+    /// checking the shapes and that every selected position lies in `0..<T`.
+    private func selectedRows(_ x: Tensor, _ selection: RowSelection) throws -> Tensor {
         guard x.rank == 3, x.shape[2] == config.hidden else {
             throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
         }
@@ -142,10 +152,7 @@ public final class TransformerBlock {
         selection.rows.withUnsafeBufferPointer { rows in
             for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
         }
-        selected = (selection, t)
-        let ctx = try attention.forward(q: query.forward(xr), k: key.forward(x), v: value.forward(x),
-                                        mask: mask, training: training)
-        return try finishForward(ctx, residual: xr, training: training)
+        return xr
     }
 
     /// Everything after attention: `ctx` and the residual `x`, both `[B, R, C]` -> `[B, R, C]`.
@@ -190,17 +197,8 @@ public final class TransformerBlock {
     /// ``forwardRows(_:selecting:mask:training:)`` without dropout, kept as ``infer(_:mask:)``
     /// keeps its own.
     public func inferRows(_ x: Tensor, selecting selection: RowSelection, mask: Tensor? = nil) throws -> Tensor {
-        guard x.rank == 3, x.shape[2] == config.hidden else {
-            throw EngineError.shapeMismatch("TransformerBlock expects [B, T, \(config.hidden)], got \(x.shape)")
-        }
+        let xr = try selectedRows(x, selection)
         let ws = workspace, b = x.shape[0], t = x.shape[1], c = config.hidden, r = selection.perItem, w = config.attentionWidth
-        guard selection.rows.count == b * r, selection.rows.allSatisfy({ $0 >= 0 && Int($0) < t }) else {
-            throw EngineError.invalidArgument("TransformerBlock: row selection of \(selection.rows.count) rows (\(r) per item) for [B, T] = [\(b), \(t)]")
-        }
-        let xr = ws.tensor("block.rows.x", [b, r, c])
-        selection.rows.withUnsafeBufferPointer { rows in
-            for i in 0..<b * r { (xr.data + i * c).update(from: x.data + ((i / r) * t + Int(rows[i])) * c, count: c) }
-        }
         let q = try query.infer(xr, into: ws.tensor("block.c3", [b, r, w]))
         let k = try key.infer(x, into: ws.tensor("block.c4", [b, t, w]))
         let v = try value.infer(x, into: ws.tensor("block.c5", [b, t, w]))

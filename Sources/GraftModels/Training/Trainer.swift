@@ -9,6 +9,8 @@ public struct OptimizationOptions: Codable, Sendable, Equatable {
     /// The largest micro-batch the commands accept (examples; a batch cycles through the
     /// training data, so a larger one is memory, not data).
     public static let maxBatchSize = 4096
+    /// The learning rates the commands accept (the range a task spec's `train.lr` has).
+    public static let learningRates: ClosedRange<Float> = 1e-12...10
     /// Examples per micro-batch.
     public var batchSize = 32
     /// Optimizer updates (when ``epochs`` is nil).
@@ -295,16 +297,15 @@ public final class Trainer<Objective: TrainingObjective> {
             // A non-finite gradient would make every parameter NaN: stop before the update, so the
             // parameters (and the last checkpoint) stay those of the last good update. The norm is
             // of the summed gradients, the same on every rank; the loss is checked in one process.
-            let meanLoss = lossSum / Float(options.accumulation)
-            if !norm.isFinite || (!meanLoss.isFinite && dataParallel.size == 1) {
-                throw ModelError.diverged(step: optimizer.stepCount + 1, detail: "loss \(meanLoss), gradient norm \(norm); the parameters of the last update are kept (a lower learning rate may help)")
+            let loss = lossSum / Float(options.accumulation)
+            if !norm.isFinite || (!loss.isFinite && dataParallel.size == 1) {
+                throw ModelError.diverged(step: optimizer.stepCount + 1, detail: "loss \(loss), gradient norm \(norm); the parameters of the last update are kept (a lower learning rate may help)")
             }
             let lr = schedule.lr(at: optimizer.stepCount)
             // Clipping scales the gradients as the optimizer reads them (no pass rewriting them).
             let scale = options.clipNorm > 0 ? clipFactor(norm: norm, maxNorm: options.clipNorm) : 1
             try Profiler.region("optimizer step") { try optimizer.step(store, lr: lr, gradientScale: scale) }
             tokensSeen += tokens
-            let loss = lossSum / Float(options.accumulation)
             lastLoss = loss
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let step = optimizer.stepCount

@@ -190,9 +190,6 @@ public enum SquadReader {
                             throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
                         }
                         let answer = AnswerSpan(text: a.text, start: a.answer_start)
-                        guard answer.start < answer.end else {
-                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
-                        }
                         guard context[answer.start..<answer.end].elementsEqual(a.text.unicodeScalars) else {
                             throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" does not match the context at \(a.answer_start) (found \"\(scalarSlice(paragraph.context, answer.start..<answer.end))\")")
                         }

@@ -459,8 +459,7 @@ public struct TaskModel {
         let loaded = try ModelDirectory.open(directory)
         // Fine-tuning starts a head from nothing; a model that predicts must have all its weights.
         guard loaded.initialized.isEmpty else {
-            let names = loaded.initialized.prefix(6).joined(separator: ", ") + (loaded.initialized.count > 6 ? ", …" : "")
-            throw TaskError.invalidArgument("\(directory): the weights file lacks \(loaded.initialized.count) of the model's parameters (\(names)); a model that predicts needs every weight trained (fine-tune it with graft finetune --model \(directory))")
+            throw TaskError.invalidArgument("\(directory): the weights file lacks \(loaded.initialized.count) of the model's parameters (\(loaded.initializedSummary)); a model that predicts needs every weight trained (fine-tune it with graft finetune --model \(directory))")
         }
         var specNames = taskSpecFileNames
         var headModel = loaded.model as? any PretrainedModel & TaskHeadModel
