@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftSupport
 import GraftCorpus
 import GraftEngine
 import GraftModels

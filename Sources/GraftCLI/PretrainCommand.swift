@@ -153,6 +153,7 @@ struct PretrainCommand: ParsableCommand {
             guard n > 0 else { throw CLIError("\(db): the train split holds no block of \(blockLength) tokens to train on") }
             blocksPerEpoch = n
         }
+        let trainDigest = try store.documentsDigest(fingerprint: fingerprint, filter: DocumentFilter(part: .train))
         let devBlocks = Array(try store.packedBlocks(fingerprint: fingerprint, blockLength: blockLength, separator: sep,
                                                       filter: DocumentFilter(part: .dev))
             .prefix(opts.evalBatches > 0 ? opts.evalBatches * opts.batchSize : Int.max))
@@ -192,11 +193,11 @@ struct PretrainCommand: ParsableCommand {
             case .bert:
                 try train(try MaskedLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
                                                 trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile,
-                                                blocksPerEpoch: blocksPerEpoch))
+                                                blocksPerEpoch: blocksPerEpoch, trainDigest: trainDigest))
             case .gpt:
                 try train(try CausalLMObjective(model: model, tokenizer: tok, options: lm, seed: opts.seed,
                                                 trainBlocks: trainBlocks, devBlocks: devBlocks, tokenizerFile: start.tokenizerFile,
-                                                blocksPerEpoch: blocksPerEpoch))
+                                                blocksPerEpoch: blocksPerEpoch, trainDigest: trainDigest))
             }
         } catch let e as ModelError { throw CLIError("\(e)") }
     }

@@ -189,6 +189,31 @@ extension CorpusStore {
         }
     }
 
+    /// A digest of the documents `filter` selects that the token cache of `fingerprint` holds:
+    /// SHA-256 over the fingerprint, then each document's id and text hash in id order. The
+    /// blocks ``packedBlocks(fingerprint:blockLength:separator:filter:shuffleSeed:dropRemainder:pageSize:)``
+    /// makes of them depend on nothing else but its arguments, so a pretraining run saves it to
+    /// know, when resumed, that it reads the same data (a document added, removed or moved to
+    /// another split changes it, and so does another tokenizer).
+    public func documentsDigest(fingerprint: String, filter: DocumentFilter = .all) throws -> String {
+        try read { db in
+            let c = try filter.condition(db)
+            var sha = SHA256()
+            sha.update(Array(fingerprint.utf8))
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT d.id, d.hash FROM document d JOIN token_cache t ON t.documentId = d.id AND t.tokenizer = ?
+                WHERE \(c.sql) ORDER BY d.id
+                """, arguments: [fingerprint] + c.arguments)
+            while let row = try rows.next() {
+                var id = (row[0] as Int64).littleEndian
+                withUnsafeBytes(of: &id) { sha.update(buffer: $0) }
+                let hash: Data = row[1]
+                sha.update(hash)
+            }
+            return SHA256.hex(sha.finalize())
+        }
+    }
+
     /// Fixed-length blocks of token ids for language-model pretraining, read from the token
     /// cache of `fingerprint`.
     ///

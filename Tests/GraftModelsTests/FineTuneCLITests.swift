@@ -87,6 +87,28 @@ struct FineTuneCLITests {
         #expect(r.0 != 0 && r.2.contains("--patience"), "\(r.2)")
     }
 
+    /// --resume refuses a checkpoint written for other data (an edited dev file here: best/
+    /// would be chosen on another dev set; an edited training file would resume at the saved
+    /// position in other examples), naming what changed; on the same data it resumes.
+    @Test func resumeRefusesOtherData() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try TaskCLITests.baseModel(in: dir)
+        let (spec, dev) = try Self.sentimentSpec(in: dir, epochs: 1)
+        let out = dir.appendingPathComponent("run").path, db = dir.appendingPathComponent("g.sqlite").path
+        let args = ["finetune", "--task", spec, "--model", base, "--out", out, "--db", db, "--threads", "1", "--json"]
+        var r = try runGraft(args)
+        #expect(r.0 == 0, "\(r.2)")
+        let original = try String(contentsOfFile: dev, encoding: .utf8)
+        try (original + "pos\ta green hill .\n").write(toFile: dev, atomically: true, encoding: .utf8)
+        r = try runGraft(args + ["--epochs", "2", "--resume"])
+        #expect(r.0 != 0 && r.2.contains("other training data") && r.2.contains("trainer.data"), "\(r.2)")
+        try original.write(toFile: dev, atomically: true, encoding: .utf8)
+        r = try runGraft(args + ["--epochs", "2", "--resume"])
+        #expect(r.0 == 0, "\(r.2)")
+        #expect(try Self.lastJSON(r.1)["steps"] as? Int == 8, "\(r.1)")
+    }
+
     /// --pooling mean builds the classifier without a pooler, records it in config.json
     /// (graft_pooling), evaluate and logits use it, and export refuses the model clearly.
     @Test func meanPoolingIsKeptAndExportRefusesIt() throws {

@@ -86,6 +86,26 @@ struct PretrainCLITests {
         #expect(identical, "resumed weights differ from the uninterrupted run")
     }
 
+    /// --resume refuses a checkpoint written for other data: documents added to the corpus
+    /// after it (the train split's documents differ), naming what changed.
+    @Test func resumeRefusesAChangedCorpus() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (db, tok) = try Self.corpus(in: dir, lines: 120)
+        let out = dir.appendingPathComponent("o").path
+        var arguments = Self.pretrainArguments(db: db, tokenizer: tok, out: out)
+        arguments[arguments.firstIndex(of: "--steps")! + 1] = "2"
+        var r = try runGraft(arguments)
+        #expect(r.0 == 0, "\(r.2)")
+        let more = dir.appendingPathComponent("more.txt")
+        try (0..<40).map { "A new line about the harbour, number \($0)." }.joined(separator: "\n").write(to: more, atomically: true, encoding: .utf8)
+        r = try runGraft(["corpus", "add", more.path, "--format", "lines", "--db", db])
+        #expect(r.0 == 0, "\(r.2)")
+        arguments[arguments.firstIndex(of: "--steps")! + 1] = "3"
+        r = try runGraft(arguments + ["--resume"])
+        #expect(r.0 != 0 && r.2.contains("other training data"), "\(r.2)")
+    }
+
     @Test func profileSaysWhereTheUpdatesTimeWent() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -35,11 +35,15 @@ public struct LanguageModelingSetup {
     public var tokenizerFile: [UInt8]?
     /// Training blocks in an epoch, when counted (what `--epochs` needs); nil: unknown.
     public var blocksPerEpoch: Int?
+    /// What the training blocks are made from, as the caller knows it (`graft pretrain`: the
+    /// corpus store's digest of the train split's documents and token cache); part of the
+    /// objective's ``TrainingObjective/dataDigest`` with the dev blocks. Empty: the dev blocks only.
+    public var trainDigest: String
 
     /// Checks the model family and the sequence length.
     init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
          trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-         tokenizerFile: [UInt8]?, blocksPerEpoch: Int?, kind: ModelKind, objective: String, minimumLength: Int) throws {
+         tokenizerFile: [UInt8]?, blocksPerEpoch: Int?, trainDigest: String, kind: ModelKind, objective: String, minimumLength: Int) throws {
         guard model.config.kind == kind else {
             throw ModelError.invalidArgument("\(objective) pretraining needs a \(kind.rawValue) model, not \(model.config.kind.rawValue)")
         }
@@ -52,7 +56,16 @@ public struct LanguageModelingSetup {
         self.model = model; self.tokenizer = tokenizer; self.options = options; self.seed = seed
         self.trainBlocks = trainBlocks; self.devBlocks = devBlocks; self.tokenizerFile = tokenizerFile
         self.blocksPerEpoch = blocksPerEpoch
+        self.trainDigest = trainDigest
+        var digest = DataDigest()
+        digest.add(trainDigest)
+        digest.add(devBlocks.count)
+        for block in devBlocks { digest.add(block) }
+        dataDigest = digest.hex
     }
+
+    /// The training data's digest (``trainDigest``) and the dev blocks', combined.
+    public let dataDigest: String
 }
 
 /// What the two language-modelling objectives share: packed token blocks as examples, a
@@ -73,6 +86,7 @@ extension LanguageModelingObjective {
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }
     public var examplesPerEpoch: Int? { setup.blocksPerEpoch }
+    public var dataDigest: String { setup.dataDigest }
     /// Dev loss (mean cross-entropy over predicted positions), lower is better.
     public var mainMetric: MainMetric { MainMetric("loss", higherIsBetter: false) }
     /// The options as JSON with sorted keys (the same text for the same options; the bytes
@@ -129,9 +143,9 @@ public final class MaskedLMObjective: LanguageModelingObjective {
     /// `seed` (normally ``OptimizationOptions/seed``) seeds the masking and the evaluation's fixed masking.
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil) throws {
+                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil, trainDigest: String = "") throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, kind: .bert, objective: "masked-LM", minimumLength: 3)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, trainDigest: trainDigest, kind: .bert, objective: "masked-LM", minimumLength: 3)
         masker = try MLMMasker(tokenizer: tokenizer, probability: options.maskProbability, wholeWord: options.wholeWordMask)
         guard let cls = tokenizer.id("[CLS]"), let sep = tokenizer.id("[SEP]") else {
             throw ModelError.invalidArgument("a BERT tokenizer needs [CLS] and [SEP]")
@@ -174,9 +188,9 @@ public final class CausalLMObjective: LanguageModelingObjective {
 
     public init(model: LanguageModel, tokenizer: Tokenizer, options: LanguageModelingOptions, seed: UInt64,
                 trainBlocks: @escaping (_ epoch: Int) throws -> ExampleStream<[Int32]>, devBlocks: [[Int32]],
-                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil) throws {
+                tokenizerFile: [UInt8]? = nil, blocksPerEpoch: Int? = nil, trainDigest: String = "") throws {
         setup = try LanguageModelingSetup(model: model, tokenizer: tokenizer, options: options, seed: seed, trainBlocks: trainBlocks,
-                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, kind: .gpt, objective: "causal-LM", minimumLength: 1)
+                                          devBlocks: devBlocks, tokenizerFile: tokenizerFile, blocksPerEpoch: blocksPerEpoch, trainDigest: trainDigest, kind: .gpt, objective: "causal-LM", minimumLength: 1)
     }
 
     public func makeBatch(_ blocks: [[Int32]], rng: inout RNG) -> LMBatch {

@@ -152,6 +152,10 @@ public final class Trainer<Objective: TrainingObjective> {
     /// The ranks sharing each update (``DataParallel``; one process by default).
     public let dataParallel: DataParallel
 
+    /// The objective's ``TrainingObjective/dataDigest``, taken once: saved with every checkpoint
+    /// as `trainer.data`, compared on resume.
+    let dataDigest: String
+
     /// `options.accumulation` counts the micro-batches of an update over all ranks of
     /// `dataParallel` (a multiple of its size: N ranks × the per-rank accumulation).
     public init(objective: Objective, options: OptimizationOptions, outputDirectory: String,
@@ -178,6 +182,7 @@ public final class Trainer<Objective: TrainingObjective> {
         }
         self.objective = objective
         self.options = options
+        dataDigest = objective.dataDigest
         self.outputDirectory = URL(fileURLWithPath: outputDirectory)
         optimizer = AdamW(objective.store, weightDecay: options.weightDecay, groups: { objective.parameterGroup(for: $0, epoch: 0) })
         schedule = LRSchedule(baseLR: options.learningRate, warmupSteps: options.warmupSteps, totalSteps: totalSteps,
@@ -376,6 +381,7 @@ public final class Trainer<Objective: TrainingObjective> {
             "trainer.evaluations_since_best": String(evaluationsSinceBest),
         ]
         if let best { meta["trainer.best"] = String(best.bitPattern) }
+        if !dataDigest.isEmpty { meta["trainer.data"] = dataDigest }
         for (k, v) in objective.checkpointState { meta["objective." + k] = v }
         return meta
     }
@@ -414,6 +420,11 @@ public final class Trainer<Objective: TrainingObjective> {
             let what = changed.isEmpty ? "the objective's settings (\(meta["trainer.objective_settings"] ?? "-") -> \(objective.settings))"
                                        : changed.joined(separator: ", ")
             throw ModelError.invalidArgument("\(stateURL.path) was written with other training settings (\(what)); resume with the same ones (only the steps or epochs and the eval/checkpoint intervals may change)")
+        }
+        // Other data would resume at the saved position in other examples (and choose best/ on
+        // another dev set): refused. A state written before the digest existed is not checked.
+        if let saved = meta["trainer.data"], !dataDigest.isEmpty, saved != dataDigest {
+            throw ModelError.invalidArgument("\(stateURL.path) was written for other training data (trainer.data \(saved.prefix(16)) -> \(dataDigest.prefix(16))): the training or dev examples changed since (a corpus split, an edited or other data file, another --limit-train); resume on the same data, or start a new run in another output directory")
         }
         func corrupt(_ key: String, _ problem: String) -> ModelError {
             .badWeights(file: stateURL.path, problem: "\(key) \(meta[key].map { JSONValue.quoted($0) } ?? "(absent)") \(problem)")

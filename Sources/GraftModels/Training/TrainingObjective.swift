@@ -1,4 +1,5 @@
 import GraftEngine
+import GraftSupport
 
 /// What a ``TrainingObjective`` reports for one batch.
 public struct TrainingLoss: Sendable {
@@ -96,6 +97,11 @@ public protocol TrainingObjective: AnyObject {
     /// when an update begins an epoch whose groups differ): an objective whose frozen layers
     /// change with the epoch stops its backward above them here.
     func parameterGroupsChanged(epoch: Int)
+    /// A digest of the data the objective trains and evaluates on (``DataDigest``): the trainer
+    /// saves it with every checkpoint and `--resume` refuses a checkpoint written for other data
+    /// (a changed corpus split, an edited training or dev file), which would otherwise resume at
+    /// a data position in other examples. Computed once per run. Empty: not checked.
+    var dataDigest: String { get }
     /// State to save with a checkpoint besides the weights and dropout generator (e.g. the masking generator).
     var checkpointState: [String: String] { get }
     /// Restores ``checkpointState``.
@@ -110,6 +116,7 @@ extension TrainingObjective {
     public func parameterGroup(for parameter: Parameter) -> ParameterGroup { .standard }
     public func parameterGroup(for parameter: Parameter, epoch: Int) -> ParameterGroup { parameterGroup(for: parameter) }
     public func parameterGroupsChanged(epoch: Int) {}
+    public var dataDigest: String { "" }
     public var checkpointState: [String: String] { [:] }
     public func restore(checkpointState: [String: String]) throws {}
 }
@@ -131,4 +138,41 @@ public struct ExampleStream<Element> {
 
     /// The next example, nil at the end of the epoch.
     public func next() throws -> Element? { try nextElement() }
+}
+
+/// SHA-256 over what a run's data consists of (token ids, labels, weights, texts), as hex: a
+/// ``TrainingObjective/dataDigest``. Each value is added with its length or width, so that
+/// `[1, 2] + [3]` and `[1] + [2, 3]` differ.
+public struct DataDigest {
+    private var sha = SHA256()
+
+    public init() {}
+
+    public mutating func add(_ value: Int) {
+        var v = Int64(value).littleEndian
+        withUnsafeBytes(of: &v) { sha.update(buffer: $0) }
+    }
+
+    public mutating func add(_ value: Float) { add(Int(value.bitPattern)) }
+
+    public mutating func add(_ values: [Int32]) {
+        add(values.count)
+        values.map(\.littleEndian).withUnsafeBytes { sha.update(buffer: $0) }
+    }
+
+    public mutating func add(_ values: [Int]) {
+        add(values.count)
+        for v in values { add(v) }
+    }
+
+    public mutating func add(_ text: String) {
+        add(text.utf8.count)
+        sha.update(Array(text.utf8))
+    }
+
+    /// The digest so far, as 64 hex digits.
+    public var hex: String {
+        var copy = sha
+        return SHA256.hex(copy.finalize())
+    }
 }

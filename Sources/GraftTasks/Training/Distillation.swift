@@ -70,6 +70,8 @@ public final class DistillationObjective<Plugin: TaskPlugin>: TrainingObjective 
     public var dropoutRNG: SharedRNG? { student.dropoutRNG }
     public var mainMetric: GraftModels.MainMetric { student.mainMetric }
     public var examplesPerEpoch: Int? { student.examplesPerEpoch }
+    /// The student's data (its labelled and unlabelled windows, its dev set).
+    public var dataDigest: String { student.dataDigest }
     public func examples(epoch: Int) throws -> ExampleStream<Int> { try student.examples(epoch: epoch) }
     public func trainingBatch(_ examples: [Int]) throws -> FeatureBatch { try student.trainingBatch(examples) }
     public func tokenCount(_ batch: FeatureBatch) -> Int { student.tokenCount(batch) }

@@ -112,6 +112,27 @@ public final class FineTuningObjective<Plugin: TaskPlugin>: TrainingObjective {
     /// The last training batch, for the adversary's step after the task's backward.
     private var pendingBatch: FeatureBatch?
 
+    /// Every training window as trained on (ids, type ids, target, weight) and every dev example
+    /// as read (its reflection: texts, labels, answers), digested (``DataDigest``).
+    public private(set) lazy var dataDigest: String = {
+        var digest = DataDigest()
+        digest.add(train.count)
+        for f in train {
+            digest.add(f.window.inputIds)
+            digest.add(f.window.typeIds)
+            switch f.target {
+            case nil: digest.add(0)
+            case .classID(let c)?: digest.add(1); digest.add(c)
+            case .tokenLabels(let labels)?: digest.add(2); digest.add(labels)
+            case .span(let s, let e)?: digest.add(3); digest.add(s); digest.add(e)
+            }
+            digest.add(f.weight ?? 1)
+        }
+        digest.add(dev.count)
+        for e in dev { digest.add(String(reflecting: e)) }
+        return digest.hex
+    }()
+
     /// - Parameters:
     ///   - specFile: the task spec the run follows, copied into every saved model directory.
     public convenience init(plugin: Plugin, model: any PretrainedModel & TaskHeadModel, tokenizer: Tokenizer,

@@ -67,6 +67,7 @@ protocol TaskFineTuning: AnyObject {
     var specCopy: (name: String, text: Data) { get }
     var mainMetric: GraftModels.MainMetric { get }
     var settings: String { get }
+    var dataDigest: String { get }
     func trainingBatch(_ examples: [Int]) throws -> FeatureBatch
     func loss(_ batch: FeatureBatch, training: Bool) throws -> TrainingLoss
     func backward(scale: Float) throws
@@ -181,6 +182,12 @@ public final class MultiTaskObjective: TrainingObjective {
     public var settings: String {
         "multitask sampling=\(sampling.text) batch=\(options.batchSize) seed=\(options.seed) tasks=[" +
             tasks.map(\.settings).joined(separator: " | ") + "]"
+    }
+    /// The tasks' data digests, in task order, digested together.
+    public var dataDigest: String {
+        var digest = DataDigest()
+        for t in tasks { digest.add(t.dataDigest) }
+        return digest.hex
     }
     public var store: ParameterStore { model.store }
     public var dropoutRNG: SharedRNG? { model.rng }

@@ -1,8 +1,8 @@
 /// A compact, dependency-free SHA-256 (FIPS 180-4).
 ///
 /// The corpus store hashes document texts (for de-duplication and hash-based splits) and
-/// whole input files (so re-importing a file is recognised). swift-crypto is not a
-/// dependency of Graft, so this small implementation is used instead.
+/// whole input files (so re-importing a file is recognised); the CLI fingerprints tokenizers;
+/// the trainer records a digest of the data a run trains on (``TrainingObjective/dataDigest``).
 public struct SHA256: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a,
