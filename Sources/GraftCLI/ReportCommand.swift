@@ -127,8 +127,10 @@ struct RunHistory {
         name = directory
         let path = (directory as NSString).appendingPathComponent(TrainingHistory.fileName)
         let lines: [JSONValue]
-        do { lines = try TrainingHistory.read(path) } catch let e as ModelError {
-            throw CLIError("\(directory): no training history to draw (\(e)); graft finetune and graft pretrain write one as they train")
+        do { lines = try TrainingHistory.read(path) } catch ModelError.missingFile {
+            throw CLIError("\(directory): no training history to draw (no \(TrainingHistory.fileName)); graft finetune and graft pretrain write one as they train")
+        } catch let e as ModelError {
+            throw CLIError("\(e)")
         }
         guard !lines.isEmpty else { throw CLIError("\(path): the history is empty (no update finished in this run)") }
         for (i, line) in lines.enumerated() {

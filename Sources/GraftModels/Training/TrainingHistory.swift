@@ -83,8 +83,8 @@ public final class TrainingHistory {
     public static func read(_ path: String) throws -> [JSONValue] {
         guard let data = FileManager.default.contents(atPath: path) else { throw ModelError.missingFile(path) }
         return try lines(of: [UInt8](data)).enumerated().map { i, line in
-            do { return try JSONValue.parse(line, path: path) } catch {
-                throw ModelError.badConfig(file: "\(path):\(i + 1)", problem: "not a JSON object: \(error)")
+            do { return try JSONValue.parse(line, path: path) } catch SupportError.malformedJSON(_, _, let reason) {
+                throw ModelError.badConfig(file: "\(path):\(i + 1)", problem: reason)
             }
         }
     }
