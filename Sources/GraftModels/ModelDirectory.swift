@@ -215,13 +215,20 @@ public enum ModelDirectory {
         let tokenizer = try loadTokenizer(dir, kind: config.kind)
         try checkTokenizer(tokenizer, fits: config, file: dir)
         let names = Set(file.names.map(entry.weights.stripped))
-        let model = try entry.build(.init(config: config, seed: seed, checkpointNames: names))
         if randomWeights {
+            let model = try entry.build(.init(config: config, seed: seed, checkpointNames: names))
             return Loaded(model: model, tokenizer: tokenizer, initialized: model.store.parameters.map(\.name), ignored: [],
                           architecture: entry)
         }
+        // Random initial values are drawn only for what the checkpoint does not hold (the values
+        // drawing them all would give), and for what it named but the load did not fill.
+        let loadedNames = names.union(names.compactMap { entry.weights.aliases[$0] })
+        let model = try ParameterStore.withInitialValues(comingFrom: loadedNames) {
+            try entry.build(.init(config: config, seed: seed, checkpointNames: names))
+        }
         let (initialized, ignored) = try loadWeights(file, into: model.store, mapping: entry.weights, architecture: entry.name,
                                                      path: weightsPath)
+        model.store.drawDeferredValues(of: Set(initialized))
         return Loaded(model: model, tokenizer: tokenizer, initialized: initialized, ignored: ignored, architecture: entry)
     }
 

@@ -69,7 +69,18 @@ public struct RNG: RandomNumberGenerator, Sendable, Equatable {
     /// Uniform integer in `0..<n` (n > 0).
     public mutating func int(below n: Int) -> Int { Int(next() % UInt64(n)) }
 
-    /// Standard normal (Box-Muller).
+    /// Moves past `count` calls of ``uniform()`` (one draw each) without computing them.
+    public mutating func skipUniforms(_ count: Int) {
+        for _ in 0..<max(0, count) { _ = next() }
+    }
+
+    /// Moves past `count` calls of ``normal()`` (two draws each) without computing them: a few
+    /// nanoseconds per value instead of a logarithm and a cosine.
+    public mutating func skipNormals(_ count: Int) {
+        for _ in 0..<max(0, count) * 2 { _ = next() }
+    }
+
+    /// Standard normal (Box-Muller), from two draws.
     public mutating func normal() -> Float {
         let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)

@@ -141,6 +141,52 @@ final class TestClassifier: PretrainedModel {
         #expect(scratch.initialized.count == scratch.model.store.parameters.count && scratch.ignored.isEmpty)
     }
 
+    /// Initial values left undrawn for the parameters a checkpoint will fill (ModelDirectory.open)
+    /// change no other parameter's values and leave the generator where drawing them leaves it,
+    /// for every registered architecture (half the parameters named, the other half compared bit
+    /// for bit); a head missing from a checkpoint gets the values a fresh model of that seed has.
+    @Test func undrawnInitialValuesLeaveTheOthersAsDrawn() throws {
+        var compared = 0
+        for name in ModelRegistry.names {
+            guard let entry = ModelRegistry.architecture(named: name) else { continue }
+            var cfg = tinyConfig(entry.family, vocab: 24)
+            cfg.labels = ["a", "b", "c"]
+            let eager: any PretrainedModel
+            do { eager = try ModelRegistry.build(name, config: cfg, seed: 11) } catch { continue }
+            let all = eager.store.parameters.map(\.name)
+            let named = Set(all.enumerated().filter { $0.offset % 2 == 0 }.map(\.element))
+            let lazy = try ParameterStore.withInitialValues(comingFrom: named) { try ModelRegistry.build(name, config: cfg, seed: 11) }
+            #expect(!lazy.store.deferredParameters.isEmpty && Set(lazy.store.deferredParameters).isSubset(of: named), "\(name)")
+            #expect(eager.store.rng == lazy.store.rng, "\(name): the generator ends elsewhere")
+            for p in eager.store.parameters where !named.contains(p.name) {
+                let q = try lazy.store.parameter(named: p.name)
+                let x = Array(UnsafeBufferPointer(start: eager.store.value(p), count: p.count))
+                let y = Array(UnsafeBufferPointer(start: lazy.store.value(q), count: q.count))
+                #expect(x.map(\.bitPattern) == y.map(\.bitPattern), "\(name): \(p.name) differs")
+            }
+            compared += 1
+        }
+        #expect(compared >= 6, "only \(compared) architectures built")
+
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var cfg = tinyConfig(.bert, vocab: 24)
+        let mlm = try BertForMaskedLM(config: cfg, seed: 7)
+        let base = dir.appendingPathComponent("mlm").path
+        try ModelDirectory.save(mlm, tokenizer: try smallWordPieceTokenizer(), to: base)
+        let opened = try ModelDirectory.open(base, as: "BertForSequenceClassification", labels: ["a", "b", "c"], seed: 5)
+        cfg.labels = ["a", "b", "c"]
+        let fresh = try ModelRegistry.build("BertForSequenceClassification", config: cfg, seed: 5)
+        #expect(opened.initialized.contains("classifier.weight") && opened.model.store.deferredParameters.isEmpty)
+        #expect(!opened.initialized.contains { $0.hasPrefix("embeddings.") || $0.hasPrefix("encoder.") })
+        for name in opened.initialized {
+            let p = try opened.model.store.parameter(named: name), q = try fresh.store.parameter(named: name)
+            let x = Array(UnsafeBufferPointer(start: opened.model.store.value(p), count: p.count))
+            let y = Array(UnsafeBufferPointer(start: fresh.store.value(q), count: q.count))
+            #expect(x.map(\.bitPattern) == y.map(\.bitPattern), "\(name) differs from a fresh model's")
+        }
+    }
+
     /// A head's class names round-trip through config.json as HF's id2label / label2id / num_labels.
     @Test func labelsRoundTripThroughConfig() throws {
         var cfg = tinyConfig(.bert, vocab: 24)
