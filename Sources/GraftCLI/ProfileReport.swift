@@ -8,7 +8,7 @@ import GraftSupport
 /// regions indented under the one that encloses them), then the GEMM rate against an SGEMM
 /// ceiling, then the time of each kind of operation over all layers (``Profiler/beginOperation(_:)``:
 /// LayerNorm, GELU, attention, the projections ..., with the GEMM time inside each), then the
-/// GEMM regions by shape (the 12 longest, the rest summed in one row), each
+/// GEMM regions by shape (the 12 longest, the rest summed in one row; JSON `gemm_shapes_all` lists every one), each
 /// with its rate against the ceiling. `graft bench pretrain --profile` and
 /// `graft pretrain|finetune --profile` print it.
 struct ProfileReport {
@@ -87,11 +87,15 @@ struct ProfileReport {
             for sh in rest { other.seconds += sh.seconds; other.flops += sh.flops; other.calls += sh.calls }
             shown.append(other)
         }
+        func shapeRow(_ sh: Profiler.Shape) -> JSONValue {
+            let rate = sh.seconds > 0 ? sh.flops / sh.seconds * 1e-9 : 0
+            return .object([("shape", .string(sh.name)), ("calls_per_step", r1(Double(sh.calls) / n)),
+                            ("ms_per_step", r1(sh.seconds / n * 1e3)), ("share", r3(sh.seconds / n / step)),
+                            ("gflops", r1(rate)), ("of_ceiling", r3(rate / ceiling))])
+        }
         for sh in shown {
             let rate = sh.seconds > 0 ? sh.flops / sh.seconds * 1e-9 : 0
-            shapeRows.append(.object([("shape", .string(sh.name)), ("calls_per_step", r1(Double(sh.calls) / n)),
-                                      ("ms_per_step", r1(sh.seconds / n * 1e3)), ("share", r3(sh.seconds / n / step)),
-                                      ("gflops", r1(rate)), ("of_ceiling", r3(rate / ceiling))]))
+            shapeRows.append(shapeRow(sh))
             lines.append(padded("  " + sh.name, to: 56) + String(format: " %6.1f %9.1f %6.1f%% %9.1f %10.1f%%", Double(sh.calls) / n,
                                                               sh.seconds / n * 1e3, sh.seconds / n / step * 100, rate, rate / ceiling * 100))
         }
@@ -102,7 +106,7 @@ struct ProfileReport {
             ("gemm_ms_per_step", r1(p.seconds / n * 1e3)), ("gemm_share", r3(p.seconds / n / step)),
             ("gemm_gflops", r1(gemmRate)), ("step_gflops", r1(stepRate)), ("sgemm_ceiling_gflops", r1(ceiling)),
             ("gemm_of_ceiling", r3(gemmRate / ceiling)), ("step_of_ceiling", r3(stepRate / ceiling)),
-            ("gemm_shapes", .array(shapeRows)),
+            ("gemm_shapes", .array(shapeRows)), ("gemm_shapes_all", .array(sorted.map(shapeRow))),
             ("operations", .array(operationRows)), ("outside_operations_ms_per_step", r1(outsideOperations * 1e3)),
         ] + (pairedUpdates.isEmpty ? [] : [
             ("update_of_ceiling_median", r3(median(pairedUpdates))), ("update_of_ceiling_min", r3(pairedUpdates.min() ?? 0)),
