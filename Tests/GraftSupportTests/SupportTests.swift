@@ -143,6 +143,28 @@ private func tempDirectory() throws -> URL {
         #expect(throws: SupportError.self) { try RNG(state: [0, 0, 0, 0]) }
     }
 
+    /// Advancing the generator (through its characteristic polynomial for long distances) leaves
+    /// it where as many calls of next() do, at distances on both sides of the stepping limit and
+    /// from several states; skipNormals / skipUniforms take two draws and one per value.
+    @Test func advancingEqualsStepping() throws {
+        for (seed, steps) in [(1, 4095), (1, 4096), (7, 4097), (42, 65_537), (3, 1_000_003), (99, 2_345_678)] as [(UInt64, Int)] {
+            var stepped = RNG(seed: seed), advanced = RNG(seed: seed)
+            _ = stepped.next()
+            _ = advanced.next()   // not the seeding state
+            for _ in 0..<steps { _ = stepped.next() }
+            advanced.advance(by: steps)
+            #expect(stepped == advanced, "seed \(seed), \(steps) steps")
+            #expect(stepped.next() == advanced.next())
+        }
+        var a = RNG(seed: 5), b = RNG(seed: 5)
+        for _ in 0..<5_000 { _ = a.normal() }
+        b.skipNormals(5_000)
+        #expect(a == b)
+        for _ in 0..<10_000 { _ = a.uniform() }
+        b.skipUniforms(10_000)
+        #expect(a == b)
+    }
+
     @Test func jsonKeepsKeyOrderAndNamesTheLine() throws {
         let v = try JSONValue.parse("{\"b\": 1, \"a\": [true, null, \"x\"]}")
         #expect(v.serialized() == "{\"b\":1,\"a\":[true,null,\"x\"]}")
