@@ -66,7 +66,7 @@ public final class ParameterStore: @unchecked Sendable {
     /// Runs `body` (which builds a model) so that the stores it makes leave the random initial
     /// values of the parameters named in `names` undrawn: such a parameter is declared with its
     /// values at zero and the generator moved past the draws they would take
-    /// (``RNG/skipNormals(_:)``, a few nanoseconds each instead of a logarithm and a cosine), so
+    /// (``RNG/skipNormals(_:)``: a jump, instead of a logarithm and a cosine per value), so
     /// every other parameter gets exactly the values it would get otherwise. For a model about to
     /// be loaded from a checkpoint holding those names (``ModelDirectory``): drawing
     /// all-MiniLM-L6-v2's 22 million normals took 0.9 s of the 1.3 s `graft classify` spent on one
