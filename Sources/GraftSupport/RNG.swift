@@ -50,13 +50,7 @@ public struct RNG: RandomNumberGenerator, Sendable, Equatable {
     @inline(__always)
     public mutating func next() -> UInt64 {
         let result = rotl(state.1 &* 5, 7) &* 9
-        let t = state.1 << 17
-        state.2 ^= state.0
-        state.3 ^= state.1
-        state.1 ^= state.2
-        state.0 ^= state.3
-        state.2 ^= t
-        state.3 = rotl(state.3, 45)
+        step()
         return result
     }
 
