@@ -152,12 +152,16 @@ struct GF2Polynomial: Sendable {
         switch i >> 6 { case 0: words.0 ^= m; case 1: words.1 ^= m; case 2: words.2 ^= m; default: words.3 ^= m }
     }
 
+    /// Adds (XORs) `other` into this polynomial.
+    mutating func add(_ other: GF2Polynomial) {
+        words.0 ^= other.words.0; words.1 ^= other.words.1; words.2 ^= other.words.2; words.3 ^= other.words.3
+    }
+
     /// `self * x mod p`, `p` holding the terms below `x^256` of a monic polynomial of degree 256.
     func timesX(modulo p: GF2Polynomial) -> GF2Polynomial {
-        let carry = words.3 >> 63
         var r = GF2Polynomial()
         r.words = (words.0 << 1, (words.1 << 1) | (words.0 >> 63), (words.2 << 1) | (words.1 >> 63), (words.3 << 1) | (words.2 >> 63))
-        if carry == 1 { r.words.0 ^= p.words.0; r.words.1 ^= p.words.1; r.words.2 ^= p.words.2; r.words.3 ^= p.words.3 }
+        if words.3 >> 63 == 1 { r.add(p) }
         return r
     }
 
@@ -166,7 +170,7 @@ struct GF2Polynomial: Sendable {
         var r = GF2Polynomial()
         for i in stride(from: 255, through: 0, by: -1) {
             r = r.timesX(modulo: p)
-            if b.bit(i) { r.words.0 ^= a.words.0; r.words.1 ^= a.words.1; r.words.2 ^= a.words.2; r.words.3 ^= a.words.3 }
+            if b.bit(i) { r.add(a) }
         }
         return r
     }

@@ -57,15 +57,17 @@ public struct LanguageModelingSetup {
         self.trainBlocks = trainBlocks; self.devBlocks = devBlocks; self.tokenizerFile = tokenizerFile
         self.blocksPerEpoch = blocksPerEpoch
         self.trainDigest = trainDigest
+    }
+
+    /// The training data's digest (``trainDigest``) and the dev blocks', combined (computed
+    /// on each read; the trainer reads it once).
+    public var dataDigest: String {
         var digest = DataDigest()
         digest.add(trainDigest)
         digest.add(devBlocks.count)
         for block in devBlocks { digest.add(block) }
-        dataDigest = digest.hex
+        return digest.hex
     }
-
-    /// The training data's digest (``trainDigest``) and the dev blocks', combined.
-    public let dataDigest: String
 }
 
 /// What the two language-modelling objectives share: packed token blocks as examples, a
