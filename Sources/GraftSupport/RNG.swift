@@ -87,7 +87,8 @@ public struct RNG: RandomNumberGenerator, Sendable, Equatable {
     /// Berlekamp-Massey on an output bit): `x^steps mod p = Σ r_i x^i` by squaring, so
     /// `T^steps s = Σ r_i T^i s` over 256 steps; xoshiro's own `jump()` does this for the one
     /// distance 2^128. Opening all-MiniLM-L6-v2 moves past 44 million draws of the weights it
-    /// loads (``skipNormals(_:)``): 60 ms stepping; a jump of 23 million steps takes 0.09 ms.
+    /// loads (``skipNormals(_:)``): 60 ms stepping; a jump of 23 million steps takes 0.06-0.08 ms
+    /// (`benchmarks/rng_advance.swift`).
     public mutating func advance(by steps: Int) {
         guard steps > 0 else { return }
         guard steps >= 4096, let p = Self.characteristicPolynomial else {
