@@ -120,10 +120,10 @@ extension CorpusStore {
         var chunk = ""
         var documents = pages.makeIterator()
         while let (rows, metadata, id) = try documents.next() {
-            if let metadata, let docstarts = try metadataObject(metadata, documentID: id)["docstart"] as? [String] {
-                for line in docstarts { chunk += line + "\n\n" }
-            }
+            let object = try metadata.map { try metadataObject($0, documentID: id) }
+            for line in object?["docstart"] as? [String] ?? [] { chunk += line + "\n\n" }
             chunk += rows + "\n\n"
+            for line in object?["docstart_after"] as? [String] ?? [] { chunk += line + "\n\n" }
             count += 1
             if chunk.utf8.count > 1 << 16 { try write(chunk); chunk = "" }
         }

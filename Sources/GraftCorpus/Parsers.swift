@@ -310,6 +310,7 @@ struct Parser {
         var firstLine = 0
         var bad = false
         var docstarts: [String] = []
+        var pending: ImportRecord?
 
         func finishSentence() throws {
             defer { rows.removeAll(); tokens.removeAll(); tags.removeAll(); bad = false }
@@ -340,9 +341,12 @@ struct Parser {
             if let o = open { spans.append((starts[o.first], ends[tags.count - 1], o.type)) }
             var metadata: [String: Any]?
             if !docstarts.isEmpty { metadata = ["docstart": docstarts]; docstarts = [] }
-            try sink.emit(ImportRecord(
+            // Held back one sentence, so that `-DOCSTART-` lines after the file's last sentence
+            // can go with it (as `docstart_after`) and come back out of `corpus export`.
+            if let previous = pending { try sink.emit(previous) }
+            pending = ImportRecord(
                 text: text, line: firstLine, metadata: metadata, spans: spans,
-                tokenRows: (String(UnicodeScalar(separator)), expectedColumns ?? 0, rows.joined(separator: "\n"))))
+                tokenRows: (String(UnicodeScalar(separator)), expectedColumns ?? 0, rows.joined(separator: "\n")))
         }
 
         while var line = try nextLine(reader, dropCR: true) {
@@ -386,6 +390,10 @@ struct Parser {
             }
         }
         try finishSentence()
+        if var last = pending {
+            if !docstarts.isEmpty { last.metadata = (last.metadata ?? [:]).merging(["docstart_after": docstarts]) { $1 } }
+            try sink.emit(last)
+        }
     }
 
     // MARK: SQuAD v1.1

@@ -396,6 +396,19 @@ import Testing
         guard case .invalidValue(_, 1, _)? = empty else { Issue.record("got \(String(describing: empty))"); return }
     }
 
+    /// `-DOCSTART-` lines after the last sentence come back out of the export too (they used to
+    /// have no sentence to go with and were dropped).
+    @Test func conllTrailingDocstartRoundTrips() throws {
+        let (store, dir) = try makeStore()
+        let text = "-DOCSTART- -X- O\n\nEU B-ORG\nrejects O\n\n-DOCSTART- -X- O\n\nPeter B-PER\n\n-DOCSTART- -X- O\n\n-DOCSTART- -X- -X- O\n\n"
+        writeFile(dir + "/trailing.conll", text)
+        let report = try store.importFile(dir + "/trailing.conll")
+        #expect(report.documents == 2)
+        var out = ""
+        _ = try store.export(format: .conll) { out += $0 }
+        #expect(out == text)
+    }
+
     /// A pipe is refused at once (it would be read by the hash alone, then parsed empty).
     @Test func nonRegularFilesAreRefused() throws {
         let (store, dir) = try makeStore()
