@@ -104,7 +104,12 @@ public struct NormalizedString: Sendable {
     }
 
     /// Canonical reordering of combining marks (stable sort by combining class within runs of
-    /// non-starters), keeping each mark's alignment with it.
+    /// non-starters), aligned as HuggingFace aligns it: the first scalar a source produced
+    /// "consumes" that source's range and the others are insertions; the marks move with those
+    /// roles, and after sorting, consumers take the run's source ranges in their original order
+    /// while each insertion copies the range of the scalar before it. Ranges so stay in text
+    /// order and a span over a run reaches its last source (moving ranges with the marks made a
+    /// run's last scalar point at an earlier source, cutting spans short).
     mutating func reorderCombiningMarks() {
         let n = scalars.count
         var i = 0
@@ -113,10 +118,23 @@ public struct NormalizedString: Sendable {
             var j = i
             while j < n && UnicodeProps.combiningClass(scalars[j]) != 0 { j += 1 }
             if j - i > 1 {
+                // A scalar consumes its range when the one before it came from elsewhere.
+                var consumes = [Bool](repeating: true, count: j - i)
+                var sources: [(Int32, Int32)] = []
+                for k in i..<j {
+                    if k > 0 && starts[k - 1] == starts[k] && ends[k - 1] == ends[k] { consumes[k - i] = false }
+                    if consumes[k - i] { sources.append((starts[k], ends[k])) }
+                }
                 var run = (i..<j).map { (UnicodeProps.combiningClass(scalars[$0]), $0) }
                 run.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-                let sc = run.map { scalars[$0.1] }, st = run.map { starts[$0.1] }, en = run.map { ends[$0.1] }
-                for k in 0..<(j - i) { scalars[i + k] = sc[k]; starts[i + k] = st[k]; ends[i + k] = en[k] }
+                let sc = run.map { scalars[$0.1] }, roles = run.map { consumes[$0.1 - i] }
+                var next = 0
+                var previous: (Int32, Int32) = i > 0 ? (starts[i - 1], ends[i - 1]) : (sources.first ?? (starts[i], ends[i]))
+                for k in 0..<(j - i) {
+                    if roles[k], next < sources.count { previous = sources[next]; next += 1 }
+                    scalars[i + k] = sc[k]
+                    (starts[i + k], ends[i + k]) = previous
+                }
             }
             i = j
         }

@@ -116,6 +116,54 @@ import Testing
         #expect(zip(doc.words, doc.wordOffsets).allSatisfy { scalarSlice(text, $1) == $0 })
         #expect(throws: TaskError.self) { try plugin.document("", id: "empty", tokenizer: bertTokenizer) }
     }
+
+    /// An accent-stripping tokenizer ends "Jose\u{301}"'s token before the combining mark, and a
+    /// byte-level one starts " London" at the space: a raw document's words are whole
+    /// characters without the whitespace, and only-whitespace words are dropped.
+    @Test func rawDocumentWordsAreWholeCharactersWithoutSpaces() throws {
+        let plugin = try TaggingPlugin(spec: try TaskSpec.parse("name = \"t\"\nkind = \"ner\"\nlabels = [\"PER\"]\n", path: "/tmp/t.toml"))
+        let nfd = "Jose\u{301} Garci\u{301}a met Zoe\u{308}\u{301}."
+        let doc = try plugin.document(nfd, id: "nfd", tokenizer: bertTokenizer)
+        #expect(doc.words.map { Array($0.unicodeScalars) } == ["Jose\u{301}", "Garci\u{301}a", "met", "Zoe\u{308}\u{301}", "."].map { Array($0.unicodeScalars) })
+        #expect(zip(doc.words, doc.wordOffsets).allSatisfy { Array(scalarSlice(nfd, $1).unicodeScalars) == Array($0.unicodeScalars) })
+        let gpt2 = try Tokenizer.gpt2(encoderFile: packageRoot + "/vocab/gpt2/encoder.json", mergesFile: packageRoot + "/vocab/gpt2/vocab.bpe")
+        let text = "Merkel  visited London\u{301} ."
+        let g = try plugin.document(text, id: "gpt2", tokenizer: gpt2)
+        #expect(g.words.map { Array($0.unicodeScalars) } == ["Merkel", "visited", "London\u{301}", "."].map { Array($0.unicodeScalars) })
+        #expect(zip(g.words, g.wordOffsets).allSatisfy { scalarSlice(text, $1) == $0 })
+    }
+
+    /// The word locator's binary search over ordered words gives what the per-scalar table gives
+    /// (the only way for words out of order), token by token.
+    @Test func wordLocatorSearchEqualsTheTable() throws {
+        var rng = TestRNG(11)
+        for _ in 0..<200 {
+            var words: [Range<Int>] = [], at = 0
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                at += Int.random(in: 0...2, using: &rng)
+                let n = Int.random(in: 0...4, using: &rng)
+                words.append(at..<(at + n))
+                at += n
+            }
+            let tokens = (0..<20).map { _ -> Range<Int> in
+                let lo = Int.random(in: 0...(at + 2), using: &rng)
+                return lo..<(lo + Int.random(in: 0...5, using: &rng))
+            }
+            let special = tokens.map { _ in Int32(Int.random(in: 0...5, using: &rng) == 0 ? 1 : 0) }
+            let length = words.last?.upperBound ?? 0
+            var owner = [Int?](repeating: nil, count: length)
+            for (w, r) in words.enumerated() { for k in r where owner[k] == nil { owner[k] = w } }
+            let table = tokens.enumerated().map { i, r -> Int? in
+                guard special[i] == 0 else { return nil }
+                for k in r where k < length { if let w = owner[k] { return w } }
+                return nil
+            }
+            #expect(WordLocator(words).wordIndices(tokenOffsets: tokens, special: special) == table, "\(words) \(tokens)")
+            // Reversed order takes the table path: the same answers with the indices mirrored.
+            let reversed = WordLocator(words.reversed()).wordIndices(tokenOffsets: tokens, special: special)
+            #expect(reversed == table.map { $0.map { words.count - 1 - $0 } })
+        }
+    }
 }
 
 @Suite struct QuestionFeatureTests {
@@ -217,6 +265,19 @@ import Testing
             answered += 1
         }
         #expect(answered >= 1)
+        // An answer whose last token stops before a combining mark (an accent-stripping
+        // normalizer) ends after the mark: whole characters only.
+        let accented = "Elle habite a\u{300} Paris avec Jose\u{301}."
+        let q = QuestionExample(id: "a", question: "Avec qui ?", context: accented, answers: [])
+        let qf = try FeatureBuilder.questionAnswering(q, index: 0, tokenizer: bertTokenizer, options: WindowOptions(maxLength: 64))
+        let w = qf[0].window
+        let jose = try #require((0..<w.count).first { qf[0].contextMask[$0] && scalarSlice(accented, w.offsets[$0]) == "Jose" })
+        #expect(w.offsets[jose].upperBound == Array(accented.unicodeScalars).count - 2)   // the token stops before U+0301
+        var s = [Float](repeating: 0, count: w.count), e = s
+        s[jose] = 9; e[jose] = 9
+        let qa = QuestionAnsweringFeature(window: w, contextMask: qf[0].contextMask, startPosition: nil, endPosition: nil)
+        let best = try #require(try AnswerSearch.nBest(features: [qa], startLogits: [s], endLogits: [e], context: accented, n: 1).first)
+        #expect(Array(best.text.unicodeScalars) == Array("Jose\u{301}".unicodeScalars))
         // Tagging through byte-level tokens: entity offsets still slice the original text.
         let labels = try LabelSet.tagging(entityTypes: ["LOC"], scheme: .iob2)
         let sentence = try TaggedSentence(id: "s", words: ["Le", "café", "à", "Saint-Germain-des-Prés", "ferme", "😀"],

@@ -145,7 +145,8 @@ public struct AnswerCandidate: Sendable, Equatable, Codable {
 /// Extractive-QA span search: the n best `(start, end)` token pairs by `start_logit + end_logit`
 /// with both tokens in the context, `end >= start` and at most `maxAnswerLength` tokens, over all
 /// windows of one question; answers are the context sliced at the tokens' scalar offsets
-/// (whitespace at either end trimmed, so byte-level tokens' leading spaces are not part of it).
+/// (whitespace at either end trimmed, so byte-level tokens' leading spaces are not part of it,
+/// and widened to whole grapheme clusters: ``TextSpans``).
 public enum AnswerSearch {
     /// - Parameters:
     ///   - features: the question's windows.
@@ -156,7 +157,7 @@ public enum AnswerSearch {
         guard features.count == startLogits.count, features.count == endLogits.count else {
             throw TaskError.invalidArgument("\(features.count) windows but \(startLogits.count) / \(endLogits.count) logit rows")
         }
-        let scalars = Array(context.unicodeScalars)
+        let spans = TextSpans(context)
         var all: [(score: Double, w: Int, i: Int, j: Int)] = []
         for (w, f) in features.enumerated() {
             let t = f.window.count
@@ -177,12 +178,9 @@ public enum AnswerSearch {
         for c in all {
             if out.count >= n { break }
             let f = features[c.w].window
-            // Byte-level tokens (GPT-2) carry their leading space: trim whitespace at both ends.
-            var lo = f.offsets[c.i].lowerBound, hi = f.offsets[c.j].upperBound
-            while lo < hi, scalars[lo].properties.isWhitespace { lo += 1 }
-            while hi > lo, scalars[hi - 1].properties.isWhitespace { hi -= 1 }
-            guard lo < hi else { continue }
-            let range = lo..<hi
+            // Byte-level tokens (GPT-2) carry their leading space, and an accent-stripping
+            // normalizer leaves the end short of its combining marks: trim and widen.
+            guard let range = spans.snapped(f.offsets[c.i].lowerBound..<f.offsets[c.j].upperBound) else { continue }
             guard seen.insert(range).inserted else { continue }  // the same span from an overlapping window
             out.append(AnswerCandidate(start: range.lowerBound, end: range.upperBound, text: scalarSlice(context, range),
                                        score: c.score, startToken: c.i, endToken: c.j, window: c.w))

@@ -43,8 +43,9 @@ public enum FeatureBuilder {
                 return id
             }
         }
+        let locator = WordLocator(sentence.wordOffsets)
         return windows.map { w in
-            let words = Windowing.wordIndices(tokenOffsets: w.offsets, special: w.specialTokensMask, wordOffsets: sentence.wordOffsets)
+            let words = locator.wordIndices(tokenOffsets: w.offsets, special: w.specialTokensMask)
             var out: [Int]?
             if let tagIds {
                 var l = [Int](repeating: ignoreIndex, count: w.count)

@@ -93,16 +93,10 @@ public enum Windowing {
 
     /// For each token, the index of the word (of `wordOffsets`, scalar ranges of the same text)
     /// that its offsets overlap first; nil for specials and tokens outside every word (e.g. a
-    /// byte-level token that is only a space).
+    /// byte-level token that is only a space). For several windows of one text, build one
+    /// ``WordLocator`` and ask it per window.
     public static func wordIndices(tokenOffsets: [Range<Int>], special: [Int32], wordOffsets: [Range<Int>]) -> [Int?] {
-        let textLength = wordOffsets.last?.upperBound ?? 0
-        var owner = [Int?](repeating: nil, count: textLength)
-        for (w, r) in wordOffsets.enumerated() { for k in r where owner[k] == nil { owner[k] = w } }
-        return tokenOffsets.enumerated().map { i, r in
-            guard special[i] == 0 else { return nil }
-            for k in r where k < textLength { if let w = owner[k] { return w } }
-            return nil
-        }
+        WordLocator(wordOffsets).wordIndices(tokenOffsets: tokenOffsets, special: special)
     }
 
     /// The words of an encoded text by the tokenizer's word ids: each word's scalar range (the
@@ -118,6 +112,56 @@ public enum Windowing {
             }
         }
         return ranges.keys.sorted().map { ranges[$0]! }
+    }
+}
+
+/// Finds the word a token belongs to, by offsets: a binary search over the words when they
+/// are in text order and disjoint (gold CoNLL words and tokenizer words are), else a table
+/// of each scalar's first word. Built once per text: the table per window made tagging a
+/// long one-line document quadratic (105 KB in 2.1 s, 840 KB in 33 s).
+public struct WordLocator: Sendable {
+    let words: [Range<Int>]
+    /// For words out of order or overlapping: `[textLength]` the first word holding each scalar.
+    let owner: [Int32]?
+
+    public init(_ wordOffsets: [Range<Int>]) {
+        words = wordOffsets
+        var ordered = true
+        for i in wordOffsets.indices.dropFirst() where wordOffsets[i - 1].upperBound > wordOffsets[i].lowerBound {
+            ordered = false
+            break
+        }
+        if ordered {
+            owner = nil
+        } else {
+            let length = wordOffsets.map(\.upperBound).max() ?? 0
+            var o = [Int32](repeating: -1, count: length)
+            for (w, r) in wordOffsets.enumerated() { for k in r where o[k] < 0 { o[k] = Int32(w) } }
+            owner = o
+        }
+    }
+
+    /// The word that scalar range `r` overlaps first, if any.
+    public func word(overlapping r: Range<Int>) -> Int? {
+        if let owner {
+            for k in r where k < owner.count && owner[k] >= 0 { return Int(owner[k]) }
+            return nil
+        }
+        // The first word ending after r's start (ends increase with the words' order).
+        var lo = 0, hi = words.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if words[mid].upperBound <= r.lowerBound { lo = mid + 1 } else { hi = mid }
+        }
+        // Skip empty words inside r's start; the first non-empty one starting before r's end.
+        while lo < words.count, words[lo].isEmpty, words[lo].lowerBound < r.upperBound { lo += 1 }
+        guard lo < words.count, !words[lo].isEmpty, words[lo].lowerBound < r.upperBound else { return nil }
+        return lo
+    }
+
+    /// For each token, ``word(overlapping:)`` of its offsets; nil for specials.
+    public func wordIndices(tokenOffsets: [Range<Int>], special: [Int32]) -> [Int?] {
+        tokenOffsets.enumerated().map { i, r in special[i] == 0 && !r.isEmpty ? word(overlapping: r) : nil }
     }
 }
 
