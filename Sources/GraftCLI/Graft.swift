@@ -13,6 +13,11 @@ struct Graft: AsyncParsableCommand {
         AllocatorPolicy.apply()
         do {
             var command = try parseAsRoot()
+            // A thread count the engine would ignore is a mistake to say, not to pass over.
+            if let s = ProcessInfo.processInfo.environment["GRAFT_THREADS"], !s.isEmpty,
+               Int(s).map({ !(1...Engine.maxThreads).contains($0) }) ?? true {
+                throw ValidationError("GRAFT_THREADS=\(s.prefix(40)) is not a thread count in 1...\(Engine.maxThreads)")
+            }
             try Ranks.refuseUnlessDataParallel(command)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftEngine
 import GraftModels
 import GraftSupport
 
@@ -137,6 +138,9 @@ struct RunHistory {
             guard let type = line["type"]?.string, let step = line["step"]?.double else {
                 throw CLIError("\(path):\(i + 1): a history line needs \"type\" and \"step\"")
             }
+            guard step >= 0, step <= Double(TrainingCheckpoint.maxSteps), step == step.rounded() else {
+                throw CLIError("\(path):\(i + 1): step \(step) is not an update number (a whole number in 0...\(TrainingCheckpoint.maxSteps))")
+            }
             switch type {
             case "step":
                 guard let loss = line["loss"]?.double else { throw CLIError("\(path):\(i + 1): a step line needs \"loss\"") }
@@ -216,13 +220,14 @@ struct LineChart {
     /// Ticks covering `lo...hi`: about `count` multiples of 1, 2 or 5 × 10^k, from the largest
     /// multiple at or below `lo` to the smallest at or above `hi`.
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> (values: [Double], step: Double) {
-        var lo = lo, hi = hi
+        // Bounded so that hi - lo stays finite (a history may hold losses near ±1.8e308).
+        var lo = min(max(lo, -1e300), 1e300), hi = min(max(hi, -1e300), 1e300)
         if hi <= lo { let pad = lo == 0 ? 1 : abs(lo) * 0.1; lo -= pad; hi += pad }
         let raw = (hi - lo) / Double(max(count - 1, 1))
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
         let first = floor(lo / step + 1e-9) * step, last = ceil(hi / step - 1e-9) * step
-        let n = Int(((last - first) / step).rounded())
+        let n = Int(exactly: ((last - first) / step).rounded()).map { min(max($0, 1), 100) } ?? 1
         return ((0...n).map { first + Double($0) * step }, step)
     }
 

@@ -113,6 +113,11 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if let epochs, !TrainingOptions.epochRange.contains(epochs) {
+            throw ValidationError("--epochs must lie in \(TrainingOptions.epochRange.lowerBound)...\(TrainingOptions.epochRange.upperBound)")
+        }
+        if let warmupRatio, !(0...1).contains(warmupRatio) { throw ValidationError("--warmup-ratio must lie in 0...1 (a share of the updates)") }
+        if let weightDecay, !(0...10).contains(weightDecay) { throw ValidationError("--weight-decay must lie in 0...10") }
         if let batchSize, !(1...TrainingOptions.maxBatchSize).contains(batchSize) {
             throw ValidationError("--batch-size must lie in 1...\(TrainingOptions.maxBatchSize) (windows per batch)")
         }
@@ -819,7 +824,8 @@ enum EntityRendering {
         case .pretty:
             let colors = [31, 32, 33, 34, 35, 36]
             func color(_ type: String) -> Int { colors[Int(type.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF }) % colors.count] }
-            return spans(doc.text, entities, open: { "\u{1B}[1;\(color($0.type))m[" }, close: { " \($0.type)]\u{1B}[0m" }, escape: { $0 }) + "\n"
+            return spans(doc.text, entities, open: { "\u{1B}[1;\(color($0.type))m[" }, close: { " \(visible($0.type))]\u{1B}[0m" },
+                         escape: visible) + "\n"
         }
     }
 
@@ -848,6 +854,21 @@ enum EntityRendering {
             }
         }
         return out
+    }
+
+    /// `s` safe to write to a terminal: C0 controls but tab, DEL and C1 controls (an escape
+    /// sequence in the user's text would otherwise drive the terminal) written as `\u{1B}`.
+    static func visible(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: isControl) else { return s }
+        var out = ""
+        for c in s.unicodeScalars {
+            if isControl(c) { out += "\\u{\(String(c.value, radix: 16, uppercase: true))}" } else { out.unicodeScalars.append(c) }
+        }
+        return out
+    }
+
+    private static func isControl(_ c: Unicode.Scalar) -> Bool {
+        (c.value < 0x20 && c != "\t") || (0x7F...0x9F).contains(c.value)
     }
 
     static let htmlHeader = """
@@ -928,7 +949,7 @@ struct AskCommand: ParsableCommand {
                 examples.append(QuestionExample(id: "1", question: question, context: shared[0].0, answers: []))
             } else {
                 for (line, id) in try readDocuments([]) {
-                    if line.isEmpty { continue }
+                    if line.unicodeScalars.allSatisfy(\.properties.isWhitespace) { continue }
                     let value: JSONValue
                     do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {

@@ -73,6 +73,7 @@ extension Tokenizer {
         var added: [AddedToken] = []
         for item in addedItems {
             guard let content = item["content"]?.string, item["id"] != nil else { throw bad("an added token lacks \"content\" or \"id\"") }
+            guard !content.isEmpty else { throw bad("an added token (id \(item["id"]!.serialized())) has empty \"content\"") }
             let id = try tokenID(item["id"], "added_tokens[\(JSONValue.quoted(content))].id")
             added.append(AddedToken(content: content, id: id, special: item["special"]?.bool ?? false,
                                     normalized: item["normalized"]?.bool ?? false, singleWord: item["single_word"]?.bool ?? false,
@@ -174,8 +175,13 @@ extension Tokenizer {
         let limit = idLimit ?? members.count
         var pairs: [(String, Int)] = []
         pairs.reserveCapacity(members.count)
+        var owner: [Int32: String] = [:]
         for (token, idValue) in members {
             let id = try checkedID(idValue, key: "vocab[\(JSONValue.quoted(token))]", limit: limit, bad)
+            // One token per id: decoding could not tell the two apart.
+            if let other = owner.updateValue(token, forKey: id) {
+                throw bad("the vocab gives id \(id) to both \(JSONValue.quoted(other)) and \(JSONValue.quoted(token))")
+            }
             pairs.append((token, Int(id)))
         }
         return try Vocabulary(pairs: pairs)
@@ -188,6 +194,10 @@ extension Tokenizer {
     }
 
     private static func parseModelEntries(_ j: JSONValue, idLimit: Int, _ bad: (String) -> TokenizerError) throws -> TokenizerModel {
+        // Strings where the format has strings (or null): an id where a token belongs is an error, not the default.
+        for key in ["type", "unk_token", "continuing_subword_prefix", "end_of_word_suffix"] {
+            if let v = j[key], !v.isNull, v.string == nil { throw bad("model.\(key) is \(v.serialized().prefix(40)), not a string") }
+        }
         let type = j["type"]?.string ?? (j["merges"] != nil ? "BPE" : "WordPiece")
         let vocab = try parseVocab(j["vocab"], idLimit: idLimit, bad)
         switch type {
@@ -242,7 +252,9 @@ extension Tokenizer {
                 try (v?.array ?? []).map { p in
                     if let s = p["SpecialToken"] {
                         guard let name = s["id"]?.string else { throw bad("template SpecialToken lacks id") }
-                        guard let id = specials[name] ?? vocab.id(name).map(Int32.init) else { throw TokenizerError.unknownToken(name) }
+                        guard let id = specials[name] ?? vocab.id(name).map(Int32.init) else {
+                            throw bad("post_processor template names \(JSONValue.quoted(name)), which is neither in its special_tokens nor in the vocab")
+                        }
                         return .special(.init(name, id), typeId: try checkedID(s["type_id"], key: "template type_id", limit: maxTypeID, default: 0, bad))
                     }
                     if let s = p["Sequence"] {
@@ -279,7 +291,11 @@ extension Tokenizer {
             if !(i == bytes.count && start == i) { tokens.append(String(decoding: bytes[start..<end], as: UTF8.self)) }
             start = i + 1
         }
-        return try bert(vocab: Vocabulary(tokens: tokens), lowercase: lowercase, stripAccents: stripAccents)
+        do {
+            return try bert(vocab: Vocabulary(tokens: tokens), lowercase: lowercase, stripAccents: stripAccents)
+        } catch TokenizerError.unknownToken(let token) {
+            throw TokenizerError.malformed(path: vocabFile, line: nil, reason: "lacks \(token), which BERT's WordPiece pipeline needs (one token per line)")
+        }
     }
 
     /// BERT WordPiece over a vocabulary holding `[PAD] [UNK] [CLS] [SEP] [MASK]`.

@@ -189,6 +189,14 @@ import GraftTokenizers
             #expect(file == d + "/model.safetensors")
             #expect(problem.contains("intermediate.dense"), "\(problem)")
         }
+        // Sizes far beyond the weights are refused before anything is allocated (2²⁰ positions
+        // once reserved gigabytes, then trapped when the machine refused the mapping).
+        var huge = tinyConfig(.bert, vocab: 24); huge.maxPositions = 1 << 20; huge.hidden = 64
+        try Data(huge.hfJSON().serialized().utf8).write(to: URL(fileURLWithPath: d + "/config.json"))
+        do { _ = try ModelDirectory.open(d); Issue.record("built a model the weights do not describe") } catch let ModelError.badConfig(file, problem) {
+            #expect(file == d + "/config.json")
+            #expect(problem.contains("does not describe these weights") && problem.contains("1048576"), "\(problem)")
+        }
         // An unknown tensor.
         try ModelDirectory.save(model, tokenizer: tok, to: d)
         let f = try SafeTensors(contentsOf: URL(fileURLWithPath: d + "/model.safetensors"))

@@ -209,5 +209,22 @@ struct TaskCLITests {
         let typo = try Self.write("name = \"t\"\nkind = \"sentiment\"\nlabels = [\"neg\", \"pos\"]\n[train]\nepochz = 3\n", dir, "typo.toml")
         r = try runGraft(["finetune", "--task", typo, "--model", base, "--out", dir.appendingPathComponent("o").path])
         #expect(r.0 != 0 && r.2.contains("epochz") && r.2.contains("epochs"), "\(r.2)")
+        // Options out of their domain are refused by name before anything runs (nan and 1e300
+        // once trapped converting the warm-up to a step count).
+        let good = try Self.write("label\ttext\npos\ta red cat\nneg\ta blue dog\n", dir, "good.tsv")
+        for (option, value) in [("--warmup-ratio", "nan"), ("--warmup-ratio", "1e300"), ("--warmup-ratio", "2"),
+                                ("--weight-decay", "inf"), ("--weight-decay", "nan"), ("--epochs", "1000000000000")] {
+            r = try runGraft(["finetune", "--task", spec, "--train", good, "--model", base, "--out", dir.appendingPathComponent("o").path, option, value])
+            #expect(r.0 != 0 && r.2.contains(option), "\(option) \(value): \(r.2)")
+        }
+        // A table header 50,000 levels deep overflowed the TOML parser's stack.
+        let deep = try Self.write("name = \"t\"\nkind = \"sentiment\"\n[" + Array(repeating: "a", count: 50_000).joined(separator: ".") + "]\nb = 1\n", dir, "deep.toml")
+        r = try runGraft(["finetune", "--task", deep, "--model", base, "--out", dir.appendingPathComponent("o").path])
+        #expect(r.0 != 0 && r.2.contains("deep.toml") && r.2.contains("nested more than 256"), "\(r.2.prefix(300))")
+        // A question without an answer is named when the data is read, not mid-training.
+        let squad = try Self.write(#"{"data": [{"title": "t", "paragraphs": [{"context": "Ada wrote notes.", "qas": [{"id": "q1", "question": "Who?", "answers": [{"text": "Ada", "answer_start": 0}]}, {"id": "q2", "question": "What?", "answers": []}]}]}]}"#, dir, "qa.json")
+        let qa = try Self.write("name = \"q\"\nkind = \"qa\"\n[data]\ntrain = \"\(squad)\"\n", dir, "qa.toml")
+        r = try runGraft(["finetune", "--task", qa, "--model", base, "--out", dir.appendingPathComponent("q").path, "--db", dir.appendingPathComponent("g.sqlite").path])
+        #expect(r.0 != 0 && r.2.contains("qa.json") && r.2.contains("q2") && r.2.contains("no answer"), "\(r.2)")
     }
 }

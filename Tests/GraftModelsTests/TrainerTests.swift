@@ -141,12 +141,22 @@ final class ToyClassification: TrainingObjective {
         let original = try Data(contentsOf: URL(fileURLWithPath: state))
         for (key, value) in [("optimizer.step", "99999999999999"), ("optimizer.step", "7"), ("trainer.examples_used", "99999999999999"),
                              ("trainer.epoch", "9223372036854775807"), ("trainer.tokens_seen", "abc"), ("trainer.best", "xyz"),
-                             ("trainer.evaluations_since_best", "-3")] {
+                             ("trainer.evaluations_since_best", "-3"), ("trainer.tokens_seen", "9223372036854775000"),
+                             ("trainer.evaluations_since_best", "9223372036854775807"), ("optimizer.beta1", "nan"),
+                             ("optimizer.eps", "0"), ("optimizer.weight_decay", "inf")] {
             try Self.editMetadata(state, key, value)
             let trainer = try Trainer(objective: try ToyClassification(), options: Self.options(), outputDirectory: dir.path)
             #expect { try trainer.run(resume: true) } throws: { "\($0)".contains(key) && "\($0)".contains(state) }
             try original.write(to: URL(fileURLWithPath: state))
         }
+        // LATEST names a checkpoint beside it and nothing else (not a path out of the run).
+        let latest = dir.appendingPathComponent("checkpoints/LATEST")
+        for content in ["", "../../etc", "step-12/../../x", String(repeating: "7", count: 100)] {
+            try Data(content.utf8).write(to: latest)
+            let trainer = try Trainer(objective: try ToyClassification(), options: Self.options(), outputDirectory: dir.path)
+            #expect { try trainer.run(resume: true) } throws: { "\($0)".contains(latest.path) && "\($0)".contains("step-N") }
+        }
+        try Data("step-0000005".utf8).write(to: latest)
         let trainer = try Trainer(objective: try ToyClassification(), options: Self.options(), outputDirectory: dir.path)
         #expect(try trainer.run(resume: true).steps == 18)
     }

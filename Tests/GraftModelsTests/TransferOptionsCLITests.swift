@@ -57,6 +57,17 @@ struct TransferOptionsCLITests {
         // Bad input: a directory without history.
         r = try runGraft(["report", base, "--out", html])
         #expect(r.0 != 0 && r.2.contains(base) && r.2.contains("history.jsonl"), "\(r.2)")
+        // Extreme but finite values draw; a step that is no update number is named (both trapped).
+        let odd = dir.appendingPathComponent("odd")
+        try FileManager.default.createDirectory(at: odd, withIntermediateDirectories: true)
+        let lines = [#"{"type": "step", "step": 1, "loss": 1e308}"#, #"{"type": "step", "step": 2, "loss": -1e308}"#,
+                     #"{"type": "eval", "step": 2, "main_metric": "loss", "higher_is_better": false, "metrics": {"loss": 1.7e308}}"#]
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: odd.appendingPathComponent("history.jsonl"))
+        r = try runGraft(["report", odd.path, "--out", dir.appendingPathComponent("odd.html").path])
+        #expect(r.0 == 0, "\(r.2)")
+        try Data((lines[0] + "\n" + #"{"type": "step", "step": 1e300, "loss": 1}"# + "\n").utf8).write(to: odd.appendingPathComponent("history.jsonl"))
+        r = try runGraft(["report", odd.path, "--out", dir.appendingPathComponent("odd.html").path])
+        #expect(r.0 != 0 && r.2.contains("history.jsonl:2") && r.2.contains("not an update number"), "\(r.2)")
         try renderInChromium(html, dir: dir)
     }
 

@@ -45,6 +45,9 @@ import Testing
         let invalid = temporaryFile("i.txt", "The O\nbig O\nApple I-ORG\n")
         #expect(taskError { _ = try CoNLLReader.read(invalid) }
                 == .invalidTagSequence(TaskLocation(file: invalid, line: 3), reason: "\"I-ORG\" cannot follow \"O\""))
+        // A row with other columns than the first (its chunk tag would be read as the entity tag).
+        let ragged = temporaryFile("r.txt", "Ann NNP B-NP B-PER\nsmiled VBD B-VP O\n\nBob B-PER\n")
+        #expect(taskError { _ = try CoNLLReader.read(ragged) }?.description == "\(ragged):4: 2 columns, where line 1 has 4")
         let repaired = try CoNLLReader.read(invalid, invalidTags: .repair)
         #expect(repaired[0].tags == ["O", "O", "B-ORG"] && repaired[0].entities == [CharacterSpan(start: 8, end: 13, type: "ORG")])
     }
@@ -66,6 +69,9 @@ import Testing
         let fraction = temporaryFile("f.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 1.5}]}]}]}]}"#)
         #expect(taskError { _ = try SquadReader.read(fraction) }?.description.contains("answer_start") == true)
         #expect(AnswerSpan(text: "Zeus", start: Int.max).end == Int.max)
+        // Not JSON: the line of the problem.
+        let broken = temporaryFile("j.json", "{\"data\": [\n  {\"paragraphs\": [}\n]}\n")
+        #expect(taskError { _ = try SquadReader.read(broken) }?.description.hasPrefix("\(broken):2: ") == true, "\(String(describing: taskError { _ = try SquadReader.read(broken) }))")
     }
 
     /// Many slices of one text in one pass equal one ``scalarSlice(_:_:)`` each (clamped alike).

@@ -107,6 +107,17 @@ import Testing
         #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "<nope>"}}"#).contains("\"<nope>\""))
         #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "[PAD]": 1}}, "padding": {"strategy": {"Fixed": 16000000}}}"#)
                     .contains("padding.strategy.Fixed 16000000 is not a length in 0...65536"))
+        // An unk_token that is not a string, two tokens on one id, an empty added token, a
+        // template naming a token nowhere defined: each named, none taken as a default.
+        #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}, "unk_token": 0}}"#).contains("model.unk_token is 0, not a string"))
+        #expect(loadError(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1, "b": 1}}}"#).contains("id 1 to both"))
+        #expect(loadError(#"{"added_tokens": [{"id": 1, "content": ""}], "model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1}}}"#).contains("empty \"content\""))
+        let template = #"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1}}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "pair": [], "special_tokens": {}}}"#
+        #expect(loadError(template).contains(path) && loadError(template).contains("\"[CLS]\", which is neither"))
+        // A vocab.txt without [CLS]/[SEP] is named.
+        let vocab = dir.appendingPathComponent("plain-vocab.txt").path
+        FileManager.default.createFile(atPath: vocab, contents: Data("[UNK]\n[PAD]\na\n".utf8))
+        #expect { try Tokenizer.bert(vocabFile: vocab) } throws: { "\($0)".contains(vocab) && "\($0)".contains("[CLS]/[SEP]") }
     }
 
     /// A 10 MB single line encodes in bounded time and memory, with every offset inside the line.

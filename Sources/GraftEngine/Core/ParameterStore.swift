@@ -122,7 +122,10 @@ public final class ParameterStore: @unchecked Sendable {
     /// zero-filled at their doubled capacity).
     private static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
         let bytes = max(1, n) * 4
-        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+        // No reservation (MAP_NORESERVE): a doubled capacity or an inference model's gradients
+        // are address space, and must not fail a machine's overcommit check for memory they
+        // never touch.
+        guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), raw != MAP_FAILED else {
             preconditionFailure("ParameterStore: cannot map \(bytes) bytes for parameters (errno \(errno))")
         }
         return raw.bindMemory(to: Float.self, capacity: max(1, n))

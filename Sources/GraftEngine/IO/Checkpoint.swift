@@ -20,6 +20,9 @@ extension ParameterStore {
 public enum TrainingCheckpoint {
     public static let formatKey = "graft.format"
     public static let formatValue = "graft-training-state-1"
+    /// The most updates a state may record (2⁴⁰: far past any run, and small enough that counts
+    /// derived from it, tokens and examples, cannot overflow).
+    public static let maxSteps = 1 << 40
 
     /// Saves `store` values, `optimizer` state, `schedule`, `rng` and `metadata` to `url`.
     public static func save(to url: URL, store: ParameterStore, optimizer: Optimizer, schedule: LRSchedule? = nil,
@@ -72,15 +75,28 @@ public enum TrainingCheckpoint {
                 try file.readFloats(n, into: buf + p.offset)
             }
         }
+        guard (0...maxSteps).contains(step) else {
+            throw EngineError.checkpointMismatch("\(url.path): optimizer.step \(step) is outside 0...\(maxSteps)")
+        }
+        /// A hyper-parameter as written, when present: in its domain, or the state is refused
+        /// (a NaN β₁ or a zero ε would only show up as a diverged run).
+        func hyper(_ key: String, _ domain: String, _ valid: (Float) -> Bool) throws -> Float? {
+            guard let text = meta[key] else { return nil }
+            guard let x = Float(text), x.isFinite, valid(x) else {
+                throw EngineError.checkpointMismatch("\(url.path): \(key) \(text.prefix(40)) is not \(domain)")
+            }
+            return x
+        }
+        let decay = try hyper("optimizer.weight_decay", "a weight decay in 0...10") { (0...10).contains($0) }
         optimizer.stepCount = step
         if let h = optimizer as? AdamW {
-            if let x = meta["optimizer.beta1"].flatMap(Float.init) { h.beta1 = x }
-            if let x = meta["optimizer.beta2"].flatMap(Float.init) { h.beta2 = x }
-            if let x = meta["optimizer.eps"].flatMap(Float.init) { h.eps = x }
-            if let x = meta["optimizer.weight_decay"].flatMap(Float.init) { h.weightDecay = x }
+            if let x = try hyper("optimizer.beta1", "a β₁ in [0, 1)", { $0 >= 0 && $0 < 1 }) { h.beta1 = x }
+            if let x = try hyper("optimizer.beta2", "a β₂ in [0, 1)", { $0 >= 0 && $0 < 1 }) { h.beta2 = x }
+            if let x = try hyper("optimizer.eps", "an ε above 0", { $0 > 0 }) { h.eps = x }
+            if let decay { h.weightDecay = decay }
         } else if let s = optimizer as? SGD {
-            if let x = meta["optimizer.momentum"].flatMap(Float.init) { s.momentum = x }
-            if let x = meta["optimizer.weight_decay"].flatMap(Float.init) { s.weightDecay = x }
+            if let x = try hyper("optimizer.momentum", "a momentum in [0, 1)", { $0 >= 0 && $0 < 1 }) { s.momentum = x }
+            if let decay { s.weightDecay = decay }
         }
         if let rng {
             guard let words = meta["rng.state"]?.split(separator: ",").compactMap({ UInt64($0) }) else {

@@ -393,7 +393,11 @@ public final class Trainer<Objective: TrainingObjective> {
         guard let data = FileManager.default.contents(atPath: latestFile.path) else {
             throw ModelError.invalidArgument("nothing to resume: \(latestFile.path) does not exist")
         }
-        let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // LATEST names one checkpoint beside it, as writeCheckpoint writes it: step-NNNNNNNN.
+        let name = String(decoding: data.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard data.count <= 64, name.hasPrefix("step-"), name.count > 5, name.dropFirst(5).allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw ModelError.badWeights(file: latestFile.path, problem: "does not name a checkpoint (step-N); it holds \(JSONValue.quoted(String(name.prefix(40))))")
+        }
         let stateURL = checkpointsDirectory.appendingPathComponent(name).appendingPathComponent(Self.stateFile)
         let restored: TrainingCheckpoint.Restored
         do {
@@ -452,9 +456,11 @@ public final class Trainer<Objective: TrainingObjective> {
         var objectiveState: [String: String] = [:]
         for (k, v) in meta where k.hasPrefix("objective.") { objectiveState[String(k.dropFirst("objective.".count))] = v }
         try objective.restore(checkpointState: objectiveState)
-        tokensSeen = try number("trainer.tokens_seen", Int.self) { $0 >= 0 } ?? 0
+        // Tokens: at most 2²⁰ per example taken; evaluations: at most one per update and a last one.
+        let tokenBound = taken > Int.max >> 20 ? Int.max >> 1 : taken << 20
+        tokensSeen = try number("trainer.tokens_seen", Int.self) { $0 >= 0 && $0 <= tokenBound } ?? 0
         best = try number("trainer.best", UInt64.self).map(Double.init(bitPattern:))
-        evaluationsSinceBest = try number("trainer.evaluations_since_best", Int.self) { $0 >= 0 } ?? 0
+        evaluationsSinceBest = try number("trainer.evaluations_since_best", Int.self) { $0 >= 0 && $0 <= step + 1 } ?? 0
         epoch = e
         examplesUsed = 0
         let it = try objective.examples(epoch: epoch)

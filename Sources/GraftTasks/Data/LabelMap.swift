@@ -1,6 +1,5 @@
 import Foundation
 import GraftSupport
-import TOMLKit
 
 /// A label-mapping file: renames the labels (classes, or entity types with their `B-`/`I-`/…
 /// prefixes kept) of a data source to a task's, so that data annotated with other types can
@@ -40,10 +39,7 @@ public struct LabelMap: Sendable, Equatable {
             throw TaskError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such label-map file")
         }
         guard let text = String(validating: data, as: UTF8.self) else { throw TaskError.unreadable(file: path, reason: "not valid UTF-8") }
-        let root: SpecValue
-        do { root = SpecValue.fromTOML(try TOMLTable(string: text)) } catch let e as TOMLParseError {
-            throw TaskError.specSyntax(file: path, line: e.source.begin.line, column: e.source.begin.column, reason: e.description)
-        }
+        let root = try SpecValue.parseTOML(text, path: path)
         guard case .table(let entries) = root else { throw TaskError.missingKey(file: path, key: "types") }
         let top = SpecTable(file: path, prefix: "", entries: entries)
         try top.checkKeys(["description", "types"])

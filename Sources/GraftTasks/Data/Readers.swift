@@ -79,6 +79,7 @@ public enum CoNLLReader {
                             invalidTags: InvalidTagPolicy = .error) throws -> [TaggedSentence] {
         var sentences: [TaggedSentence] = []
         var words: [String] = [], tags: [String] = [], lines: [Int] = []
+        var layout: (columns: Int, line: Int)?
         func flush() throws {
             defer { words = []; tags = []; lines = [] }
             guard !words.isEmpty else { return }
@@ -101,6 +102,12 @@ public enum CoNLLReader {
             guard columns.count >= 2 else {
                 throw TaskError.malformed(at, reason: "expected a token and a tag separated by spaces or a TAB, found one column \"\(columns[0])\"")
             }
+            // Every row has the columns of the first (a row short of one would read its chunk
+            // tag as the entity tag), as `graft corpus add` requires.
+            if let first = layout, first.columns != columns.count {
+                throw TaskError.malformed(at, reason: "\(columns.count) columns, where line \(first.line) has \(first.columns)")
+            }
+            if layout == nil { layout = (columns.count, i + 1) }
             let tag = String(columns[columns.count - 1])
             if let labels, labels.id(of: tag) == nil {
                 throw TaskError.unknownLabel(at, label: tag, known: labels.labels)
@@ -172,6 +179,10 @@ public enum SquadReader {
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             throw TaskError.malformed(TaskLocation(file: path, item: jsonPath(context.codingPath)), reason: context.debugDescription)
         } catch {
+            // Not JSON at all: our own parser names the line (Foundation's error does not).
+            do { _ = try JSONValue.parse(Array(data), path: path) } catch SupportError.malformedJSON(_, let line, let reason) {
+                throw TaskError.malformed(TaskLocation(file: path, line: line), reason: "not SQuAD v1.1 JSON: \(reason)")
+            }
             throw TaskError.malformed(TaskLocation(file: path), reason: "not SQuAD v1.1 JSON: \(error)")
         }
         var examples: [QuestionExample] = []

@@ -173,7 +173,8 @@ public struct TaggingPlugin: TaskPlugin {
     }
 
     /// An unlabelled document to tag: its words are the tokenizer's pre-tokenized words (so an
-    /// entity never includes the punctuation after it), with their offsets in `text`.
+    /// entity never includes the punctuation after it), with their offsets in `text`, trimmed of
+    /// whitespace and widened to whole characters (``TextSpans``).
     public func document(_ text: String, id: String, tokenizer: Tokenizer) throws -> TaggedSentence {
         guard !text.isEmpty else { throw TaskError.malformed(TaskLocation(file: id), reason: "empty document") }
         var t = tokenizer
@@ -181,7 +182,7 @@ public struct TaggingPlugin: TaskPlugin {
         t.padding = nil
         let e = try t.encode(text)
         let w = Window(example: 0, index: 0, encoding: e)
-        let offsets = Windowing.tokenizerWords([w])
+        let offsets = TextSpans(text).words(Windowing.tokenizerWords([w]))
         return TaggedSentence(id: id, text: text, words: scalarSlices(text, offsets), wordOffsets: offsets, tags: nil, entities: [])
     }
 
@@ -260,17 +261,37 @@ public struct QuestionAnsweringPlugin: TaskPlugin {
         switch source {
         case .file(let path):
             try requireFormat(spec, .squad, path)
-            return try SquadReader.read(path)
+            return try Self.labelled(SquadReader.read(path), origin: path)
         case .store(let path, let selection):
-            return try StoreReader.questions(try openStore(path), path: path, selection)
+            return try Self.labelled(StoreReader.questions(try openStore(path), path: path, selection), origin: path)
         case .mapped(let inner, let mapFile):
             throw TaskError.badValue(file: spec.path, key: "label_map", value: JSONValue.quoted(mapFile),
                                      expected: "nothing for \(inner.origin): question answering has no labels to map")
         }
     }
 
+    /// `examples` as labelled data (what training and scoring read): each with a question and
+    /// at least one answer, else an error naming `origin` and the question (found here, not
+    /// mid-training or mid-evaluation).
+    static func labelled(_ examples: [QuestionExample], origin: String) throws -> [QuestionExample] {
+        for e in examples {
+            let at = TaskLocation(file: origin, item: "question \(e.id)")
+            if e.question.unicodeScalars.allSatisfy(\.properties.isWhitespace) { throw TaskError.malformed(at, reason: "empty question") }
+            if e.answers.isEmpty {
+                throw TaskError.malformed(at, reason: "no answer: SQuAD v1.1 training and scoring need at least one per question (unanswerable questions, SQuAD 2.0, are not supported)")
+            }
+        }
+        return examples
+    }
+
     public func features(_ example: QuestionExample, index: Int, tokenizer: Tokenizer) throws -> [TaskFeature] {
-        try FeatureBuilder.questionAnswering(example, index: index, tokenizer: tokenizer, options: spec.window).map { f in
+        let features: [QuestionAnsweringFeature]
+        do {
+            features = try FeatureBuilder.questionAnswering(example, index: index, tokenizer: tokenizer, options: spec.window)
+        } catch TaskError.invalidArgument(let reason) {
+            throw TaskError.invalidArgument("question \(example.id): \(reason)")   // which one of many
+        }
+        return features.map { f in
             var target: HeadTarget?
             if let s = f.startPosition, let e = f.endPosition { target = .span(start: s, end: e) }
             return TaskFeature(window: f.window, target: target, contextMask: f.contextMask)

@@ -53,6 +53,51 @@ indirect enum SpecValue: Sendable {
         }
     }
 
+    /// The deepest key nesting a TOML file may spell on one line (dots outside strings and
+    /// comments), as toml++ bounds nested inline values at 256: it builds, and frees, one level
+    /// at a time by recursion, and a 50,000-level table header overflowed the stack.
+    static let maxTOMLNesting = 256
+
+    /// Parses TOML text, first bounding its key nesting (``maxTOMLNesting``); `path` names the
+    /// file in errors.
+    static func parseTOML(_ text: String, path: String) throws -> SpecValue {
+        var line = 1, column = 0, dots = 0
+        var quote: UInt8? = nil, multiline: UInt8? = nil, comment = false
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            column += 1
+            if b == UInt8(ascii: "\n") {
+                line += 1; column = 0; dots = 0; quote = nil; comment = false
+            } else if let m = multiline {
+                if b == UInt8(ascii: "\\") && m == UInt8(ascii: "\"") { i += 1; column += 1 }
+                else if b == m && i + 2 < bytes.count && bytes[i + 1] == m && bytes[i + 2] == m { multiline = nil; i += 2; column += 2 }
+            } else if let q = quote {
+                if b == UInt8(ascii: "\\") && q == UInt8(ascii: "\"") { i += 1; column += 1 } else if b == q { quote = nil }
+            } else if !comment {
+                switch b {
+                case UInt8(ascii: "#"): comment = true
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    if i + 2 < bytes.count && bytes[i + 1] == b && bytes[i + 2] == b { multiline = b; i += 2; column += 2 } else { quote = b }
+                case UInt8(ascii: "."):
+                    dots += 1
+                    if dots > maxTOMLNesting {
+                        throw TaskError.specSyntax(file: path, line: line, column: column,
+                                                   reason: "keys nested more than \(maxTOMLNesting) levels deep")
+                    }
+                default: break
+                }
+            }
+            i += 1
+        }
+        do {
+            return fromTOML(try TOMLTable(string: text))
+        } catch let e as TOMLParseError {
+            throw TaskError.specSyntax(file: path, line: e.source.begin.line, column: e.source.begin.column, reason: e.description)
+        }
+    }
+
     static func fromJSON(_ v: JSONValue) -> SpecValue {
         if let s = v.string { return .string(s) }
         if let b = v.bool { return .bool(b) }
@@ -102,6 +147,11 @@ struct SpecTable {
     /// other tables: `lr` at the top level suggests `train.lr`).
     func checkKeys(_ known: [String], elsewhere: [String] = []) throws {
         for (key, _) in entries where !known.contains(key) {
+            // A key far longer than any known one gets no suggestion and is shown cut short
+            // (a 10 MB key once took seconds of edit distances and filled the terminal).
+            guard key.utf8.count <= 200 else {
+                throw TaskError.unknownKey(file: file, key: full(String(key.prefix(60))) + "… (\(key.utf8.count) bytes)", suggestion: nil)
+            }
             let suggestion = closest(full(key), among: known.map(full) + elsewhere)
                 ?? closest(key, among: known).map(full)
                 ?? (elsewhere.first { $0.hasSuffix("." + key) })
@@ -219,13 +269,8 @@ extension TaskSpec {
             guard case .table(let t) = SpecValue.fromJSON(json) else { throw TaskError.malformed(TaskLocation(file: path), reason: "a spec is a JSON object") }
             root = t
         } else {
-            do {
-                let table = try TOMLTable(string: text)
-                guard case .table(let t) = SpecValue.fromTOML(table) else { return try parse("", path: path) }
-                root = t
-            } catch let e as TOMLParseError {
-                throw TaskError.specSyntax(file: path, line: e.source.begin.line, column: e.source.begin.column, reason: e.description)
-            }
+            guard case .table(let t) = try SpecValue.parseTOML(text, path: path) else { return try parse("", path: path) }
+            root = t
         }
         let top = SpecTable(file: path, prefix: "", entries: root)
         try top.checkKeys(topKeys, elsewhere: allKeys)
@@ -389,7 +434,7 @@ extension TaskSpec {
             // Without a stride of its own, a shorter window overlaps by a quarter of its length
             // (the defaults, 128/32 and 384/128, keep theirs).
             window.stride = try model.int("stride", min: 0) ?? min(window.stride, window.maxLength / 4)
-            maxAnswerLength = try model.int("max_answer_length", min: 1) ?? maxAnswerLength
+            maxAnswerLength = try model.int("max_answer_length", range: 1...(1 << 20)) ?? maxAnswerLength
             if kind != .questionAnswering, let v = model["max_answer_length"] {
                 throw model.bad("max_answer_length", v, "nothing: only question answering has answers")
             }
@@ -418,7 +463,7 @@ extension TaskSpec {
         var training = TrainingOptions()
         if let t = try top.table("train") {
             try t.checkKeys(trainKeys, elsewhere: allKeys)
-            training.epochs = try t.int("epochs", min: 1)
+            training.epochs = try t.int("epochs", range: TrainingOptions.epochRange)
             training.learningRate = try t.double("lr", range: 1e-12...10)
             training.batchSize = try t.int("batch_size", range: 1...TrainingOptions.maxBatchSize)
             training.warmupRatio = try t.double("warmup_ratio", range: 0...1)
@@ -426,8 +471,8 @@ extension TaskSpec {
             training.seed = try t.int("seed", min: 0)
             training.headLearningRate = try t.double("head_lr", range: 1e-12...10)
             training.freezeEncoder = try t.bool("freeze_encoder")
-            training.freezeLayers = try t.int("freeze_layers", min: 0)
-            training.gradientAccumulation = try t.int("gradient_accumulation", min: 1)
+            training.freezeLayers = try t.int("freeze_layers", range: 0...1024)
+            training.gradientAccumulation = try t.int("gradient_accumulation", range: 1...65_536)
             training.maxGradNorm = try t.double("max_grad_norm", range: 0...1e9)
             training.patience = try t.int("patience", min: 1)
             if let alias = try t.int("early_stopping_patience", min: 1) {

@@ -98,6 +98,9 @@ public struct TrainingOptions: Sendable, Equatable {
     /// The largest batch a run takes (windows per batch; a batch cycles through the training
     /// windows, so a larger one is memory, not data).
     public static let maxBatchSize = OptimizationOptions.maxBatchSize
+    /// Epochs a run may ask for: 1...10,000 (more would overflow the update count long before it
+    /// finished; an epoch is at least one update).
+    public static let epochRange = 1...10_000
     public var warmupRatio: Double?
     public var weightDecay: Double?
     public var seed: Int?
