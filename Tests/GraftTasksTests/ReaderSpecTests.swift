@@ -17,7 +17,10 @@ import Testing
         let noTab = temporaryFile("c.tsv", "pos ok\n")
         #expect(taskError { _ = try TSVReader.read(noTab) }?.description.hasPrefix("\(noTab):1: ") == true)
         let empty = temporaryFile("d.tsv", "pos\tok\nneg\t\n")
-        #expect(taskError { _ = try TSVReader.read(empty) } == .malformed(TaskLocation(file: empty, line: 2), reason: "empty document (no text after the TAB)"))
+        let reason = "empty document (no text after the TAB, or only whitespace)"
+        #expect(taskError { _ = try TSVReader.read(empty) } == .malformed(TaskLocation(file: empty, line: 2), reason: reason))
+        let blank = temporaryFile("e.tsv", "pos\tok\nneg\t \u{3000}\t\n")
+        #expect(taskError { _ = try TSVReader.read(blank) } == .malformed(TaskLocation(file: blank, line: 2), reason: reason))
         #expect(taskError { _ = try TSVReader.read("/nonexistent/x.tsv") } == .unreadable(file: "/nonexistent/x.tsv", reason: "no such file"))
     }
 
