@@ -436,6 +436,7 @@ struct Parser {
         guard let top = root as? [String: Any], let data = top["data"] as? [Any] else {
             throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "no \"data\" array")
         }
+        var questionIDs = Set<String>()
         for (articleIndex, articleAny) in data.enumerated() {
             guard let article = articleAny as? [String: Any], let paragraphs = article["paragraphs"] as? [Any] else {
                 throw CorpusError.malformedSQuAD(file: path, line: 1, reason: "data[\(articleIndex)] has no \"paragraphs\" array")
@@ -461,6 +462,10 @@ struct Parser {
                         else {
                             throw CorpusError.malformedSQuAD(file: path, line: lineOf(String(context.prefix(40))),
                                                              reason: "a question without \"id\" or \"question\"")
+                        }
+                        // Ids name questions in predictions and scores (the file reader refuses a repeat too).
+                        guard questionIDs.insert(id).inserted else {
+                            throw CorpusError.malformedSQuAD(file: path, line: lineOf(id), reason: "question \(id): duplicate id")
                         }
                         var answers: [(text: String, start: Int)] = []
                         if let a = qa["answers"], !(a is [Any]) {

@@ -299,18 +299,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                 }
                 names[i] = name
             }
+            // id2label is the authority, as in transformers (which warns about a contradicting
+            // num_labels and keeps id2label; label2id is not read for a model's classes, and
+            // checkpoints whose label2id disagrees, e.g. from transformers 4.36's
+            // run_classification.py, load there): label2id and num_labels are not consulted.
             let list = names.compactMap { $0 }
-            // The other two spellings of the same thing, when present, must say the same
-            // (transformers writes all three; an edit to one alone would silently relabel).
-            if let n = json["num_labels"], !n.isNull, n.int != list.count {
-                throw bad("\"num_labels\" \(n.serialized().prefix(20)) contradicts \"id2label\"'s \(list.count) labels")
-            }
-            if let inverse = json["label2id"], !inverse.isNull {
-                guard let members = inverse.object, members.count == Set(list).count,
-                      members.allSatisfy({ key, value in value.int.map { $0 >= 0 && $0 < list.count && list[$0] == key } ?? false }) else {
-                    throw bad("\"label2id\" is not the inverse of \"id2label\" (\(list.prefix(8).map { JSONValue.quoted($0) }.joined(separator: ", ")))")
-                }
-            }
             labels = list
         }
         if let p = json["pruned_heads"], !p.isNull {

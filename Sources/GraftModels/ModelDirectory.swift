@@ -216,9 +216,11 @@ public enum ModelDirectory {
         // allocated: a damaged config (max_position_embeddings 1048576 beside a 512-position
         // model) would otherwise reserve gigabytes only to fail on the first shape. A head or
         // pruned heads account for the slack.
-        let held = file.names.reduce(0) { sum, name in sum + ((try? file.info(name).shape.reduce(1, *)) ?? 0) }
-        guard config.parameterCountEstimate <= 2 * held + (1 << 24) else {
-            throw ModelError.badConfig(file: configPath, problem: "its sizes make about \(config.parameterCountEstimate) parameters, but \(weightsPath) holds \(held) (vocab_size \(config.vocabSize), hidden \(config.hidden), layers \(config.layers), ffn \(config.ffn), positions \(config.maxPositions)): the configuration does not describe these weights")
+        // (In Double: a tensor of an unknown dtype is not checked against the file's length, so
+        // its shape can claim near Int.max elements.)
+        let held = file.names.reduce(0.0) { sum, name in sum + ((try? file.info(name).shape.reduce(1.0) { $0 * Double($1) }) ?? 0) }
+        guard Double(config.parameterCountEstimate) <= 2 * held + Double(1 << 24) else {
+            throw ModelError.badConfig(file: configPath, problem: "its sizes make about \(config.parameterCountEstimate) parameters, but \(weightsPath) holds \(held < 1e18 ? String(Int(held)) : String(held)) (vocab_size \(config.vocabSize), hidden \(config.hidden), layers \(config.layers), ffn \(config.ffn), positions \(config.maxPositions)): the configuration does not describe these weights")
         }
         let tokenizer = try loadTokenizer(dir, kind: config.kind)
         try checkTokenizer(tokenizer, fits: config, file: dir)

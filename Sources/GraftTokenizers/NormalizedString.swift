@@ -104,30 +104,27 @@ public struct NormalizedString: Sendable {
     }
 
     /// Canonical reordering of combining marks (stable sort by combining class within runs of
-    /// non-starters), aligned as HuggingFace aligns it: the first scalar a source produced
-    /// "consumes" that source's range and the others are insertions; the marks move with those
-    /// roles, and after sorting, consumers take the run's source ranges in their original order
-    /// while each insertion copies the range of the scalar before it. Ranges so stay in text
-    /// order and a span over a run reaches its last source (moving ranges with the marks made a
-    /// run's last scalar point at an earlier source, cutting spans short).
-    mutating func reorderCombiningMarks() {
+    /// non-starters), aligned as HuggingFace aligns it. `firsts[i]` says whether scalar `i` is the
+    /// first its input decomposed into: that one "consumes" the input's range, the others are
+    /// insertions. The roles move with the marks; after sorting, consumers take the run's
+    /// consumed ranges in their original order and each insertion copies the range of the
+    /// scalar before it. Ranges so stay in text order and a span over a run reaches its last
+    /// source (moving ranges with the marks made a run's last scalar point at an earlier
+    /// source, cutting spans short).
+    mutating func reorderCombiningMarks(firsts: [Bool]) {
         let n = scalars.count
+        precondition(firsts.count == n, "one role per scalar")
         var i = 0
         while i < n {
             if UnicodeProps.combiningClass(scalars[i]) == 0 { i += 1; continue }
             var j = i
             while j < n && UnicodeProps.combiningClass(scalars[j]) != 0 { j += 1 }
             if j - i > 1 {
-                // A scalar consumes its range when the one before it came from elsewhere.
-                var consumes = [Bool](repeating: true, count: j - i)
                 var sources: [(Int32, Int32)] = []
-                for k in i..<j {
-                    if k > 0 && starts[k - 1] == starts[k] && ends[k - 1] == ends[k] { consumes[k - i] = false }
-                    if consumes[k - i] { sources.append((starts[k], ends[k])) }
-                }
+                for k in i..<j where firsts[k] { sources.append((starts[k], ends[k])) }
                 var run = (i..<j).map { (UnicodeProps.combiningClass(scalars[$0]), $0) }
                 run.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-                let sc = run.map { scalars[$0.1] }, roles = run.map { consumes[$0.1 - i] }
+                let sc = run.map { scalars[$0.1] }, roles = run.map { firsts[$0.1] }
                 var next = 0
                 var previous: (Int32, Int32) = i > 0 ? (starts[i - 1], ends[i - 1]) : (sources.first ?? (starts[i], ends[i]))
                 for k in 0..<(j - i) {

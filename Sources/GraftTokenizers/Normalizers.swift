@@ -100,7 +100,15 @@ public indirect enum Normalizer: Sendable, Equatable {
     static func decompose(_ s: inout NormalizedString, compatibility: Bool) {
         let threshold: UInt32 = compatibility ? 0xA0 : 0xC0
         guard s.scalars.contains(where: { $0 >= threshold }) else { return }
-        s.flatMap { c, out in UnicodeProps.decompose(c, compatibility: compatibility, into: &out) }
-        s.reorderCombiningMarks()
+        // Which output scalar is the first of its input's decomposition (the one that takes
+        // the input's place in HuggingFace's alignment; the others are insertions).
+        var firsts: [Bool] = []
+        firsts.reserveCapacity(s.count)
+        s.flatMap { c, out in
+            let before = out.count
+            UnicodeProps.decompose(c, compatibility: compatibility, into: &out)
+            for k in before..<out.count { firsts.append(k == before) }
+        }
+        s.reorderCombiningMarks(firsts: firsts)
     }
 }

@@ -356,6 +356,9 @@ import Testing
         }
         #expect(try reason(squad(answers: #"{"text": "cat", "answer_start": 4}"#))?.contains("\"answers\" is not an array") == true)
         #expect(try reason(squad(qas: #""oops""#))?.contains("qas is not an array") == true)
+        // A repeated question id (predictions and scores go by id; the task reader refuses it too).
+        let twice = #"[{"id": "q1", "question": "?", "answers": []}, {"id": "q1", "question": "!", "answers": []}]"#
+        #expect(try reason(squad(qas: twice)) == "question q1: duplicate id")
     }
 
     /// Text with a NUL character is refused with its line: SQLite would keep it only up to the NUL.

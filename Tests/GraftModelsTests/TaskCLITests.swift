@@ -221,6 +221,13 @@ struct TaskCLITests {
         let deep = try Self.write("name = \"t\"\nkind = \"sentiment\"\n[" + Array(repeating: "a", count: 50_000).joined(separator: ".") + "]\nb = 1\n", dir, "deep.toml")
         r = try runGraft(["finetune", "--task", deep, "--model", base, "--out", dir.appendingPathComponent("o").path])
         #expect(r.0 != 0 && r.2.contains("deep.toml") && r.2.contains("nested more than 256"), "\(r.2.prefix(300))")
+        // The same depth built across lines: a multi-line array of inline tables with long keys.
+        let key = Array(repeating: "k", count: 255).joined(separator: ".")
+        let across = "name = \"t\"\nkind = \"sentiment\"\nz = [\n" + String(repeating: "{ \(key) = [\n", count: 127) + "1\n"
+            + String(repeating: "]}\n", count: 127) + "]\n"
+        let wide = try Self.write(across, dir, "wide.toml")
+        r = try runGraft(["finetune", "--task", wide, "--model", base, "--out", dir.appendingPathComponent("o").path])
+        #expect(r.0 != 0 && r.2.contains("wide.toml") && r.2.contains("dots and brackets"), "\(r.2.prefix(300))")
         // A question without an answer is named when the data is read, not mid-training.
         let squad = try Self.write(#"{"data": [{"title": "t", "paragraphs": [{"context": "Ada wrote notes.", "qas": [{"id": "q1", "question": "Who?", "answers": [{"text": "Ada", "answer_start": 0}]}, {"id": "q2", "question": "What?", "answers": []}]}]}]}"#, dir, "qa.json")
         let qa = try Self.write("name = \"q\"\nkind = \"qa\"\n[data]\ntrain = \"\(squad)\"\n", dir, "qa.toml")

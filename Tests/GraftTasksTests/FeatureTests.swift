@@ -133,6 +133,16 @@ import Testing
         #expect(zip(g.words, g.wordOffsets).allSatisfy { scalarSlice(text, $1) == $0 })
     }
 
+    /// A span starting at a combining mark after a space does not widen back onto the space
+    /// (the two are one grapheme cluster).
+    @Test func spansNeverWidenOntoWhitespace() {
+        let spans = TextSpans("x \u{301}y")
+        #expect(spans.snapped(2..<4) == 2..<4)   // scalars: x, space, U+0301, y
+        #expect(spans.snapped(1..<4) == 2..<4)
+        #expect(spans.snapped(0..<1) == 0..<1)
+        #expect(spans.snapped(1..<2) == nil)
+    }
+
     /// The word locator's binary search over ordered words gives what the per-scalar table gives
     /// (the only way for words out of order), token by token.
     @Test func wordLocatorSearchEqualsTheTable() throws {

@@ -12,7 +12,7 @@ import Testing
     }
 
     static let forms: [(String, Normalizer)] = [
-        ("nfc", .nfc), ("nfd", .nfd), ("nfkc", .nfkc), ("nfkd", .nfkd), ("lowercase", .lowercase), ("strip_accents", .sequence([.nfd, .stripAccents])),
+        ("nfc", .nfc), ("nfd", .nfd), ("nfkc", .nfkc), ("nfkd", .nfkd), ("lowercase", .lowercase), ("strip_accents", .sequence([.nfd, .stripAccents])), ("lowercase_nfd", .sequence([.lowercase, .nfd])),
     ]
 
     @Test func outputsMatchTheReferences() throws {

@@ -87,7 +87,7 @@ public enum TrainingCheckpoint {
             }
             return x
         }
-        let decay = try hyper("optimizer.weight_decay", "a weight decay in 0...10") { (0...10).contains($0) }
+        let decay = try hyper("optimizer.weight_decay", "a weight decay ≥ 0") { $0 >= 0 }
         optimizer.stepCount = step
         if let h = optimizer as? AdamW {
             if let x = try hyper("optimizer.beta1", "a β₁ in [0, 1)", { $0 >= 0 && $0 < 1 }) { h.beta1 = x }

@@ -34,7 +34,8 @@ public struct TextSpans: Sendable {
         while hi > lo, scalars[hi - 1].properties.isWhitespace { hi -= 1 }
         guard lo < hi else { return nil }
         let lowest = max(0, min(floor, lo)), highest = min(n, max(ceiling, hi))
-        while lo > lowest, !boundary[lo] { lo -= 1 }
+        // (Not back onto whitespace: a space and the mark after it are one cluster.)
+        while lo > lowest, !boundary[lo], !scalars[lo - 1].properties.isWhitespace { lo -= 1 }
         while hi < highest, !boundary[hi] { hi += 1 }
         return lo..<hi
     }

@@ -57,11 +57,15 @@ indirect enum SpecValue: Sendable {
     /// comments), as toml++ bounds nested inline values at 256: it builds, and frees, one level
     /// at a time by recursion, and a 50,000-level table header overflowed the stack.
     static let maxTOMLNesting = 256
+    /// The most dots, `[` and `{` (outside strings and comments) a whole TOML file may hold:
+    /// nesting also builds up across lines (a multi-line array of inline tables, each with a
+    /// long dotted key), and no spec or label map comes near this many.
+    static let maxTOMLStructure = 4096
 
-    /// Parses TOML text, first bounding its key nesting (``maxTOMLNesting``); `path` names the
-    /// file in errors.
+    /// Parses TOML text, first bounding its key nesting (``maxTOMLNesting`` per line,
+    /// ``maxTOMLStructure`` in all); `path` names the file in errors.
     static func parseTOML(_ text: String, path: String) throws -> SpecValue {
-        var line = 1, column = 0, dots = 0
+        var line = 1, column = 0, dots = 0, structure = 0
         var quote: UInt8? = nil, multiline: UInt8? = nil, comment = false
         let bytes = Array(text.utf8)
         var i = 0
@@ -80,8 +84,19 @@ indirect enum SpecValue: Sendable {
                 case UInt8(ascii: "#"): comment = true
                 case UInt8(ascii: "\""), UInt8(ascii: "'"):
                     if i + 2 < bytes.count && bytes[i + 1] == b && bytes[i + 2] == b { multiline = b; i += 2; column += 2 } else { quote = b }
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    structure += 1
+                    if structure > maxTOMLStructure {
+                        throw TaskError.specSyntax(file: path, line: line, column: column,
+                                                   reason: "more than \(maxTOMLStructure) dots and brackets: not a task spec or label map")
+                    }
                 case UInt8(ascii: "."):
                     dots += 1
+                    structure += 1
+                    if structure > maxTOMLStructure {
+                        throw TaskError.specSyntax(file: path, line: line, column: column,
+                                                   reason: "more than \(maxTOMLStructure) dots and brackets: not a task spec or label map")
+                    }
                     if dots > maxTOMLNesting {
                         throw TaskError.specSyntax(file: path, line: line, column: column,
                                                    reason: "keys nested more than \(maxTOMLNesting) levels deep")
