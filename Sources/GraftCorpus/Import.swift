@@ -181,6 +181,11 @@ final class ImportSink {
             return try bad(.invalidValue(file: path, line: record.line,
                                          reason: "the \(field) holds a NUL character (U+0000), which the corpus store cannot keep"))
         }
+        // A document of nothing but whitespace has nothing to learn or score from (the task
+        // readers refuse one in a file too).
+        if record.text.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
+            return try bad(.invalidValue(file: path, line: record.line, reason: "empty text (nothing but whitespace)"))
+        }
         records += 1
         var text = record.text
         let hash = text.withUTF8 { SHA256.hash(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }

@@ -361,6 +361,16 @@ import Testing
         #expect(try reason(squad(qas: twice)) == "question q1: duplicate id")
     }
 
+    /// A record whose text is nothing but whitespace is refused with its line (the task readers
+    /// refuse it in a file too), or skipped and counted with --skip-bad.
+    @Test func blankTextsAreRefused() throws {
+        let tsv = try failure(Array("label\ttext\npos\tgood\nneg\t \u{3000}\n".utf8), name: "b.tsv", options: ImportOptions(format: .tsv))
+        guard case .invalidValue(_, 3, let reason)? = tsv else { Issue.record("got \(String(describing: tsv))"); return }
+        #expect(reason.contains("empty text"))
+        let json = try failure(#"{"text": "x"}"# + "\n" + #"{"text": ""}"# + "\n", name: "b.jsonl")
+        guard case .invalidValue(_, 2, _)? = json else { Issue.record("got \(String(describing: json))"); return }
+    }
+
     /// Text with a NUL character is refused with its line: SQLite would keep it only up to the NUL.
     @Test func nulCharactersAreRefusedNotCut() throws {
         let lines = try failure(Array("a\u{0}b\nc\n".utf8), name: "n.txt", options: ImportOptions(format: .lines))
