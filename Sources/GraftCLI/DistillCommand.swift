@@ -3,6 +3,7 @@ import Foundation
 import GraftCorpus
 import GraftEngine
 import GraftModels
+import GraftSupport
 import GraftTasks
 import GraftTokenizers
 

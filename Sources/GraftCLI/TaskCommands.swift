@@ -702,9 +702,6 @@ func predictInOrder<P: TaskPlugin>(_ plugin: P, _ m: TaskModel, batchSize: Int, 
     progress.finish()
 }
 
-/// Whether a document has nothing to run the model on.
-func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }
-
 /// `graft evaluate --model DIR --data FILE [--json]`.
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -949,7 +946,7 @@ struct AskCommand: ParsableCommand {
                 examples.append(QuestionExample(id: "1", question: question, context: shared[0].0, answers: []))
             } else {
                 for (line, id) in try readDocuments([]) {
-                    if line.unicodeScalars.allSatisfy(\.properties.isWhitespace) { continue }
+                    if isBlank(line) { continue }
                     let value: JSONValue
                     do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {

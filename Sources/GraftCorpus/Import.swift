@@ -183,7 +183,7 @@ final class ImportSink {
         }
         // A document of nothing but whitespace has nothing to learn or score from (the task
         // readers refuse one in a file too).
-        if record.text.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
+        if isBlank(record.text) {
             return try bad(.invalidValue(file: path, line: record.line, reason: "empty text (nothing but whitespace)"))
         }
         records += 1

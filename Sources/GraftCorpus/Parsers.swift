@@ -52,10 +52,6 @@ struct Parser {
         bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0B || $0 == 0x0C }
     }
 
-    private static func isBlank(_ text: String) -> Bool {
-        text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
-    }
-
     // MARK: text, lines, paragraphs
 
     func text() throws {
@@ -65,7 +61,7 @@ struct Parser {
         let all = bytes
         let text = try decodeUTF8(all[...], file: path, baseOffset: base, lineAt: LineIndex(all).line(at:))
         sink.bytesRead = bytes.count
-        if Self.isBlank(text) { return }
+        if GraftSupport.isBlank(text) { return }
         try sink.emit(ImportRecord(text: text, line: 1))
     }
 
@@ -90,7 +86,7 @@ struct Parser {
                 if paragraphs { paragraphBad = true }
                 continue
             }
-            if Self.isBlank(text) {
+            if GraftSupport.isBlank(text) {
                 if paragraphs { try flush() }
                 continue
             }

@@ -303,8 +303,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             // num_labels and keeps id2label; label2id is not read for a model's classes, and
             // checkpoints whose label2id disagrees, e.g. from transformers 4.36's
             // run_classification.py, load there): label2id and num_labels are not consulted.
-            let list = names.compactMap { $0 }
-            labels = list
+            labels = names.compactMap { $0 }
         }
         if let p = json["pruned_heads"], !p.isNull {
             guard let members = p.object else { throw bad("\"pruned_heads\" is not an object of layer -> head list") }

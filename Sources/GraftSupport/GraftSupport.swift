@@ -1,7 +1,7 @@
 /// GraftSupport: the one copy of each small utility the layers share: atomic file writes,
 /// the line reader, UTF-8 validation, seeded generators, the order-preserving JSON value, the
-/// median, and the unchecked-Sendable pointer. It depends on Foundation/Glibc only; every
-/// layer may import it.
+/// median, the unchecked-Sendable pointer, and what counts as blank text. It depends on
+/// Foundation/Glibc only; every layer may import it.
 import Foundation
 
 /// Errors thrown by the support target. Layers that wrap a support call may rethrow these as
@@ -22,6 +22,10 @@ public enum SupportError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// Whether `text` is nothing but whitespace (Unicode's White_Space, so U+3000 and NBSP count):
+/// a document with nothing to run a model on, learn from or score.
+public func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $0.properties.isWhitespace } }
 
 /// The text of the last C library error (`errno`).
 func errnoDescription() -> String { String(cString: strerror(errno)) }

@@ -56,7 +56,7 @@ public enum TSVReader {
             let label = String(line[..<tab]), text = String(line[line.index(after: tab)...])
             if i == 0 && label == "label" && text == "text" { continue }
             guard !label.isEmpty else { throw TaskError.malformed(at, reason: "empty label") }
-            guard !text.unicodeScalars.allSatisfy(\.properties.isWhitespace) else {
+            guard !isBlank(text) else {
                 throw TaskError.malformed(at, reason: "empty document (no text after the TAB, or only whitespace)")
             }
             if let labels, labels.id(of: label) == nil {

@@ -22,25 +22,23 @@ public struct TextSpans: Sendable {
         boundary = b
     }
 
-    public var count: Int { scalars.count }
-
     /// `range` (clamped to the text) with whitespace trimmed from both ends, then widened to
-    /// whole grapheme clusters, but not below `floor` or above `ceiling` (the neighbouring
-    /// spans); nil when nothing but whitespace is left.
-    public func snapped(_ range: Range<Int>, floor: Int = 0, ceiling: Int = .max) -> Range<Int>? {
+    /// whole grapheme clusters, but not below `floor` (the end of the span before); nil when
+    /// nothing but whitespace is left.
+    public func snapped(_ range: Range<Int>, floor: Int = 0) -> Range<Int>? {
         let n = scalars.count
         var lo = min(max(range.lowerBound, 0), n), hi = min(max(range.upperBound, lo), n)
         while lo < hi, scalars[lo].properties.isWhitespace { lo += 1 }
         while hi > lo, scalars[hi - 1].properties.isWhitespace { hi -= 1 }
         guard lo < hi else { return nil }
-        let lowest = max(0, min(floor, lo)), highest = min(n, max(ceiling, hi))
+        let lowest = max(0, min(floor, lo))
         // (Not back onto whitespace: a space and the mark after it are one cluster.)
         while lo > lowest, !boundary[lo], !scalars[lo - 1].properties.isWhitespace { lo -= 1 }
-        while hi < highest, !boundary[hi] { hi += 1 }
+        while hi < n, !boundary[hi] { hi += 1 }
         return lo..<hi
     }
 
-    /// Word spans from tokenizer word ranges in text order: each ``snapped(_:floor:ceiling:)``
+    /// Word spans from tokenizer word ranges in text order: each ``snapped(_:floor:)``
     /// (never reaching back into the word before), the ones that were only whitespace dropped,
     /// and a word that starts inside a character joined to the word it continues (byte-level
     /// pre-tokenizers split "London\u{301}" into "London" and the mark).

@@ -91,14 +91,6 @@ public enum Windowing {
         return ([e] + e.overflowing).enumerated().map { Window(example: example, index: $0.offset, encoding: $0.element) }
     }
 
-    /// For each token, the index of the word (of `wordOffsets`, scalar ranges of the same text)
-    /// that its offsets overlap first; nil for specials and tokens outside every word (e.g. a
-    /// byte-level token that is only a space). For several windows of one text, build one
-    /// ``WordLocator`` and ask it per window.
-    public static func wordIndices(tokenOffsets: [Range<Int>], special: [Int32], wordOffsets: [Range<Int>]) -> [Int?] {
-        WordLocator(wordOffsets).wordIndices(tokenOffsets: tokenOffsets, special: special)
-    }
-
     /// The words of an encoded text by the tokenizer's word ids: each word's scalar range (the
     /// union of its tokens' offsets), ordered by word id. Used when there are no gold words
     /// (tagging raw documents).
@@ -173,7 +165,7 @@ public enum WindowMerge {
     /// - Parameters:
     ///   - windows: the example's windows, in order.
     ///   - wordIndices: for each window, `[T_w]` the word of each token (nil for none), e.g. from
-    ///     ``Windowing/wordIndices(tokenOffsets:special:wordOffsets:)``.
+    ///     ``WordLocator/wordIndices(tokenOffsets:special:)``.
     ///   - rows: for each window, `[T_w, L]` scores (row-major).
     ///   - labelCount: `L`.
     ///   - wordCount: `W`.

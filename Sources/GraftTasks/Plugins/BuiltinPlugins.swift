@@ -276,7 +276,7 @@ public struct QuestionAnsweringPlugin: TaskPlugin {
     static func labelled(_ examples: [QuestionExample], origin: String) throws -> [QuestionExample] {
         for e in examples {
             let at = TaskLocation(file: origin, item: "question \(e.id)")
-            if e.question.unicodeScalars.allSatisfy(\.properties.isWhitespace) { throw TaskError.malformed(at, reason: "empty question") }
+            if isBlank(e.question) { throw TaskError.malformed(at, reason: "empty question") }
             if e.answers.isEmpty {
                 throw TaskError.malformed(at, reason: "no answer: SQuAD v1.1 training and scoring need at least one per question (unanswerable questions, SQuAD 2.0, are not supported)")
             }

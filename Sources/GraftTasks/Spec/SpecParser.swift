@@ -84,19 +84,14 @@ indirect enum SpecValue: Sendable {
                 case UInt8(ascii: "#"): comment = true
                 case UInt8(ascii: "\""), UInt8(ascii: "'"):
                     if i + 2 < bytes.count && bytes[i + 1] == b && bytes[i + 2] == b { multiline = b; i += 2; column += 2 } else { quote = b }
-                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                case UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "."):
                     structure += 1
                     if structure > maxTOMLStructure {
                         throw TaskError.specSyntax(file: path, line: line, column: column,
                                                    reason: "more than \(maxTOMLStructure) dots and brackets: not a task spec or label map")
                     }
-                case UInt8(ascii: "."):
+                    guard b == UInt8(ascii: ".") else { break }
                     dots += 1
-                    structure += 1
-                    if structure > maxTOMLStructure {
-                        throw TaskError.specSyntax(file: path, line: line, column: column,
-                                                   reason: "more than \(maxTOMLStructure) dots and brackets: not a task spec or label map")
-                    }
                     if dots > maxTOMLNesting {
                         throw TaskError.specSyntax(file: path, line: line, column: column,
                                                    reason: "keys nested more than \(maxTOMLNesting) levels deep")
