@@ -113,6 +113,36 @@ final class ToyClassification: TrainingObjective {
                 == Array(UnsafeBufferPointer(start: objective.store.values, count: objective.store.count)).map(\.bitPattern))
     }
 
+    /// A fresh run into a directory that holds another run's checkpoints replaces them: its own
+    /// checkpoint of the same step is written (the other run's was kept, and LATEST pointed a
+    /// later --resume at the other run's weights).
+    @Test func aFreshRunReplacesAnotherRunsCheckpoints() throws {
+        let dir = try temporaryDirectory(), dirB = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir); try? FileManager.default.removeItem(at: dirB) }
+        var options = Self.options()
+        options.epochs = 1; options.checkpointEvery = 3
+        // The other run: other weights (its classifier zeroed), checkpoints at steps 3 and 6.
+        let other = try ToyClassification()
+        for i in 0..<other.store.count { other.store.values[i] = 0 }
+        try Trainer(objective: other, options: options, outputDirectory: dir.path).run()
+        let stale = dir.appendingPathComponent("checkpoints/step-0000006/model.safetensors").path
+        let staleBytes = try Data(contentsOf: URL(fileURLWithPath: stale))
+        // This run in the same directory, and the same run alone in an empty one.
+        let mine = try ToyClassification(), alone = try ToyClassification()
+        try Trainer(objective: mine, options: options, outputDirectory: dir.path).run()
+        try Trainer(objective: alone, options: options, outputDirectory: dirB.path).run()
+        let written = try Data(contentsOf: URL(fileURLWithPath: stale))
+        #expect(written != staleBytes)
+        #expect(written == (try Data(contentsOf: dirB.appendingPathComponent("checkpoints/step-0000006/model.safetensors"))))
+        // Resuming for a second epoch continues this run, as in the directory it had alone.
+        options.epochs = 2
+        let resumed = try ToyClassification(), resumedAlone = try ToyClassification()
+        try Trainer(objective: resumed, options: options, outputDirectory: dir.path).run(resume: true)
+        try Trainer(objective: resumedAlone, options: options, outputDirectory: dirB.path).run(resume: true)
+        #expect(Array(UnsafeBufferPointer(start: resumed.store.values, count: resumed.store.count)).map(\.bitPattern)
+                == Array(UnsafeBufferPointer(start: resumedAlone.store.values, count: resumedAlone.store.count)).map(\.bitPattern))
+    }
+
     /// Sets one `__metadata__` entry of a safetensors file, the tensors' bytes kept.
     static func editMetadata(_ path: String, _ key: String, _ value: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

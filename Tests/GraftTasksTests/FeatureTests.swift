@@ -29,6 +29,39 @@ import Testing
         #expect(l.filter { $0 == ignoreIndex }.count > 2)
     }
 
+    /// A word the tokenizer splits at punctuation is labelled on the first subword of each of
+    /// the tokenizer's words in it, continuing the word's entity: `graft tag` reads raw text by
+    /// those words, and trained on the first piece alone it cut "co-codamol" into "co" and
+    /// "codamol". Checked by hand against the BERT pre-tokenizer's pieces.
+    @Test func wordsSplitAtPunctuationLabelEachPiece() throws {
+        let words = ["She", "took", "co-codamol", "in", "the", "U.S.", "."]
+        // The labels of the tokens that start a tokenizer word, in order ("." is one each time).
+        let cases: [(TagScheme, [String], [String])] = [
+            (.iob2, ["O", "O", "B-DRUG", "O", "O", "B-LOC", "O"],
+             ["O", "O", "B-DRUG", "I-DRUG", "I-DRUG", "O", "O", "B-LOC", "I-LOC", "I-LOC", "I-LOC", "O"]),
+            (.bioes, ["O", "O", "S-DRUG", "O", "O", "S-LOC", "O"],
+             ["O", "O", "B-DRUG", "I-DRUG", "E-DRUG", "O", "O", "B-LOC", "I-LOC", "I-LOC", "E-LOC", "O"]),
+            (.iob2, ["O", "O", "I-DRUG", "O", "O", "I-LOC", "O"],
+             ["O", "O", "I-DRUG", "I-DRUG", "I-DRUG", "O", "O", "I-LOC", "I-LOC", "I-LOC", "I-LOC", "O"]),
+            (.bioes, ["O", "O", "B-DRUG", "E-DRUG", "O", "O", "O"],
+             ["O", "O", "B-DRUG", "I-DRUG", "I-DRUG", "E-DRUG", "O", "O", "O", "O", "O", "O"]),
+        ]
+        for (scheme, tags, expected) in cases {
+            let labels = try LabelSet.tagging(entityTypes: ["DRUG", "LOC"], scheme: scheme)
+            let sentence = try TaggedSentence(id: "s", words: words, tags: tags, scheme: scheme)
+            let f = try #require(try FeatureBuilder.tokenClassification(sentence, example: 0, tokenizer: bertTokenizer, labels: labels,
+                                                                        scheme: scheme, options: WindowOptions(maxLength: 128)).first)
+            var starts: [String] = []
+            for i in 0..<f.window.count where f.window.specialTokensMask[i] == 0 {
+                let startsWord = i == 0 || f.window.wordIds[i] != f.window.wordIds[i - 1]
+                if startsWord { starts.append(labels.label(f.labels![i])) } else { #expect(f.labels![i] == ignoreIndex) }
+            }
+            #expect(starts == expected, "\(scheme) \(tags)")
+        }
+        #expect(TagScheme.bioes.pieceTag("S-X", piece: 0, of: 1) == "S-X")
+        #expect(TagScheme.bioes.pieceTag("E-X", piece: 0, of: 2) == "I-X")
+    }
+
     @Test func windowsCoverLongDocumentsAndMergeByOffsets() throws {
         var rng = TestRNG(5)
         let vocabulary = ["Paris", "is", "lovely", "in", "spring", "Anne-Sophie", "visited", "Köln", "yesterday", "."]

@@ -149,6 +149,8 @@ public final class Trainer<Objective: TrainingObjective> {
     private var iterator: ExampleStream<Objective.Example>?
     /// `history.jsonl` of the running ``run(resume:)`` (rank 0).
     private var history: TrainingHistory?
+    /// The checkpoint folders this trainer has written (each step's at most once).
+    private var checkpointsWritten: Set<String> = []
     /// The ranks sharing each update (``DataParallel``; one process by default).
     public let dataParallel: DataParallel
 
@@ -272,7 +274,7 @@ public final class Trainer<Objective: TrainingObjective> {
     @discardableResult
     public func run(resume: Bool = false) throws -> TrainingSummary {
         let started = Date()
-        if resume { try restoreLatest() }
+        if resume { try restoreLatest() } else if dataParallel.isLeader { try removeCheckpoints() }
         history = dataParallel.isLeader ? try TrainingHistory(directory: outputDirectory, resumingAt: resume ? optimizer.stepCount : nil) : nil
         defer { history = nil }
         let store = objective.store
@@ -354,7 +356,9 @@ public final class Trainer<Objective: TrainingObjective> {
         guard dataParallel.isLeader else { return checkpointsDirectory.appendingPathComponent(name).path }   // rank 0 writes
         try fm.createDirectory(at: checkpointsDirectory, withIntermediateDirectories: true)
         let final = checkpointsDirectory.appendingPathComponent(name)
-        if !fm.fileExists(atPath: final.path) {
+        // Written at most once per step in a run (a stop right after a periodic checkpoint asks
+        // again); a folder of this name from before (an interrupted write's orphan) is replaced.
+        if !checkpointsWritten.contains(name) {
             let tmp = checkpointsDirectory.appendingPathComponent("\(name).tmp-\(getpid())")
             try? fm.removeItem(at: tmp)
             try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
@@ -362,7 +366,9 @@ public final class Trainer<Objective: TrainingObjective> {
             try TrainingCheckpoint.save(to: tmp.appendingPathComponent(Self.stateFile), store: objective.store,
                                         optimizer: optimizer, schedule: schedule, rng: objective.dropoutRNG,
                                         metadata: stateMetadata())
+            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
             try fm.moveItem(at: tmp, to: final)
+            checkpointsWritten.insert(name)
         }
         try writeAtomically(Data(name.utf8), to: checkpointsDirectory.appendingPathComponent("LATEST"))
         try pruneCheckpoints(keeping: name)
@@ -467,6 +473,20 @@ public final class Trainer<Objective: TrainingObjective> {
         iterator = it
         while examplesUsed < used, try it.next() != nil { examplesUsed += 1 }
         guard examplesUsed == used else { throw corrupt("trainer.examples_used", "is past the end of epoch \(e) (\(examplesUsed) examples)") }
+    }
+
+    /// A fresh run (not resumed) in an output directory that holds another run's checkpoints
+    /// starts over, as its `history.jsonl` does: those checkpoints go, so that neither a
+    /// checkpoint of the same step nor LATEST can stand for this run (a later `--resume` would
+    /// continue the other run's weights).
+    func removeCheckpoints() throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: checkpointsDirectory.path) else { return }
+        do {
+            try fm.removeItem(at: checkpointsDirectory)
+        } catch {
+            throw ModelError.invalidArgument("\(checkpointsDirectory.path): cannot remove the checkpoints of the run this one replaces (\(error.localizedDescription)); remove them, or resume that run with --resume")
+        }
     }
 
     func pruneCheckpoints(keeping current: String) throws {

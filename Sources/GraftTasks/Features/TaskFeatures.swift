@@ -29,9 +29,16 @@ public enum FeatureBuilder {
     ///
     /// Tokens are aligned to the sentence's words by character offsets, so the words need not be
     /// the tokenizer's pre-tokenized words (CoNLL tokens, user spans). The first subword of each
-    /// word in each window carries the word's label id; every other token gets -100.
+    /// word in each window carries the word's label id. A word the tokenizer splits into several
+    /// words of its own ("co-codamol": "co", "-", "codamol"; "U.S."; "@user") also labels the
+    /// first subword of each of those with the tag that continues the word's entity in `scheme`
+    /// (`B-X` then `I-X`; BIOES `S-X` as `B-X` … `E-X`; `O` stays `O`): `graft tag` reads a raw
+    /// document by the tokenizer's words, so every word it reads is one the model was trained on
+    /// (trained on first subwords only, it split such words into entities at the punctuation).
+    /// Every other token gets -100.
     public static func tokenClassification(_ sentence: TaggedSentence, example: Int, tokenizer: Tokenizer,
-                                           labels: LabelSet, options: WindowOptions) throws -> [TokenClassificationFeature] {
+                                           labels: LabelSet, scheme: TagScheme = .iob2,
+                                           options: WindowOptions) throws -> [TokenClassificationFeature] {
         let windows = try Windowing.windows(of: sentence.text, example: example, tokenizer: tokenizer, options: options)
         var tagIds: [Int]?
         if let tags = sentence.tags {
@@ -44,19 +51,40 @@ public enum FeatureBuilder {
             }
         }
         let locator = WordLocator(sentence.wordOffsets)
-        return windows.map { w in
-            let words = locator.wordIndices(tokenOffsets: w.offsets, special: w.specialTokensMask)
+        let words = windows.map { locator.wordIndices(tokenOffsets: $0.offsets, special: $0.specialTokensMask) }
+        // The tokenizer's words inside each labelled word, in order (global ids: windows overlap).
+        var pieces: [Int: [Int]] = [:]
+        if tagIds != nil {
+            for (w, window) in windows.enumerated() {
+                for i in 0..<window.count {
+                    if let word = words[w][i], let piece = window.wordIds[i] { pieces[word, default: []].append(piece) }
+                }
+            }
+            for (word, ids) in pieces { pieces[word] = Array(Set(ids)).sorted() }
+        }
+        return windows.enumerated().map { w, window in
             var out: [Int]?
-            if let tagIds {
-                var l = [Int](repeating: ignoreIndex, count: w.count)
-                var previous: Int?
-                for i in 0..<w.count {
-                    if let word = words[i], word != previous { l[i] = tagIds[word] }
-                    previous = words[i]
+            if let tagIds, let tags = sentence.tags {
+                var l = [Int](repeating: ignoreIndex, count: window.count)
+                var previous: (word: Int, piece: Int?)?
+                for i in 0..<window.count {
+                    guard let word = words[w][i] else { previous = nil; continue }
+                    let piece = window.wordIds[i]
+                    let first = previous?.word != word
+                    if first || (piece != nil && piece != previous?.piece) {
+                        // The word's tag, or its piece's (the first of a split S-X is B-X).
+                        l[i] = tagIds[word]
+                        if let piece, let all = pieces[word], all.count > 1, let k = all.firstIndex(of: piece) {
+                            l[i] = labels.id(of: scheme.pieceTag(tags[word], piece: k, of: all.count)) ?? (first ? tagIds[word] : ignoreIndex)
+                        } else if !first {
+                            l[i] = ignoreIndex
+                        }
+                    }
+                    previous = (word, piece)
                 }
                 out = l
             }
-            return TokenClassificationFeature(window: w, words: words, labels: out)
+            return TokenClassificationFeature(window: window, words: words[w], labels: out)
         }
     }
 

@@ -67,6 +67,21 @@ public struct TokenSpan: Sendable, Equatable, Hashable, Codable {
 public typealias CharacterSpan = EntitySpan
 
 extension TagScheme {
+    /// The tag of piece `k` of `n` when one tagged word is read as `n` words: the entity the word's
+    /// `tag` opens, continues or closes runs through all its pieces (`B-X` -> `B-X I-X …`;
+    /// BIOES `S-X` -> `B-X I-X … E-X`, `E-X` -> `I-X … E-X`); `O` and `I-X` stay as they are.
+    public func pieceTag(_ tag: String, piece k: Int, of n: Int) -> String {
+        let t = ParsedTag(tag)
+        guard n > 1, !t.isOutside else { return tag }
+        let last = k == n - 1
+        switch (self, t.prefix) {
+        case (_, "B"): return k == 0 ? tag : "I-\(t.type)"
+        case (.bioes, "S"): return k == 0 ? "B-\(t.type)" : last ? "E-\(t.type)" : "I-\(t.type)"
+        case (.bioes, "E"): return last ? tag : "I-\(t.type)"
+        default: return tag
+        }
+    }
+
     /// The prefixes seqeval allows for this scheme.
     var allowedPrefixes: Set<Character> {
         switch self {

@@ -130,7 +130,8 @@ public struct TaggingPrediction: Sendable, Equatable {
     public var tags: [String]
 }
 
-/// NER / tagging: CoNLL columns or corpus spans; first-subword labels; windows merged by
+/// NER / tagging: CoNLL columns or corpus spans; first-subword labels (of each of the
+/// tokenizer's words inside a labelled word; ``FeatureBuilder/tokenClassification``); windows merged by
 /// offsets; Viterbi decoding over the scheme's transitions; seqeval strict entity F1 (main
 /// metric `f1`).
 public struct TaggingPlugin: TaskPlugin {
@@ -187,7 +188,8 @@ public struct TaggingPlugin: TaskPlugin {
     }
 
     public func features(_ example: TaggedSentence, index: Int, tokenizer: Tokenizer) throws -> [TaskFeature] {
-        try FeatureBuilder.tokenClassification(example, example: index, tokenizer: tokenizer, labels: tags, options: spec.window)
+        try FeatureBuilder.tokenClassification(example, example: index, tokenizer: tokenizer, labels: tags, scheme: spec.scheme,
+                                               options: spec.window)
             .map { TaskFeature(window: $0.window, target: $0.labels.map { .tokenLabels($0) }, words: $0.words) }
     }
 
