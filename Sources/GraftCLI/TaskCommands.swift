@@ -113,6 +113,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func validate() throws {
         if let patience, patience < 1 { throw ValidationError("--patience must be at least 1") }
+        if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1 (examples kept from the start of the training data)") }
         if let epochs, !TrainingOptions.epochRange.contains(epochs) {
             throw ValidationError("--epochs must lie in \(TrainingOptions.epochRange.lowerBound)...\(TrainingOptions.epochRange.upperBound)")
         }
@@ -164,6 +165,17 @@ struct FinetuneCommand: ParsableCommand {
         let base = try distillation.map(\.student) ?? spec.requireBaseModel(override: model)
         let label = distillation == nil ? "finetune" : "distill"
         let (sourceSpecs, sources, devExamples) = try labelledData(plugin, spec: spec, specFile: task)
+        if let test = spec.test {
+            // Held out: named so that a test split in the spec is not silently taken as used.
+            var file = test
+            while case .mapped(let inner, _) = file { file = inner }
+            if case .file(let path) = file, !FileManager.default.fileExists(atPath: path) {
+                throw CLIError("\(task): data.test \(path) does not exist")
+            }
+            if isLeaderRank() {
+                printError("data.test (\(test.origin)) is held out: fine-tuning does not read it; score the model on it with graft evaluate --model \(out)/best --data \(test.origin)")
+            }
+        }
         let trainCount = sources.reduce(0) { $0 + $1.examples.count }
         var adaptation = AdaptationOptions(method: adapt ?? t.adapt ?? .none)
         adaptation.weight = adaptWeight ?? t.adaptWeight.map(Float.init) ?? adaptation.weight
@@ -816,14 +828,28 @@ enum EntityRendering {
         case .conll:
             return zip(doc.words, tags).map { "\($0)\t\($1)\n" }.joined() + "\n"
         case .html:
-            return "<p>" + spans(doc.text, entities, open: { "<mark class=\"e-\(escape($0.type))\" title=\"\(escape($0.type)) \(String(format: "%.2f", $0.score))\">" },
+            return "<p>" + spans(doc.text, entities, open: { "<mark class=\"e-\(escape($0.type))\"\(htmlStyle($0.type)) title=\"\(escape($0.type)) \(String(format: "%.2f", $0.score))\">" },
                                  close: { "<span class=\"t\">\(escape($0.type))</span></mark>" }, escape: escape) + "</p>\n"
         case .pretty:
             let colors = [31, 32, 33, 34, 35, 36]
-            func color(_ type: String) -> Int { colors[Int(type.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF }) % colors.count] }
+            func color(_ type: String) -> Int { colors[typeHash(type) % colors.count] }
             return spans(doc.text, entities, open: { "\u{1B}[1;\(color($0.type))m[" }, close: { " \(visible($0.type))]\u{1B}[0m" },
                          escape: visible) + "\n"
         }
+    }
+
+    /// A stable hash of an entity type, choosing its colour (the same in every run and document).
+    static func typeHash(_ type: String) -> Int { type.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF } }
+
+    /// The CoNLL types have their colours in ``htmlHeader`` (displaCy's); any other type (a
+    /// custom tag set's DRUG, DOSE, …) gets a light colour whose hue is the FNV-1a hash of its
+    /// UTF-8 bytes, as an inline style (the same in every run and document).
+    static let htmlClassTypes: Set<String> = ["PER", "ORG", "LOC", "MISC"]
+    static func htmlStyle(_ type: String) -> String {
+        guard !htmlClassTypes.contains(type) else { return "" }
+        var h: UInt32 = 0x811C_9DC5
+        for b in type.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        return " style=\"background: hsl(\(h % 360), 85%, 80%)\""
     }
 
     /// `text` with each entity wrapped in `open`/`close`, sliced at the entities' scalar offsets.
@@ -931,34 +957,64 @@ struct AskCommand: ParsableCommand {
     @Argument(help: "The question (with --context).") var question: String?
 
     func run() throws {
+        if context == nil, let question {
+            throw ValidationError("the question \(JSONValue.quoted(String(question.prefix(80)))) needs --context FILE (without a question, JSON Lines {\"context\": ..., \"question\": ...} are read from stdin)")
+        }
         try inference.withModel(QuestionAnsweringPlugin.self, command: "ask", needs: "a question-answering model") { qa, m in
             var examples: [QuestionExample] = []
+            // Records answered with "answer": null and the reason (a blank line, an empty or too
+            // long question), one output line per input line as classify and tag write them.
+            var problems: [Int: String] = [:]
+            var blankLines = Set<String>()
             if let context {
                 guard let question else { throw ValidationError("give the question after --context FILE") }
                 guard !question.allSatisfy(\.isWhitespace) else { throw ValidationError("the question is empty") }
                 let shared = try Ranks.shareDocuments(try Ranks.world()) {
-                    guard FileManager.default.fileExists(atPath: context) else { throw CLIError("\(context): no such file") }
+                    var isDirectory: ObjCBool = false
+                    guard FileManager.default.fileExists(atPath: context, isDirectory: &isDirectory) else { throw CLIError("\(context): no such file") }
+                    guard !isDirectory.boolValue else { throw CLIError("\(context): is a directory, not a text file") }
                     guard let data = FileManager.default.contents(atPath: context) else { throw CLIError("\(context): cannot read the file") }
                     guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(context): not valid UTF-8 text") }
                     guard !text.allSatisfy(\.isWhitespace) else { throw CLIError("\(context): the context is empty") }
                     return [(text, "1")]
                 }
+                if let problem = qa.questionProblem(question, tokenizer: m.tokenizer) { throw ValidationError(problem) }
                 examples.append(QuestionExample(id: "1", question: question, context: shared[0].0, answers: []))
             } else {
                 for (line, id) in try readDocuments([]) {
-                    if isBlank(line) { continue }
+                    if isBlank(line) {
+                        problems[examples.count] = "blank line"
+                        blankLines.insert(id)
+                        examples.append(QuestionExample(id: id, question: "", context: "", answers: []))
+                        continue
+                    }
                     let value: JSONValue
-                    do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(id): not JSON: \(error)") }
+                    do { value = try JSONValue.parse(line, path: id) } catch { throw CLIError("\(error)") }
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
                         throw CLIError("\(id): expected {\"context\": string, \"question\": string}")
                     }
-                    guard !q.allSatisfy(\.isWhitespace) else { throw CLIError("\(id): the question is empty") }
+                    if q.allSatisfy(\.isWhitespace) {
+                        problems[examples.count] = "the question is empty"
+                    } else if c.allSatisfy(\.isWhitespace) {
+                        problems[examples.count] = "the context is empty"
+                    } else if let problem = qa.questionProblem(q, tokenizer: m.tokenizer) {
+                        problems[examples.count] = problem
+                    }
                     examples.append(QuestionExample(id: id, question: q, context: c, answers: []))
                 }
             }
+            if isLeaderRank() {
+                for (i, problem) in problems.sorted(by: { $0.key < $1.key }) where problem != "blank line" {
+                    printError("\(examples[i].id): \(problem): written with \"answer\": null")
+                }
+                let blank = problems.values.filter { $0 == "blank line" }.count
+                if blank > 0 { printError("\(blank) blank line(s): written with \"question\": null, \"answer\": null") }
+            }
+            let skip = examples.indices.map { problems[$0] != nil }
             let out = OutputBuffer(silent: !isLeaderRank())
-            try predictInOrder(qa, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, examples, label: "ask", out: out) { ex, p in
-                var fields: [(String, JSONValue)] = [("question", .string(ex.question))]
+            try predictInOrder(qa, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, examples, skip: skip, label: "ask", out: out) { ex, p in
+                let blank = blankLines.contains(ex.id)
+                var fields: [(String, JSONValue)] = [("question", blank ? .null : .string(ex.question))]
                 if let best = p?.best {
                     fields += [("answer", .string(best.text)), ("start", .number(Double(best.start))), ("end", .number(Double(best.end))),
                                ("score", .number((best.score * 1e4).rounded() / 1e4))]

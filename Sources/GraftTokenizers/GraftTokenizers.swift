@@ -60,7 +60,7 @@ extension LineReader {
     public func nextString() throws -> String? {
         guard let line = try TokenizerError.wrapping({ try next() }) else { return nil }
         if let bad = UTF8Validation.firstInvalidByte(line.bytes) {
-            throw TokenizerError.invalidUTF8(path: path, byteOffset: line.offset + bad)
+            throw TokenizerError.invalidUTF8(path: path == "-" ? "stdin" : path, byteOffset: line.offset + bad)
         }
         return String(decoding: line.bytes, as: UTF8.self)
     }

@@ -192,6 +192,24 @@ struct TaskCLITests {
         let a = try Self.json(try #require(r.1.split(separator: "\n").first))
         let start = try #require(a["start"] as? Int), end = try #require(a["end"] as? Int)
         #expect(Self.slice(context, start, end) == a["answer"] as? String)
+        // JSON Lines: one output line per input line, blank lines and unanswerable records
+        // included (answer null, named on stderr); a question without --context is refused.
+        let long = Array(repeating: "cat", count: 40).joined(separator: " ")
+        let records = [#"{"context": "the cat sat on the red mat .", "question": "the cat sat on the ?"}"#, "",
+                       #"{"context": "a mat .", "question": " "}"#, #"{"context": "a mat .", "question": "\#(long)"}"#,
+                       #"{"context": "the dog sat on the blue mat .", "question": "the dog sat on the ?"}"#]
+        r = try runGraft(["ask", "--model", qaOut + "/best"], stdin: records.joined(separator: "\n") + "\n")
+        let answerLines = r.1.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(r.0 == 0 && answerLines.count == 5, "\(r.1) \(r.2)")
+        if answerLines.count == 5 {
+            let answers = try answerLines.map { try Self.json($0) }
+            #expect(answers[0]["answer"] is String && answers[4]["answer"] is String)
+            #expect(answers[1]["question"] is NSNull && answers[1]["answer"] is NSNull)
+            #expect(answers[2]["answer"] is NSNull && answers[3]["answer"] is NSNull)
+        }
+        #expect(r.2.contains("stdin:3") && r.2.contains("empty") && r.2.contains("stdin:4") && r.2.contains("too long"), "\(r.2)")
+        r = try runGraft(["ask", "--model", qaOut + "/best", "the cat sat on the ?"], stdin: "")
+        #expect(r.0 != 0 && r.2.contains("--context"), "\(r.2)")
         r = try runGraft(["evaluate", "--model", qaOut + "/best", "--data", squad, "--json"])
         let s = try Self.json(try #require(r.1.split(separator: "\n").last))
         #expect(s["exact_match"] is Double && s["f1"] is Double, "\(r.1) \(r.2)")

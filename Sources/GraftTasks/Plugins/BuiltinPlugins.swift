@@ -286,6 +286,19 @@ public struct QuestionAnsweringPlugin: TaskPlugin {
         return examples
     }
 
+    /// Why `question` cannot be asked of any context with this model's windows (it is too long
+    /// for `model.max_length` with the specials and the stride), or nil when it can.
+    public func questionProblem(_ question: String, tokenizer: Tokenizer) -> String? {
+        do {
+            _ = try Windowing.windows(question: question, context: "x", example: 0, tokenizer: tokenizer, options: spec.window)
+            return nil
+        } catch TaskError.invalidArgument(let reason) {
+            return reason
+        } catch {
+            return "\(error)"
+        }
+    }
+
     public func features(_ example: QuestionExample, index: Int, tokenizer: Tokenizer) throws -> [TaskFeature] {
         let features: [QuestionAnsweringFeature]
         do {
