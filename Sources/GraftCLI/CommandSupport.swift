@@ -100,6 +100,9 @@ func tokenizeCorpus(dbPath: String, tokenizer: Tokenizer, fingerprint: String, s
 extension ImportFormat: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
 extension SplitPart: ExpressibleByArgument {}
+extension CoNLLTagScheme: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
 extension TokenizerKind: ExpressibleByArgument {}
 extension ModelKind: ExpressibleByArgument {}
 extension ModelPreset: ExpressibleByArgument {}

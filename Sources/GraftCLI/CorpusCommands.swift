@@ -64,6 +64,9 @@ struct CorpusAdd: ParsableCommand {
     @Option(help: "Put all documents of these files in this split part (train, dev or test).")
     var split: SplitPart?
 
+    @Option(name: .customLong("tag-scheme"), help: "CoNLL tags: iob (IOB2 or IOB1, the default) or bioes (also E-TYPE and S-TYPE). The rows are stored as written; a task spec's scheme converts them.")
+    var tagScheme: CoNLLTagScheme = .iob
+
     @Flag(name: .customLong("skip-bad"), help: "Report and skip bad records instead of rolling the file back.")
     var skipBad = false
 
@@ -79,7 +82,7 @@ struct CorpusAdd: ParsableCommand {
         for file in files {
             let options = ImportOptions(
                 format: format, textField: textField, labelField: labelField, task: task, split: split,
-                deduplicate: dedupe, skipBad: skipBad)
+                deduplicate: dedupe, skipBad: skipBad, tagScheme: tagScheme)
             let progress = ProgressReporter((file as NSString).lastPathComponent, total: nil, unit: .bytes, enabled: !quiet)
             do {
                 let report = try store.importFile(file, options: options) { p in

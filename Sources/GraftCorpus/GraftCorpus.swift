@@ -41,8 +41,9 @@ public enum CorpusError: Error, Equatable, Sendable, LocalizedError, CustomStrin
     case malformedCSV(file: String, line: Int, reason: String)
     /// A CoNLL token line with a different number of columns than the file's first token line.
     case conllColumnCount(file: String, line: Int, expected: Int, found: Int)
-    /// A CoNLL tag that is neither `O` nor `B-…`/`I-…`.
-    case invalidTag(file: String, line: Int, tag: String)
+    /// A CoNLL tag that is not `O` or a tag of the import's scheme (`B-…`/`I-…`, and for BIOES
+    /// `E-…`/`S-…`).
+    case invalidTag(file: String, line: Int, tag: String, scheme: CoNLLTagScheme)
     /// A SQuAD answer whose text is not found at `answer_start` in the context (code points).
     case answerMismatch(file: String, line: Int, questionID: String, expected: String, found: String)
     /// A SQuAD file whose structure is not SQuAD v1.1.
@@ -91,8 +92,12 @@ public enum CorpusError: Error, Equatable, Sendable, LocalizedError, CustomStrin
             return "\(file):\(line): malformed CSV: \(reason)"
         case .conllColumnCount(let file, let line, let expected, let found):
             return "\(file):\(line): CoNLL line has \(found) columns, expected \(expected)"
-        case .invalidTag(let file, let line, let tag):
-            return "\(file):\(line): invalid IOB tag \"\(tag)\" (expected O, B-TYPE or I-TYPE)"
+        case .invalidTag(let file, let line, let tag, .iob):
+            let bioes = (tag.hasPrefix("E-") || tag.hasPrefix("S-")) && tag.utf8.count > 2
+            return "\(file):\(line): invalid IOB tag \"\(tag)\" (expected O, B-TYPE or I-TYPE"
+                + (bioes ? "; E-/S- tags are BIOES: import the file with --tag-scheme bioes)" : ")")
+        case .invalidTag(let file, let line, let tag, .bioes):
+            return "\(file):\(line): invalid BIOES tag \"\(tag)\" (expected O, B-TYPE, I-TYPE, E-TYPE or S-TYPE)"
         case .answerMismatch(let file, let line, let questionID, let expected, let found):
             return "\(file):\(line): question \(questionID): answer \"\(expected)\" does not match context at answer_start (found \"\(found)\")"
         case .malformedSQuAD(let file, let line, let reason):

@@ -18,7 +18,8 @@ public enum ImportFormat: String, Sendable, CaseIterable, Codable {
     /// Comma-separated (RFC 4180 quoting) with a header row.
     case csv
     /// CoNLL token/tag columns (space- or tab-separated), `-DOCSTART-` lines, a blank line after
-    /// each sentence; the tag is the last column (IOB2).
+    /// each sentence; the tag is the last column (IOB2 or IOB1; BIOES with
+    /// ``ImportOptions/tagScheme`` `.bioes`).
     case conll
     /// SQuAD v1.1 JSON.
     case squad
@@ -43,6 +44,34 @@ public enum ImportFormat: String, Sendable, CaseIterable, Codable {
         switch self {
         case .tsv, .csv, .conll, .squad: return true
         case .text, .lines, .paragraphs, .jsonl: return false
+        }
+    }
+}
+
+/// How the tag column of a CoNLL file encodes entities. The file's rows are stored as they are
+/// (so `corpus export` gives the same bytes back); the entity spans are read under this scheme.
+public enum CoNLLTagScheme: String, Sendable, CaseIterable, Codable {
+    /// `O`, `B-TYPE`, `I-TYPE`: IOB2, or IOB1 (an `I-TYPE` that does not continue an entity of
+    /// its type starts one).
+    case iob
+    /// `O`, `B-TYPE`, `I-TYPE`, `E-TYPE` (the last token of an entity) and `S-TYPE` (an entity of
+    /// one token).
+    case bioes
+
+    /// Parses `iob` (also `iob1`, `iob2`, `bio`) and `bioes` (also `iobes`), case-insensitive.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "iob", "iob1", "iob2", "bio": self = .iob
+        case "bioes", "iobes": self = .bioes
+        default: return nil
+        }
+    }
+
+    /// The tag prefixes (the character before `-`) the scheme allows besides `O`.
+    var prefixes: Set<Character> {
+        switch self {
+        case .iob: ["B", "I"]
+        case .bioes: ["B", "I", "E", "S"]
         }
     }
 }
@@ -73,10 +102,13 @@ public struct ImportOptions: Sendable {
     public var skipBad: Bool
     /// Source name (default: the file's name).
     public var name: String?
+    /// How a CoNLL file's tags encode entities (default IOB2/IOB1).
+    public var tagScheme: CoNLLTagScheme
 
     public init(
         format: ImportFormat? = nil, textField: String? = nil, labelField: String? = nil, task: String? = nil,
-        split: SplitPart? = nil, deduplicate: Bool? = nil, skipBad: Bool = false, name: String? = nil
+        split: SplitPart? = nil, deduplicate: Bool? = nil, skipBad: Bool = false, name: String? = nil,
+        tagScheme: CoNLLTagScheme = .iob
     ) {
         self.format = format
         self.textField = textField
@@ -86,6 +118,7 @@ public struct ImportOptions: Sendable {
         self.deduplicate = deduplicate
         self.skipBad = skipBad
         self.name = name
+        self.tagScheme = tagScheme
     }
 }
 
@@ -251,10 +284,14 @@ extension CorpusStore {
     /// The import options that, with the file's SHA-256, identify a source: exactly the bytes
     /// JSONSerialization (`.sortedKeys`) wrote for these keys (this order, `/` escaped), so a
     /// file imported before is still recognised. An import without a task has the task "label".
+    /// A CoNLL tag scheme other than the default is a key of its own (`tagScheme`), absent
+    /// otherwise, so identities written before the option existed keep their bytes.
     static func sourceIdentity(format: ImportFormat, options: ImportOptions, deduplicate: Bool) -> String {
         var key: [(String, JSONValue)] = [("dedupe", .bool(deduplicate)), ("format", .string(format.rawValue))]
         if let f = options.labelField { key.append(("labelField", .string(f))) }
-        key += [("split", .string(options.split?.rawValue ?? "")), ("task", .string(options.task ?? "label"))]
+        key.append(("split", .string(options.split?.rawValue ?? "")))
+        if format == .conll, options.tagScheme != .iob { key.append(("tagScheme", .string(options.tagScheme.rawValue))) }
+        key.append(("task", .string(options.task ?? "label")))
         if let f = options.textField { key.append(("textField", .string(f))) }
         return JSONValue.object(key).serialized(escapingSlashes: true)
     }

@@ -322,19 +322,26 @@ struct Parser {
                 position += token.unicodeScalars.count
                 ends.append(position)
             }
+            // Entities read leniently, as conlleval does: an I-TYPE (or E-TYPE) that does not
+            // continue an entity of its type starts one (IOB1 style); E-TYPE and S-TYPE end one.
             var spans: [(start: Int, end: Int, type: String)] = []
             var open: (type: String, first: Int)?
-            for (i, (tag, _)) in tags.enumerated() {
-                if tag == "O" {
-                    if let o = open { spans.append((starts[o.first], ends[i - 1], o.type)); open = nil }
-                    continue
-                }
-                let type = String(tag.dropFirst(2))
-                if tag.hasPrefix("I-"), let o = open, o.type == type { continue }
-                if let o = open { spans.append((starts[o.first], ends[i - 1], o.type)) }
-                open = (type, i)  // B-TYPE, or an I-TYPE that starts an entity (IOB1 style)
+            func close(_ end: Int) {
+                if let o = open { spans.append((starts[o.first], ends[end - 1], o.type)) }
+                open = nil
             }
-            if let o = open { spans.append((starts[o.first], ends[tags.count - 1], o.type)) }
+            for (i, (tag, _)) in tags.enumerated() {
+                guard tag != "O", let prefix = tag.first else { close(i); continue }
+                let type = String(tag.dropFirst(2))
+                if (prefix == "I" || prefix == "E"), open?.type == type {
+                    // continues the open entity
+                } else {
+                    close(i)
+                    open = (type, i)
+                }
+                if prefix == "E" || prefix == "S" { close(i + 1) }
+            }
+            close(tags.count)
             var metadata: [String: Any]?
             if !docstarts.isEmpty { metadata = ["docstart": docstarts]; docstarts = [] }
             // Held back one sentence, so that `-DOCSTART-` lines after the file's last sentence
@@ -373,8 +380,9 @@ struct Parser {
                 if expectedColumns == nil { expectedColumns = columns.count; separator = lineSeparator }
                 let token = String(Substring(columns[0]))
                 let tag = String(Substring(columns[columns.count - 1]))
-                guard tag == "O" || ((tag.hasPrefix("B-") || tag.hasPrefix("I-")) && tag.utf8.count > 2) else {
-                    throw CorpusError.invalidTag(file: path, line: line.number, tag: tag)
+                let scheme = options.tagScheme
+                guard tag == "O" || (tag.utf8.count > 2 && tag.dropFirst().first == "-" && scheme.prefixes.contains(tag.first!)) else {
+                    throw CorpusError.invalidTag(file: path, line: line.number, tag: tag, scheme: scheme)
                 }
                 if rows.isEmpty { firstLine = line.number }
                 rows.append(text)

@@ -282,7 +282,37 @@ import Testing
         let error = try failure("EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-PER\n\n", name: "f.conll")
         guard case .conllColumnCount(_, 4, 4, 3) = error else { Issue.record("got \(String(describing: error))"); return }
         let tag = try failure("EU B-ORG\nrejects X-ORG\n\n", name: "g.conll")
-        guard case .invalidTag(_, 2, "X-ORG") = tag else { Issue.record("got \(String(describing: tag))"); return }
+        guard case .invalidTag(_, 2, "X-ORG", .iob) = tag else { Issue.record("got \(String(describing: tag))"); return }
+    }
+
+    /// A BIOES file is refused under the default IOB scheme with a message naming the option,
+    /// and imported with `tagScheme: .bioes`: spans from B/I/E and S tags, rows kept as written.
+    @Test func conllBIOESTagsImportWithTheirScheme() throws {
+        let text = "Take\tO\nAspirin\tS-DRUG\n100\tB-DOSE\nmg\tE-DOSE\ndaily\tO\n\nTylenol\tB-DRUG\nPM\tI-DRUG\nExtra\tE-DRUG\n\n"
+        let refused = try failure(text, name: "drugs.conll")
+        guard case .invalidTag(_, 2, "S-DRUG", .iob) = refused else { Issue.record("got \(String(describing: refused))"); return }
+        #expect(refused!.description.hasSuffix("drugs.conll:2: invalid IOB tag \"S-DRUG\" (expected O, B-TYPE or I-TYPE; E-/S- tags are BIOES: import the file with --tag-scheme bioes)"))
+        let notBIOES = try failure("Take\tO\nAspirin\tX-DRUG\n\n", name: "x.conll", options: ImportOptions(tagScheme: .bioes))
+        #expect(notBIOES?.description.hasSuffix("x.conll:2: invalid BIOES tag \"X-DRUG\" (expected O, B-TYPE, I-TYPE, E-TYPE or S-TYPE)") == true)
+
+        let (store, dir) = try makeStore()
+        let path = dir + "/drugs.conll"
+        writeFile(path, text)
+        let report = try store.importFile(path, options: ImportOptions(tagScheme: .bioes))
+        #expect(report.documents == 2 && report.annotations == 3)
+        let examples = try store.taggingExamples().all()
+        #expect(examples.map(\.spans) == [
+            [EntitySpan(start: 5, end: 12, type: "DRUG"), EntitySpan(start: 13, end: 19, type: "DOSE")],
+            [EntitySpan(start: 0, end: 16, type: "DRUG")],
+        ])
+        #expect(examples[0].tags == ["O", "S-DRUG", "B-DOSE", "E-DOSE", "O"])
+        var out = ""
+        _ = try store.export(format: .conll) { out += $0 }
+        #expect(out == text)
+        // Scheme names, and the scheme as a key of the source identity (absent for IOB).
+        #expect(CoNLLTagScheme(name: "IOBES") == .bioes && CoNLLTagScheme(name: "iob1") == .iob && CoNLLTagScheme(name: "bilou") == nil)
+        #expect(CorpusStore.sourceIdentity(format: .conll, options: ImportOptions(tagScheme: .bioes), deduplicate: true)
+                == #"{"dedupe":true,"format":"conll","split":"","tagScheme":"bioes","task":"label"}"#)
     }
 
     @Test func squadAnswerOffsetMismatch() throws {

@@ -101,6 +101,36 @@ import Testing
         let fileTexts = try TSVReader.read(tsv, labels: sentiment)
         #expect(texts.map(\.text) == fileTexts.map(\.text) && texts.map(\.label) == fileTexts.map(\.label))
     }
+
+    /// Stored CoNLL tags are read in the task's scheme: IOB2 rows under a BIOES task and BIOES
+    /// rows under an IOB2 task give the same entities, with the task's tags.
+    @Test func storedTagsAreConvertedToTheTaskScheme() throws {
+        let dir = makeTemporaryDirectory()
+        let store = try CorpusStore(path: dir + "/s.sqlite")
+        let iob = temporaryFile("drug-iob.conll", "Take O\nAspirin B-DRUG\n100 B-DOSE\nmg I-DOSE\n\n")
+        let bioes = temporaryFile("drug-bioes.conll", "Take O\nAspirin S-DRUG\n100 B-DOSE\nmg E-DOSE\n\n")
+        _ = try store.importFile(iob, options: ImportOptions(format: .conll, task: "drug", split: .train, name: "iob"))
+        _ = try store.importFile(bioes, options: ImportOptions(format: .conll, task: "drug", split: .dev, name: "bioes", tagScheme: .bioes))
+        let entities = [CharacterSpan(start: 5, end: 12, type: "DRUG"), CharacterSpan(start: 13, end: 19, type: "DOSE")]
+        for scheme in TagScheme.allCases {
+            let labels = try LabelSet.tagging(entityTypes: ["DRUG", "DOSE"], scheme: scheme)
+            let expected = scheme == .bioes ? ["O", "S-DRUG", "B-DOSE", "E-DOSE"] : ["O", "B-DRUG", "B-DOSE", "I-DOSE"]
+            for split in [SplitPart.train, .dev] {
+                let read = try StoreReader.taggedSentences(store, path: "s.sqlite", StoreSelection(split: split, task: "drug"),
+                                                           labels: labels, scheme: scheme)
+                #expect(read.map(\.tags) == [expected], "\(scheme) \(split)")
+                #expect(read.map(\.entities) == [entities], "\(scheme) \(split)")
+            }
+        }
+        // A stored IOB1 sequence is still an invalid IOB2 sequence to convert from (or repaired).
+        let iob1 = temporaryFile("drug-iob1.conll", "Take O\nAspirin I-DRUG\n\n")
+        _ = try store.importFile(iob1, options: ImportOptions(format: .conll, task: "drug", split: .test, name: "iob1"))
+        let selection = StoreSelection(split: .test, task: "drug")
+        #expect(taskError { _ = try StoreReader.taggedSentences(store, path: "s.sqlite", selection, scheme: .bioes) }?.description
+                .contains("token 2: \"I-DRUG\" cannot follow \"O\" (the stored tags are IOB2, read before conversion to BIOES)") == true)
+        #expect(try StoreReader.taggedSentences(store, path: "s.sqlite", selection, scheme: .bioes, invalidTags: .repair).map(\.tags)
+                == [["O", "S-DRUG"]])
+    }
 }
 
 @Suite struct SpecTests {

@@ -57,8 +57,9 @@ public enum StoreReader {
             .map { TextExample(id: "doc:\($0.id)", text: $0.text, label: nil) }
     }
 
-    /// Tagging examples: CoNLL rows when the document has them (tokens and tags as imported),
-    /// else the document's entity spans over its whitespace-separated words.
+    /// Tagging examples: CoNLL rows when the document has them (tokens and tags as imported,
+    /// IOB or BIOES, re-encoded in `scheme`), else the document's entity spans over its
+    /// whitespace-separated words.
     public static func taggedSentences(_ store: CorpusStore, path: String, _ selection: StoreSelection,
                                        labels: LabelSet? = nil, scheme: TagScheme = .iob2,
                                        invalidTags: InvalidTagPolicy = .error) throws -> [TaggedSentence] {
@@ -69,14 +70,20 @@ public enum StoreReader {
             let id = "doc:\(e.documentID)"
             if !e.tokens.isEmpty {
                 var tags = e.tags
+                // The rows keep the imported file's tags: BIOES when it has E-/S- tags
+                // (`corpus add --tag-scheme bioes`), else IOB. They are checked under that
+                // scheme and, when the task's differs, re-encoded in the task's.
+                let stored: TagScheme = tags.contains { $0.hasPrefix("E-") || $0.hasPrefix("S-") } ? .bioes : .iob2
+                if let v = stored.firstViolation(tags) {
+                    guard invalidTags == .repair else {
+                        let note = stored == scheme ? "" : " (the stored tags are \(stored.rawValue.uppercased()), read before conversion to \(scheme.rawValue.uppercased()))"
+                        throw TaskError.invalidTagSequence(at, reason: "token \(v.index + 1): \(v.reason)\(note)")
+                    }
+                    tags = try stored.repaired(tags)
+                }
+                if stored != scheme { tags = try scheme.tags(for: stored.strictSpans(tags), count: tags.count) }
                 for t in tags {
                     if let labels, labels.id(of: t) == nil { throw TaskError.unknownLabel(at, label: t, known: labels.labels) }
-                }
-                if let v = scheme.firstViolation(tags) {
-                    guard invalidTags == .repair else {
-                        throw TaskError.invalidTagSequence(at, reason: "token \(v.index + 1): \(v.reason)")
-                    }
-                    tags = try scheme.repaired(tags)
                 }
                 let sentence = try TaggedSentence(id: id, words: e.tokens, tags: tags, scheme: scheme)
                 guard sentence.text == e.text else {
