@@ -177,6 +177,33 @@ import Testing
         }
     }
 
+    /// HuggingFace and spaCy names of keys suggest Graft's key, in whichever table it is,
+    /// before edit distance would (`learning_rate` is closer to `warmup_ratio`).
+    @Test func otherToolsKeyNamesSuggestGraftsKeys() {
+        let head = "name = \"x\"\nkind = \"ner\"\nlabels = [\"PER\"]\n"
+        for (written, expected) in [
+            ("[train]\nlearning_rate = 1e-4\n", ("train.learning_rate", "train.lr")),
+            ("learning_rate = 1e-4\n", ("learning_rate", "train.lr")),
+            ("[train]\nnum_train_epochs = 3\n", ("train.num_train_epochs", "train.epochs")),
+            ("[train]\nper_device_train_batch_size = 16\n", ("train.per_device_train_batch_size", "train.batch_size")),
+            ("[train]\ntrain_batch_size = 16\n", ("train.train_batch_size", "train.batch_size")),
+            ("[train]\ngradient_accumulation_steps = 2\n", ("train.gradient_accumulation_steps", "train.gradient_accumulation")),
+            ("[train]\nwarmup_proportion = 0.1\n", ("train.warmup_proportion", "train.warmup_ratio")),
+            ("[train]\nmax_seq_length = 256\n", ("train.max_seq_length", "model.max_length")),
+            ("[model]\ndoc_stride = 64\n", ("model.doc_stride", "model.stride")),
+            ("[model]\nmodel_name_or_path = \"m\"\n", ("model.model_name_or_path", "model.base")),
+            ("[train]\nLearning_Rate = 1e-4\n", ("train.Learning_Rate", "train.lr")),
+        ] {
+            #expect(error(head + written) == .unknownKey(file: "/specs/x.toml", key: expected.0, suggestion: expected.1), "\(written)")
+        }
+        #expect(error(head + "[train]\nlearning_rate = 1e-4\n")?.description
+                == "/specs/x.toml: unknown key \"train.learning_rate\" (did you mean \"train.lr\"?)")
+        // Every alias names a key that exists.
+        for (alias, key) in TaskSpec.keyAliases {
+            #expect(TaskSpec.allKeys.contains(key), "\(alias) → \(key)")
+        }
+    }
+
     /// `[model] pooling` (sequence classification only) and `[train] patience` (alias
     /// `early_stopping_patience`, not both).
     @Test func poolingAndPatienceKeys() throws {

@@ -153,8 +153,9 @@ struct SpecTable {
 
     subscript(_ key: String) -> SpecValue? { entries.first { $0.0 == key }?.1 }
 
-    /// Fails on the first key not in `known` (suggesting the closest known key, here or in the
-    /// other tables: `lr` at the top level suggests `train.lr`).
+    /// Fails on the first key not in `known` (suggesting a known key, here or in the other
+    /// tables: the key's ``TaskSpec/keyAliases`` entry when it has one, `learning_rate` →
+    /// `train.lr`, else the closest by edit distance, `lr` at the top level → `train.lr`).
     func checkKeys(_ known: [String], elsewhere: [String] = []) throws {
         for (key, _) in entries where !known.contains(key) {
             // A key far longer than any known one gets no suggestion and is shown cut short
@@ -162,7 +163,9 @@ struct SpecTable {
             guard key.utf8.count <= 200 else {
                 throw TaskError.unknownKey(file: file, key: full(String(key.prefix(60))) + "… (\(key.utf8.count) bytes)", suggestion: nil)
             }
-            let suggestion = closest(full(key), among: known.map(full) + elsewhere)
+            let candidates = known.map(full) + elsewhere
+            let suggestion = TaskSpec.keyAliases[key.lowercased()].flatMap { candidates.contains($0) ? $0 : nil }
+                ?? closest(full(key), among: candidates)
                 ?? closest(key, among: known).map(full)
                 ?? (elsewhere.first { $0.hasSuffix("." + key) })
             throw TaskError.unknownKey(file: file, key: full(key), suggestion: suggestion)
@@ -250,6 +253,21 @@ extension TaskSpec {
                             "patience", "early_stopping_patience", "unfreeze_top", "gradual_unfreeze", "layer_lr_decay",
                             "cache_features", "adapt", "adapt_weight", "batching", "token_weighting"]
     static let targetKeys = ["text", "format", "store", "source", "split", "split_scheme", "dev", "label_map"]
+    /// What other tools call some keys (HuggingFace `TrainingArguments` and scripts, spaCy's
+    /// config), lower-cased, with the key Graft has for it: suggested for an unknown key before
+    /// any key close by edit distance (`learning_rate` is nearer `warmup_ratio` than `lr`).
+    static let keyAliases: [String: String] = [
+        "learning_rate": "train.lr",
+        "num_train_epochs": "train.epochs", "num_epochs": "train.epochs", "max_epochs": "train.epochs",
+        "per_device_train_batch_size": "train.batch_size", "per_gpu_train_batch_size": "train.batch_size",
+        "train_batch_size": "train.batch_size",
+        "gradient_accumulation_steps": "train.gradient_accumulation", "accumulate_gradient": "train.gradient_accumulation",
+        "warmup_proportion": "train.warmup_ratio",
+        "max_seq_length": "model.max_length", "max_seq_len": "model.max_length", "model_max_length": "model.max_length",
+        "doc_stride": "model.stride",
+        "max_answer_len": "model.max_answer_length",
+        "model_name_or_path": "model.base",
+    ]
     /// The keys of a data source written as an inline table (`{ file = "…", label_map = "…" }`).
     static let sourceKeys = ["file", "label_map", "rate"]
 
