@@ -204,6 +204,22 @@ import Testing
         }
     }
 
+    /// A tagging spec listing tags without "O" is refused (its entries would be taken for entity
+    /// types and expanded to `B-B-DRUG`), naming the key and the types to write instead.
+    @Test func tagNamesWithoutOAreRefused() throws {
+        let spec = "name = \"x\"\nkind = \"ner\"\nlabels = [\"B-DRUG\", \"I-DRUG\", \"B-DOSE\", \"I-DOSE\"]\n"
+        let expected = "entity types such as \"DRUG\", \"DOSE\": a list without \"O\" holds entity types, which the iob2 scheme expands to tags; a full tag list must include \"O\""
+        #expect(error(spec) == .badValue(file: "/specs/x.toml", key: "labels", value: "\"B-DRUG\"", expected: expected))
+        #expect(error(spec)?.description.hasPrefix("/specs/x.toml: key \"labels\" has value \"B-DRUG\", expected entity types such as") == true)
+        let bioes = "name = \"x\"\nkind = \"ner\"\nscheme = \"bioes\"\nlabels = [\"S-DRUG\", \"B-DRUG\", \"E-DRUG\", \"CHEM\"]\n"
+        #expect(error(bioes)?.description.contains("has value \"B-DRUG\", expected entity types such as \"DRUG\", \"CHEM\"") == true)
+        // Entity types, and full tag lists with "O", still parse.
+        let types = try TaskSpec.parse("name = \"x\"\nkind = \"ner\"\nlabels = [\"DRUG\", \"E-MAIL\"]\n", path: "/specs/x.toml", environment: [:])
+        #expect(types.labels?.labels == ["O", "B-DRUG", "I-DRUG", "B-E-MAIL", "I-E-MAIL"])
+        let tags = try TaskSpec.parse("name = \"x\"\nkind = \"ner\"\nlabels = [\"O\", \"B-DRUG\", \"I-DRUG\"]\n", path: "/specs/x.toml", environment: [:])
+        #expect(tags.labels?.labels == ["O", "B-DRUG", "I-DRUG"])
+    }
+
     /// `[model] pooling` (sequence classification only) and `[train] patience` (alias
     /// `early_stopping_patience`, not both).
     @Test func poolingAndPatienceKeys() throws {

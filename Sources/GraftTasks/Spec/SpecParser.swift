@@ -333,6 +333,19 @@ extension TaskSpec {
                         throw TaskError.badValue(file: path, key: "labels", value: JSONValue.quoted(bad), expected: "\(scheme.rawValue) tags (\(scheme.prefixes.joined(separator: "/"))-TYPE) since the list holds O")
                     }
                 } else {
+                    // Without "O" the list holds entity types: a tag here (`B-DRUG`) would be
+                    // expanded to `B-B-DRUG`, and every tag of the data would then be unknown.
+                    if let tag = list.first(where: { $0.utf8.count > 2 && ($0.hasPrefix("B-") || $0.hasPrefix("I-")) }) {
+                        var types: [String] = []
+                        for label in list {
+                            let parsed = ParsedTag(label)
+                            let type = label.dropFirst().first == "-" && scheme.prefixes.contains(String(parsed.prefix)) ? parsed.type : label
+                            if !types.contains(type) { types.append(type) }
+                        }
+                        let example = types.prefix(3).map { JSONValue.quoted($0) }.joined(separator: ", ")
+                        throw TaskError.badValue(file: path, key: "labels", value: JSONValue.quoted(tag),
+                                                 expected: "entity types such as \(example): a list without \"O\" holds entity types, which the \(scheme.rawValue) scheme expands to tags; a full tag list must include \"O\"")
+                    }
                     labels = try LabelSet.tagging(entityTypes: list, scheme: scheme)
                 }
             } catch let TaskError.invalidArgument(message) {
