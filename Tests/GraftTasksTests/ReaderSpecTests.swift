@@ -71,6 +71,14 @@ import Testing
         }
         let fraction = temporaryFile("f.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 1.5}]}]}]}]}"#)
         #expect(taskError { _ = try SquadReader.read(fraction) }?.description.contains("answer_start") == true)
+        // An answer_start of another JSON type: the file, the question and what it must be.
+        for (start, shown) in [("\"36\"", "\"36\" (a string)"), ("1.5", "1.5 (a fraction)"), ("true", "true (a boolean)"), ("null", "null"), ("[1]", "an array or object")] {
+            let f = temporaryFile("t.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 0}]}, {"id": "x2", "question": "Who?", "answers": [{"text": "Zeus", "answer_start": 0}, {"text": "Zeus", "answer_start": "# + start + "}]}]}]}]}")
+            #expect(taskError { _ = try SquadReader.read(f) } == .malformed(TaskLocation(file: f, item: "question x2"),
+                    reason: "answers[1].answer_start is \(shown): it must be an integer, the answer's character offset in the context (Unicode scalars from 0)"), "\(start)")
+        }
+        let missing = temporaryFile("m.json", #"{"data": [{"paragraphs": [{"context": "Zeus ruled.", "qas": [{"id": "x1", "question": "Who?", "answers": [{"text": "Zeus"}]}]}]}]}"#)
+        #expect(taskError { _ = try SquadReader.read(missing) }?.description.contains("missing key \"answer_start\"") == true)
         #expect(AnswerSpan(text: "Zeus", start: Int.max).end == Int.max)
         // Not JSON: the line of the problem.
         let broken = temporaryFile("j.json", "{\"data\": [\n  {\"paragraphs\": [}\n]}\n")

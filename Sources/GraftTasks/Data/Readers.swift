@@ -151,16 +151,32 @@ public enum SquadReader {
         struct Question: Decodable { var id: String; var question: String; var answers: [Answer]? }
         struct Answer: Decodable {
             var text: String
-            var answer_start: Int
+            /// nil when the file's `answer_start` is not an integer; `badStart` then shows it.
+            var answer_start: Int?
+            /// A non-integer `answer_start` as written, with its JSON type (`"36" (a string)`),
+            /// reported by ``SquadReader/read(_:)`` with the file and the question id.
+            var badStart: String?
             enum CodingKeys: String, CodingKey { case text, answer_start }
             init(from decoder: any Decoder) throws {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 text = try c.decode(String.self, forKey: .text)
                 if let i = try? c.decode(Int.self, forKey: .answer_start) { answer_start = i; return }
-                // Foundation reports a fraction here only as "not valid JSON", without the key.
-                let d = try c.decode(Double.self, forKey: .answer_start)   // a string or bool: typeMismatch, with its path
-                throw DecodingError.typeMismatch(Int.self, .init(codingPath: c.codingPath + [CodingKeys.answer_start],
-                                                                 debugDescription: "answer_start \(d) is not an integer index"))
+                guard c.contains(.answer_start) else {
+                    throw DecodingError.keyNotFound(CodingKeys.answer_start, .init(codingPath: c.codingPath, debugDescription: ""))
+                }
+                // The decoder's own message names neither the question nor what was expected
+                // ("Expected to decode Double but found a string instead").
+                if try c.decodeNil(forKey: .answer_start) {
+                    badStart = "null"
+                } else if let d = try? c.decode(Double.self, forKey: .answer_start) {
+                    badStart = "\(d) (" + (d == d.rounded() ? "outside the integers Graft reads" : "a fraction") + ")"
+                } else if let s = try? c.decode(String.self, forKey: .answer_start) {
+                    badStart = JSONValue.quoted(s) + " (a string)"
+                } else if let b = try? c.decode(Bool.self, forKey: .answer_start) {
+                    badStart = "\(b) (a boolean)"
+                } else {
+                    badStart = "an array or object"
+                }
             }
         }
         var data: [Article]
@@ -196,15 +212,18 @@ public enum SquadReader {
                     let at = TaskLocation(file: path, item: "question \(q.id)")
                     guard ids.insert(q.id).inserted else { throw TaskError.malformed(at, reason: "duplicate question id") }
                     var answers: [AnswerSpan] = []
-                    for a in q.answers ?? [] {
+                    for (k, a) in (q.answers ?? []).enumerated() {
+                        guard let start = a.answer_start else {
+                            throw TaskError.malformed(at, reason: "answers[\(k)].answer_start is \(a.badStart ?? "not an integer"): it must be an integer, the answer's character offset in the context (Unicode scalars from 0)")
+                        }
                         // Bounded before any arithmetic: a start near Int.max must not overflow.
                         let length = a.text.unicodeScalars.count
-                        guard a.answer_start >= 0, length > 0, a.answer_start <= context.count - length else {
-                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(a.answer_start) lies outside the context (\(context.count) characters) or is empty")
+                        guard start >= 0, length > 0, start <= context.count - length else {
+                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" at \(start) lies outside the context (\(context.count) characters) or is empty")
                         }
-                        let answer = AnswerSpan(text: a.text, start: a.answer_start)
+                        let answer = AnswerSpan(text: a.text, start: start)
                         guard context[answer.start..<answer.end].elementsEqual(a.text.unicodeScalars) else {
-                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" does not match the context at \(a.answer_start) (found \"\(scalarSlice(paragraph.context, answer.start..<answer.end))\")")
+                            throw TaskError.offsetMismatch(at, reason: "answer \"\(a.text)\" does not match the context at \(start) (found \"\(scalarSlice(paragraph.context, answer.start..<answer.end))\")")
                         }
                         answers.append(answer)
                     }
