@@ -24,6 +24,26 @@ import Testing
         #expect(taskError { _ = try TSVReader.read("/nonexistent/x.tsv") } == .unreadable(file: "/nonexistent/x.tsv", reason: "no such file"))
     }
 
+    /// A first line naming columns other than exactly label<TAB>text, and a line whose separator
+    /// is a no-break space, are errors that say so.
+    @Test func tsvHeaderAndSeparatorErrorsSayWhatIsWrong() throws {
+        let reason = "line 1 looks like a header (\"label\", \"text\", \"source\"): the file must be label<TAB>text lines, and only a first line of exactly \"label<TAB>text\" is skipped as a header (each line is split at its first TAB, so a further column would be read as part of the text); remove the other columns, or the header"
+        let extra = temporaryFile("h.tsv", "label\ttext\tsource\npos\tGreat\tweb\n")
+        #expect(taskError { _ = try TSVReader.read(extra, labels: sentiment) } == .malformed(TaskLocation(file: extra, line: 1), reason: reason))
+        #expect(taskError { _ = try TSVReader.read(extra) } == .malformed(TaskLocation(file: extra, line: 1), reason: reason))
+        let swapped = temporaryFile("w.tsv", "Text\tLabel\nGreat\tpos\n")
+        #expect(taskError { _ = try TSVReader.read(swapped, labels: sentiment) }?.description.contains("line 1 looks like a header (\"Text\", \"Label\")") == true)
+        // A first line whose label is a known class is data, whatever its text.
+        #expect(try TSVReader.read(temporaryFile("d.tsv", "pos\ttext\n"), labels: sentiment).map(\.text) == ["text"])
+        let nbsp = temporaryFile("n.tsv", "pos\tok\nneg\u{a0}Dull.\n")
+        #expect(taskError { _ = try TSVReader.read(nbsp) } == .malformed(TaskLocation(file: nbsp, line: 2),
+                reason: "expected \"label<TAB>text\", found no TAB (the line has a no-break space (U+00A0) where a TAB was expected?)"))
+        let conll = temporaryFile("n.txt", "Patient\u{a0}O\n")
+        #expect(taskError { _ = try CoNLLReader.read(conll) } == .malformed(TaskLocation(file: conll, line: 1),
+                reason: "expected a token and a tag separated by spaces or a TAB, found one column \"Patient\u{a0}O\" (it holds a no-break space (U+00A0), which does not separate columns)"))
+        #expect(unexpectedWhitespace(in: "a\u{3000}b") == "an ideographic space (U+3000)" && unexpectedWhitespace(in: "a b\tc") == nil)
+    }
+
     @Test func conllReadsBothLayouts() throws {
         let four = temporaryFile("a.txt", "-DOCSTART- -X- -X- O\n\nZoë NNP B-NP B-PER\nÅngström NNP I-NP I-PER\nflew VBD B-VP O\n\nParis NNP B-NP B-LOC\n")
         let s = try CoNLLReader.read(four)

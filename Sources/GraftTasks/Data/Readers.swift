@@ -39,11 +39,31 @@ func readLines(_ path: String) throws -> [Substring] {
     return lines
 }
 
+/// The first whitespace character of `text` that is not a space or a TAB, named for an error
+/// about a missing column separator (`a no-break space (U+00A0)`); nil when there is none.
+func unexpectedWhitespace(in text: Substring) -> String? {
+    guard let s = text.unicodeScalars.first(where: { $0.properties.isWhitespace && $0 != " " && $0 != "\t" }) else { return nil }
+    let name = switch s.value {
+    case 0xA0: "a no-break space"
+    case 0x202F: "a narrow no-break space"
+    case 0x2007: "a figure space"
+    case 0x3000: "an ideographic space"
+    default: "a whitespace character"
+    }
+    return name + " (U+" + String(s.value, radix: 16, uppercase: true).leftPadded(to: 4) + ")"
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
 /// Reads `label<TAB>text` files (an optional first line `label<TAB>text` is a header).
 ///
 /// Each line is split at its first TAB (texts may contain more). Empty lines are skipped; a
 /// line without a TAB, an empty label or an empty text is an error naming the file and line; a
-/// label outside `labels` (when given) is an ``TaskError/unknownLabel(_:label:known:)``.
+/// label outside `labels` (when given) is an ``TaskError/unknownLabel(_:label:known:)``. A first
+/// line that names columns other than exactly `label<TAB>text` (`label<TAB>text<TAB>source`,
+/// `text<TAB>label`) is an error saying so, not a row with the label `label`.
 public enum TSVReader {
     public static func read(_ path: String, labels: LabelSet? = nil) throws -> [TextExample] {
         var examples: [TextExample] = []
@@ -51,10 +71,21 @@ public enum TSVReader {
             let at = TaskLocation(file: path, line: i + 1)
             if line.isEmpty { continue }
             guard let tab = line.firstIndex(of: "\t") else {
-                throw TaskError.malformed(at, reason: "expected \"label<TAB>text\", found no TAB")
+                let note = unexpectedWhitespace(in: line).map { " (the line has \($0) where a TAB was expected?)" } ?? ""
+                throw TaskError.malformed(at, reason: "expected \"label<TAB>text\", found no TAB\(note)")
             }
             let label = String(line[..<tab]), text = String(line[line.index(after: tab)...])
             if i == 0 && label == "label" && text == "text" { continue }
+            if i == 0, labels?.id(of: label) == nil {
+                let columns = line.split(separator: "\t", omittingEmptySubsequences: false)
+                let names = Set(columns.map { $0.trimmingCharacters(in: .whitespaces).lowercased() })
+                if names.contains("label") || names.contains("text") {
+                    throw TaskError.malformed(at, reason: "line 1 looks like a header (\(columns.map { JSONValue.quoted(String($0)) }.joined(separator: ", "))): "
+                        + "the file must be label<TAB>text lines, and only a first line of exactly \"label<TAB>text\" is skipped as a header "
+                        + "(each line is split at its first TAB, so a further column would be read as part of the text); "
+                        + "remove the other columns, or the header")
+                }
+            }
             guard !label.isEmpty else { throw TaskError.malformed(at, reason: "empty label") }
             guard !isBlank(text) else {
                 throw TaskError.malformed(at, reason: "empty document (no text after the TAB, or only whitespace)")
@@ -102,7 +133,8 @@ public enum CoNLLReader {
             if columns[0] == "-DOCSTART-" { try flush(); continue }
             let at = TaskLocation(file: path, line: i + 1)
             guard columns.count >= 2 else {
-                throw TaskError.malformed(at, reason: "expected a token and a tag separated by spaces or a TAB, found one column \"\(columns[0])\"")
+                let note = unexpectedWhitespace(in: columns[0]).map { " (it holds \($0), which does not separate columns)" } ?? ""
+                throw TaskError.malformed(at, reason: "expected a token and a tag separated by spaces or a TAB, found one column \"\(columns[0])\"\(note)")
             }
             // Every row has the columns of the first (a row short of one would read its chunk
             // tag as the entity tag), as `graft corpus add` requires.
