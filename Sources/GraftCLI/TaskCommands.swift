@@ -803,7 +803,12 @@ struct TagCommand: ParsableCommand {
         }
         let skip = documents.map { $0.words.isEmpty }
         let blank = skip.filter { $0 }.count
-        if blank > 0 && isLeaderRank() { printError("\(blank) empty document(s): written with no entities") }
+        if blank > 0 && isLeaderRank() {
+            // Blank lines, and lines of which the tokenizer keeps nothing (U+200B, a soft hyphen,
+            // control characters): no word to tag. classify still classifies the latter (a model
+            // sees [CLS] [SEP], as transformers' pipeline does) and counts blank lines only.
+            printError("\(blank) document(s) without words (blank, or nothing the tokenizer keeps): written with no entities")
+        }
         let out = OutputBuffer(silent: !isLeaderRank())
         if format == .html { out.write(EntityRendering.htmlHeader) }
         try predictInOrder(plugin, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, documents, skip: skip, label: "tag", out: out) { doc, p in
