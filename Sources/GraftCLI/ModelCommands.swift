@@ -27,7 +27,8 @@ func writeModelDirectory(_ out: String, source: String, _ write: (String) throws
     do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch { throw fail("create the directory", error) }
     if url != URL(fileURLWithPath: source).standardized, let names = try? fm.contentsOfDirectory(atPath: out) {
         let modelFiles: Set<String> = [ModelDirectory.configFile, ModelDirectory.weightsFile, ModelDirectory.tokenizerFile, "vocab.txt",
-                                       "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"]
+                                       "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                       SentenceEmbedder.configFile]
         for name in names where modelFiles.contains(name) || name.hasPrefix("graft-task") {
             do { try fm.removeItem(atPath: url.appendingPathComponent(name).path) } catch { throw fail("replace the earlier model's \(name)", error) }
         }
@@ -95,7 +96,20 @@ struct ImportCommand: ParsableCommand {
             throw CLIError("\(source): the checkpoint lacks \(loaded.initialized.count) parameters of its \(loaded.architecture.name) (\(loaded.initializedSummary)); import the encoder alone with --as BertModel (or name the class to build with fresh weights with --as)")
         }
         do {
-            try writeModelDirectory(out, source: source) { try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: $0) }
+            // sentence-transformers' max_seq_length travels with the model (graft embed truncates
+            // all-MiniLM-L6-v2 at its 256, not at the 128 its tokenizer.json holds).
+            var isDirectory: ObjCBool = false
+            var sentenceConfig: String?
+            if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue,
+               try SentenceEmbedder.maxSequenceLength(in: source) != nil {
+                sentenceConfig = source + "/" + SentenceEmbedder.configFile
+            }
+            try writeModelDirectory(out, source: source) {
+                try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: $0)
+                if let sentenceConfig, let data = FileManager.default.contents(atPath: sentenceConfig) {
+                    try ModelDirectory.writeBytes([UInt8](data), to: $0 + "/" + SentenceEmbedder.configFile)
+                }
+            }
         } catch let e as ModelError {
             throw CLIError("\(e)")
         }
@@ -158,8 +172,9 @@ struct EmbedCommand: ParsableCommand {
         Reads one sentence per line (split on \\n only) from the files, or standard input. Prints one embedding per \
         line: values separated by spaces, or with --json one JSON array of floats. With --pairs, lines are taken two \
         at a time (1 and 2, 3 and 4, ...) and the cosine similarity of each pair is printed instead. A line longer \
-        than the model takes (its tokenizer's truncation length, else its positions) is embedded from its first \
-        tokens, as sentence-transformers does; standard error says how many were.
+        than the model takes (sentence-transformers' max_seq_length from sentence_bert_config.json, which graft \
+        import keeps: 256 for all-MiniLM-L6-v2; else its tokenizer's truncation length, else its positions) is \
+        embedded from its first tokens, as sentence-transformers does; standard error says how many were.
         """
     )
 

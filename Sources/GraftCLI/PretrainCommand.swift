@@ -144,6 +144,15 @@ struct PretrainCommand: ParsableCommand {
             var iterator = blocks.makeIterator()   // its reads throw: a lost page stops training
             return ExampleStream { try iterator.next() }
         }
+        // An empty train split: say why (a file imported whole is one document, in one split)
+        // rather than the trainer's "no training examples".
+        let trainDocuments = try store.documentCount(DocumentFilter(part: .train))
+        if trainDocuments == 0 {
+            let all = try store.documentCount()
+            throw CLIError("\(db): the train split holds none of the corpus's \(all) document(s)" +
+                           (all < 20 ? "; a file added with --format text (the default for .txt) is one document and goes to one split whole: add it with --format lines or --format paragraphs" : "") +
+                           " (graft corpus split shows the shares)")
+        }
         // --epochs: the trainer needs the blocks in an epoch (one pass over the train split's cache).
         var blocksPerEpoch: Int?
         if opts.epochs != nil {
@@ -176,6 +185,9 @@ struct PretrainCommand: ParsableCommand {
             if dataParallel.isLeader {
                 if let loaded = start.loaded, !loaded.initialized.isEmpty {
                     printError("\(from ?? ""): \(loaded.architecture.name == "BertForMaskedLM" ? "no masked-LM head in the checkpoint; " : "")freshly initialised: \(loaded.initialized.joined(separator: ", "))")
+                }
+                if devBlocks.isEmpty {
+                    printError("note: the dev split holds no block of \(blockLength) tokens, so nothing is evaluated and \(out)/best holds the last update's model (a corpus of a few large documents: add them with --format lines or paragraphs)")
                 }
                 printError("pretraining \(kind.rawValue) \(sizeName): \(model.store.count) parameters, vocabulary \(config.vocabSize), " +
                            "\(devBlocks.count) dev blocks; writing to \(out)" +

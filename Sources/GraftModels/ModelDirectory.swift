@@ -62,7 +62,16 @@ public enum ModelDirectory {
         let architecture = try ModelRegistry.architecture(named: model.architecture, file: path(dir, configFile))
         try checkTokenizer(tokenizer, fits: model.config, file: dir)
         try createDirectory(dir)
-        try writeJSON(model.config.hfJSON(architecture: architecture.name), to: path(dir, configFile))
+        var config = model.config.hfJSON(architecture: architecture.name)
+        if model.config.kind == .gpt, case .object(var fields) = config {
+            // GPT2Config defaults both to 50256 (GPT-2's own <|endoftext|>), outside a smaller
+            // vocabulary: transformers warned and its generate ran past the real end token.
+            let end = tokenizer.id("<|endoftext|>")
+            let (bos, eos) = end.map { ($0, $0) } ?? (tokenizer.id("[CLS]"), tokenizer.id("[SEP]"))
+            fields += [("bos_token_id", bos.map { .number(Double($0)) } ?? .null), ("eos_token_id", eos.map { .number(Double($0)) } ?? .null)]
+            config = .object(fields)
+        }
+        try writeJSON(config, to: path(dir, configFile))
         try writeWeights(model, to: path(dir, weightsFile), mapping: architecture.weights, exported: exported)
         if let bytes { return try writeBytes(bytes, to: path(dir, tokenizerFile)) }
         do { try tokenizer.save(to: path(dir, tokenizerFile)) } catch {
@@ -105,22 +114,35 @@ public enum ModelDirectory {
         } catch let e as ModelError { throw e } catch {
             throw ModelError.io(file: dir, problem: "writing the tokenizer: \(error)")
         }
+        // The tokenizer class follows the tokenizer, not the model: a GPT pretrained on a
+        // WordPiece vocabulary declared GPT2Tokenizer, and AutoTokenizer then split "the king"
+        // into letters. A WordPiece vocabulary is a BertTokenizer, a byte-level BPE one a
+        // GPT2Tokenizer, anything else the generic fast tokenizer reading tokenizer.json.
         var special: [(String, JSONValue)] = []
         var tokConfig: [(String, JSONValue)] = []
-        switch model.config.kind {
-        case .bert:
-            for (key, tok) in [("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"), ("cls_token", "[CLS]"),
-                               ("mask_token", "[MASK]")] where tokenizer.id(tok) != nil {
-                special.append((key, .string(tok)))
+        for (key, tok) in [("unk_token", "[UNK]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"), ("cls_token", "[CLS]"),
+                           ("mask_token", "[MASK]")] where tokenizer.id(tok) != nil {
+            special.append((key, .string(tok)))
+        }
+        if model.config.kind == .gpt, tokenizer.id("<|endoftext|>") == nil {
+            // As config.json's bos_token_id / eos_token_id.
+            if tokenizer.id("[CLS]") != nil { special.append(("bos_token", .string("[CLS]"))) }
+            if tokenizer.id("[SEP]") != nil { special.append(("eos_token", .string("[SEP]"))) }
+        }
+        if tokenizer.id("<|endoftext|>") != nil {
+            for key in ["bos_token", "eos_token", "unk_token"] where !special.contains(where: { $0.0 == key }) {
+                special.append((key, .string("<|endoftext|>")))
             }
+        }
+        switch tokenizer.model {
+        case .wordPiece:
             let lower: Bool
             if case .some(.bert(let n)) = tokenizer.normalizer { lower = n.lowercase } else { lower = false }
             tokConfig = [("tokenizer_class", .string("BertTokenizer")), ("do_lower_case", .bool(lower))]
-        case .gpt:
-            if tokenizer.id("<|endoftext|>") != nil {
-                for key in ["bos_token", "eos_token", "unk_token"] { special.append((key, .string("<|endoftext|>"))) }
-            }
+        case .bpe where tokenizer.preTokenizer?.isByteLevel ?? false:
             tokConfig = [("tokenizer_class", .string("GPT2Tokenizer"))]
+        case .bpe:
+            tokConfig = [("tokenizer_class", .string("PreTrainedTokenizerFast"))]
         }
         tokConfig.append(("model_max_length", .number(Double(model.config.maxPositions))))
         tokConfig += special
@@ -317,7 +339,7 @@ public enum ModelDirectory {
     }
 
     /// Writes `bytes` with ``AtomicFile`` (temporary file, fsync, rename, directory fsync).
-    static func writeBytes(_ bytes: [UInt8], to file: String) throws {
+    public static func writeBytes(_ bytes: [UInt8], to file: String) throws {
         do { try AtomicFile.write(bytes, to: file) } catch let error as SupportError {
             throw ModelError.io(file: file, problem: "\(error)")
         }

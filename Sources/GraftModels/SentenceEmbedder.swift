@@ -1,24 +1,53 @@
+import Foundation
 import GraftEngine
 import GraftTokenizers
+import GraftSupport
 
 /// Sentence embeddings as sentence-transformers computes them: the mean of the last hidden
 /// states over real (mask 1) tokens, L2-normalised (`x / max(|x|, 1e-12)`).
 ///
 /// Sentences are encoded in batches padded to the batch's longest member (the tokenizer's
-/// own fixed padding is turned off) and truncated to the tokenizer's truncation length, or to
-/// the model's positions when that is shorter or absent.
+/// own fixed padding is turned off) and truncated to sentence-transformers' `max_seq_length`
+/// (`sentence_bert_config.json` in the model directory: 256 for all-MiniLM-L6-v2), else to the
+/// tokenizer's truncation length, or to the model's positions when that is shorter or absent.
 public final class SentenceEmbedder {
+    /// sentence-transformers' settings file beside a model (`max_seq_length`, `do_lower_case`).
+    public static let configFile = "sentence_bert_config.json"
+
+    /// The `max_seq_length` of `directory`'s ``configFile``, nil without one (or without the
+    /// key); an unreadable file or a length outside 1...2^20 is an error naming the file.
+    public static func maxSequenceLength(in directory: String) throws -> Int? {
+        let file = directory + "/" + configFile
+        guard FileManager.default.fileExists(atPath: file) else { return nil }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
+              let size = attributes[.size] as? Int, size <= 1 << 20,
+              let data = FileManager.default.contents(atPath: file) else {
+            throw ModelError.badConfig(file: file, problem: "unreadable, or larger than 1 MB")
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(String(decoding: data, as: UTF8.self), path: file) } catch {
+            throw ModelError.badConfig(file: file, problem: "\(error)")
+        }
+        guard let value = json["max_seq_length"], !value.isNull else { return nil }
+        guard let n = value.int, (1...(1 << 20)).contains(n) else {
+            throw ModelError.badConfig(file: file, problem: "max_seq_length \(value.serialized()) is not an integer in 1...\(1 << 20)")
+        }
+        return n
+    }
+
     public let encoder: BertModel
     public private(set) var tokenizer: Tokenizer
     /// Sentences per forward pass.
     public var batchSize: Int
     private let pool = MeanPool()
 
-    public init(encoder: BertModel, tokenizer: Tokenizer, batchSize: Int = 32) {
+    /// `maxLength` (sentence-transformers' `max_seq_length`), when given, replaces the
+    /// tokenizer's truncation length; the model's positions bound both.
+    public init(encoder: BertModel, tokenizer: Tokenizer, batchSize: Int = 32, maxLength: Int? = nil) {
         self.encoder = encoder
         var t = tokenizer
         t.padding = nil
-        let limit = min(t.truncation?.maxLength ?? encoder.config.maxPositions, encoder.config.maxPositions)
+        let limit = min(maxLength ?? t.truncation?.maxLength ?? encoder.config.maxPositions, encoder.config.maxPositions)
         if t.truncation == nil { t.truncation = Truncation(maxLength: limit) } else { t.truncation!.maxLength = limit }
         self.tokenizer = t
         self.batchSize = max(1, batchSize)
@@ -27,7 +56,7 @@ public final class SentenceEmbedder {
     /// Loads the encoder and tokenizer of a model directory (Graft or HuggingFace BERT).
     public convenience init(directory: String, batchSize: Int = 32) throws {
         let (encoder, tokenizer) = try ModelDirectory.openEncoder(directory)
-        self.init(encoder: encoder, tokenizer: tokenizer, batchSize: batchSize)
+        self.init(encoder: encoder, tokenizer: tokenizer, batchSize: batchSize, maxLength: try Self.maxSequenceLength(in: directory))
     }
 
     /// The encodings used for `texts` (unpadded).

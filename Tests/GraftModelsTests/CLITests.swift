@@ -79,6 +79,20 @@ struct ModelCLITests {
         let reloaded = try ModelDirectory.open(back).model
         #expect(Array(UnsafeBufferPointer(start: reloaded.store.values, count: reloaded.store.count))
                 == Array(UnsafeBufferPointer(start: model.store.values, count: model.store.count)))
+        // sentence-transformers' max_seq_length (sentence_bert_config.json) is kept by import and
+        // truncates embed's input (all-MiniLM-L6-v2's 256 replaced its tokenizer.json's 128).
+        try Data(#"{"max_seq_length": 4, "do_lower_case": false}"#.utf8).write(to: URL(fileURLWithPath: hf + "/sentence_bert_config.json"))
+        let st = dir.appendingPathComponent("st").path
+        #expect(try runGraft(["import", hf, "--out", st]).0 == 0)
+        #expect(try SentenceEmbedder.maxSequenceLength(in: st) == 4)
+        #expect(try SentenceEmbedder(directory: st).tokenizer.truncation?.maxLength == 4)
+        let cut = try runGraft(["embed", "--model", st, "--json"], stdin: "the cat sat on the mat\nthe cat\n")
+        #expect(cut.0 == 0 && cut.2.contains("1 of 2 lines") && cut.2.contains("4 tokens"), "\(cut.2)")
+        let short = try SentenceEmbedder(encoder: ModelDirectory.openEncoder(m).0, tokenizer: tok).embed(["the cat"])[0]
+        let row = try JSONSerialization.jsonObject(with: Data(try #require(cut.1.split(separator: "\n").first).utf8)) as! [Double]
+        #expect(row.map(Float.init) == short, "cut to [CLS] the cat [SEP], the encoding of \"the cat\"")
+        try Data(#"{"max_seq_length": "long"}"#.utf8).write(to: URL(fileURLWithPath: st + "/sentence_bert_config.json"))
+        #expect(throws: ModelError.self) { try SentenceEmbedder(directory: st) }
         // Generating with a BERT model is an error naming the problem.
         let (s4, _, e4) = try runGraft(["generate", "--model", m, "--max-tokens", "2"])
         #expect(s4 != 0 && e4.contains("needs a GPT model"))

@@ -141,11 +141,30 @@ import GraftTokenizers
         try ModelDirectory.export(model, tokenizer: tok, to: hfDir)
         #expect(try FileManager.default.contentsOfDirectory(atPath: hfDir).sorted() ==
                 ["config.json", "merges.txt", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"])
+        // The end token's id is in config.json (GPT2Config's default 50256 is outside this
+        // vocabulary), and the tokenizer class is the tokenizer's.
+        let config = try JSONValue.parse(String(contentsOfFile: hfDir + "/config.json", encoding: .utf8))
+        let end = try #require(tok.id("<|endoftext|>"))
+        #expect(config["bos_token_id"]?.int == end && config["eos_token_id"]?.int == end)
+        let tokConfig = try JSONValue.parse(String(contentsOfFile: hfDir + "/tokenizer_config.json", encoding: .utf8))
+        #expect(tokConfig["tokenizer_class"]?.string == "GPT2Tokenizer" && tokConfig["eos_token"]?.string == "<|endoftext|>")
         try FileManager.default.removeItem(atPath: hfDir + "/tokenizer.json")
         let exported = try ModelDirectory.open(hfDir)
         try expectIdentical(model, exported.model, gptBatch())
         let text = "the red cat sat."
         #expect(try exported.tokenizer.encode(text).ids == tok.encode(text).ids)
+
+        // A GPT on a WordPiece vocabulary: a BertTokenizer (it was declared GPT2Tokenizer, and
+        // AutoTokenizer split words into letters), [CLS] / [SEP] as its bos / eos.
+        let wordPiece = try smallWordPieceTokenizer()
+        let onWordPiece = try GPTForCausalLM(config: tinyConfig(.gpt, vocab: wordPiece.vocabSize), seed: 33)
+        let wpDir = dir.appendingPathComponent("hf-wp").path
+        try ModelDirectory.export(onWordPiece, tokenizer: wordPiece, to: wpDir)
+        let wpConfig = try JSONValue.parse(String(contentsOfFile: wpDir + "/config.json", encoding: .utf8))
+        #expect(wpConfig["bos_token_id"]?.int == wordPiece.id("[CLS]") && wpConfig["eos_token_id"]?.int == wordPiece.id("[SEP]"))
+        let wpTokConfig = try JSONValue.parse(String(contentsOfFile: wpDir + "/tokenizer_config.json", encoding: .utf8))
+        #expect(wpTokConfig["tokenizer_class"]?.string == "BertTokenizer" && wpTokConfig["eos_token"]?.string == "[SEP]")
+        #expect(FileManager.default.fileExists(atPath: wpDir + "/vocab.txt"))
     }
 
     @Test func encoderOnlyCheckpointGetsAFreshHead() throws {

@@ -38,7 +38,12 @@ struct MiniLMTests {
     @Test func reproducesReferenceOutputs() throws {
         let refs = try readJSONLines(referenceFile)
         #expect(refs.count == 20)
-        let embedder = try SentenceEmbedder(directory: miniLMDir.path, batchSize: 32)
+        // The references follow tokenizer.json's truncation (128, the transformers recipe);
+        // sentence-transformers, and so `graft embed` on this directory, cuts at its
+        // sentence_bert_config.json's 256.
+        #expect(try SentenceEmbedder(directory: miniLMDir.path).tokenizer.truncation?.maxLength == 256)
+        let (encoder, tokenizer) = try ModelDirectory.openEncoder(miniLMDir.path)
+        let embedder = SentenceEmbedder(encoder: encoder, tokenizer: tokenizer, batchSize: 32)
         // Input ids exactly as HF tokenizers gives them with tokenizer.json (padded to 128).
         let hfTokenizer = try Tokenizer.load(from: miniLMDir.path)
         for r in refs {

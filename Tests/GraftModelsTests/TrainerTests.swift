@@ -141,6 +141,9 @@ final class ToyClassification: TrainingObjective {
         try Trainer(objective: resumedAlone, options: options, outputDirectory: dirB.path).run(resume: true)
         #expect(Array(UnsafeBufferPointer(start: resumed.store.values, count: resumed.store.count)).map(\.bitPattern)
                 == Array(UnsafeBufferPointer(start: resumedAlone.store.values, count: resumedAlone.store.count)).map(\.bitPattern))
+        // Asking a resume for fewer updates than the checkpoint has done is refused by name.
+        options.epochs = 1
+        #expect(throws: ModelError.self) { try Trainer(objective: try ToyClassification(), options: options, outputDirectory: dir.path).run(resume: true) }
     }
 
     /// Sets one `__metadata__` entry of a safetensors file, the tensors' bytes kept.

@@ -274,7 +274,16 @@ public final class Trainer<Objective: TrainingObjective> {
     @discardableResult
     public func run(resume: Bool = false) throws -> TrainingSummary {
         let started = Date()
-        if resume { try restoreLatest() } else if dataParallel.isLeader { try removeCheckpoints() }
+        if resume {
+            try restoreLatest()
+            // Fewer updates than the checkpoint has done: nothing to run, and the run would be
+            // reported finished at a step it is past.
+            if optimizer.stepCount > totalSteps {
+                throw ModelError.invalidArgument("nothing to resume: the checkpoint is at update \(optimizer.stepCount), past the \(totalSteps) updates asked for; ask for more (--steps or --epochs) to continue it")
+            }
+        } else if dataParallel.isLeader {
+            try removeCheckpoints()
+        }
         history = dataParallel.isLeader ? try TrainingHistory(directory: outputDirectory, resumingAt: resume ? optimizer.stepCount : nil) : nil
         defer { history = nil }
         let store = objective.store
