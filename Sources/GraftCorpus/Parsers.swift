@@ -27,8 +27,9 @@ struct Parser {
     }
 
     /// The next line; a read error stops the import (it is never taken for the end of the file).
-    /// Formats whose records end in CRLF (CSV, TSV, CoNLL) drop a `\r` before the `\n`; plain
-    /// text and JSON Lines keep it (JSON treats it as white space).
+    /// Formats whose records end in CRLF (TSV, CoNLL) drop a `\r` before the `\n`; plain
+    /// text and JSON Lines keep it (JSON treats it as white space). CSV keeps it here and drops
+    /// it in `csvFields` at a record end only (inside quotes it is data).
     private func nextLine(_ reader: LineReader, dropCR: Bool) throws -> Line? {
         let line: Line?
         do { line = try reader.next() } catch let error as SupportError {
@@ -182,10 +183,12 @@ struct Parser {
         let reader = try openLines()
         // Reads one record (a CSV record may span lines inside quotes) as byte fields.
         func nextRecord() throws -> (fields: [ArraySlice<UInt8>], line: Line)? {
-            while var line = try nextLine(reader, dropCR: true) {
+            // A CSV line keeps its `\r`: one before the `\n` inside a quoted field is data (RFC
+            // 4180); `csvFields` drops the one that ends the record.
+            while var line = try nextLine(reader, dropCR: !csv) {
                 stripBOM(&line)
                 sink.bytesRead = reader.bytesRead
-                if line.bytes.isEmpty { continue }
+                if line.bytes.isEmpty || (csv && line.bytes.elementsEqual([0x0D])) { continue }
                 if !csv {
                     return (line.bytes.split(separator: 0x09, omittingEmptySubsequences: false), line)
                 }
@@ -246,6 +249,8 @@ struct Parser {
 
     /// Splits one CSV record (RFC 4180: `"` quotes, `""` inside quotes, quoted fields may hold
     /// commas and line breaks) into unquoted byte fields, reading more lines when a quote is open.
+    /// Lines come with their `\r`: a line break inside quotes is kept as written (`\r\n` or
+    /// `\n`), and a `\r` that ends the record outside quotes is dropped.
     private func csvFields(first: Line, reader: LineReader) throws -> [ArraySlice<UInt8>] {
         var fields: [ArraySlice<UInt8>] = []
         var field: [UInt8] = []
@@ -257,7 +262,7 @@ struct Parser {
         while true {
             if i == bytes.count {
                 if inQuotes {
-                    guard let next = try nextLine(reader, dropCR: true) else {
+                    guard let next = try nextLine(reader, dropCR: false) else {
                         throw CorpusError.malformedCSV(file: path, line: first.number, reason: "unterminated quoted field")
                     }
                     sink.bytesRead = reader.bytesRead
@@ -271,6 +276,11 @@ struct Parser {
                 return fields
             }
             let b = bytes[i]
+            if b == 0x0D && !inQuotes && i == bytes.count - 1 {
+                // The CR of a CRLF record end: not part of the last field.
+                i += 1
+                continue
+            }
             if inQuotes {
                 if b == 0x22 {
                     if i + 1 < bytes.count && bytes[i + 1] == 0x22 { field.append(0x22); i += 2; continue }

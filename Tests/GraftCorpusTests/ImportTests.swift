@@ -75,6 +75,22 @@ import Testing
         #expect((try store.documents().all()).map(\.metadata) == [#"{"id":"1"}"#, #"{"id":"2"}"#, #"{"id":"3"}"#])
     }
 
+    /// A CRLF file: the `\r\n` that ends a record is dropped (also after a closing quote and on
+    /// the header), a `\r\n` inside quotes is data and comes back as written, like Python's csv.
+    @Test func csvKeepsCRLFInsideQuotes() throws {
+        let (store, dir) = try makeStore()
+        let path = dir + "/crlf.csv"
+        writeFile(path, "review,stars\r\n\"multi\r\nline\",1\r\n\"unix\nbreak\",2\r\nplain,\"3\"\r\n\r\n\"a\r\n\r\nb\",4")
+        let report = try store.importFile(path, options: ImportOptions(textField: "review", labelField: "stars"))
+        #expect(report.documents == 4)
+        let examples = try store.classificationExamples().all()
+        #expect(examples.map(\.text) == ["multi\r\nline", "unix\nbreak", "plain", "a\r\n\r\nb"])
+        #expect(examples.map(\.label) == ["1", "2", "3", "4"])
+        var exported = ""
+        _ = try store.export(format: .jsonl, labelField: "label") { exported += $0 }
+        #expect(exported.contains(#""text":"multi\r\nline""#), "\(exported)")
+    }
+
     @Test func jsonlWithUserFields() throws {
         let (store, dir) = try makeStore()
         let path = dir + "/reviews.jsonl"
