@@ -67,7 +67,7 @@ struct CorpusAdd: ParsableCommand {
     @Option(name: .customLong("tag-scheme"), help: "CoNLL tags: iob (IOB2 or IOB1, the default) or bioes (also E-TYPE and S-TYPE). The rows are stored as written; a task spec's scheme converts them.")
     var tagScheme: CoNLLTagScheme = .iob
 
-    @Flag(name: .customLong("skip-bad"), help: "Report and skip bad records instead of rolling the file back.")
+    @Flag(name: .customLong("skip-bad"), help: "Report and skip bad records (malformed lines, an empty text or label, …) instead of rolling the file back.")
     var skipBad = false
 
     @Flag(inversion: .prefixedNo, help: "Skip texts already stored (default: on for unlabelled text, off for labelled sets).")

@@ -49,7 +49,7 @@ public enum CorpusError: Error, Equatable, Sendable, LocalizedError, CustomStrin
     /// A SQuAD file whose structure is not SQuAD v1.1.
     case malformedSQuAD(file: String, line: Int, reason: String)
     /// A record with a value the store cannot take as given (a label of the wrong JSON type,
-    /// text with a NUL character, an empty text or token, a repeated header column).
+    /// text with a NUL character, an empty text, label or token, a repeated header column).
     case invalidValue(file: String, line: Int, reason: String)
     /// A format name that is not one of the supported importers/exporters.
     case unknownFormat(String)

@@ -219,6 +219,10 @@ final class ImportSink {
         if isBlank(record.text) {
             return try bad(.invalidValue(file: path, line: record.line, reason: "empty text (nothing but whitespace)"))
         }
+        // Nor is an empty label a class: stored, it would train and score a class named "".
+        if let label = record.label, isBlank(label) {
+            return try bad(.invalidValue(file: path, line: record.line, reason: "empty label (nothing but whitespace)"))
+        }
         records += 1
         var text = record.text
         let hash = text.withUTF8 { SHA256.hash(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }

@@ -417,6 +417,27 @@ import Testing
         guard case .invalidValue(_, 2, _)? = json else { Issue.record("got \(String(describing: json))"); return }
     }
 
+    /// An empty label is refused like an empty text (it is no class), with file and line, in
+    /// TSV, CSV and JSON Lines; --skip-bad skips and counts such a record.
+    @Test func blankLabelsAreRefused() throws {
+        let tsv = try failure("label\ttext\npos\tgood\n\thello\n", name: "l.tsv")
+        guard case .invalidValue(let file, 3, let reason)? = tsv else { Issue.record("got \(String(describing: tsv))"); return }
+        #expect(file.hasSuffix("l.tsv") && reason == "empty label (nothing but whitespace)")
+        #expect(tsv!.description.contains("l.tsv:3: "))
+        let csv = try failure("text,label\nbar,neg\nfoo,\n", name: "l.csv")
+        guard case .invalidValue(_, 3, _)? = csv else { Issue.record("got \(String(describing: csv))"); return }
+        let json = try failure(#"{"text": "x", "label": "pos"}"# + "\n" + #"{"text": "y", "label": " "}"# + "\n",
+                               name: "l.jsonl", options: ImportOptions(labelField: "label"))
+        guard case .invalidValue(_, 2, _)? = json else { Issue.record("got \(String(describing: json))"); return }
+
+        let (store, dir) = try makeStore()
+        writeFile(dir + "/s.csv", "text,label\nbar,neg\nfoo,\nbaz,pos\n")
+        let report = try store.importFile(dir + "/s.csv", options: ImportOptions(skipBad: true))
+        #expect(report.documents == 2 && report.skipped.count == 1)
+        guard case .invalidValue(_, 3, _)? = report.skipped.first else { Issue.record("got \(report.skipped)"); return }
+        #expect(try store.classificationExamples().all().map(\.label) == ["neg", "pos"])
+    }
+
     /// Text with a NUL character is refused with its line: SQLite would keep it only up to the NUL.
     @Test func nulCharactersAreRefusedNotCut() throws {
         let lines = try failure(Array("a\u{0}b\nc\n".utf8), name: "n.txt", options: ImportOptions(format: .lines))
