@@ -19,7 +19,9 @@ struct TokenizerTrain: ParsableCommand {
         abstract: "Train a WordPiece or byte-level BPE tokenizer on text files.",
         discussion: """
         Each line of a text file is a document (lines split on \\n only); a .jsonl file gives one document per line \
-        from --text-field. Writes DIR/tokenizer.json plus vocab.txt (WordPiece) or encoder.json + vocab.bpe (BPE).
+        from --text-field. A .csv, .tsv, .conll or .json file is refused: import it with graft corpus add and train \
+        with --db, which reads its texts only. Writes DIR/tokenizer.json plus vocab.txt (WordPiece) or encoder.json + \
+        vocab.bpe (BPE).
         """
     )
 
@@ -54,7 +56,7 @@ struct TokenizerTrain: ParsableCommand {
     @Option(help: "Also train on the documents of this corpus database (see graft corpus add).")
     var db: String?
 
-    @Argument(help: "Training files (.txt: a document per line; .jsonl: a document per line from --text-field).")
+    @Argument(help: "Training files (.txt: a document per line; .jsonl: a document per line from --text-field; not .csv, .tsv, .conll or .json: see --db).")
     var files: [String] = []
 
     func validate() throws {
@@ -63,6 +65,27 @@ struct TokenizerTrain: ParsableCommand {
         if let limitAlphabet, limitAlphabet < 1 { throw ValidationError("--limit-alphabet must be at least 1") }
         guard (1...Engine.maxThreads).contains(threads) else { throw ValidationError("--threads must lie in 1...\(Engine.maxThreads)") }
         guard !files.isEmpty || db != nil else { throw ValidationError("give training files, or --db with a corpus database") }
+        for path in files { try Self.refuseStructuredFile(path) }
+    }
+
+    /// Refuses a file of a format the corpus store parses (CSV, TSV, CoNLL, SQuAD JSON): read a
+    /// line at a time as text, it would train the tokenizer on its ids, quotes, header, label
+    /// columns or JSON syntax. Such files are imported with `graft corpus add` and trained on
+    /// with `--db`, which reads their texts only.
+    static func refuseStructuredFile(_ path: String) throws {
+        let format = ImportFormat.infer(fromPath: path)
+        let name: String
+        switch format {
+        case .csv: name = "CSV"
+        case .tsv: name = "TSV"
+        case .conll: name = "CoNLL"
+        case .squad: name = "JSON (SQuAD)"
+        case .text, .lines, .paragraphs, .jsonl: return
+        }
+        throw ValidationError("""
+            \(path): a \(name) file is not plain text (tokenizer train reads .txt a document per line and .jsonl's \
+            --text-field): import it with `graft corpus add \(path) --db DB` and train with `--db DB`
+            """)
     }
 
     func run() throws {

@@ -120,3 +120,28 @@ struct ModelCLITests {
         #expect(a.0 == 0 && a.1 == b.1)
     }
 }
+
+/// Refusals and printed values of small CLI paths, run through the built executable.
+@Suite(.enabled(if: graftExecutable != nil, "needs the built graft executable next to the test bundle"))
+struct CLIMessageTests {
+    /// `tokenizer train` refuses a file the corpus store parses (its raw lines are ids, quotes,
+    /// headers and labels), naming `corpus add` and `--db`; a .txt file still trains.
+    @Test func tokenizerTrainRefusesStructuredFiles() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("tok").path
+        for name in ["news.csv", "news.TSV", "ner.conll", "squad.json"] {
+            let path = dir.appendingPathComponent(name).path
+            try "id,text,label\n1,\"a story\",world\n".write(toFile: path, atomically: true, encoding: .utf8)
+            let (status, _, err) = try runGraft(["tokenizer", "train", "--vocab-size", "60", path, "--out", out])
+            #expect(status != 0, "\(name)")
+            #expect(err.contains("\(path): a ") && err.contains("graft corpus add \(path) --db DB") && err.contains("--db DB"), "\(err)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+        let text = dir.appendingPathComponent("news.txt").path
+        try "a story about the world\nanother story\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let (status, _, err) = try runGraft(["tokenizer", "train", "--vocab-size", "60", "--min-frequency", "1", text, "--out", out])
+        #expect(status == 0, "\(err)")
+        #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+    }
+}
