@@ -160,29 +160,41 @@ struct CorpusSplit: ParsableCommand {
     @Option(help: "Scheme name.")
     var name: String = "default"
 
-    @Option(help: "Fraction of documents in train.")
+    // `.unconditional`: the value is the next argument even when it starts with "-", so that
+    // `--train -0.5` reaches the range check below rather than "Missing value for '--train'".
+    @Option(parsing: .unconditional, help: "Fraction of documents in train (0 to 1).")
     var train: Double?
 
-    @Option(help: "Fraction in dev.")
+    @Option(parsing: .unconditional, help: "Fraction in dev (0 to 1; default 0.1, or what train leaves when less).")
     var dev: Double?
 
-    @Option(help: "Fraction in test (default: the rest).")
+    @Option(parsing: .unconditional, help: "Fraction in test (0 to 1; default: the rest).")
     var test: Double?
 
     func validate() throws {
         guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--name must not be empty") }
+        for (option, value) in [("train", train), ("dev", dev), ("test", test)] {
+            if let value, !(value >= 0 && value <= 1) {
+                throw ValidationError("--\(option) \(value) is not a fraction from 0 to 1")
+            }
+        }
     }
+
+    /// A split fraction as printed: six significant digits (0.1, not 0.09999999999999995).
+    static func fraction(_ value: Double) -> String { String(format: "%g", value) }
 
     func run() throws {
         let store = try database.openExisting()
         if train != nil || dev != nil || test != nil {
             // dev defaults to 0.1, or what train leaves when that is less (--train 1: all in train).
+            // The rest for test is 0 when it is rounding error (0.95 + 0.05 leaves 4e-17).
             let tr = train ?? 0.8, dv = dev ?? min(0.1, max(0, 1 - tr))
-            try store.defineSplit(name: name, train: tr, dev: dv, test: test ?? max(0, 1 - tr - dv))
+            let rest = 1 - tr - dv
+            try store.defineSplit(name: name, train: tr, dev: dv, test: test ?? (rest < 1e-9 ? 0 : rest))
         }
         let scheme = try store.splitScheme(named: name)
         let counts = try store.splitCounts(name: name)
-        print("split \(name): train \(scheme.train), dev \(scheme.dev), test \(scheme.test)")
+        print("split \(name): train \(Self.fraction(scheme.train)), dev \(Self.fraction(scheme.dev)), test \(Self.fraction(scheme.test))")
         for part in SplitPart.allCases {
             print("  \(part.rawValue): \(ProgressReporter.grouped(counts[part] ?? 0)) documents")
         }

@@ -144,4 +144,28 @@ struct CLIMessageTests {
         #expect(status == 0, "\(err)")
         #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
     }
+
+    /// `corpus split` prints its fractions rounded (no 4.16e-17 rest for test, no
+    /// 0.09999999999999995) and refuses a negative fraction written `--train -0.5` with a range
+    /// message, as it does `--train=-0.5`.
+    @Test func corpusSplitFractions() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("t.txt").path, db = dir.appendingPathComponent("c.sqlite").path
+        try (0..<20).map { "document number \($0)" }.joined(separator: "\n").write(toFile: text, atomically: true, encoding: .utf8)
+        var r = try runGraft(["corpus", "add", text, "--format", "lines", "--db", db, "--quiet"])
+        #expect(r.0 == 0, "\(r.2)")
+        r = try runGraft(["corpus", "split", "--db", db, "--train", "0.95", "--dev", "0.05"])
+        #expect(r.0 == 0 && r.1.hasPrefix("split default: train 0.95, dev 0.05, test 0\n"), "\(r.1)\(r.2)")
+        r = try runGraft(["corpus", "split", "--db", db, "--train", "0.8", "--dev", "0.1"])
+        #expect(r.0 == 0 && r.1.hasPrefix("split default: train 0.8, dev 0.1, test 0.1\n"), "\(r.1)\(r.2)")
+        for args in [["--train", "-0.5"], ["--train=-0.5"], ["--dev", "1.5"]] {
+            r = try runGraft(["corpus", "split", "--db", db] + args)
+            #expect(r.0 != 0 && (r.2.contains("--train -0.5 is not a fraction from 0 to 1") || r.2.contains("--dev 1.5 is not a fraction from 0 to 1")),
+                    "\(args): \(r.2)")
+        }
+        // The refused split left the last one in place.
+        r = try runGraft(["corpus", "split", "--db", db])
+        #expect(r.1.hasPrefix("split default: train 0.8, dev 0.1, test 0.1\n"), "\(r.1)")
+    }
 }
