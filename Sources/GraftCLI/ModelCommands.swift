@@ -20,11 +20,19 @@ func writeModelDirectory(_ out: String, source: String, _ write: (String) throws
     let fm = FileManager.default
     let url = URL(fileURLWithPath: out).standardized
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+    // The parent first: the temporary directory is made in it (a parent that is a regular file
+    // is then reported for `out`, not for the temporary directory's name).
+    func createDirectory(_ path: String) throws {
+        do { try createDirectories(atPath: path) } catch SupportError.io(_, _, let reason) {
+            throw CLIError("\(out): cannot create the directory: \(reason)")
+        }
+    }
+    try createDirectory(url.deletingLastPathComponent().path)
     try? fm.removeItem(atPath: tmp)
     defer { try? fm.removeItem(atPath: tmp) }
     try write(tmp)
     func fail(_ what: String, _ error: any Error) -> CLIError { CLIError("\(out): cannot \(what): \((error as NSError).localizedDescription)") }
-    do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch { throw fail("create the directory", error) }
+    try createDirectory(out)
     if url != URL(fileURLWithPath: source).standardized, let names = try? fm.contentsOfDirectory(atPath: out) {
         let modelFiles: Set<String> = [ModelDirectory.configFile, ModelDirectory.weightsFile, ModelDirectory.tokenizerFile, "vocab.txt",
                                        "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",

@@ -33,8 +33,8 @@ struct ReportCommand: ParsableCommand {
         let charts = Self.charts(histories)
         var written: [String] = []
         if let svgDir {
-            do { try FileManager.default.createDirectory(atPath: svgDir, withIntermediateDirectories: true) } catch {
-                throw CLIError("\(svgDir): cannot create the directory: \(error.localizedDescription)")
+            do { try createDirectories(atPath: svgDir) } catch SupportError.io(_, _, let reason) {
+                throw CLIError("\(svgDir): cannot create the directory: \(reason)")
             }
             for chart in charts {
                 let path = (svgDir as NSString).appendingPathComponent(chart.fileName)

@@ -124,7 +124,9 @@ struct TokenizerTrain: ParsableCommand {
         let counts = counter.counts()
         progressLine("\(counts.distinctWords) distinct words, \(counts.totalWords) words; training \(kind.rawValue) to \(vocabSize) tokens")
         let tokenizer = try trainer.finish(counts)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do { try createDirectories(atPath: out) } catch SupportError.io(_, _, let reason) {
+            throw CLIError("\(out): cannot create the directory: \(reason)")
+        }
         try tokenizer.save(to: (out as NSString).appendingPathComponent("tokenizer.json"))
         try tokenizer.saveVocabularyFiles(in: out)
         let seconds = Date().timeIntervalSince(start)

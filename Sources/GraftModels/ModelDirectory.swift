@@ -329,8 +329,8 @@ public enum ModelDirectory {
     static func path(_ dir: String, _ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
     static func createDirectory(_ dir: String) throws {
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw ModelError.io(file: dir, problem: "cannot create directory: \(error.localizedDescription)")
+        do { try createDirectories(atPath: dir) } catch SupportError.io(_, _, let reason) {
+            throw ModelError.io(file: dir, problem: "cannot create the directory: \(reason)")
         }
     }
 

@@ -29,3 +29,25 @@ public func isBlank(_ text: String) -> Bool { text.unicodeScalars.allSatisfy { $
 
 /// The text of the last C library error (`errno`).
 func errnoDescription() -> String { String(cString: strerror(errno)) }
+
+/// Creates the directory `path` and any missing parents (as `mkdir -p` does); one that exists
+/// already is fine. A failure throws ``SupportError/io(path:operation:reason:)`` with `path`, the
+/// operation "create the directory" and a plain reason naming the component at fault:
+/// "out/model.bin is not a directory" where a parent is a regular file, "/srv: Permission denied"
+/// (where Foundation's `createDirectory` reports "NSCocoaErrorDomain error 512").
+public func createDirectories(atPath path: String) throws {
+    func fail(_ reason: String) -> SupportError { .io(path: path, operation: "create the directory", reason: reason) }
+    guard !path.isEmpty else { throw fail("the path is empty") }
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+        prefix += component
+        var info = stat()
+        if stat(prefix, &info) != 0 {
+            guard errno == ENOENT else { throw fail("\(prefix): \(errnoDescription())") }
+            if mkdir(prefix, 0o777) != 0 && errno != EEXIST { throw fail("\(prefix): \(errnoDescription())") }
+            guard stat(prefix, &info) == 0 else { throw fail("\(prefix): \(errnoDescription())") }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw fail("\(prefix) is not a directory") }
+        prefix += "/"
+    }
+}

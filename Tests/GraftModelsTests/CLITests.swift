@@ -168,4 +168,26 @@ struct CLIMessageTests {
         r = try runGraft(["corpus", "split", "--db", db])
         #expect(r.1.hasPrefix("split default: train 0.8, dev 0.1, test 0.1\n"), "\(r.1)")
     }
+
+    /// `export --out` below a regular file names the file that is not a directory, not
+    /// Foundation's "NSCocoaErrorDomain error 512".
+    @Test func exportBelowARegularFileSaysWhichIsNotADirectory() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try BertForMaskedLM(config: tinyConfig(.bert, vocab: 24), seed: 51)
+        let m = dir.appendingPathComponent("m").path
+        try ModelDirectory.save(model, tokenizer: try smallWordPieceTokenizer(), to: m)
+        let file = dir.appendingPathComponent("notes.txt").path
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        for out in [file + "/hf", file + "/deeper/hf"] {
+            let (status, _, err) = try runGraft(["export", "--model", m, "--out", out])
+            #expect(status != 0)
+            #expect(err.contains("\(out): cannot create the directory: \(file) is not a directory"), "\(err)")
+            #expect(!err.contains("NSCocoaErrorDomain"))
+        }
+        // And the model-directory writer's own message (what finetune --out and save go through).
+        #expect(throws: ModelError.io(file: file + "/m", problem: "cannot create the directory: \(file) is not a directory")) {
+            try ModelDirectory.save(model, tokenizer: try smallWordPieceTokenizer(), to: file + "/m")
+        }
+    }
 }

@@ -173,3 +173,25 @@ private func tempDirectory() throws -> URL {
         }
     }
 }
+
+@Suite struct CreateDirectoriesTests {
+    /// Creates missing parents, accepts an existing directory, and names a regular file in the
+    /// way in plain words (not Foundation's "NSCocoaErrorDomain error 512").
+    @Test func createsParentsAndNamesAFileInTheWay() throws {
+        let dir = try tempDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }  // cleanup of a test directory
+        let deep = dir.path + "/a/b/c"
+        try createDirectories(atPath: deep)
+        try createDirectories(atPath: deep + "/")  // exists already: fine
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: deep, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let file = dir.path + "/a/file"
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        #expect(throws: SupportError.io(path: file + "/x/y", operation: "create the directory", reason: "\(file) is not a directory")) {
+            try createDirectories(atPath: file + "/x/y")
+        }
+        #expect(throws: SupportError.io(path: file, operation: "create the directory", reason: "\(file) is not a directory")) {
+            try createDirectories(atPath: file)
+        }
+    }
+}
