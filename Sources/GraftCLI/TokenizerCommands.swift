@@ -56,7 +56,7 @@ struct TokenizerTrain: ParsableCommand {
     @Option(help: "Also train on the documents of this corpus database (see graft corpus add).")
     var db: String?
 
-    @Argument(help: "Training files (.txt: a document per line; .jsonl: a document per line from --text-field; not .csv, .tsv, .conll or .json: see --db).")
+    @Argument(help: "Training files (.txt: a document per line; .jsonl or .ndjson: a document per line from --text-field; not .csv, .tsv, .conll or .json: see --db).")
     var files: [String] = []
 
     func validate() throws {
@@ -98,7 +98,7 @@ struct TokenizerTrain: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): no such file") }
             let field = textField
             var transform: (@Sendable (String) throws -> String?)? = nil
-            if path.hasSuffix(".jsonl") {
+            if ImportFormat.infer(fromPath: path) == .jsonl {   // .jsonl, .ndjson (any case), as corpus add reads them
                 transform = { line in
                     if line.isEmpty { return nil }
                     let value: JSONValue

@@ -143,6 +143,13 @@ struct CLIMessageTests {
         let (status, _, err) = try runGraft(["tokenizer", "train", "--vocab-size", "60", "--min-frequency", "1", text, "--out", out])
         #expect(status == 0, "\(err)")
         #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+        // .ndjson is JSON Lines, as corpus add reads it: the text field, not the raw line.
+        let lines = dir.appendingPathComponent("news.NDJSON").path, fromLines = dir.appendingPathComponent("tok-nd").path
+        try "{\"text\": \"a story about the world\"}\n{\"text\": \"another story\"}\n".write(toFile: lines, atomically: true, encoding: .utf8)
+        let nd = try runGraft(["tokenizer", "train", "--vocab-size", "60", "--min-frequency", "1", lines, "--out", fromLines])
+        #expect(nd.0 == 0, "\(nd.2)")
+        let vocabulary = try String(contentsOfFile: fromLines + "/tokenizer.json", encoding: .utf8)
+        #expect(vocabulary.contains("\"story\"") && !vocabulary.contains("\"{\""), "the raw JSON line was trained on")
     }
 
     /// `corpus split` prints its fractions rounded (no 4.16e-17 rest for test, no
