@@ -106,12 +106,8 @@ struct ImportCommand: ParsableCommand {
         do {
             // sentence-transformers' max_seq_length travels with the model (graft embed truncates
             // all-MiniLM-L6-v2 at its 256, not at the 128 its tokenizer.json holds).
-            var isDirectory: ObjCBool = false
-            var sentenceConfig: String?
-            if FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue,
-               try SentenceEmbedder.maxSequenceLength(in: source) != nil {
-                sentenceConfig = source + "/" + SentenceEmbedder.configFile
-            }
+            // (Read, and so checked, first: nil when `source` has none, or is not a directory.)
+            let sentenceConfig = try SentenceEmbedder.maxSequenceLength(in: source) != nil ? source + "/" + SentenceEmbedder.configFile : nil
             try writeModelDirectory(out, source: source) {
                 try ModelDirectory.save(loaded.model, tokenizer: loaded.tokenizer, to: $0)
                 if let sentenceConfig, let data = FileManager.default.contents(atPath: sentenceConfig) {

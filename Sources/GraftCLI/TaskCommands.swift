@@ -967,20 +967,21 @@ struct AskCommand: ParsableCommand {
         }
         try inference.withModel(QuestionAnsweringPlugin.self, command: "ask", needs: "a question-answering model") { qa, m in
             var examples: [QuestionExample] = []
-            // Records answered with "answer": null and the reason (a blank line, an empty or too
-            // long question), one output line per input line as classify and tag write them.
+            // Records answered with "answer": null, one output line per input line as classify
+            // and tag write them: blank lines (by id), and records with a reason (an empty or too
+            // long question, an empty context) by index.
             var problems: [Int: String] = [:]
             var blankLines = Set<String>()
             if let context {
                 guard let question else { throw ValidationError("give the question after --context FILE") }
-                guard !question.allSatisfy(\.isWhitespace) else { throw ValidationError("the question is empty") }
+                guard !isBlank(question) else { throw ValidationError("the question is empty") }
                 let shared = try Ranks.shareDocuments(try Ranks.world()) {
                     var isDirectory: ObjCBool = false
                     guard FileManager.default.fileExists(atPath: context, isDirectory: &isDirectory) else { throw CLIError("\(context): no such file") }
                     guard !isDirectory.boolValue else { throw CLIError("\(context): is a directory, not a text file") }
                     guard let data = FileManager.default.contents(atPath: context) else { throw CLIError("\(context): cannot read the file") }
                     guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(context): not valid UTF-8 text") }
-                    guard !text.allSatisfy(\.isWhitespace) else { throw CLIError("\(context): the context is empty") }
+                    guard !isBlank(text) else { throw CLIError("\(context): the context is empty") }
                     return [(text, "1")]
                 }
                 if let problem = qa.questionProblem(question, tokenizer: m.tokenizer) { throw ValidationError(problem) }
@@ -988,7 +989,6 @@ struct AskCommand: ParsableCommand {
             } else {
                 for (line, id) in try readDocuments([]) {
                     if isBlank(line) {
-                        problems[examples.count] = "blank line"
                         blankLines.insert(id)
                         examples.append(QuestionExample(id: id, question: "", context: "", answers: []))
                         continue
@@ -998,9 +998,9 @@ struct AskCommand: ParsableCommand {
                     guard case .string(let c)? = value["context"], case .string(let q)? = value["question"] else {
                         throw CLIError("\(id): expected {\"context\": string, \"question\": string}")
                     }
-                    if q.allSatisfy(\.isWhitespace) {
+                    if isBlank(q) {
                         problems[examples.count] = "the question is empty"
-                    } else if c.allSatisfy(\.isWhitespace) {
+                    } else if isBlank(c) {
                         problems[examples.count] = "the context is empty"
                     } else if let problem = qa.questionProblem(q, tokenizer: m.tokenizer) {
                         problems[examples.count] = problem
@@ -1009,13 +1009,12 @@ struct AskCommand: ParsableCommand {
                 }
             }
             if isLeaderRank() {
-                for (i, problem) in problems.sorted(by: { $0.key < $1.key }) where problem != "blank line" {
+                for (i, problem) in problems.sorted(by: { $0.key < $1.key }) {
                     printError("\(examples[i].id): \(problem): written with \"answer\": null")
                 }
-                let blank = problems.values.filter { $0 == "blank line" }.count
-                if blank > 0 { printError("\(blank) blank line(s): written with \"question\": null, \"answer\": null") }
+                if !blankLines.isEmpty { printError("\(blankLines.count) blank line(s): written with \"question\": null, \"answer\": null") }
             }
-            let skip = examples.indices.map { problems[$0] != nil }
+            let skip = examples.indices.map { problems[$0] != nil || blankLines.contains(examples[$0].id) }
             let out = OutputBuffer(silent: !isLeaderRank())
             try predictInOrder(qa, m, batchSize: inference.batchSize, chunkSize: inference.chunkSize, examples, skip: skip, label: "ask", out: out) { ex, p in
                 let blank = blankLines.contains(ex.id)

@@ -66,9 +66,10 @@ public enum ModelDirectory {
         if model.config.kind == .gpt, case .object(var fields) = config {
             // GPT2Config defaults both to 50256 (GPT-2's own <|endoftext|>), outside a smaller
             // vocabulary: transformers warned and its generate ran past the real end token.
-            let end = tokenizer.id("<|endoftext|>")
-            let (bos, eos) = end.map { ($0, $0) } ?? (tokenizer.id("[CLS]"), tokenizer.id("[SEP]"))
-            fields += [("bos_token_id", bos.map { .number(Double($0)) } ?? .null), ("eos_token_id", eos.map { .number(Double($0)) } ?? .null)]
+            let ends = gptEndTokens(tokenizer)
+            for (key, token) in [("bos_token_id", ends.bos), ("eos_token_id", ends.eos)] {
+                fields.append((key, token.flatMap(tokenizer.id).map { .number(Double($0)) } ?? .null))
+            }
             config = .object(fields)
         }
         try writeJSON(config, to: path(dir, configFile))
@@ -124,14 +125,13 @@ public enum ModelDirectory {
                            ("mask_token", "[MASK]")] where tokenizer.id(tok) != nil {
             special.append((key, .string(tok)))
         }
-        if model.config.kind == .gpt, tokenizer.id("<|endoftext|>") == nil {
-            // As config.json's bos_token_id / eos_token_id.
-            if tokenizer.id("[CLS]") != nil { special.append(("bos_token", .string("[CLS]"))) }
-            if tokenizer.id("[SEP]") != nil { special.append(("eos_token", .string("[SEP]"))) }
-        }
-        if tokenizer.id("<|endoftext|>") != nil {
-            for key in ["bos_token", "eos_token", "unk_token"] where !special.contains(where: { $0.0 == key }) {
-                special.append((key, .string("<|endoftext|>")))
+        if model.config.kind == .gpt {
+            // The tokens of config.json's bos_token_id / eos_token_id.
+            let ends = gptEndTokens(tokenizer)
+            if let bos = ends.bos { special.append(("bos_token", .string(bos))) }
+            if let eos = ends.eos { special.append(("eos_token", .string(eos))) }
+            if tokenizer.id("<|endoftext|>") != nil, !special.contains(where: { $0.0 == "unk_token" }) {
+                special.append(("unk_token", .string("<|endoftext|>")))   // GPT-2's own
             }
         }
         switch tokenizer.model {
@@ -148,6 +148,13 @@ public enum ModelDirectory {
         tokConfig += special
         try writeJSON(.object(tokConfig), to: path(dir, "tokenizer_config.json"))
         try writeJSON(.object(special), to: path(dir, "special_tokens_map.json"))
+    }
+
+    /// A GPT's begin and end tokens, as an export declares them: `<|endoftext|>` for both
+    /// (GPT-2's), else `[CLS]` and `[SEP]` (a WordPiece vocabulary), each nil when absent.
+    static func gptEndTokens(_ tokenizer: Tokenizer) -> (bos: String?, eos: String?) {
+        if tokenizer.id("<|endoftext|>") != nil { return ("<|endoftext|>", "<|endoftext|>") }
+        return (tokenizer.id("[CLS]") != nil ? "[CLS]" : nil, tokenizer.id("[SEP]") != nil ? "[SEP]" : nil)
     }
 
     // MARK: Loading

@@ -71,16 +71,16 @@ public enum FeatureBuilder {
                     guard let word = words[w][i] else { previous = nil; continue }
                     let piece = window.wordIds[i]
                     let first = previous?.word != word
-                    if first || (piece != nil && piece != previous?.piece) {
-                        // The word's tag, or its piece's (the first of a split S-X is B-X).
-                        l[i] = tagIds[word]
-                        if let piece, let all = pieces[word], all.count > 1, let k = all.firstIndex(of: piece) {
-                            l[i] = labels.id(of: scheme.pieceTag(tags[word], piece: k, of: all.count)) ?? (first ? tagIds[word] : ignoreIndex)
-                        } else if !first {
-                            l[i] = ignoreIndex
-                        }
-                    }
+                    let startsPiece = first || (piece != nil && piece != previous?.piece)
                     previous = (word, piece)
+                    guard startsPiece else { continue }
+                    // A split word's pieces take their piece's tag (its first too: a split S-X
+                    // begins with B-X); a whole word its own tag on its first subword.
+                    if let piece, let all = pieces[word], all.count > 1, let k = all.firstIndex(of: piece) {
+                        l[i] = labels.id(of: scheme.pieceTag(tags[word], piece: k, of: all.count)) ?? (first ? tagIds[word] : ignoreIndex)
+                    } else if first {
+                        l[i] = tagIds[word]
+                    }
                 }
                 out = l
             }
